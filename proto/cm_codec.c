@@ -1,0 +1,461 @@
+#include "cm_codec.h"
+#include "cm_error.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+cm_envelope_t *
+cm_envelope_new (cm_msg_t type, const char *request_id)
+{
+    cm_envelope_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->type = type;
+    if (request_id)
+        snprintf (self->request_id, sizeof self->request_id, "%s", request_id);
+    self->payload = cm_map_new ();
+    if (!self->payload) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+cm_envelope_destroy (cm_envelope_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cm_value_destroy (&(*self_p)->payload);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+cm_envelope_t *
+cm_envelope_reply_ok (const cm_envelope_t *request, cm_value_t *payload)
+{
+    cm_envelope_t *reply = cm_envelope_new (CM_MSG_OK, request ? request->request_id : NULL);
+    if (reply && payload) {
+        if (payload->type == CM_T_MAP) {
+            cm_value_destroy (&reply->payload);
+            reply->payload = payload;
+            return reply;
+        }
+        cm_map_set (reply->payload, "value", payload);
+        return reply;
+    }
+    cm_value_destroy (&payload);
+    return reply;
+}
+
+cm_envelope_t *
+cm_envelope_reply_error (const cm_envelope_t *request, int code, const char *message)
+{
+    cm_envelope_t *reply = cm_envelope_new (CM_MSG_ERROR, request ? request->request_id : NULL);
+    if (!reply)
+        return NULL;
+    if (cm_map_set_int (reply->payload, "code", code)
+        || cm_map_set_str (reply->payload, "message", message ? message : cm_strerror (code)))
+        cm_envelope_destroy (&reply);
+    return reply;
+}
+
+//  --------------------------------------------------------------------------
+//  Encoding
+
+static int
+s_pack (msgpack_packer *pk, const cm_value_t *value, int depth)
+{
+    if (depth > CM_MAX_DEPTH)
+        return CM_ETOOBIG;
+    switch (value->type) {
+        case CM_T_NIL:
+            return msgpack_pack_nil (pk);
+        case CM_T_BOOL:
+            return value->u.b ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
+        case CM_T_INT:
+            return msgpack_pack_int64 (pk, value->u.i);
+        case CM_T_DBL:
+            return msgpack_pack_double (pk, value->u.d);
+        case CM_T_STR:
+            if (value->u.s.len > CM_MAX_STRING_BYTES)
+                return CM_ETOOBIG;
+            return msgpack_pack_str (pk, value->u.s.len)
+                   || msgpack_pack_str_body (pk, value->u.s.ptr, value->u.s.len);
+        case CM_T_BIN:
+            if (value->u.s.len > CM_MAX_STRING_BYTES)
+                return CM_ETOOBIG;
+            return msgpack_pack_bin (pk, value->u.s.len)
+                   || msgpack_pack_bin_body (pk, value->u.s.ptr, value->u.s.len);
+        case CM_T_ARR:
+        case CM_T_MAP: {
+            size_t len = value->u.c.len;
+            int rc = value->type == CM_T_ARR ? msgpack_pack_array (pk, len)
+                                             : msgpack_pack_map (pk, len);
+            for (size_t i = 0; rc == 0 && i < len; i++) {
+                if (value->type == CM_T_MAP) {
+                    size_t key_len = strlen (value->u.c.keys[i]);
+                    rc = msgpack_pack_str (pk, key_len)
+                         || msgpack_pack_str_body (pk, value->u.c.keys[i], key_len);
+                    if (rc)
+                        break;
+                }
+                rc = s_pack (pk, value->u.c.items[i], depth + 1);
+            }
+            return rc;
+        }
+    }
+    return CM_EINVAL;
+}
+
+static int
+s_finish (msgpack_sbuffer *sbuf, int rc, char **buffer, size_t *size)
+{
+    if (rc == 0 && sbuf->size > CM_MAX_MESSAGE_BYTES)
+        rc = CM_ETOOBIG;
+    if (rc) {
+        msgpack_sbuffer_destroy (sbuf);
+        return rc < 0 ? rc : CM_ENOMEM;
+    }
+    *buffer = msgpack_sbuffer_release (sbuf);
+    *size = sbuf->size;
+    msgpack_sbuffer_destroy (sbuf);
+    return 0;
+}
+
+int
+cm_value_encode (const cm_value_t *value, char **buffer, size_t *size)
+{
+    if (!value)
+        return CM_EINVAL;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    return s_finish (&sbuf, s_pack (&pk, value, 0), buffer, size);
+}
+
+int
+cm_envelope_encode (const cm_envelope_t *self, char **buffer, size_t *size)
+{
+    if (!self || !self->payload || self->payload->type != CM_T_MAP)
+        return CM_EINVAL;
+    const char *name = cm_msg_name (self->type);
+    size_t name_len = strlen (name), id_len = strlen (self->request_id);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    int rc = msgpack_pack_array (&pk, 4) || msgpack_pack_int (&pk, CM_PROTO_VERSION)
+             || msgpack_pack_str (&pk, name_len) || msgpack_pack_str_body (&pk, name, name_len)
+             || msgpack_pack_str (&pk, id_len)
+             || msgpack_pack_str_body (&pk, self->request_id, id_len);
+    if (rc == 0)
+        rc = s_pack (&pk, self->payload, 0);
+    return s_finish (&sbuf, rc, buffer, size);
+}
+
+//  --------------------------------------------------------------------------
+//  Prescan: walk the msgpack bytes once, checking every declared length
+//  against the bytes left, the nesting depth and the total item budget.
+//  Extension types are not part of our protocol and are rejected here.
+
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+    size_t off;
+    size_t items;
+} s_scan_t;
+
+static int
+s_need (s_scan_t *scan, uint64_t bytes)
+{
+    return bytes <= scan->len - scan->off ? 0 : CM_EPROTO;
+}
+
+static uint64_t
+s_be (const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+//  Reads an n-byte big-endian length that follows the type byte.
+static int
+s_length (s_scan_t *scan, int bytes, uint64_t *out)
+{
+    if (s_need (scan, (uint64_t) bytes))
+        return CM_EPROTO;
+    *out = s_be (scan->p + scan->off, bytes);
+    scan->off += (size_t) bytes;
+    return 0;
+}
+
+static int s_scan (s_scan_t *scan, int depth);
+
+static int
+s_scan_container (s_scan_t *scan, uint64_t count, int depth)
+{
+    //  Every element takes at least one byte: a count beyond the bytes left
+    //  is a lie, whatever the limits.
+    if (depth >= CM_MAX_DEPTH || s_need (scan, count))
+        return CM_EPROTO;
+    scan->items += count;
+    if (scan->items > CM_MAX_ITEMS)
+        return CM_ETOOBIG;
+    for (uint64_t i = 0; i < count; i++)
+        if (s_scan (scan, depth + 1))
+            return CM_EPROTO;
+    return 0;
+}
+
+static int
+s_scan_bytes (s_scan_t *scan, uint64_t len)
+{
+    if (len > CM_MAX_STRING_BYTES)
+        return CM_ETOOBIG;
+    if (s_need (scan, len))
+        return CM_EPROTO;
+    scan->off += (size_t) len;
+    return 0;
+}
+
+static int
+s_scan (s_scan_t *scan, int depth)
+{
+    if (s_need (scan, 1))
+        return CM_EPROTO;
+    uint8_t tag = scan->p[scan->off++];
+    uint64_t n;
+    if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
+        return 0;
+    if (tag >= 0x80 && tag <= 0x8f)
+        return s_scan_container (scan, (uint64_t) (tag & 0x0f) * 2, depth);
+    if (tag >= 0x90 && tag <= 0x9f)
+        return s_scan_container (scan, tag & 0x0f, depth);
+    if (tag >= 0xa0 && tag <= 0xbf)
+        return s_scan_bytes (scan, tag & 0x1f);
+    switch (tag) {
+        case 0xc4:
+        case 0xd9:
+            return s_length (scan, 1, &n) ? CM_EPROTO : s_scan_bytes (scan, n);
+        case 0xc5:
+        case 0xda:
+            return s_length (scan, 2, &n) ? CM_EPROTO : s_scan_bytes (scan, n);
+        case 0xc6:
+        case 0xdb:
+            return s_length (scan, 4, &n) ? CM_EPROTO : s_scan_bytes (scan, n);
+        case 0xca:
+            return s_scan_bytes (scan, 4);
+        case 0xcb:
+            return s_scan_bytes (scan, 8);
+        case 0xcc:
+        case 0xd0:
+            return s_scan_bytes (scan, 1);
+        case 0xcd:
+        case 0xd1:
+            return s_scan_bytes (scan, 2);
+        case 0xce:
+        case 0xd2:
+            return s_scan_bytes (scan, 4);
+        case 0xcf:
+        case 0xd3:
+            return s_scan_bytes (scan, 8);
+        case 0xdc:
+            return s_length (scan, 2, &n) ? CM_EPROTO : s_scan_container (scan, n, depth);
+        case 0xdd:
+            return s_length (scan, 4, &n) ? CM_EPROTO : s_scan_container (scan, n, depth);
+        case 0xde:
+            return s_length (scan, 2, &n) ? CM_EPROTO : s_scan_container (scan, n * 2, depth);
+        case 0xdf:
+            return s_length (scan, 4, &n) ? CM_EPROTO : s_scan_container (scan, n * 2, depth);
+        default: //  0xc1 (never used) and every ext type
+            return CM_EPROTO;
+    }
+}
+
+//  Returns 0 when `buffer` holds exactly one well-formed msgpack object.
+static int
+s_prescan (const void *buffer, size_t size)
+{
+    if (!buffer || size == 0)
+        return CM_EPROTO;
+    if (size > CM_MAX_MESSAGE_BYTES)
+        return CM_ETOOBIG;
+    s_scan_t scan = {buffer, size, 0, 0};
+    int rc = s_scan (&scan, 0);
+    if (rc)
+        return rc;
+    return scan.off == size ? 0 : CM_EPROTO; //  trailing garbage
+}
+
+//  --------------------------------------------------------------------------
+//  msgpack object -> cm_value
+
+static cm_value_t *
+s_convert (const msgpack_object *obj)
+{
+    switch (obj->type) {
+        case MSGPACK_OBJECT_NIL:
+            return cm_nil_new ();
+        case MSGPACK_OBJECT_BOOLEAN:
+            return cm_bool_new (obj->via.boolean);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            if (obj->via.u64 > (uint64_t) INT64_MAX)
+                return NULL;
+            return cm_int_new ((int64_t) obj->via.u64);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            return cm_int_new (obj->via.i64);
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            return cm_dbl_new (obj->via.f64);
+        case MSGPACK_OBJECT_STR:
+            return cm_strn_new (obj->via.str.ptr, obj->via.str.size);
+        case MSGPACK_OBJECT_BIN:
+            return cm_bin_new (obj->via.bin.ptr, obj->via.bin.size);
+        case MSGPACK_OBJECT_ARRAY: {
+            cm_value_t *arr = cm_arr_new ();
+            for (uint32_t i = 0; arr && i < obj->via.array.size; i++) {
+                cm_value_t *child = s_convert (&obj->via.array.ptr[i]);
+                if (!child || cm_arr_push (arr, child))
+                    cm_value_destroy (&arr);
+            }
+            return arr;
+        }
+        case MSGPACK_OBJECT_MAP: {
+            cm_value_t *map = cm_map_new ();
+            for (uint32_t i = 0; map && i < obj->via.map.size; i++) {
+                const msgpack_object_kv *kv = &obj->via.map.ptr[i];
+                //  Keys are non-empty strings without NULs.
+                if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0
+                    || kv->key.via.str.size > 256
+                    || memchr (kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
+                    cm_value_destroy (&map);
+                    break;
+                }
+                char key[257];
+                memcpy (key, kv->key.via.str.ptr, kv->key.via.str.size);
+                key[kv->key.via.str.size] = 0;
+                if (cm_map_get (map, key)) { //  duplicate keys are ambiguous
+                    cm_value_destroy (&map);
+                    break;
+                }
+                cm_value_t *child = s_convert (&kv->val);
+                if (!child || cm_map_set (map, key, child))
+                    cm_value_destroy (&map);
+            }
+            return map;
+        }
+        default:
+            return NULL;
+    }
+}
+
+//  Runs prescan + msgpack-c, and hands the root object to `use`.
+static int
+s_unpack (const void *buffer, size_t size, msgpack_unpacked *result)
+{
+    int rc = s_prescan (buffer, size);
+    if (rc)
+        return rc;
+    msgpack_unpacked_init (result);
+    size_t offset = 0;
+    msgpack_unpack_return ret = msgpack_unpack_next (result, buffer, size, &offset);
+    if (ret != MSGPACK_UNPACK_SUCCESS || offset != size) {
+        msgpack_unpacked_destroy (result);
+        return CM_EPROTO;
+    }
+    return 0;
+}
+
+int
+cm_value_decode (const void *buffer, size_t size, cm_value_t **out)
+{
+    msgpack_unpacked result;
+    int rc = s_unpack (buffer, size, &result);
+    if (rc)
+        return rc;
+    cm_value_t *value = s_convert (&result.data);
+    msgpack_unpacked_destroy (&result);
+    if (!value)
+        return CM_EPROTO;
+    *out = value;
+    return 0;
+}
+
+static int
+s_why (char *why, size_t why_size, int rc, const char *text)
+{
+    if (why && why_size)
+        snprintf (why, why_size, "%s", text);
+    return rc;
+}
+
+int
+cm_envelope_decode_why (const void *buffer, size_t size, cm_envelope_t **out, char *why,
+                        size_t why_size)
+{
+    msgpack_unpacked result;
+    int rc = s_unpack (buffer, size, &result);
+    if (rc)
+        return s_why (why, why_size, rc, rc == CM_ETOOBIG ? "message too large"
+                                                          : "not one well-formed msgpack object");
+    const msgpack_object *root = &result.data;
+    const msgpack_object *f = root->via.array.ptr;
+    rc = CM_EPROTO;
+    const char *reason = "envelope is not [version, type, request_id, payload]";
+    cm_msg_t type = CM_MSG_NONE;
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 4)
+        goto done;
+    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != CM_PROTO_VERSION) {
+        reason = "unsupported protocol version";
+        goto done;
+    }
+    if (f[1].type != MSGPACK_OBJECT_STR
+        || (type = cm_msg_from_name (f[1].via.str.ptr, f[1].via.str.size)) == CM_MSG_NONE) {
+        reason = "unknown message type";
+        goto done;
+    }
+    if (f[2].type != MSGPACK_OBJECT_STR || f[2].via.str.size > CM_REQUEST_ID_MAX
+        || memchr (f[2].via.str.ptr, 0, f[2].via.str.size)) {
+        reason = "bad request id";
+        goto done;
+    }
+    if (f[3].type != MSGPACK_OBJECT_MAP) {
+        reason = "payload is not a map";
+        goto done;
+    }
+    cm_envelope_t *envelope = cm_envelope_new (type, NULL);
+    if (!envelope) {
+        rc = CM_ENOMEM;
+        reason = "out of memory";
+        goto done;
+    }
+    memcpy (envelope->request_id, f[2].via.str.ptr, f[2].via.str.size);
+    envelope->request_id[f[2].via.str.size] = 0;
+    cm_value_destroy (&envelope->payload);
+    envelope->payload = s_convert (&f[3]);
+    char schema_why[128] = "payload does not convert";
+    if (!envelope->payload
+        || cm_msg_validate (type, envelope->payload, schema_why, sizeof schema_why)) {
+        cm_envelope_destroy (&envelope);
+        msgpack_unpacked_destroy (&result);
+        return s_why (why, why_size, CM_EPROTO, schema_why);
+    }
+    *out = envelope;
+    rc = 0;
+    reason = "";
+done:
+    msgpack_unpacked_destroy (&result);
+    return s_why (why, why_size, rc, reason);
+}
+
+int
+cm_envelope_decode (const void *buffer, size_t size, cm_envelope_t **out)
+{
+    return cm_envelope_decode_why (buffer, size, out, NULL, 0);
+}

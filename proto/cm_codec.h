@@ -1,0 +1,44 @@
+/*  cm_codec.h: msgpack encoding of values and envelopes.
+
+    This is the only module that includes msgpack headers. Decoders take any
+    bytes: malformed, truncated, oversize, wrong-typed input and trailing
+    garbage give CM_EPROTO (or CM_ETOOBIG past the size limits), never a
+    crash or an assert. Before msgpack-c sees a buffer, a prescan checks that
+    every declared length and count fits in the bytes that are actually
+    there, so a 5-byte message cannot make the decoder allocate gigabytes.  */
+#ifndef CM_CODEC_H_INCLUDED
+#define CM_CODEC_H_INCLUDED
+
+#include "cm_msg.h"
+#include "cm_value.h"
+
+typedef struct {
+    cm_msg_t type;
+    char request_id[CM_REQUEST_ID_MAX + 1];
+    cm_value_t *payload; //  always a map; owned
+} cm_envelope_t;
+
+//  New envelope with an empty payload map. request_id may be NULL ("").
+//  Returns NULL on out-of-memory.
+cm_envelope_t *cm_envelope_new (cm_msg_t type, const char *request_id);
+void cm_envelope_destroy (cm_envelope_t **self_p);
+
+//  Replies echo the request's id. Takes ownership of payload (may be NULL).
+cm_envelope_t *cm_envelope_reply_ok (const cm_envelope_t *request, cm_value_t *payload);
+cm_envelope_t *cm_envelope_reply_error (const cm_envelope_t *request, int code,
+                                        const char *message);
+
+//  Encodes into a malloc'd buffer the caller frees. 0, CM_ENOMEM, CM_ETOOBIG.
+int cm_envelope_encode (const cm_envelope_t *self, char **buffer, size_t *size);
+//  Decodes and validates against the type's schema. On success *out is a
+//  new envelope the caller owns; on error *out is untouched.
+int cm_envelope_decode (const void *buffer, size_t size, cm_envelope_t **out);
+//  Like decode, and when it fails tells why in `why` (for logs / replies).
+int cm_envelope_decode_why (const void *buffer, size_t size, cm_envelope_t **out,
+                            char *why, size_t why_size);
+
+//  Bare values (event bodies inside history replies, tests).
+int cm_value_encode (const cm_value_t *value, char **buffer, size_t *size);
+int cm_value_decode (const void *buffer, size_t size, cm_value_t **out);
+
+#endif

@@ -1,0 +1,53 @@
+/*  cm_config.h: one table of settings per service, as Redis' static_configs.
+
+    Each setting has an environment variable, a mirroring flag, a type, a
+    default, bounds and a line of help. cm_config_load reads defaults, then
+    the environment, then flags (`--http-port 8080` or `--http-port=8080`),
+    checks every value, and on the first bad one fails naming the setting
+    and the value. `--help` prints the table.                               */
+#ifndef CM_CONFIG_H_INCLUDED
+#define CM_CONFIG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { CM_CFG_INT, CM_CFG_DBL, CM_CFG_BOOL, CM_CFG_STR } cm_cfg_type_t;
+
+typedef struct {
+    const char *env;     //  "CHATMESH_HTTP_PORT"
+    const char *flag;    //  "--http-port"
+    cm_cfg_type_t type;
+    const char *dflt;    //  default as text ("" allowed for strings)
+    double min, max;     //  numeric bounds; for strings, min/max length
+    const char *help;
+} cm_cfg_spec_t;
+
+//  Settings every service shares.
+#define CM_CFG_COMMON                                                                  \
+    {"CHATMESH_LOG_LEVEL", "--log-level", CM_CFG_STR, "notice", 1, 16,                \
+     "error, warning, notice, info or debug"}
+
+typedef struct cm_config cm_config_t;
+
+#define CM_CONFIG_HELP 1
+
+//  0 when loaded (*out set), CM_CONFIG_HELP when --help was printed to
+//  stdout, or CM_EINVAL with a one-line reason in `why`.
+int cm_config_load (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
+                    const char *program, const char *summary, cm_config_t **out,
+                    char *why, size_t why_size);
+void cm_config_destroy (cm_config_t **self_p);
+
+//  Typed getters by environment name. Asking for a name that is not in the
+//  table, or with the wrong type, is a programming error: it aborts.
+int64_t cm_config_int (const cm_config_t *self, const char *env);
+double cm_config_dbl (const cm_config_t *self, const char *env);
+bool cm_config_bool (const cm_config_t *self, const char *env);
+//  Borrowed; valid until cm_config_destroy.
+const char *cm_config_str (const cm_config_t *self, const char *env);
+
+//  Parses true/false/1/0/yes/no/on/off; 0 or CM_EINVAL.
+int cm_parse_bool (const char *text, bool *out);
+
+#endif
