@@ -119,8 +119,8 @@ s_finish (msgpack_sbuffer *sbuf, int rc, char **buffer, size_t *size)
         msgpack_sbuffer_destroy (sbuf);
         return rc < 0 ? rc : CM_ENOMEM;
     }
+    *size = sbuf->size; //  release() zeroes it
     *buffer = msgpack_sbuffer_release (sbuf);
-    *size = sbuf->size;
     msgpack_sbuffer_destroy (sbuf);
     return 0;
 }

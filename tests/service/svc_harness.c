@@ -1,0 +1,624 @@
+#include "svc_harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <jwt.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SVC_COUNT 4
+static const char *s_services[SVC_COUNT] = {"store", "broadcaster", "regenerator", "gateway"};
+
+struct svc_mesh {
+    char dir[256];
+    char url[64];
+    char secret[65];
+    char **env; //  "NAME=value", NULL-terminated, owned
+    size_t env_count;
+    pid_t pids[SVC_COUNT];
+};
+
+static int
+s_index (const char *service)
+{
+    for (int i = 0; i < SVC_COUNT; i++)
+        if (strcmp (s_services[i], service) == 0)
+            return i;
+    return -1;
+}
+
+static void
+s_env_add (svc_mesh_t *mesh, const char *format, ...)
+{
+    char line[1024];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    mesh->env = realloc (mesh->env, (mesh->env_count + 2) * sizeof (char *));
+    mesh->env[mesh->env_count++] = strdup (line);
+    mesh->env[mesh->env_count] = NULL;
+}
+
+static int
+s_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
+        || getsockname (fd, (struct sockaddr *) &addr, &len)) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    close (fd);
+    return ntohs (addr.sin_port);
+}
+
+int
+svc_mesh_spawn (svc_mesh_t *mesh, const char *service)
+{
+    int index = s_index (service);
+    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
+    if (index < 0 || !bin_dir)
+        return -1;
+    char binary[512], log[512];
+    snprintf (binary, sizeof binary, "%s/%s/chatmesh-%s", bin_dir, service, service);
+    snprintf (log, sizeof log, "%s/log/%s.log", mesh->dir, service);
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        for (size_t i = 0; i < mesh->env_count; i++)
+            putenv (mesh->env[i]);
+        FILE *out = freopen (log, "a", stderr);
+        if (out)
+            dup2 (fileno (stderr), STDOUT_FILENO);
+        execl (binary, binary, (char *) NULL);
+        fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
+        _exit (127);
+    }
+    mesh->pids[index] = pid;
+    return 0;
+}
+
+int
+svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal)
+{
+    int index = s_index (service);
+    if (index < 0 || mesh->pids[index] <= 0)
+        return -1;
+    kill (mesh->pids[index], signal);
+    int status;
+    //  Bounded wait: escalate to SIGKILL after 10 s so a test never hangs.
+    for (int tries = 0; tries < 1000; tries++) {
+        if (waitpid (mesh->pids[index], &status, WNOHANG) == mesh->pids[index]) {
+            mesh->pids[index] = 0;
+            return 0;
+        }
+        usleep (10000);
+    }
+    fprintf (stderr, "harness: %s ignored signal %d for 10 s; killing\n", service, signal);
+    kill (mesh->pids[index], SIGKILL);
+    waitpid (mesh->pids[index], &status, 0);
+    mesh->pids[index] = 0;
+    return -1;
+}
+
+int
+svc_mesh_pid (svc_mesh_t *mesh, const char *service)
+{
+    int index = s_index (service);
+    return index < 0 || mesh->pids[index] <= 0 ? -1 : mesh->pids[index];
+}
+
+const char *svc_mesh_url (svc_mesh_t *mesh) { return mesh->url; }
+const char *svc_mesh_dir (svc_mesh_t *mesh) { return mesh->dir; }
+
+int
+svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        svc_response_t response;
+        if (svc_http (mesh, "GET", path, NULL, NULL, &response) == 0) {
+            long got = response.status;
+            svc_response_free (&response);
+            if (got == status)
+                return 0;
+        }
+        usleep (20000);
+    }
+    return -1;
+}
+
+static void
+s_curl_init (void)
+{
+    curl_global_init (CURL_GLOBAL_ALL);
+    signal (SIGPIPE, SIG_IGN);
+}
+
+svc_mesh_t *
+svc_mesh_start (const char *const *env)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_curl_init);
+    svc_mesh_t *mesh = calloc (1, sizeof *mesh);
+    snprintf (mesh->dir, sizeof mesh->dir, "/tmp/cmsvc-XXXXXX");
+    if (!mkdtemp (mesh->dir)) {
+        free (mesh);
+        return NULL;
+    }
+    char path[300];
+    snprintf (path, sizeof path, "%s/log", mesh->dir);
+    mkdir (path, 0700);
+    int port = s_free_port ();
+    snprintf (mesh->url, sizeof mesh->url, "http://127.0.0.1:%d", port);
+    snprintf (mesh->secret, sizeof mesh->secret, "svc-test-secret-%ld-%d", (long) time (NULL),
+              (int) getpid ());
+    s_env_add (mesh, "CHATMESH_DATA_DIR=%s", mesh->dir);
+    s_env_add (mesh, "CHATMESH_STORE_ENDPOINT=ipc://%s/store", mesh->dir);
+    s_env_add (mesh, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/events-in", mesh->dir);
+    s_env_add (mesh, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/events-out", mesh->dir);
+    s_env_add (mesh, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/history", mesh->dir);
+    s_env_add (mesh, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
+    s_env_add (mesh, "CHATMESH_JWT_SECRET=%s", mesh->secret);
+    s_env_add (mesh, "CHATMESH_LOG_LEVEL=info");
+    const char *source_dir = getenv ("CHATMESH_SOURCE_DIR");
+    if (source_dir)
+        s_env_add (mesh, "CHATMESH_WEB_DIR=%s/web", source_dir);
+    for (size_t i = 0; env && env[i]; i++)
+        s_env_add (mesh, "%s", env[i]);
+    for (int i = 0; i < SVC_COUNT; i++)
+        if (svc_mesh_spawn (mesh, s_services[i])) {
+            fprintf (stderr, "harness: cannot start %s\n", s_services[i]);
+            svc_mesh_stop (&mesh);
+            return NULL;
+        }
+    if (svc_mesh_wait_status (mesh, "/readyz", 200, 20000)) {
+        fprintf (stderr, "harness: mesh not ready within 20 s; logs in %s/log\n", mesh->dir);
+        setenv ("CHATMESH_KEEP_TEST_DIR", "1", 1);
+        svc_mesh_stop (&mesh);
+        return NULL;
+    }
+    return mesh;
+}
+
+void
+svc_mesh_stop (svc_mesh_t **mesh_p)
+{
+    if (!mesh_p || !*mesh_p)
+        return;
+    svc_mesh_t *mesh = *mesh_p;
+    for (int i = SVC_COUNT - 1; i >= 0; i--)
+        if (mesh->pids[i] > 0)
+            svc_mesh_kill (mesh, s_services[i], SIGTERM);
+    if (getenv ("CHATMESH_KEEP_TEST_DIR"))
+        fprintf (stderr, "harness: kept %s\n", mesh->dir);
+    else {
+        char command[300];
+        snprintf (command, sizeof command, "rm -rf '%s'", mesh->dir);
+        if (system (command) != 0)
+            fprintf (stderr, "harness: could not remove %s\n", mesh->dir);
+    }
+    for (size_t i = 0; i < mesh->env_count; i++)
+        free (mesh->env[i]);
+    free (mesh->env);
+    free (mesh);
+    *mesh_p = NULL;
+}
+
+char *
+svc_token (svc_mesh_t *mesh, const char *user, long ttl)
+{
+    jwt_t *jwt = NULL;
+    if (jwt_new (&jwt))
+        return NULL;
+    jwt_add_grant (jwt, "sub", user);
+    jwt_add_grant_int (jwt, "iat", time (NULL));
+    jwt_add_grant_int (jwt, "exp", time (NULL) + ttl);
+    jwt_set_alg (jwt, JWT_ALG_HS256, (const unsigned char *) mesh->secret, strlen (mesh->secret));
+    char *token = jwt_encode_str (jwt);
+    jwt_free (jwt);
+    return token;
+}
+
+//  ---------------------------------------------------------------------------
+//  HTTP
+
+typedef struct {
+    char *data;
+    size_t len;
+} s_buffer_t;
+
+static size_t
+s_append (char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    s_buffer_t *buffer = userdata;
+    size_t n = size * nmemb;
+    buffer->data = realloc (buffer->data, buffer->len + n + 1);
+    memcpy (buffer->data + buffer->len, ptr, n);
+    buffer->len += n;
+    buffer->data[buffer->len] = 0;
+    return n;
+}
+
+int
+svc_http_ex (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+             const char *body, const char *content_type, const char *extra_header,
+             svc_response_t *response)
+{
+    memset (response, 0, sizeof *response);
+    CURL *curl = curl_easy_init ();
+    char url[2048], auth[4096], type[256];
+    snprintf (url, sizeof url, "%s%s", mesh->url, path);
+    struct curl_slist *headers = NULL;
+    if (token) {
+        snprintf (auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers = curl_slist_append (headers, auth);
+    }
+    if (body) {
+        snprintf (type, sizeof type, "Content-Type: %s",
+                  content_type ? content_type : "application/json");
+        headers = curl_slist_append (headers, type);
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE, (long) strlen (body));
+    }
+    if (extra_header)
+        headers = curl_slist_append (headers, extra_header);
+    headers = curl_slist_append (headers, "Expect:");
+    s_buffer_t out = {calloc (1, 1), 0}, head = {calloc (1, 1), 0};
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_append);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_append);
+    curl_easy_setopt (curl, CURLOPT_HEADERDATA, &head);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform (curl);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &response->status);
+    curl_slist_free_all (headers);
+    curl_easy_cleanup (curl);
+    response->body = out.data;
+    response->headers = head.data;
+    response->json = json_loads (out.data, 0, NULL);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+int
+svc_http (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+          const char *body, svc_response_t *response)
+{
+    return svc_http_ex (mesh, method, path, token, body, NULL, NULL, response);
+}
+
+void
+svc_response_free (svc_response_t *response)
+{
+    free (response->body);
+    free (response->headers);
+    json_decref (response->json);
+    memset (response, 0, sizeof *response);
+}
+
+int
+svc_response_header (const svc_response_t *response, const char *name, char *buffer,
+                     size_t size)
+{
+    size_t name_len = strlen (name);
+    for (const char *line = response->headers; line && *line;) {
+        const char *end = strstr (line, "\r\n");
+        size_t len = end ? (size_t) (end - line) : strlen (line);
+        if (len > name_len && strncasecmp (line, name, name_len) == 0 && line[name_len] == ':') {
+            const char *value = line + name_len + 1;
+            while (*value == ' ')
+                value++;
+            snprintf (buffer, size, "%.*s", (int) (line + len - value), value);
+            return 0;
+        }
+        line = end ? end + 2 : line + len;
+    }
+    return -1;
+}
+
+char *
+svc_read_file (const char *path)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return NULL;
+    s_buffer_t buffer = {calloc (1, 1), 0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread (chunk, 1, sizeof chunk, file)) > 0)
+        s_append (chunk, 1, n, &buffer);
+    fclose (file);
+    return buffer.data;
+}
+
+//  ---------------------------------------------------------------------------
+//  SSE
+
+struct svc_sse {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    CURL *curl;
+    struct curl_slist *headers;
+    char url[2048];
+    s_buffer_t pending; //  bytes not yet forming a whole event
+    svc_event_t **events;
+    size_t count, cap, cursor, comments;
+    long status;
+    bool opened, closed, stop;
+};
+
+static void
+s_sse_parse_block (svc_sse_t *sse, char *block)
+{
+    svc_event_t event = {{0}, {0}, NULL, NULL};
+    bool any = false;
+    for (char *line = strtok (block, "\n"); line; line = strtok (NULL, "\n")) {
+        size_t len = strlen (line);
+        if (len && line[len - 1] == '\r')
+            line[--len] = 0;
+        if (line[0] == ':') {
+            sse->comments++;
+            continue;
+        }
+        any = true;
+        if (strncmp (line, "id: ", 4) == 0)
+            snprintf (event.id, sizeof event.id, "%s", line + 4);
+        else if (strncmp (line, "event: ", 7) == 0)
+            snprintf (event.event, sizeof event.event, "%s", line + 7);
+        else if (strncmp (line, "data: ", 6) == 0) {
+            if (event.data) { //  multi-line data joins with \n
+                size_t old = strlen (event.data);
+                event.data = realloc (event.data, old + len - 6 + 2);
+                event.data[old] = '\n';
+                strcpy (event.data + old + 1, line + 6);
+            } else
+                event.data = strdup (line + 6);
+        }
+    }
+    if (!any)
+        return;
+    if (!event.data)
+        event.data = strdup ("");
+    event.json = json_loads (event.data, 0, NULL);
+    if (sse->count == sse->cap) {
+        sse->cap = sse->cap ? sse->cap * 2 : 64;
+        sse->events = realloc (sse->events, sse->cap * sizeof (svc_event_t *));
+    }
+    sse->events[sse->count] = malloc (sizeof event);
+    *sse->events[sse->count++] = event;
+}
+
+static size_t
+s_sse_write (char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    svc_sse_t *sse = userdata;
+    size_t n = size * nmemb;
+    pthread_mutex_lock (&sse->lock);
+    if (sse->stop) {
+        pthread_mutex_unlock (&sse->lock);
+        return 0;
+    }
+    s_append (ptr, 1, n, &sse->pending);
+    char *end;
+    while ((end = strstr (sse->pending.data, "\n\n"))) {
+        *end = 0;
+        s_sse_parse_block (sse, sse->pending.data);
+        size_t used = (size_t) (end - sse->pending.data) + 2;
+        memmove (sse->pending.data, sse->pending.data + used, sse->pending.len - used + 1);
+        sse->pending.len -= used;
+    }
+    pthread_cond_broadcast (&sse->changed);
+    pthread_mutex_unlock (&sse->lock);
+    return n;
+}
+
+static size_t
+s_sse_header (char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    svc_sse_t *sse = userdata;
+    size_t n = size * nmemb;
+    if (n == 2 && ptr[0] == '\r') { //  end of headers
+        pthread_mutex_lock (&sse->lock);
+        curl_easy_getinfo (sse->curl, CURLINFO_RESPONSE_CODE, &sse->status);
+        sse->opened = true;
+        pthread_cond_broadcast (&sse->changed);
+        pthread_mutex_unlock (&sse->lock);
+    }
+    return n;
+}
+
+static int
+s_sse_progress (void *userdata, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void) a, (void) b, (void) c, (void) d;
+    svc_sse_t *sse = userdata;
+    pthread_mutex_lock (&sse->lock);
+    bool stop = sse->stop;
+    pthread_mutex_unlock (&sse->lock);
+    return stop ? 1 : 0;
+}
+
+static void *
+s_sse_run (void *arg)
+{
+    svc_sse_t *sse = arg;
+    curl_easy_perform (sse->curl);
+    pthread_mutex_lock (&sse->lock);
+    if (!sse->opened)
+        curl_easy_getinfo (sse->curl, CURLINFO_RESPONSE_CODE, &sse->status);
+    sse->opened = true;
+    sse->closed = true;
+    pthread_cond_broadcast (&sse->changed);
+    pthread_mutex_unlock (&sse->lock);
+    return NULL;
+}
+
+static void
+s_deadline (struct timespec *ts, int timeout_ms)
+{
+    clock_gettime (CLOCK_REALTIME, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long) (timeout_ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+svc_sse_t *
+svc_sse_open (svc_mesh_t *mesh, const char *path, const char *token, const char *last_event_id)
+{
+    svc_sse_t *sse = calloc (1, sizeof *sse);
+    pthread_mutex_init (&sse->lock, NULL);
+    pthread_cond_init (&sse->changed, NULL);
+    sse->pending.data = calloc (1, 1);
+    snprintf (sse->url, sizeof sse->url, "%s%s", mesh->url, path);
+    char line[4096];
+    sse->headers = curl_slist_append (NULL, "Accept: text/event-stream");
+    if (token) {
+        snprintf (line, sizeof line, "Authorization: Bearer %s", token);
+        sse->headers = curl_slist_append (sse->headers, line);
+    }
+    if (last_event_id) {
+        snprintf (line, sizeof line, "Last-Event-ID: %s", last_event_id);
+        sse->headers = curl_slist_append (sse->headers, line);
+    }
+    sse->curl = curl_easy_init ();
+    curl_easy_setopt (sse->curl, CURLOPT_URL, sse->url);
+    curl_easy_setopt (sse->curl, CURLOPT_HTTPHEADER, sse->headers);
+    curl_easy_setopt (sse->curl, CURLOPT_WRITEFUNCTION, s_sse_write);
+    curl_easy_setopt (sse->curl, CURLOPT_WRITEDATA, sse);
+    curl_easy_setopt (sse->curl, CURLOPT_HEADERFUNCTION, s_sse_header);
+    curl_easy_setopt (sse->curl, CURLOPT_HEADERDATA, sse);
+    curl_easy_setopt (sse->curl, CURLOPT_XFERINFOFUNCTION, s_sse_progress);
+    curl_easy_setopt (sse->curl, CURLOPT_XFERINFODATA, sse);
+    curl_easy_setopt (sse->curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt (sse->curl, CURLOPT_NOSIGNAL, 1L);
+    pthread_create (&sse->thread, NULL, s_sse_run, sse);
+    struct timespec deadline;
+    s_deadline (&deadline, 10000);
+    pthread_mutex_lock (&sse->lock);
+    while (!sse->opened)
+        if (pthread_cond_timedwait (&sse->changed, &sse->lock, &deadline) == ETIMEDOUT)
+            break;
+    bool opened = sse->opened;
+    pthread_mutex_unlock (&sse->lock);
+    if (!opened) {
+        svc_sse_close (&sse);
+        return NULL;
+    }
+    return sse;
+}
+
+const svc_event_t *
+svc_sse_wait (svc_sse_t *sse, const char *type, int timeout_ms)
+{
+    struct timespec deadline;
+    s_deadline (&deadline, timeout_ms);
+    const svc_event_t *found = NULL;
+    pthread_mutex_lock (&sse->lock);
+    while (!found) {
+        while (sse->cursor < sse->count && !found) {
+            svc_event_t *event = sse->events[sse->cursor++];
+            if (!type || strcmp (event->event, type) == 0)
+                found = event;
+        }
+        if (found || sse->closed)
+            break;
+        if (pthread_cond_timedwait (&sse->changed, &sse->lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock (&sse->lock);
+    return found;
+}
+
+size_t
+svc_sse_count (svc_sse_t *sse)
+{
+    pthread_mutex_lock (&sse->lock);
+    size_t count = sse->count;
+    pthread_mutex_unlock (&sse->lock);
+    return count;
+}
+
+const svc_event_t *
+svc_sse_at (svc_sse_t *sse, size_t index)
+{
+    pthread_mutex_lock (&sse->lock);
+    const svc_event_t *event = index < sse->count ? sse->events[index] : NULL;
+    pthread_mutex_unlock (&sse->lock);
+    return event;
+}
+
+size_t
+svc_sse_comments (svc_sse_t *sse)
+{
+    pthread_mutex_lock (&sse->lock);
+    size_t count = sse->comments;
+    pthread_mutex_unlock (&sse->lock);
+    return count;
+}
+
+bool
+svc_sse_closed (svc_sse_t *sse)
+{
+    pthread_mutex_lock (&sse->lock);
+    bool closed = sse->closed;
+    pthread_mutex_unlock (&sse->lock);
+    return closed;
+}
+
+long
+svc_sse_status (svc_sse_t *sse)
+{
+    pthread_mutex_lock (&sse->lock);
+    long status = sse->status;
+    pthread_mutex_unlock (&sse->lock);
+    return status;
+}
+
+void
+svc_sse_close (svc_sse_t **sse_p)
+{
+    if (!sse_p || !*sse_p)
+        return;
+    svc_sse_t *sse = *sse_p;
+    pthread_mutex_lock (&sse->lock);
+    sse->stop = true;
+    pthread_mutex_unlock (&sse->lock);
+    pthread_join (sse->thread, NULL);
+    curl_easy_cleanup (sse->curl);
+    curl_slist_free_all (sse->headers);
+    for (size_t i = 0; i < sse->count; i++) {
+        free (sse->events[i]->data);
+        json_decref (sse->events[i]->json);
+        free (sse->events[i]);
+    }
+    free (sse->events);
+    free (sse->pending.data);
+    pthread_cond_destroy (&sse->changed);
+    pthread_mutex_destroy (&sse->lock);
+    free (sse);
+    *sse_p = NULL;
+}

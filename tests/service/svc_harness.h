@@ -1,0 +1,93 @@
+/*  svc_harness.h: start the real four binaries and talk HTTP/SSE to them.
+
+    A mesh lives in a fresh temp dir (LMDB data, ipc:// sockets, one log per
+    service) with the gateway on a random free loopback port. Tokens are
+    minted here with libjwt directly, independently of the gateway's code,
+    so a bug in the gateway's JWT handling cannot hide behind a shared one.
+    The binaries are found through CHATMESH_BIN_DIR (set by ctest).      */
+#ifndef SVC_HARNESS_H_INCLUDED
+#define SVC_HARNESS_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct svc_mesh svc_mesh_t;
+
+//  Starts store, broadcaster, regenerator and gateway with the extra
+//  "NAME=value" settings in env (NULL-terminated, may be NULL), and waits
+//  until /readyz answers 200. NULL on failure (the reason is printed).
+svc_mesh_t *svc_mesh_start (const char *const *env);
+//  SIGTERM to every service, wait, remove the temp dir (kept when
+//  CHATMESH_KEEP_TEST_DIR is set). Sets *mesh_p to NULL.
+void svc_mesh_stop (svc_mesh_t **mesh_p);
+
+//  Sends `signal` to a service ("store", ...) and waits until it exited.
+int svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal);
+//  (Re)starts one service with the mesh's settings. 0 or -1.
+int svc_mesh_spawn (svc_mesh_t *mesh, const char *service);
+//  Polls GET path until it answers `status` or timeout_ms passes. 0 or -1.
+int svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeout_ms);
+//  "http://127.0.0.1:PORT"
+const char *svc_mesh_url (svc_mesh_t *mesh);
+//  The temp dir (logs are <dir>/log/<service>.log).
+const char *svc_mesh_dir (svc_mesh_t *mesh);
+//  pid of a running service, or -1.
+int svc_mesh_pid (svc_mesh_t *mesh, const char *service);
+
+//  A token for user, valid ttl seconds (negative: already expired).
+//  Caller frees.
+char *svc_token (svc_mesh_t *mesh, const char *user, long ttl);
+
+typedef struct {
+    long status;
+    char *body;      //  NUL-terminated
+    json_t *json;    //  parsed body or NULL
+    char *headers;   //  raw response headers
+} svc_response_t;
+
+//  One HTTP request. body (may be NULL) goes as application/json unless
+//  content_type says otherwise. token NULL: no Authorization header.
+//  extra_header: one more "Name: value" line or NULL. 0 or -1 (transport).
+int svc_http_ex (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+                 const char *body, const char *content_type, const char *extra_header,
+                 svc_response_t *response);
+int svc_http (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+              const char *body, svc_response_t *response);
+void svc_response_free (svc_response_t *response);
+//  Value of a response header (case-insensitive name) into buffer; 0 or -1.
+int svc_response_header (const svc_response_t *response, const char *name, char *buffer,
+                         size_t size);
+
+//  SSE reader on a background thread.
+typedef struct svc_sse svc_sse_t;
+typedef struct {
+    char id[64];
+    char event[64];
+    char *data;   //  the data line(s)
+    json_t *json; //  parsed data or NULL
+} svc_event_t;
+
+//  Opens GET path (with its query string). token NULL: none sent (put it in
+//  the query instead); last_event_id NULL: no Last-Event-ID header. Waits
+//  until the response headers arrived. NULL on failure.
+svc_sse_t *svc_sse_open (svc_mesh_t *mesh, const char *path, const char *token,
+                         const char *last_event_id);
+//  Waits until an event of `type` (NULL: any) arrives after the last one
+//  returned, and returns it (borrowed, valid until svc_sse_close). NULL on
+//  timeout.
+const svc_event_t *svc_sse_wait (svc_sse_t *sse, const char *type, int timeout_ms);
+//  All events so far (borrowed snapshot count; events never move).
+size_t svc_sse_count (svc_sse_t *sse);
+const svc_event_t *svc_sse_at (svc_sse_t *sse, size_t index);
+//  Number of ": keepalive"-style comment lines seen.
+size_t svc_sse_comments (svc_sse_t *sse);
+//  True once the server closed the stream.
+bool svc_sse_closed (svc_sse_t *sse);
+long svc_sse_status (svc_sse_t *sse);
+void svc_sse_close (svc_sse_t **sse_p);
+
+//  Reads a whole file (logs). Caller frees. NULL when missing.
+char *svc_read_file (const char *path);
+
+#endif

@@ -1,0 +1,365 @@
+/*  test_cm_codec: every message type round-trips; bad bytes never crash.  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cm_codec.h"
+#include "cm_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+//  Builds a payload that satisfies a type's schema: every field present
+//  with a value of its declared type.
+static cm_value_t *
+s_valid_payload (cm_msg_t type)
+{
+    cm_value_t *payload = cm_map_new ();
+    size_t count;
+    const cm_field_t *fields = cm_msg_schema (type, &count);
+    for (size_t i = 0; i < count; i++) {
+        const cm_field_t *f = &fields[i];
+        cm_value_t *v = NULL;
+        switch (f->type) {
+            case CM_T_STR: v = cm_str_new ("value_1"); break;
+            case CM_T_INT: v = cm_int_new (-42); break;
+            case CM_T_DBL: v = cm_dbl_new (0.75); break;
+            case CM_T_BOOL: v = cm_bool_new (true); break;
+            case CM_T_BIN: v = cm_bin_new ("\0\1\2", 3); break;
+            case CM_T_ARR: v = cm_arr_new (); cm_arr_push (v, cm_int_new (1)); break;
+            case CM_T_MAP: v = cm_map_new (); cm_map_set_str (v, "k", "v"); break;
+            case CM_T_NIL: v = cm_nil_new (); break;
+        }
+        assert_int_equal (cm_map_set (payload, f->name, v), 0);
+    }
+    return payload;
+}
+
+//  The first test is also the usage example.
+static void
+test_feedback_put_round_trip (void **state)
+{
+    (void) state;
+    cm_envelope_t *request = cm_envelope_new (CM_MSG_FEEDBACK_PUT, "req-1");
+    cm_map_set_str (request->payload, "user", "alice");
+    cm_map_set_str (request->payload, "message_id", "msg_0f3c_demo_session_assistant");
+    cm_map_set_str (request->payload, "feedback_type", "upvote");
+    cm_value_t *meta = cm_map_new ();
+    cm_map_set_dbl (meta, "score", 0.5);
+    cm_map_set (request->payload, "metadata", meta);
+
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_envelope_encode (request, &bytes, &size), 0);
+    cm_envelope_t *decoded = NULL;
+    assert_int_equal (cm_envelope_decode (bytes, size, &decoded), 0);
+    assert_int_equal (decoded->type, CM_MSG_FEEDBACK_PUT);
+    assert_string_equal (decoded->request_id, "req-1");
+    assert_true (cm_value_equal (decoded->payload, request->payload));
+    assert_string_equal (cm_map_str (decoded->payload, "feedback_type"), "upvote");
+    free (bytes);
+    cm_envelope_destroy (&decoded);
+    cm_envelope_destroy (&request);
+    assert_null (request);
+    cm_envelope_destroy (&request); //  second destroy is harmless
+}
+
+static void
+test_every_type_round_trips (void **state)
+{
+    (void) state;
+    for (int type = CM_MSG_NONE + 1; type < CM_MSG_COUNT; type++) {
+        cm_envelope_t *envelope = cm_envelope_new ((cm_msg_t) type, "id");
+        cm_value_destroy (&envelope->payload);
+        envelope->payload = s_valid_payload ((cm_msg_t) type);
+        char *bytes;
+        size_t size;
+        assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+        cm_envelope_t *decoded = NULL;
+        int rc = cm_envelope_decode (bytes, size, &decoded);
+        if (rc)
+            fail_msg ("type %s does not round-trip: %d", cm_msg_name ((cm_msg_t) type), rc);
+        assert_int_equal (decoded->type, type);
+        assert_true (cm_value_equal (decoded->payload, envelope->payload));
+        assert_int_equal (cm_msg_from_name (cm_msg_name ((cm_msg_t) type),
+                                            strlen (cm_msg_name ((cm_msg_t) type))),
+                          type);
+        free (bytes);
+        cm_envelope_destroy (&decoded);
+        cm_envelope_destroy (&envelope);
+    }
+}
+
+//  For every type with a required field: dropping it, or giving it the
+//  wrong type, is CM_EPROTO, and *out stays untouched.
+static void
+test_every_type_rejects_missing_and_wrong_typed_fields (void **state)
+{
+    (void) state;
+    for (int type = CM_MSG_NONE + 1; type < CM_MSG_COUNT; type++) {
+        size_t count;
+        const cm_field_t *fields = cm_msg_schema ((cm_msg_t) type, &count);
+        for (size_t i = 0; i < count; i++) {
+            for (int variant = 0; variant < 2; variant++) {
+                if (variant == 0 && !fields[i].required)
+                    continue;
+                cm_envelope_t *envelope = cm_envelope_new ((cm_msg_t) type, "id");
+                cm_value_destroy (&envelope->payload);
+                envelope->payload = s_valid_payload ((cm_msg_t) type);
+                cm_value_t *old = cm_map_take (envelope->payload, fields[i].name);
+                cm_value_destroy (&old);
+                if (variant == 1) //  a type no schema field accepts for this one
+                    cm_map_set (envelope->payload, fields[i].name,
+                                fields[i].type == CM_T_ARR ? cm_str_new ("x") : cm_arr_new ());
+                char *bytes;
+                size_t size;
+                assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+                cm_envelope_t *decoded = (cm_envelope_t *) 0x1;
+                assert_int_equal (cm_envelope_decode (bytes, size, &decoded), CM_EPROTO);
+                assert_ptr_equal (decoded, (cm_envelope_t *) 0x1);
+                free (bytes);
+                cm_envelope_destroy (&envelope);
+            }
+        }
+    }
+}
+
+static void
+test_string_over_field_limit_is_rejected (void **state)
+{
+    (void) state;
+    cm_envelope_t *envelope = cm_envelope_new (CM_MSG_SESSION_GET, "id");
+    char long_id[200];
+    memset (long_id, 'a', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    cm_map_set_str (envelope->payload, "user", "bob");
+    cm_map_set_str (envelope->payload, "session_id", long_id);
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+    cm_envelope_t *decoded = NULL;
+    char why[128];
+    assert_int_equal (cm_envelope_decode_why (bytes, size, &decoded, why, sizeof why), CM_EPROTO);
+    assert_non_null (strstr (why, "session_id"));
+    assert_null (decoded);
+    free (bytes);
+    cm_envelope_destroy (&envelope);
+}
+
+static void
+test_every_truncation_is_rejected (void **state)
+{
+    (void) state;
+    cm_envelope_t *envelope = cm_envelope_new (CM_MSG_TASK_COMPLETE, "r");
+    cm_value_destroy (&envelope->payload);
+    envelope->payload = s_valid_payload (CM_MSG_TASK_COMPLETE);
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+    for (size_t cut = 0; cut < size; cut++) {
+        cm_envelope_t *decoded = NULL;
+        assert_int_not_equal (cm_envelope_decode (bytes, cut, &decoded), 0);
+        assert_null (decoded);
+    }
+    free (bytes);
+    cm_envelope_destroy (&envelope);
+}
+
+static void
+test_trailing_garbage_is_rejected (void **state)
+{
+    (void) state;
+    cm_envelope_t *envelope = cm_envelope_new (CM_MSG_PING, "r");
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+    char *longer = malloc (size + 1);
+    memcpy (longer, bytes, size);
+    longer[size] = (char) 0xc0; //  a whole second object (nil)
+    cm_envelope_t *decoded = NULL;
+    assert_int_equal (cm_envelope_decode (longer, size + 1, &decoded), CM_EPROTO);
+    assert_int_equal (cm_envelope_decode (bytes, size, &decoded), 0);
+    cm_envelope_destroy (&decoded);
+    free (longer);
+    free (bytes);
+    cm_envelope_destroy (&envelope);
+}
+
+static void
+s_expect_rejected (const void *bytes, size_t size)
+{
+    cm_envelope_t *decoded = NULL;
+    int rc = cm_envelope_decode (bytes, size, &decoded);
+    assert_true (rc == CM_EPROTO || rc == CM_ETOOBIG);
+    assert_null (decoded);
+    cm_value_t *value = NULL;
+    rc = cm_value_decode (bytes, size, &value);
+    if (rc == 0)
+        cm_value_destroy (&value); //  a bare value may be fine; an envelope is not
+}
+
+static void
+test_malformed_envelopes_are_rejected (void **state)
+{
+    (void) state;
+    //  [1, "ping", "r", {}] is 94 01 a4 70 69 6e 67 a1 72 80
+    static const uint8_t good[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x80};
+    cm_envelope_t *decoded = NULL;
+    assert_int_equal (cm_envelope_decode (good, sizeof good, &decoded), 0);
+    cm_envelope_destroy (&decoded);
+
+    static const uint8_t wrong_version[] = {0x94, 0x02, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x80};
+    static const uint8_t unknown_type[] = {0x94, 0x01, 0xa4, 'p', 'o', 'n', 'g', 0xa1, 'r', 0x80};
+    static const uint8_t three_items[] = {0x93, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r'};
+    static const uint8_t payload_array[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x90};
+    static const uint8_t type_is_int[] = {0x94, 0x01, 0x05, 0xa1, 'r', 0x80};
+    static const uint8_t not_array[] = {0x80};
+    //  map key that is an int, not a string
+    static const uint8_t int_key[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x81, 0x01, 0x02};
+    //  duplicate key
+    static const uint8_t dup_key[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x82,
+                                      0xa1, 'a', 0x01, 0xa1, 'a', 0x02};
+    //  ext type inside the payload
+    static const uint8_t ext[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x81,
+                                  0xa1, 'a', 0xd4, 0x01, 0x00};
+    //  0xc1 is never used
+    static const uint8_t reserved[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0xc1};
+    //  uint64 above INT64_MAX
+    static const uint8_t huge_uint[] = {0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xa1, 'r', 0x81,
+                                        0xa1, 'a', 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    s_expect_rejected (wrong_version, sizeof wrong_version);
+    s_expect_rejected (unknown_type, sizeof unknown_type);
+    s_expect_rejected (three_items, sizeof three_items);
+    s_expect_rejected (payload_array, sizeof payload_array);
+    s_expect_rejected (type_is_int, sizeof type_is_int);
+    s_expect_rejected (not_array, sizeof not_array);
+    s_expect_rejected (int_key, sizeof int_key);
+    s_expect_rejected (dup_key, sizeof dup_key);
+    s_expect_rejected (ext, sizeof ext);
+    s_expect_rejected (reserved, sizeof reserved);
+    s_expect_rejected (huge_uint, sizeof huge_uint);
+    s_expect_rejected ("", 0);
+    s_expect_rejected (NULL, 0);
+}
+
+//  Declared lengths far beyond the bytes present must not allocate.
+static void
+test_lying_lengths_are_rejected (void **state)
+{
+    (void) state;
+    static const uint8_t array32[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t map32[] = {0xdf, 0x7f, 0xff, 0xff, 0xff};
+    static const uint8_t str32[] = {0x94, 0x01, 0xdb, 0xff, 0xff, 0xff, 0xff, 'p'};
+    static const uint8_t bin32[] = {0xc6, 0x00, 0x20, 0x00, 0x00, 'x'};
+    s_expect_rejected (array32, sizeof array32);
+    s_expect_rejected (map32, sizeof map32);
+    s_expect_rejected (str32, sizeof str32);
+    s_expect_rejected (bin32, sizeof bin32);
+}
+
+static void
+test_oversize_and_deep_input_is_rejected (void **state)
+{
+    (void) state;
+    //  A string over the 1 MiB limit that is really there.
+    size_t big = CM_MAX_STRING_BYTES + 16;
+    uint8_t *bytes = calloc (1, big + 5);
+    bytes[0] = 0xdb;
+    bytes[1] = (uint8_t) ((big) >> 24);
+    bytes[2] = (uint8_t) ((big) >> 16);
+    bytes[3] = (uint8_t) ((big) >> 8);
+    bytes[4] = (uint8_t) big;
+    cm_value_t *value = NULL;
+    assert_int_equal (cm_value_decode (bytes, big + 5, &value), CM_ETOOBIG);
+    assert_null (value);
+    free (bytes);
+    //  Whole message over the limit.
+    size_t huge = CM_MAX_MESSAGE_BYTES + 1;
+    bytes = calloc (1, huge);
+    assert_int_equal (cm_value_decode (bytes, huge, &value), CM_ETOOBIG);
+    free (bytes);
+    //  Nesting deeper than CM_MAX_DEPTH: [[[[...]]]]
+    uint8_t deep[64];
+    memset (deep, 0x91, sizeof deep);
+    deep[sizeof deep - 1] = 0x90;
+    assert_int_equal (cm_value_decode (deep, sizeof deep, &value), CM_EPROTO);
+    assert_null (value);
+    //  Encoding refuses to build what decoding would refuse.
+    cm_value_t *nested = cm_arr_new ();
+    for (int i = 0; i < CM_MAX_DEPTH + 2; i++) {
+        cm_value_t *outer = cm_arr_new ();
+        cm_arr_push (outer, nested);
+        nested = outer;
+    }
+    char *out;
+    size_t size;
+    assert_int_equal (cm_value_encode (nested, &out, &size), CM_ETOOBIG);
+    cm_value_destroy (&nested);
+}
+
+//  Random bytes and random mutations of a valid message: no crash, and a
+//  success always yields a schema-valid envelope.
+static void
+test_random_mutations_never_crash (void **state)
+{
+    (void) state;
+    cm_envelope_t *envelope = cm_envelope_new (CM_MSG_FEEDBACK_PUT, "x");
+    cm_value_destroy (&envelope->payload);
+    envelope->payload = s_valid_payload (CM_MSG_FEEDBACK_PUT);
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+    srand (12345);
+    for (int round = 0; round < 20000; round++) {
+        char *copy = malloc (size);
+        memcpy (copy, bytes, size);
+        int flips = 1 + rand () % 4;
+        for (int f = 0; f < flips; f++)
+            copy[rand () % size] = (char) (rand () & 0xff);
+        cm_envelope_t *decoded = NULL;
+        if (cm_envelope_decode (copy, size, &decoded) == 0) {
+            assert_int_equal (cm_msg_validate (decoded->type, decoded->payload, NULL, 0), 0);
+            cm_envelope_destroy (&decoded);
+        }
+        free (copy);
+    }
+    free (bytes);
+    cm_envelope_destroy (&envelope);
+}
+
+static void
+test_error_reply_carries_code_and_id (void **state)
+{
+    (void) state;
+    cm_envelope_t *request = cm_envelope_new (CM_MSG_SESSION_GET, "abc");
+    cm_envelope_t *reply = cm_envelope_reply_error (request, CM_ENOTFOUND, NULL);
+    assert_int_equal (reply->type, CM_MSG_ERROR);
+    assert_string_equal (reply->request_id, "abc");
+    assert_int_equal (cm_map_int (reply->payload, "code", 0), CM_ENOTFOUND);
+    assert_string_equal (cm_map_str (reply->payload, "message"), "no such record");
+    assert_string_equal (cm_strerror (CM_ENOTFOUND), "no such record");
+    assert_string_equal (cm_error_name (CM_ECONFLICT), "ECONFLICT");
+    cm_envelope_destroy (&reply);
+    cm_envelope_destroy (&request);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_feedback_put_round_trip),
+        cmocka_unit_test (test_every_type_round_trips),
+        cmocka_unit_test (test_every_type_rejects_missing_and_wrong_typed_fields),
+        cmocka_unit_test (test_string_over_field_limit_is_rejected),
+        cmocka_unit_test (test_every_truncation_is_rejected),
+        cmocka_unit_test (test_trailing_garbage_is_rejected),
+        cmocka_unit_test (test_malformed_envelopes_are_rejected),
+        cmocka_unit_test (test_lying_lengths_are_rejected),
+        cmocka_unit_test (test_oversize_and_deep_input_is_rejected),
+        cmocka_unit_test (test_random_mutations_never_crash),
+        cmocka_unit_test (test_error_reply_carries_code_and_id),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
