@@ -144,6 +144,14 @@ svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeo
     return -1;
 }
 
+double
+svc_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
 static void
 s_curl_init (void)
 {
@@ -371,7 +379,7 @@ struct svc_sse {
 static void
 s_sse_parse_block (svc_sse_t *sse, char *block)
 {
-    svc_event_t event = {{0}, {0}, NULL, NULL};
+    svc_event_t event = {{0}, {0}, NULL, NULL, svc_now_ms ()};
     bool any = false;
     for (char *line = strtok (block, "\n"); line; line = strtok (NULL, "\n")) {
         size_t len = strlen (line);

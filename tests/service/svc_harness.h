@@ -66,7 +66,11 @@ typedef struct {
     char event[64];
     char *data;   //  the data line(s)
     json_t *json; //  parsed data or NULL
+    double received_ms; //  CLOCK_MONOTONIC when the event was complete
 } svc_event_t;
+
+//  CLOCK_MONOTONIC in milliseconds, the clock of received_ms.
+double svc_now_ms (void);
 
 //  Opens GET path (with its query string). token NULL: none sent (put it in
 //  the query instead); last_event_id NULL: no Last-Event-ID header. Waits
