@@ -8,9 +8,19 @@
 zsock_t *
 cm_dealer_new (const char *endpoint)
 {
+    return cm_dealer_new_curve (endpoint, NULL, NULL);
+}
+
+zsock_t *
+cm_dealer_new_curve (const char *endpoint, cm_curve_t *curve, const char *server)
+{
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     if (!dealer)
         return NULL;
+    if (cm_curve_client (curve, dealer, server)) {
+        zsock_destroy (&dealer);
+        return NULL;
+    }
     zsock_set_immediate (dealer, 1);
     zsock_set_linger (dealer, 0);
     zsock_set_sndtimeo (dealer, 0);

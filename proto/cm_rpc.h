@@ -8,6 +8,7 @@
 #define CM_RPC_H_INCLUDED
 
 #include "cm_codec.h"
+#include "cm_curve.h"
 
 #include <czmq.h>
 
@@ -16,6 +17,8 @@
 //  backend is an immediate CM_EBACKEND, not a request that runs minutes
 //  later), linger 0. NULL when the endpoint is invalid.
 zsock_t *cm_dealer_new (const char *endpoint);
+//  The same, as a CURVE client of `server` when curve is not NULL.
+zsock_t *cm_dealer_new_curve (const char *endpoint, cm_curve_t *curve, const char *server);
 
 //  A unique request id ("<pid>.<thread>.<counter>") into buffer (>= 65).
 void cm_request_id (char *buffer, size_t size);
