@@ -1,0 +1,117 @@
+/*  chatmesh-store: the only process that opens LMDB. main only wires:
+    config -> server -> run -> destroy (or a hot backup with --backup).  */
+#include "st_server.h"
+
+#include "cm_config.h"
+#include "cm_error.h"
+#include "cm_log.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const cm_cfg_spec_t s_specs[] = {
+    CM_CFG_COMMON,
+    {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101", 1, 512,
+     "ROUTER endpoint the store binds for requests"},
+    {"CHATMESH_EVENTS_IN_ENDPOINT", "--events-in-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7102", 1,
+     512, "broadcaster PULL endpoint the store's event PUSH connects to"},
+    {"CHATMESH_DATA_DIR", "--data-dir", CM_CFG_STR, "./data", 1, 4096, "data directory"},
+    {"CHATMESH_STORE_DIR", "--store-dir", CM_CFG_STR, "", 0, 4096,
+     "LMDB directory (default: $CHATMESH_DATA_DIR/store)"},
+    {"CHATMESH_STORE_MAP_MB", "--store-map-mb", CM_CFG_INT, "64", 1, 1048576,
+     "initial LMDB map size in MiB (grows by doubling when full)"},
+    {"CHATMESH_STORE_SYNC", "--store-sync", CM_CFG_BOOL, "true", 0, 0,
+     "fsync every commit (false: faster, a machine crash may lose the last commits)"},
+    {"CHATMESH_STORE_READERS", "--store-readers", CM_CFG_INT, "2", 1, 16,
+     "reader threads for read requests"},
+    {"CHATMESH_TASK_LEASE_MS", "--task-lease-ms", CM_CFG_INT, "10000", 100, 3600000,
+     "lease of a claimed task; renewed by every progress checkpoint"},
+    {"CHATMESH_TASK_MAX_ATTEMPTS", "--task-max-attempts", CM_CFG_INT, "3", 1, 100,
+     "claims of one task before it fails for good"},
+    {"CHAT_ACTIONS_CLEANUP_INTERVAL", "--cleanup-interval", CM_CFG_INT, "3600", 0, 31536000,
+     "seconds between cleanups (expired leases, old tasks and audit entries); 0 = never"},
+    {"CHATMESH_RETENTION_SECONDS", "--retention-seconds", CM_CFG_INT, "604800", 60, 3153600000,
+     "age after which finished tasks and audit entries are dropped"},
+    {"CHATMESH_STORE_BACKUP", "--backup", CM_CFG_STR, "", 0, 4096,
+     "write a consistent compacted copy of the live store into this directory and exit"},
+};
+
+static int
+s_mkdir (const char *path)
+{
+    if (mkdir (path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    fprintf (stderr, "chatmesh-store: cannot create %s: %s\n", path, strerror (errno));
+    return -1;
+}
+
+int
+main (int argc, char **argv)
+{
+    cm_config_t *config = NULL;
+    char why[512];
+    int rc = cm_config_load (s_specs, sizeof s_specs / sizeof s_specs[0], argc, argv,
+                             "chatmesh-store", "chatmesh store: sessions, messages, tasks in LMDB",
+                             &config, why, sizeof why);
+    if (rc == CM_CONFIG_HELP)
+        return 0;
+    if (rc) {
+        fprintf (stderr, "chatmesh-store: %s\n", why);
+        return 2;
+    }
+    int level = cm_log_level_parse (cm_config_str (config, "CHATMESH_LOG_LEVEL"));
+    if (level < 0) {
+        fprintf (stderr, "chatmesh-store: CHATMESH_LOG_LEVEL: '%s' is not one of "
+                         "error, warning, notice, info, debug\n",
+                 cm_config_str (config, "CHATMESH_LOG_LEVEL"));
+        cm_config_destroy (&config);
+        return 2;
+    }
+    cm_log_init ("chatmesh-store", (cm_log_level_t) level);
+
+    char dir[4200];
+    const char *store_dir = cm_config_str (config, "CHATMESH_STORE_DIR");
+    const char *data_dir = cm_config_str (config, "CHATMESH_DATA_DIR");
+    if (*store_dir)
+        snprintf (dir, sizeof dir, "%s", store_dir);
+    else
+        snprintf (dir, sizeof dir, "%s/store", data_dir);
+
+    const char *backup = cm_config_str (config, "CHATMESH_STORE_BACKUP");
+    if (*backup) {
+        rc = st_db_backup (dir, backup);
+        if (rc == 0)
+            cm_notice ("backup of %s written to %s", dir, backup);
+        cm_config_destroy (&config);
+        return rc ? 1 : 0;
+    }
+    if ((!*store_dir && s_mkdir (data_dir)) || s_mkdir (dir)) {
+        cm_config_destroy (&config);
+        return 1;
+    }
+
+    st_server_config_t server_config = {
+        .endpoint = cm_config_str (config, "CHATMESH_STORE_ENDPOINT"),
+        .events_endpoint = cm_config_str (config, "CHATMESH_EVENTS_IN_ENDPOINT"),
+        .dir = dir,
+        .map_bytes = (size_t) cm_config_int (config, "CHATMESH_STORE_MAP_MB") << 20,
+        .sync = cm_config_bool (config, "CHATMESH_STORE_SYNC"),
+        .readers = (int) cm_config_int (config, "CHATMESH_STORE_READERS"),
+        .cleanup_interval_ms = cm_config_int (config, "CHAT_ACTIONS_CLEANUP_INTERVAL") * 1000,
+        .ops = {.lease_ms = cm_config_int (config, "CHATMESH_TASK_LEASE_MS"),
+                .max_attempts = (int) cm_config_int (config, "CHATMESH_TASK_MAX_ATTEMPTS"),
+                .retention_ms = cm_config_int (config, "CHATMESH_RETENTION_SECONDS") * 1000,
+                .worker_live_ms = 30000},
+    };
+    st_server_t *server = st_server_new (&server_config);
+    if (!server) {
+        cm_config_destroy (&config);
+        return 1;
+    }
+    st_server_run (server);
+    st_server_destroy (&server);
+    cm_config_destroy (&config);
+    return 0;
+}

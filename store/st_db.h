@@ -1,0 +1,105 @@
+/*  st_db.h: the store's LMDB environment, its named databases, and records.
+
+    The store is the only process that opens the environment. One writer
+    thread owns write transactions; reader threads run read-only ones. A
+    record is a cm_value_t map encoded with cm_value_encode (msgpack), so a
+    field can be added without a migration.
+
+    Key layouts (all chosen so one cursor range scan answers a query):
+      sessions       session_id                          -> session map
+      user_sessions  user \0 session_id                  -> ""
+      messages       session_id \0 seq(8, big-endian)    -> message map
+      msg_index      message_id                          -> messages key
+      feedback       message_id \0 user                  -> feedback map
+      history        message_id \0 ms(8 BE) seq(8) hist_id -> history map
+      tasks          task_id                             -> task map
+      task_queue     created_ms(8 BE) task_id            -> "" (active tasks only)
+      active         message_id                          -> task_id (active task)
+      audit          ms(8 BE) seq(8 BE) log_id           -> audit map
+      analytics      session_id                          -> counters map
+      rate           bucket key ("a:<user>")             -> {window_start, count}
+
+    Errors: 0, CM_ENOTFOUND (no such key), CM_EFULL (MDB_MAP_FULL: the map
+    must grow, see st_db_grow), CM_EDB (any other LMDB failure, logged),
+    CM_EPROTO (a stored record that does not decode).                      */
+#ifndef ST_DB_H_INCLUDED
+#define ST_DB_H_INCLUDED
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_value.h"
+
+typedef enum {
+    ST_DBI_SESSIONS,
+    ST_DBI_USER_SESSIONS,
+    ST_DBI_MESSAGES,
+    ST_DBI_MSG_INDEX,
+    ST_DBI_FEEDBACK,
+    ST_DBI_HISTORY,
+    ST_DBI_TASKS,
+    ST_DBI_TASK_QUEUE,
+    ST_DBI_ACTIVE,
+    ST_DBI_AUDIT,
+    ST_DBI_ANALYTICS,
+    ST_DBI_RATE,
+    ST_DBI_COUNT
+} st_dbi_t;
+
+typedef struct st_db st_db_t;
+
+//  Opens (creating) the environment in dir (the directory must exist) with
+//  an initial map of map_bytes. sync=false skips the fsync at commit
+//  (MDB_NOSYNC): faster, but a machine crash may lose the last commits.
+//  0, or CM_EDB with the reason logged.
+int st_db_open (const char *dir, size_t map_bytes, bool sync, st_db_t **out);
+void st_db_destroy (st_db_t **self_p);
+
+//  Write transaction, optionally nested in parent (one per request inside
+//  the batch). Only the writer thread calls these.
+int st_db_write_begin (st_db_t *self, MDB_txn *parent, MDB_txn **txn);
+//  Commit; 0, CM_EFULL or CM_EDB. The txn is gone in every case.
+int st_db_commit (MDB_txn *txn);
+void st_db_abort (MDB_txn *txn);
+
+//  Read-only transaction for reader threads; st_db_read_end releases it.
+//  Holds a shared lock so st_db_grow never resizes under a reader.
+int st_db_read_begin (st_db_t *self, MDB_txn **txn);
+void st_db_read_end (st_db_t *self, MDB_txn *txn);
+
+//  Doubles the map. Call only from the writer with no write txn open; it
+//  waits for running readers to finish. 0 or CM_EDB.
+int st_db_grow (st_db_t *self);
+size_t st_db_map_size (st_db_t *self);
+
+MDB_dbi st_db_dbi (st_db_t *self, st_dbi_t which);
+
+//  Records. *out is a new map the caller owns.
+int st_db_get (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len,
+               cm_value_t **out);
+int st_db_put (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len,
+               const cm_value_t *value);
+//  Raw bytes (index values). st_db_get_raw's *data is valid until the txn ends.
+int st_db_get_raw (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key,
+                   size_t key_len, const void **data, size_t *size);
+int st_db_put_raw (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key,
+                   size_t key_len, const void *data, size_t size);
+//  0 or CM_ENOTFOUND.
+int st_db_del (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len);
+
+//  Translates an LMDB return code (logging unexpected ones with what).
+int st_db_error (int mdb_rc, const char *what);
+
+//  Writes a big-endian u64 into 8 bytes / reads one.
+void st_db_be64_put (unsigned char *out, uint64_t value);
+uint64_t st_db_be64_get (const unsigned char *in);
+
+//  Consistent compacted copy of the live environment in src_dir into
+//  dst_dir (created if missing, must hold no data.mdb). Safe while the
+//  store runs: it opens the environment read-only and copies inside one
+//  read transaction. 0 or CM_EDB/CM_EIO with the reason logged.
+int st_db_backup (const char *src_dir, const char *dst_dir);
+
+#endif

@@ -1,0 +1,532 @@
+#include "st_server.h"
+
+#include "cm_error.h"
+#include "cm_log.h"
+#include "cm_rpc.h"
+#include "cm_time.h"
+
+#include <czmq.h>
+#include <stdatomic.h>
+
+#define S_MAX_READERS 16
+#define S_BATCH_MAX 256          //  requests per write txn (bounds dirty pages)
+#define S_MAX_WAIT_MS 120000     //  longest task_claim long-poll honoured
+#define S_EVENTS_HWM 100000      //  events queued while the broadcaster is away
+
+struct st_server {
+    st_server_config_t config;
+    st_db_t *db;
+    st_ops_t *ops;
+    zsock_t *router;
+    zactor_t *writer;
+    zactor_t *readers[S_MAX_READERS];
+    int reader_count;
+    int next_reader;
+    atomic_bool stop;
+};
+
+//  --------------------------------------------------------------------------
+//  Shared helpers
+
+//  Sends [identity, reply] to the main thread (or anywhere) and frees reply.
+static void
+s_send_reply (zsock_t *sock, zframe_t *identity, cm_envelope_t **reply)
+{
+    zframe_t *body = NULL;
+    if (*reply && cm_frame_encode (*reply, &body) == 0) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_append (msg, &(zframe_t *) {zframe_dup (identity)});
+        zmsg_append (msg, &body);
+        if (zmsg_send (&msg, sock))
+            zmsg_destroy (&msg);
+    }
+    cm_envelope_destroy (reply);
+}
+
+//  The request_id of a message that failed its schema check, so the error
+//  reply reaches the caller's cm_call (which matches on request_id).
+static void
+s_salvage_request_id (zframe_t *body, char *request_id, size_t size)
+{
+    request_id[0] = 0;
+    cm_value_t *value = NULL;
+    if (cm_value_decode (zframe_data (body), zframe_size (body), &value) == 0
+        && value->type == CM_T_ARR && cm_value_len (value) == 4) {
+        const cm_value_t *rid = cm_arr_at (value, 2);
+        if (rid->type == CM_T_STR && rid->u.s.len < size)
+            memcpy (request_id, rid->u.s.ptr, rid->u.s.len + 1);
+    }
+    cm_value_destroy (&value);
+}
+
+static cm_envelope_t *
+s_proto_error (zframe_t *body, const char *why)
+{
+    cm_envelope_t stub = {.type = CM_MSG_NONE};
+    s_salvage_request_id (body, stub.request_id, sizeof stub.request_id);
+    return cm_envelope_reply_error (&stub, CM_EPROTO, why);
+}
+
+//  --------------------------------------------------------------------------
+//  Reader threads
+
+static void
+s_reader_actor (zsock_t *pipe, void *args)
+{
+    st_server_t *self = args;
+    zsock_set_sndtimeo (pipe, 5000);
+    zsock_signal (pipe, 0);
+    while (true) {
+        zmsg_t *msg = zmsg_recv (pipe);
+        if (!msg) {
+            if (zsys_interrupted)
+                continue; //  main thread will send $TERM
+            break;
+        }
+        if (zmsg_size (msg) != 2) {
+            zmsg_destroy (&msg); //  $TERM
+            break;
+        }
+        zframe_t *identity = zmsg_pop (msg);
+        zframe_t *body = zmsg_pop (msg);
+        cm_envelope_t *request = NULL, *reply = NULL;
+        if (cm_frame_decode (body, &request) == 0)
+            st_ops_read (self->ops, request, cm_now_ms (), &reply);
+        else
+            reply = s_proto_error (body, "malformed request");
+        s_send_reply (pipe, identity, &reply);
+        cm_envelope_destroy (&request);
+        zframe_destroy (&identity);
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The writer thread
+
+typedef struct s_pending {
+    zframe_t *identity;
+    cm_envelope_t *request;
+    int64_t deadline; //  monotonic ms; task_claim long-polls only
+    struct s_pending *next;
+} s_pending_t;
+
+typedef struct {
+    st_server_t *server;
+    zsock_t *pipe;
+    zsock_t *events;
+    s_pending_t *parked; //  FIFO of long-polling claims
+    s_pending_t **parked_tail;
+    int64_t next_cleanup;
+    bool terminated;
+} s_writer_t;
+
+static void
+s_pending_destroy (s_pending_t **item_p)
+{
+    s_pending_t *item = *item_p;
+    if (!item)
+        return;
+    zframe_destroy (&item->identity);
+    cm_envelope_destroy (&item->request);
+    free (item);
+    *item_p = NULL;
+}
+
+static void
+s_park (s_writer_t *w, s_pending_t *item)
+{
+    item->next = NULL;
+    *w->parked_tail = item;
+    w->parked_tail = &item->next;
+}
+
+static s_pending_t *
+s_take_parked (s_writer_t *w)
+{
+    s_pending_t *list = w->parked;
+    w->parked = NULL;
+    w->parked_tail = &w->parked;
+    return list;
+}
+
+static void
+s_answer_empty_claim (s_writer_t *w, s_pending_t *item)
+{
+    cm_value_t *ok = cm_map_new ();
+    cm_map_set (ok, "tasks", cm_arr_new ());
+    cm_envelope_t *reply = cm_envelope_reply_ok (item->request, ok);
+    s_send_reply (w->pipe, item->identity, &reply);
+}
+
+static void
+s_publish (s_writer_t *w, cm_value_t **events_p)
+{
+    cm_value_t *events = *events_p;
+    for (size_t i = 0; events && i < cm_value_len (events); i++) {
+        cm_value_t *event = (cm_value_t *) cm_arr_at (events, i);
+        char request_id[CM_REQUEST_ID_MAX + 1];
+        cm_request_id (request_id, sizeof request_id);
+        cm_envelope_t *envelope = cm_envelope_new (CM_MSG_EVENT, request_id);
+        if (!envelope)
+            continue;
+        cm_map_set (envelope->payload, "event", cm_map_take (event, "event"));
+        cm_map_set (envelope->payload, "data", cm_map_take (event, "data"));
+        zframe_t *body = NULL;
+        if (cm_frame_encode (envelope, &body) == 0) {
+            const char *session_id = cm_map_str_or (event, "session_id", "");
+            zmsg_t *msg = zmsg_new ();
+            zmsg_addstr (msg, session_id);
+            zmsg_append (msg, &body);
+            //  Never block the writer on a slow or absent broadcaster; its
+            //  PUSH queue (S_EVENTS_HWM) covers restarts. Past that, gateways
+            //  resync from the store, which is the truth.
+            void *handle = zsock_resolve (w->events);
+            size_t frames = zmsg_size (msg);
+            bool sent = true;
+            for (size_t f = 0; sent && f < frames; f++) {
+                zframe_t *frame = zmsg_pop (msg);
+                int flags = ZMQ_DONTWAIT | (f + 1 < frames ? ZMQ_SNDMORE : 0);
+                sent = zmq_send (handle, zframe_data (frame), zframe_size (frame), flags) >= 0;
+                zframe_destroy (&frame);
+            }
+            if (!sent)
+                cm_warning ("event dropped: broadcaster queue full (session=%s)", session_id);
+            zmsg_destroy (&msg);
+        }
+        cm_envelope_destroy (&envelope);
+    }
+    cm_value_destroy (events_p);
+}
+
+static bool
+s_is_empty_claim (const cm_envelope_t *reply)
+{
+    if (!reply || reply->type != CM_MSG_OK)
+        return false;
+    const cm_value_t *tasks = cm_map_get (reply->payload, "tasks");
+    return tasks && tasks->type == CM_T_ARR && cm_value_len (tasks) == 0;
+}
+
+//  Runs items (a list) as one batch, replies, publishes, parks empty
+//  long-polls that still have time.
+static void
+s_run_batch (s_writer_t *w, s_pending_t *items)
+{
+    while (items) {
+        s_pending_t *chunk[S_BATCH_MAX];
+        cm_envelope_t *requests[S_BATCH_MAX], *replies[S_BATCH_MAX];
+        size_t n = 0;
+        while (items && n < S_BATCH_MAX) {
+            chunk[n] = items;
+            requests[n] = items->request;
+            items = items->next;
+            chunk[n]->next = NULL;
+            n++;
+        }
+        cm_value_t *events = NULL;
+        int64_t started = cm_mono_us ();
+        st_ops_write_batch (w->server->ops, requests, n, cm_now_ms (), replies, &events);
+        cm_debug ("write batch of %zu in %lld us", n, (long long) (cm_mono_us () - started));
+        //  Committed: now (and only now) answer, then publish.
+        int64_t now = cm_mono_ms ();
+        for (size_t i = 0; i < n; i++) {
+            s_pending_t *item = chunk[i];
+            if (item->request->type == CM_MSG_TASK_CLAIM && s_is_empty_claim (replies[i])
+                && item->deadline > now) {
+                cm_envelope_destroy (&replies[i]);
+                s_park (w, item);
+                continue;
+            }
+            s_send_reply (w->pipe, item->identity, &replies[i]);
+            s_pending_destroy (&item);
+        }
+        s_publish (w, &events);
+    }
+}
+
+//  Reads one [identity, body] from the pipe into a pending item, or
+//  answers a malformed one at once. Sets terminated on $TERM.
+static s_pending_t *
+s_receive (s_writer_t *w)
+{
+    zmsg_t *msg = zmsg_recv (w->pipe);
+    if (!msg)
+        return NULL;
+    if (zmsg_size (msg) != 2) {
+        char *command = zmsg_popstr (msg);
+        if (command && streq (command, "$TERM"))
+            w->terminated = true;
+        zstr_free (&command);
+        zmsg_destroy (&msg);
+        return NULL;
+    }
+    zframe_t *identity = zmsg_pop (msg);
+    zframe_t *body = zmsg_pop (msg);
+    zmsg_destroy (&msg);
+    cm_envelope_t *request = NULL;
+    if (cm_frame_decode (body, &request)) {
+        cm_envelope_t *reply = s_proto_error (body, "malformed request");
+        s_send_reply (w->pipe, identity, &reply);
+        zframe_destroy (&identity);
+        zframe_destroy (&body);
+        return NULL;
+    }
+    zframe_destroy (&body);
+    s_pending_t *item = calloc (1, sizeof *item);
+    item->identity = identity;
+    item->request = request;
+    if (request->type == CM_MSG_TASK_CLAIM) {
+        int64_t wait = cm_map_int (request->payload, "wait_ms", 0);
+        wait = wait < 0 ? 0 : wait > S_MAX_WAIT_MS ? S_MAX_WAIT_MS : wait;
+        item->deadline = cm_mono_ms () + wait;
+    }
+    return item;
+}
+
+static void
+s_cleanup (s_writer_t *w)
+{
+    cm_value_t *events = NULL;
+    int64_t started = cm_mono_ms ();
+    if (st_ops_cleanup (w->server->ops, cm_now_ms (), &events) == 0)
+        cm_info ("cleanup done in %lld ms", (long long) (cm_mono_ms () - started));
+    s_publish (w, &events);
+}
+
+static void
+s_writer_actor (zsock_t *pipe, void *args)
+{
+    s_writer_t w = {.server = args, .pipe = pipe};
+    w.parked_tail = &w.parked;
+    const st_server_config_t *config = &w.server->config;
+    w.events = zsock_new (ZMQ_PUSH);
+    zsock_set_sndhwm (w.events, S_EVENTS_HWM);
+    zsock_set_linger (w.events, 2000);
+    if (zsock_connect (w.events, "%s", config->events_endpoint))
+        cm_error ("cannot connect events to %s", config->events_endpoint);
+    zsock_set_sndtimeo (pipe, 5000);
+    int64_t interval = config->cleanup_interval_ms;
+    w.next_cleanup = interval > 0 ? cm_mono_ms () + interval : 0;
+    bool retry_parked = false;
+    zsock_signal (pipe, 0);
+
+    while (!w.terminated) {
+        int64_t now = cm_mono_ms ();
+        int64_t wake = now + 1000;
+        if (w.next_cleanup && w.next_cleanup < wake)
+            wake = w.next_cleanup;
+        int64_t lease = st_ops_next_lease_expiry (w.server->ops);
+        for (s_pending_t *p = w.parked; p; p = p->next)
+            if (p->deadline < wake)
+                wake = p->deadline;
+        if (w.parked && lease) {
+            int64_t lease_mono = now + (lease - cm_now_ms ());
+            if (lease_mono < wake)
+                wake = lease_mono;
+        }
+        long timeout = retry_parked ? 0 : (long) (wake > now ? wake - now : 0);
+        zmq_pollitem_t item = {zsock_resolve (pipe), 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll (&item, 1, timeout);
+        if (rc < 0 && errno != EINTR)
+            break;
+
+        //  Group commit: every write request waiting goes into this batch,
+        //  long-polls due for another try first (they waited longest).
+        s_pending_t *batch = NULL, **tail = &batch;
+        bool lease_due = lease && cm_now_ms () >= lease;
+        if (w.parked && (retry_parked || lease_due)) {
+            *tail = s_take_parked (&w);
+            while (*tail)
+                tail = &(*tail)->next;
+        }
+        retry_parked = false;
+        size_t taken = 0;
+        while (taken < 4 * S_BATCH_MAX && (zsock_events (pipe) & ZMQ_POLLIN)) {
+            s_pending_t *next = s_receive (&w);
+            if (next) {
+                *tail = next;
+                tail = &next->next;
+                taken++;
+            }
+            if (w.terminated)
+                break;
+        }
+        if (batch)
+            s_run_batch (&w, batch);
+
+        now = cm_mono_ms ();
+        //  Long-polls whose time ran out get their empty answer; the rest
+        //  count as live regenerators.
+        s_pending_t *parked = s_take_parked (&w);
+        while (parked) {
+            s_pending_t *next = parked->next;
+            if (parked->deadline <= now) {
+                s_answer_empty_claim (&w, parked);
+                s_pending_destroy (&parked);
+            }
+            else {
+                st_ops_worker_seen (w.server->ops,
+                                    cm_map_str_or (parked->request->payload, "worker", ""),
+                                    cm_now_ms ());
+                s_park (&w, parked);
+            }
+            parked = next;
+        }
+        if (w.next_cleanup && now >= w.next_cleanup) {
+            s_cleanup (&w);
+            w.next_cleanup = now + interval;
+        }
+        retry_parked = st_ops_take_tasks_changed (w.server->ops) && w.parked;
+    }
+    //  Shutting down: nobody waits forever on a claim.
+    s_pending_t *parked = s_take_parked (&w);
+    while (parked) {
+        s_pending_t *next = parked->next;
+        s_answer_empty_claim (&w, parked);
+        s_pending_destroy (&parked);
+        parked = next;
+    }
+    zsock_destroy (&w.events);
+}
+
+//  --------------------------------------------------------------------------
+//  Main thread
+
+st_server_t *
+st_server_new (const st_server_config_t *config)
+{
+    st_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->config = *config;
+    if (st_db_open (config->dir, config->map_bytes, config->sync, &self->db)) {
+        free (self);
+        return NULL;
+    }
+    self->ops = st_ops_new (self->db, &config->ops);
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->ops || !self->router) {
+        st_server_destroy (&self);
+        return NULL;
+    }
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_linger (self->router, 0);
+    if (zsock_bind (self->router, "%s", config->endpoint) < 0) {
+        cm_error ("cannot bind %s: %s", config->endpoint, zmq_strerror (zmq_errno ()));
+        st_server_destroy (&self);
+        return NULL;
+    }
+    //  Main never blocks sending to a worker (it answers "busy" instead),
+    //  so deep pipes only smooth bursts.
+    zsys_set_pipehwm (10000);
+    self->writer = zactor_new (s_writer_actor, self);
+    self->reader_count = config->readers < 1            ? 1
+                         : config->readers > S_MAX_READERS ? S_MAX_READERS
+                                                           : config->readers;
+    for (int i = 0; i < self->reader_count; i++)
+        self->readers[i] = zactor_new (s_reader_actor, self);
+    cm_notice ("store serving on %s, LMDB in %s (%s), %d readers", config->endpoint,
+               config->dir, config->sync ? "fsync" : "no fsync", self->reader_count);
+    return self;
+}
+
+void
+st_server_stop (st_server_t *self)
+{
+    atomic_store (&self->stop, true);
+}
+
+//  Hands [identity, body] to a worker without ever blocking; false = busy.
+static bool
+s_forward (zactor_t *actor, zframe_t *identity, zframe_t *body)
+{
+    void *handle = zsock_resolve (zactor_sock (actor));
+    if (zmq_send (handle, zframe_data (identity), zframe_size (identity),
+                  ZMQ_DONTWAIT | ZMQ_SNDMORE)
+        < 0)
+        return false;
+    return zmq_send (handle, zframe_data (body), zframe_size (body), ZMQ_DONTWAIT) >= 0;
+}
+
+static void
+s_handle_request (st_server_t *self, zmsg_t *msg)
+{
+    if (zmsg_size (msg) < 2)
+        return;
+    zframe_t *identity = zmsg_first (msg);
+    zframe_t *body = zmsg_last (msg);
+    cm_envelope_t *request = NULL;
+    char why[160];
+    if (cm_envelope_decode_why (zframe_data (body), zframe_size (body), &request, why,
+                                sizeof why)) {
+        cm_debug ("malformed request: %s", why);
+        cm_envelope_t *reply = s_proto_error (body, why);
+        if (reply)
+            cm_router_reply (self->router, identity, reply);
+        cm_envelope_destroy (&reply);
+        return;
+    }
+    zactor_t *target = NULL;
+    if (st_ops_is_write (request->type))
+        target = self->writer;
+    else if (st_ops_is_read (request->type)) {
+        target = self->readers[self->next_reader];
+        self->next_reader = (self->next_reader + 1) % self->reader_count;
+    }
+    cm_envelope_t *reply = NULL;
+    if (!target)
+        reply = cm_envelope_reply_error (request, CM_EPROTO, "not a store request");
+    else if (!s_forward (target, identity, body))
+        reply = cm_envelope_reply_error (request, CM_EFULL, "store busy, retry");
+    if (reply)
+        cm_router_reply (self->router, identity, reply);
+    cm_envelope_destroy (&reply);
+    cm_envelope_destroy (&request);
+}
+
+int
+st_server_run (st_server_t *self)
+{
+    zpoller_t *poller = zpoller_new (self->router, self->writer, NULL);
+    for (int i = 0; i < self->reader_count; i++)
+        zpoller_add (poller, self->readers[i]);
+    while (!atomic_load (&self->stop) && !zsys_interrupted) {
+        void *which = zpoller_wait (poller, 250);
+        if (!which)
+            continue;
+        zmsg_t *msg = zmsg_recv (which);
+        if (!msg)
+            continue;
+        if (which == self->router)
+            s_handle_request (self, msg);
+        else if (zmsg_size (msg) == 2) {
+            //  A worker's [identity, reply]: only this thread sends on the ROUTER.
+            if (zmsg_send (&msg, self->router))
+                cm_debug ("reply dropped: caller gone");
+        }
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    cm_notice ("store shutting down");
+    return 0;
+}
+
+void
+st_server_destroy (st_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    st_server_t *self = *self_p;
+    //  Stop accepting first, then let the workers finish what they hold.
+    zsock_destroy (&self->router);
+    zactor_destroy (&self->writer);
+    for (int i = 0; i < self->reader_count; i++)
+        zactor_destroy (&self->readers[i]);
+    st_ops_destroy (&self->ops);
+    st_db_destroy (&self->db);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,47 @@
+/*  st_server.h: the store process's threads and sockets.
+
+    The main thread owns the ROUTER (only it sends on it). Write requests go
+    to ONE writer thread: it takes every write waiting, applies them in one
+    LMDB transaction (st_ops_write_batch), commits, THEN replies to all of
+    them, THEN pushes their events to the broadcaster as [session_id, event
+    envelope]. Nothing is replied or published before its commit. Reads run
+    on CHATMESH_STORE_READERS reader threads in read-only txns. Workers send
+    replies back to the main thread over their actor pipes.
+
+    task_claim long-polls: a claim that finds nothing is parked in the
+    writer and answered as soon as a task becomes claimable (after the
+    commit that made it so) or when its wait_ms runs out.                   */
+#ifndef ST_SERVER_H_INCLUDED
+#define ST_SERVER_H_INCLUDED
+
+#include "st_ops.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *endpoint;        //  ROUTER bind (CHATMESH_STORE_ENDPOINT)
+    const char *events_endpoint; //  PUSH connect (CHATMESH_EVENTS_IN_ENDPOINT)
+    const char *dir;             //  LMDB directory (must exist)
+    size_t map_bytes;
+    bool sync;
+    int readers;
+    int64_t cleanup_interval_ms; //  0 disables periodic cleanup
+    st_ops_config_t ops;
+} st_server_config_t;
+
+typedef struct st_server st_server_t;
+
+//  Opens the database, binds, starts the threads. NULL on failure (logged).
+st_server_t *st_server_new (const st_server_config_t *config);
+//  Serves until SIGINT/SIGTERM (zsys_interrupted) or st_server_stop.
+//  Returns 0.
+int st_server_run (st_server_t *self);
+//  Asks run to return (any thread).
+void st_server_stop (st_server_t *self);
+//  Stops the threads (parked claims get their empty answer, queued events
+//  are flushed for up to 2 s) and closes LMDB.
+void st_server_destroy (st_server_t **self_p);
+
+#endif

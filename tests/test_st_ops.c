@@ -1,0 +1,663 @@
+/*  test_st_ops.c: the store's request logic over a temp LMDB, no sockets.  */
+#include "test_st_util.h"
+
+#include <math.h>
+
+#define ID 400
+
+static int
+s_setup (void **state)
+{
+    *state = st_fixture_new (1 << 20, 2);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    st_fixture_t *f = *state;
+    st_fixture_destroy (&f);
+    return 0;
+}
+
+static cm_envelope_t *
+s_session_get (st_fixture_t *f, const char *user, const char *session, int *rc)
+{
+    cm_envelope_t *request = st_req (CM_MSG_SESSION_GET, user);
+    cm_map_set_str (request->payload, "session_id", session);
+    cm_envelope_t *reply = NULL;
+    *rc = st_read (f, request, &reply);
+    return reply;
+}
+
+//  Claims and completes the pending task of a fresh session turn.
+static void
+s_finish_answer (st_fixture_t *f, const char *task)
+{
+    char claimed[ID];
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    assert_string_equal (claimed, task);
+    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_str (done->payload, "task_id", task);
+    cm_map_set_str (done->payload, "content", "an answer");
+    assert_int_equal (st_write (f, done, NULL), 0);
+}
+
+static int
+s_vote (st_fixture_t *f, const char *user, const char *message, const char *type,
+        int64_t rate_limit)
+{
+    cm_envelope_t *vote = st_req (CM_MSG_FEEDBACK_PUT, user);
+    cm_map_set_str (vote->payload, "message_id", message);
+    cm_map_set_str (vote->payload, "feedback_type", type);
+    cm_map_set_int (vote->payload, "rate_limit", rate_limit);
+    return st_write (f, vote, NULL);
+}
+
+static int
+s_count_audit (st_fixture_t *f, const char *user, const char *session)
+{
+    cm_envelope_t *query = st_req (CM_MSG_AUDIT_QUERY, user);
+    if (session)
+        cm_map_set_str (query->payload, "session_id", session);
+    cm_map_set_int (query->payload, "limit", 1000);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, query, &reply), 0);
+    int n = (int) cm_value_len (cm_map_get (reply->payload, "entries"));
+    cm_envelope_destroy (&reply);
+    return n;
+}
+
+static void
+test_session_start_get_list (void **state)
+{
+    st_fixture_t *f = *state;
+    char user_msg[ID], asst[ID], task[ID], user_msg2[ID], asst2[ID], task2[ID];
+    assert_int_equal (st_start (f, "alice", "my_session_1", "Hello there", user_msg, asst, task),
+                      0);
+    assert_int_equal (st_event_index (f, "session_updated"), 0);
+    assert_string_equal (cm_map_str_or (st_event_data (f, "session_updated"), "status", ""),
+                         "message_added");
+    f->now += 10;
+    assert_int_equal (st_start (f, "alice", "my_session_1", "More", user_msg2, asst2, task2), 0);
+    assert_string_not_equal (user_msg, user_msg2);
+    assert_string_not_equal (task, task2);
+    assert_non_null (strstr (asst, "_my_session_1_assistant"));
+
+    int rc;
+    cm_envelope_t *reply = s_session_get (f, "alice", "my_session_1", &rc);
+    assert_int_equal (rc, 0);
+    const cm_value_t *session = cm_map_get (reply->payload, "session");
+    assert_string_equal (cm_map_str_or (session, "title", ""), "Hello there");
+    assert_int_equal (cm_map_int (session, "message_count", 0), 4);
+    const cm_value_t *messages = cm_map_get (session, "messages");
+    assert_string_equal (cm_map_str_or (cm_arr_at (messages, 0), "id", ""), user_msg);
+    assert_string_equal (cm_map_str_or (cm_arr_at (messages, 1), "id", ""), asst);
+    assert_string_equal (cm_map_str_or (cm_arr_at (messages, 3), "id", ""), asst2);
+    const cm_value_t *meta = cm_map_get (cm_arr_at (messages, 1), "metadata");
+    assert_true (cm_map_bool (meta, "regenerating", false));
+    assert_false (cm_map_bool (meta, "edited", true));
+    cm_envelope_destroy (&reply);
+
+    //  Another user can neither read nor continue it, nor see it listed.
+    reply = s_session_get (f, "bob", "my_session_1", &rc);
+    assert_int_equal (rc, CM_ENOTFOUND);
+    cm_envelope_destroy (&reply);
+    assert_int_equal (st_start (f, "bob", "my_session_1", "hijack", NULL, NULL, NULL),
+                      CM_ENOTFOUND);
+    cm_envelope_t *list = st_req (CM_MSG_SESSION_LIST, "bob");
+    assert_int_equal (st_read (f, list, &reply), 0);
+    assert_int_equal (cm_value_len (cm_map_get (reply->payload, "sessions")), 0);
+    cm_envelope_destroy (&reply);
+    list = st_req (CM_MSG_SESSION_LIST, "alice");
+    assert_int_equal (st_read (f, list, &reply), 0);
+    assert_int_equal (cm_value_len (cm_map_get (reply->payload, "sessions")), 1);
+    cm_envelope_destroy (&reply);
+    assert_int_equal (st_start (f, "alice", "bad id!", "x", NULL, NULL, NULL), CM_EINVAL);
+}
+
+static void
+test_feedback_one_vote_per_user (void **state)
+{
+    st_fixture_t *f = *state;
+    char asst[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 0), 0);
+    assert_int_equal (cm_map_int (st_event_data (f, "feedback_submitted"), "upvotes", -1), 1);
+    f->now += 5;
+    assert_int_equal (s_vote (f, "alice", asst, "downvote", 0), 0);
+    const cm_value_t *data = st_event_data (f, "feedback_submitted");
+    assert_int_equal (cm_map_int (data, "upvotes", -1), 0);
+    assert_int_equal (cm_map_int (data, "downvotes", -1), 1);
+    assert_int_equal (s_vote (f, "alice", asst, "sideways", 0), CM_EINVAL);
+    assert_int_equal (s_vote (f, "bob", asst, "upvote", 0), CM_ENOTFOUND);
+    assert_int_equal (s_vote (f, "alice", "msg_nope_s1_assistant", "upvote", 0), CM_ENOTFOUND);
+
+    cm_envelope_t *get = st_req (CM_MSG_FEEDBACK_GET, "alice");
+    cm_map_set_str (get->payload, "message_id", asst);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, get, &reply), 0);
+    const cm_value_t *summary = cm_map_get (reply->payload, "feedback_summary");
+    assert_int_equal (cm_map_int (summary, "upvotes", -1), 0);
+    assert_int_equal (cm_map_int (summary, "downvotes", -1), 1);
+    assert_int_equal (cm_map_int (summary, "total", -1), 1);
+    const cm_value_t *recent = cm_map_get (reply->payload, "recent_feedback");
+    assert_int_equal (cm_value_len (recent), 1);
+    assert_string_equal (cm_map_str_or (cm_arr_at (recent, 0), "feedback_type", ""), "downvote");
+    cm_envelope_destroy (&reply);
+}
+
+static void
+test_edit_records_history_and_regenerates (void **state)
+{
+    st_fixture_t *f = *state;
+    char user_msg[ID], asst[ID], task[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "first", user_msg, asst, task), 0);
+
+    cm_envelope_t *edit = st_req (CM_MSG_MESSAGE_EDIT, "alice");
+    cm_map_set_str (edit->payload, "message_id", user_msg);
+    cm_map_set_str (edit->payload, "content", "second");
+    //  The answer is still being generated: a regenerating edit conflicts
+    //  and changes nothing.
+    assert_int_equal (st_write (f, edit, NULL), CM_ECONFLICT);
+    s_finish_answer (f, task);
+
+    edit = st_req (CM_MSG_MESSAGE_EDIT, "alice");
+    cm_map_set_str (edit->payload, "message_id", user_msg);
+    cm_map_set_str (edit->payload, "content", "second");
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, edit, &reply), 0);
+    const cm_value_t *data = cm_map_get (reply->payload, "data");
+    assert_string_equal (cm_map_str_or (data, "original_content", ""), "first");
+    assert_string_equal (cm_map_str_or (data, "new_content", ""), "second");
+    assert_true (cm_map_bool (data, "triggered_regeneration", false));
+    char edit_task[ID];
+    strcpy (edit_task, cm_map_str_or (data, "regeneration_task_id", ""));
+    assert_true (strncmp (edit_task, "regen_", 6) == 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "operation", ""), "edit");
+    cm_envelope_destroy (&reply);
+    assert_string_equal (cm_map_str_or (st_event_data (f, "message_edited"), "previousContent",
+                                        ""),
+                         "first");
+
+    //  The claimed edit task answers the edited question.
+    cm_envelope_t *claim = st_req (CM_MSG_TASK_CLAIM, NULL);
+    cm_map_set_str (claim->payload, "worker", "w");
+    assert_int_equal (st_write (f, claim, &reply), 0);
+    const cm_value_t *claimed = cm_arr_at (cm_map_get (reply->payload, "tasks"), 0);
+    assert_string_equal (cm_map_str_or (claimed, "kind", ""), "edit");
+    assert_string_equal (cm_map_str_or (claimed, "message_id", ""), asst);
+    const cm_value_t *conversation = cm_map_get (claimed, "conversation");
+    assert_int_equal (cm_value_len (conversation), 1);
+    assert_string_equal (cm_map_str_or (cm_arr_at (conversation, 0), "content", ""), "second");
+    cm_envelope_destroy (&reply);
+
+    //  Without regeneration an edit is allowed while a task runs.
+    edit = st_req (CM_MSG_MESSAGE_EDIT, "alice");
+    cm_map_set_str (edit->payload, "message_id", user_msg);
+    cm_map_set_str (edit->payload, "content", "third");
+    cm_map_set_bool (edit->payload, "trigger_regeneration", false);
+    assert_int_equal (st_write (f, edit, &reply), 0);
+    assert_false (cm_map_bool (cm_map_get (reply->payload, "data"), "triggered_regeneration",
+                               true));
+    cm_envelope_destroy (&reply);
+
+    cm_envelope_t *history = st_req (CM_MSG_HISTORY_GET, "alice");
+    cm_map_set_str (history->payload, "message_id", user_msg);
+    assert_int_equal (st_read (f, history, &reply), 0);
+    assert_int_equal (cm_map_int (reply->payload, "edit_count", 0), 2);
+    const cm_value_t *entries = cm_map_get (reply->payload, "history");
+    assert_string_equal (cm_map_str_or (cm_arr_at (entries, 0), "edited_content", ""), "second");
+    assert_true (strncmp (cm_map_str_or (cm_arr_at (entries, 0), "id", ""), "hist_", 5) == 0);
+    cm_envelope_destroy (&reply);
+    history = st_req (CM_MSG_HISTORY_GET, "bob");
+    cm_map_set_str (history->payload, "message_id", user_msg);
+    assert_int_equal (st_read (f, history, NULL), CM_ENOTFOUND);
+}
+
+static int
+s_regen (st_fixture_t *f, const char *user, const char *message, char *task)
+{
+    cm_envelope_t *request = st_req (CM_MSG_REGEN_CREATE, user);
+    cm_map_set_str (request->payload, "message_id", message);
+    cm_map_set_str (request->payload, "context", "shorter");
+    cm_envelope_t *reply = NULL;
+    int rc = st_write (f, request, &reply);
+    if (rc == 0 && task)
+        strcpy (task, cm_map_str_or (cm_map_get (reply->payload, "data"), "task_id", ""));
+    cm_envelope_destroy (&reply);
+    return rc;
+}
+
+static void
+test_regenerate_rules (void **state)
+{
+    st_fixture_t *f = *state;
+    char user_msg[ID], asst[ID], task[ID], regen[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", user_msg, asst, task), 0);
+    assert_int_equal (s_regen (f, "alice", user_msg, NULL), CM_EINVAL);
+    assert_int_equal (s_regen (f, "alice", asst, NULL), CM_ECONFLICT);
+    s_finish_answer (f, task);
+    assert_int_equal (s_regen (f, "bob", asst, NULL), CM_ENOTFOUND);
+    assert_int_equal (s_regen (f, "alice", asst, regen), 0);
+    assert_int_equal (s_regen (f, "alice", asst, NULL), CM_ECONFLICT);
+
+    cm_envelope_t *status = st_req (CM_MSG_TASK_STATUS, "alice");
+    cm_map_set_str (status->payload, "task_id", regen);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, status, &reply), 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "status", ""), "pending");
+    assert_string_equal (cm_map_str_or (reply->payload, "message_id", ""), asst);
+    cm_envelope_destroy (&reply);
+    status = st_req (CM_MSG_TASK_STATUS, "bob");
+    cm_map_set_str (status->payload, "task_id", regen);
+    assert_int_equal (st_read (f, status, NULL), CM_ENOTFOUND);
+
+    char claimed[ID];
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    assert_string_equal (claimed, regen);
+    const cm_value_t *data = st_event_data (f, "message_regenerating");
+    assert_string_equal (cm_map_str_or (data, "originalMessageId", ""), user_msg);
+    assert_string_equal (cm_map_str_or (data, "userQuery", ""), "q");
+    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_str (done->payload, "task_id", regen);
+    cm_map_set_str (done->payload, "content", "better");
+    cm_map_set_str (done->payload, "model", "builtin");
+    assert_int_equal (st_write (f, done, NULL), 0);
+    assert_string_equal (cm_map_str_or (st_event_data (f, "message_regenerated"), "content", ""),
+                         "better");
+    int rc;
+    reply = s_session_get (f, "alice", "s1", &rc);
+    const cm_value_t *msg = cm_arr_at (cm_map_get (cm_map_get (reply->payload, "session"),
+                                                   "messages"),
+                                       1);
+    assert_string_equal (cm_map_str_or (msg, "content", ""), "better");
+    const cm_value_t *meta = cm_map_get (msg, "metadata");
+    assert_true (cm_map_bool (meta, "regenerated", false));
+    assert_false (cm_map_bool (meta, "regenerating", true));
+    assert_string_equal (cm_map_str_or (meta, "model", ""), "builtin");
+    cm_envelope_destroy (&reply);
+}
+
+static void
+test_delete_removes_tail_in_order (void **state)
+{
+    st_fixture_t *f = *state;
+    char u1[ID], a1[ID], t1[ID], u2[ID], a2[ID], t2[ID], u3[ID], a3[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "one", u1, a1, t1), 0);
+    assert_int_equal (st_start (f, "alice", "s1", "two", u2, a2, t2), 0);
+    assert_int_equal (st_start (f, "alice", "s1", "three", u3, a3, NULL), 0);
+    assert_int_equal (s_vote (f, "alice", a2, "upvote", 0), 0);
+
+    cm_envelope_t *del = st_req (CM_MSG_MESSAGE_DELETE, "bob");
+    cm_map_set_str (del->payload, "message_id", u2);
+    assert_int_equal (st_write (f, del, NULL), CM_ENOTFOUND);
+    del = st_req (CM_MSG_MESSAGE_DELETE, "alice");
+    cm_map_set_str (del->payload, "message_id", u2);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, del, &reply), 0);
+    const cm_value_t *data = cm_map_get (reply->payload, "data");
+    assert_int_equal (cm_map_int (data, "deleted_count", 0), 4);
+    const cm_value_t *ids = cm_map_get (data, "deleted_message_ids");
+    assert_string_equal (cm_arr_at (ids, 0)->u.s.ptr, u2);
+    assert_string_equal (cm_arr_at (ids, 3)->u.s.ptr, a3);
+    cm_envelope_destroy (&reply);
+    assert_int_equal (cm_map_int (st_event_data (f, "message_deleted"), "deletedCount", 0), 4);
+    //  The running answers of deleted messages ended with them.
+    assert_true (st_event_index (f, "regeneration_error") >= 0);
+
+    int rc;
+    reply = s_session_get (f, "alice", "s1", &rc);
+    const cm_value_t *session = cm_map_get (reply->payload, "session");
+    const cm_value_t *messages = cm_map_get (session, "messages");
+    assert_int_equal (cm_value_len (messages), 2);
+    assert_string_equal (cm_map_str_or (cm_arr_at (messages, 0), "id", ""), u1);
+    assert_string_equal (cm_map_str_or (cm_arr_at (messages, 1), "id", ""), a1);
+    cm_envelope_destroy (&reply);
+    assert_int_equal (s_vote (f, "alice", a2, "upvote", 0), CM_ENOTFOUND);
+
+    //  New turns still sort after the survivors.
+    char u4[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "four", u4, NULL, NULL), 0);
+    reply = s_session_get (f, "alice", "s1", &rc);
+    messages = cm_map_get (cm_map_get (reply->payload, "session"), "messages");
+    assert_int_equal (cm_value_len (messages), 4);
+    assert_string_equal (cm_map_str_or (cm_arr_at (messages, 2), "id", ""), u4);
+    cm_envelope_destroy (&reply);
+}
+
+static int
+s_progress (st_fixture_t *f, const char *worker, const char *task)
+{
+    cm_envelope_t *request = st_req (CM_MSG_TASK_PROGRESS, NULL);
+    cm_map_set_str (request->payload, "worker", worker);
+    cm_map_set_str (request->payload, "task_id", task);
+    cm_map_set_int (request->payload, "progress", 40);
+    cm_map_set_str (request->payload, "partial", "part");
+    return st_write (f, request, NULL);
+}
+
+static void
+test_lease_expiry_and_attempts (void **state)
+{
+    st_fixture_t *f = *state; //  max_attempts = 2
+    char task[ID], claimed[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, NULL, task), 0);
+    assert_int_equal (st_claim (f, "w1", claimed), 1);
+    assert_int_equal (st_claim (f, "w2", NULL), 0); //  leased
+    assert_int_equal (s_progress (f, "w2", task), CM_ELEASE);
+    assert_int_equal (s_progress (f, "w1", task), 0);
+    const cm_value_t *data = st_event_data (f, "regeneration_progress");
+    assert_string_equal (cm_map_str_or (data, "partialContent", ""), "part");
+    assert_int_equal (cm_map_int (data, "progress", 0), 40);
+
+    f->now += 10001; //  lease expired: another worker takes over
+    assert_int_equal (st_claim (f, "w2", claimed), 1);
+    assert_string_equal (claimed, task);
+    assert_int_equal (s_progress (f, "w1", task), CM_ELEASE);
+    assert_int_equal (s_progress (f, "w2", task), 0);
+
+    f->now += 10001; //  out of attempts: fails instead of a third claim
+    assert_int_equal (st_claim (f, "w3", NULL), 0);
+    assert_string_equal (cm_map_str_or (st_event_data (f, "regeneration_error"), "taskId", ""),
+                         task);
+    cm_envelope_t *status = st_req (CM_MSG_TASK_STATUS, "alice");
+    cm_map_set_str (status->payload, "task_id", task);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, status, &reply), 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "status", ""), "failed");
+    cm_envelope_destroy (&reply);
+}
+
+static void
+test_fail_retry_then_terminal (void **state)
+{
+    st_fixture_t *f = *state;
+    char task[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, NULL, task), 0);
+    assert_int_equal (st_claim (f, "w1", NULL), 1);
+    cm_envelope_t *fail = st_req (CM_MSG_TASK_FAIL, NULL);
+    cm_map_set_str (fail->payload, "worker", "w1");
+    cm_map_set_str (fail->payload, "task_id", task);
+    cm_map_set_str (fail->payload, "error", "backend down");
+    cm_map_set_bool (fail->payload, "retryable", true);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, fail, &reply), 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "status", ""), "pending");
+    cm_envelope_destroy (&reply);
+    assert_int_equal (st_event_index (f, "regeneration_error"), -1);
+    assert_true (st_ops_take_tasks_changed (f->ops));
+    assert_int_equal (st_claim (f, "w2", NULL), 1);
+    fail = st_req (CM_MSG_TASK_FAIL, NULL);
+    cm_map_set_str (fail->payload, "worker", "w2");
+    cm_map_set_str (fail->payload, "task_id", task);
+    cm_map_set_str (fail->payload, "error", "bad");
+    assert_int_equal (st_write (f, fail, &reply), 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "status", ""), "failed");
+    cm_envelope_destroy (&reply);
+    assert_string_equal (cm_map_str_or (st_event_data (f, "regeneration_error"), "error", ""),
+                         "bad");
+    assert_int_equal (s_progress (f, "w2", task), CM_ELEASE);
+}
+
+static void
+test_cancel (void **state)
+{
+    st_fixture_t *f = *state;
+    char task[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, NULL, task), 0);
+    assert_int_equal (st_claim (f, "w1", NULL), 1);
+    cm_envelope_t *cancel = st_req (CM_MSG_TASK_CANCEL, "bob");
+    cm_map_set_str (cancel->payload, "task_id", task);
+    assert_int_equal (st_write (f, cancel, NULL), CM_ENOTFOUND);
+    cancel = st_req (CM_MSG_TASK_CANCEL, "alice");
+    cm_map_set_str (cancel->payload, "task_id", task);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, cancel, &reply), 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "status", ""), "failed");
+    assert_string_equal (cm_map_str_or (reply->payload, "error_message", ""), "cancelled");
+    cm_envelope_destroy (&reply);
+    assert_string_equal (cm_map_str_or (st_event_data (f, "regeneration_error"), "error", ""),
+                         "cancelled");
+    assert_int_equal (s_progress (f, "w1", task), CM_ECANCELLED);
+    cancel = st_req (CM_MSG_TASK_CANCEL, "alice");
+    cm_map_set_str (cancel->payload, "task_id", task);
+    assert_int_equal (st_write (f, cancel, NULL), CM_EBADSTATE);
+}
+
+static void
+test_rate_limit_exhaustion_changes_nothing (void **state)
+{
+    st_fixture_t *f = *state;
+    char asst[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
+    int audits = s_count_audit (f, "alice", "s1");
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 2), 0);
+    assert_int_equal (s_vote (f, "alice", asst, "downvote", 2), 0);
+    assert_int_equal (s_count_audit (f, "alice", "s1"), audits + 2);
+
+    cm_envelope_t *vote = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+    cm_map_set_str (vote->payload, "message_id", asst);
+    cm_map_set_str (vote->payload, "feedback_type", "upvote");
+    cm_map_set_int (vote->payload, "rate_limit", 2);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, vote, &reply), CM_ERATELIMIT);
+    int64_t retry = cm_map_int (reply->payload, "retry_after_ms", 0);
+    assert_true (retry > 0 && retry <= 60000);
+    cm_envelope_destroy (&reply);
+    assert_int_equal (cm_value_len (f->events), 0);
+    assert_int_equal (s_count_audit (f, "alice", "s1"), audits + 2);
+    cm_envelope_t *get = st_req (CM_MSG_FEEDBACK_GET, "alice");
+    cm_map_set_str (get->payload, "message_id", asst);
+    assert_int_equal (st_read (f, get, &reply), 0);
+    const cm_value_t *summary = cm_map_get (reply->payload, "feedback_summary");
+    assert_int_equal (cm_map_int (summary, "downvotes", -1), 1); //  still the 2nd vote
+    cm_envelope_destroy (&reply);
+    //  Another user's bucket is separate; the window reopens after 60 s.
+    f->now += 60000;
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 2), 0);
+
+    //  The regeneration bucket applies to session_start.
+    cm_envelope_t *start = st_req (CM_MSG_SESSION_START, "carol");
+    cm_map_set_str (start->payload, "session_id", "c1");
+    cm_map_set_str (start->payload, "query", "q");
+    cm_map_set_int (start->payload, "regen_rate_limit", 1);
+    assert_int_equal (st_write (f, start, NULL), 0);
+    start = st_req (CM_MSG_SESSION_START, "carol");
+    cm_map_set_str (start->payload, "session_id", "c2");
+    cm_map_set_str (start->payload, "query", "q");
+    cm_map_set_int (start->payload, "regen_rate_limit", 1);
+    assert_int_equal (st_write (f, start, NULL), CM_ERATELIMIT);
+    cm_envelope_t *list = st_req (CM_MSG_SESSION_LIST, "carol");
+    assert_int_equal (st_read (f, list, &reply), 0);
+    assert_int_equal (cm_value_len (cm_map_get (reply->payload, "sessions")), 1);
+    cm_envelope_destroy (&reply);
+
+    cm_envelope_t *consume = st_req (CM_MSG_RATE_CONSUME, NULL);
+    cm_map_set_str (consume->payload, "key", "x");
+    cm_map_set_int (consume->payload, "limit", 1);
+    assert_int_equal (st_write (f, consume, &reply), 0);
+    assert_int_equal (cm_map_int (reply->payload, "remaining", -1), 0);
+    cm_envelope_destroy (&reply);
+    consume = st_req (CM_MSG_RATE_CONSUME, NULL);
+    cm_map_set_str (consume->payload, "key", "x");
+    cm_map_set_int (consume->payload, "limit", 1);
+    assert_int_equal (st_write (f, consume, NULL), CM_ERATELIMIT);
+}
+
+static void
+test_malformed_is_eproto_and_batch_isolated (void **state)
+{
+    st_fixture_t *f = *state;
+    char asst[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
+    //  One batch: a good vote, a request missing its fields, a read type,
+    //  another good vote. The bad ones fail alone.
+    cm_envelope_t *requests[4];
+    requests[0] = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+    cm_map_set_str (requests[0]->payload, "message_id", asst);
+    cm_map_set_str (requests[0]->payload, "feedback_type", "upvote");
+    requests[1] = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+    requests[2] = st_req (CM_MSG_SESSION_GET, "alice");
+    cm_map_set_str (requests[2]->payload, "session_id", "s1");
+    requests[3] = st_req (CM_MSG_FEEDBACK_PUT, "bob");
+    cm_map_set_str (requests[3]->payload, "message_id", asst);
+    cm_map_set_str (requests[3]->payload, "feedback_type", "upvote");
+    cm_envelope_t *replies[4];
+    cm_value_t *events = NULL;
+    assert_int_equal (st_ops_write_batch (f->ops, requests, 4, f->now, replies, &events), 0);
+    assert_int_equal (replies[0]->type, CM_MSG_OK);
+    assert_int_equal (cm_map_int (replies[1]->payload, "code", 0), CM_EPROTO);
+    assert_int_equal (cm_map_int (replies[2]->payload, "code", 0), CM_EPROTO);
+    assert_int_equal (cm_map_int (replies[3]->payload, "code", 0), CM_ENOTFOUND);
+    assert_int_equal (cm_value_len (events), 1);
+    for (int i = 0; i < 4; i++) {
+        cm_envelope_destroy (&replies[i]);
+        cm_envelope_destroy (&requests[i]);
+    }
+    cm_value_destroy (&events);
+    //  A write type on the read path is refused too.
+    cm_envelope_t *vote = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+    cm_map_set_str (vote->payload, "message_id", asst);
+    cm_map_set_str (vote->payload, "feedback_type", "upvote");
+    assert_int_equal (st_read (f, vote, NULL), CM_EPROTO);
+}
+
+static void
+test_map_grows_from_64k (void **state)
+{
+    (void) state;
+    st_fixture_t *f = st_fixture_new (64 * 1024, 3);
+    size_t initial = st_db_map_size (f->db);
+    char query[2048];
+    memset (query, 'x', sizeof query - 1);
+    query[sizeof query - 1] = 0;
+    char session[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf (session, sizeof session, "s%d", i);
+        assert_int_equal (st_start (f, "alice", session, query, NULL, NULL, NULL), 0);
+    }
+    assert_true (st_db_map_size (f->db) > initial);
+    int rc;
+    cm_envelope_t *reply = s_session_get (f, "alice", "s199", &rc);
+    assert_int_equal (rc, 0);
+    cm_envelope_destroy (&reply);
+    cm_envelope_t *list = st_req (CM_MSG_SESSION_LIST, "alice");
+    cm_map_set_int (list->payload, "limit", 1000);
+    assert_int_equal (st_read (f, list, &reply), 0);
+    assert_int_equal (cm_value_len (cm_map_get (reply->payload, "sessions")), 200);
+    cm_envelope_destroy (&reply);
+    st_fixture_destroy (&f);
+}
+
+static void
+test_analytics_and_audit (void **state)
+{
+    st_fixture_t *f = *state;
+    char user_msg[ID], asst[ID], task[ID], regen[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", user_msg, asst, task), 0);
+    s_finish_answer (f, task);
+    assert_int_equal (s_regen (f, "alice", asst, regen), 0);
+    f->now += 2000;
+    s_finish_answer (f, regen);
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 0), 0);
+    cm_envelope_t *edit = st_req (CM_MSG_MESSAGE_EDIT, "alice");
+    cm_map_set_str (edit->payload, "message_id", asst);
+    cm_map_set_str (edit->payload, "content", "fixed");
+    assert_int_equal (st_write (f, edit, NULL), 0);
+
+    cm_envelope_t *get = st_req (CM_MSG_ANALYTICS_GET, "alice");
+    cm_map_set_str (get->payload, "session_id", "s1");
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, get, &reply), 0);
+    const cm_value_t *a = cm_map_get (reply->payload, "analytics");
+    assert_int_equal (cm_map_int (a, "total_messages", 0), 2);
+    assert_int_equal (cm_map_int (a, "regeneration_count", 0), 1);
+    assert_true (cm_map_dbl (a, "regeneration_success_rate", 0) == 1.0);
+    assert_int_equal (cm_map_int (a, "edit_count", 0), 1);
+    assert_int_equal (cm_map_int (a, "feedback_count", 0), 1);
+    assert_true (cm_map_dbl (a, "user_satisfaction", 0) == 1.0);
+    assert_true (fabs (cm_map_dbl (a, "average_regeneration_seconds", 0) - 2.0) < 1e-9);
+    assert_true (fabs (cm_map_dbl (a, "p95_regeneration_seconds", 0) - 2.0) < 1e-9);
+    cm_envelope_destroy (&reply);
+    get = st_req (CM_MSG_ANALYTICS_GET, "bob");
+    cm_map_set_str (get->payload, "session_id", "s1");
+    assert_int_equal (st_read (f, get, NULL), CM_ENOTFOUND);
+
+    cm_envelope_t *query = st_req (CM_MSG_AUDIT_QUERY, "alice");
+    cm_map_set_str (query->payload, "session_id", "s1");
+    assert_int_equal (st_read (f, query, &reply), 0);
+    const cm_value_t *entries = cm_map_get (reply->payload, "entries");
+    assert_true (cm_value_len (entries) >= 5);
+    const cm_value_t *newest = cm_arr_at (entries, 0);
+    assert_string_equal (cm_map_str_or (newest, "action_type", ""), "edit");
+    assert_string_equal (cm_map_str_or (newest, "client_ip", ""), "127.0.0.1");
+    assert_string_equal (cm_map_str_or (newest, "user_agent", ""), "cmocka");
+    cm_envelope_destroy (&reply);
+    query = st_req (CM_MSG_AUDIT_QUERY, "bob");
+    cm_map_set_str (query->payload, "session_id", "s1");
+    assert_int_equal (st_read (f, query, NULL), CM_ENOTFOUND);
+    assert_int_equal (s_count_audit (f, "bob", NULL), 0);
+}
+
+static void
+test_cleanup_requeues_and_expires (void **state)
+{
+    st_fixture_t *f = *state;
+    char task[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, NULL, task), 0);
+    assert_int_equal (st_claim (f, "w1", NULL), 1);
+    f->now += 10001;
+    cm_value_t *events = NULL;
+    assert_int_equal (st_ops_cleanup (f->ops, f->now, &events), 0);
+    cm_value_destroy (&events);
+    assert_true (st_ops_take_tasks_changed (f->ops));
+    cm_envelope_t *status = st_req (CM_MSG_TASK_STATUS, "alice");
+    cm_map_set_str (status->payload, "task_id", task);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, status, &reply), 0);
+    assert_string_equal (cm_map_str_or (reply->payload, "status", ""), "pending");
+    cm_envelope_destroy (&reply);
+
+    //  Fail it for good, then jump past the retention: task and audit go.
+    assert_int_equal (st_claim (f, "w1", NULL), 1);
+    cm_envelope_t *fail = st_req (CM_MSG_TASK_FAIL, NULL);
+    cm_map_set_str (fail->payload, "worker", "w1");
+    cm_map_set_str (fail->payload, "task_id", task);
+    cm_map_set_str (fail->payload, "error", "bad");
+    assert_int_equal (st_write (f, fail, NULL), 0);
+    assert_true (s_count_audit (f, "alice", "s1") > 0);
+    f->now += 8LL * 86400 * 1000;
+    assert_int_equal (st_ops_cleanup (f->ops, f->now, &events), 0);
+    cm_value_destroy (&events);
+    status = st_req (CM_MSG_TASK_STATUS, "alice");
+    cm_map_set_str (status->payload, "task_id", task);
+    assert_int_equal (st_read (f, status, NULL), CM_ENOTFOUND);
+    assert_int_equal (s_count_audit (f, "alice", "s1"), 0);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_session_start_get_list, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_feedback_one_vote_per_user, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_edit_records_history_and_regenerates, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_regenerate_rules, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_delete_removes_tail_in_order, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_lease_expiry_and_attempts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_fail_retry_then_terminal, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rate_limit_exhaustion_changes_nothing, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_malformed_is_eproto_and_batch_isolated, s_setup,
+                                         s_teardown),
+        cmocka_unit_test (test_map_grows_from_64k),
+        cmocka_unit_test_setup_teardown (test_analytics_and_audit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cleanup_requeues_and_expires, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
