@@ -1,0 +1,506 @@
+#include "rg_openai.h"
+#include "cm_error.h"
+#include "cm_log.h"
+#include "cm_time.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_LINE_MAX (1024 * 1024) //  one SSE line; longer is not a sane server
+#define S_STEP_BYTES 400         //  reasoning is cut into steps about this long
+#define S_QUEUE_MAX 64
+
+typedef struct {
+    char *base_url;
+    char *api_key;
+    char *model;
+    int connect_timeout_ms;
+    int idle_timeout_ms;
+    int max_retries;
+} s_state_t;
+
+typedef struct {
+    rg_chunk_kind_t kind;
+    char *text;
+    int step;
+} s_item_t;
+
+typedef struct {
+    const s_state_t *state;
+    char *body;            //  the JSON request
+    char model[129];
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *line;            //  partial SSE line
+    size_t line_len, line_cap;
+    char error_body[256];  //  start of a non-200 answer, for the error text
+    size_t error_len;
+    bool done;             //  [DONE] seen
+    bool bad;              //  a line could not be parsed or was too long
+    int attempt;
+    int64_t retry_at_ms;   //  0: not waiting to retry
+    bool first_token;
+    bool thinking;         //  THINK_START sent, THINK_DONE not yet
+    int steps;
+    char *reasoning;       //  reasoning not yet cut into a step
+    size_t reasoning_len;
+    s_item_t queue[S_QUEUE_MAX];
+    size_t head, count;
+    s_item_t current;      //  the item handed out last (freed on next call)
+} s_stream_t;
+
+int
+rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
+                      char **model)
+{
+    *content = *reasoning = *model = NULL;
+    while (len && (*data == ' ' || *data == '\t')) {
+        data++;
+        len--;
+    }
+    while (len && (data[len - 1] == '\r' || data[len - 1] == ' '))
+        len--;
+    if (len == 6 && memcmp (data, "[DONE]", 6) == 0)
+        return RG_STREAM_END;
+    json_error_t error;
+    json_t *root = json_loadb (data, len, 0, &error);
+    if (!root || !json_is_object (root)) {
+        json_decref (root);
+        return CM_EPROTO;
+    }
+    const char *name = json_string_value (json_object_get (root, "model"));
+    if (name)
+        *model = strdup (name);
+    json_t *choice = json_array_get (json_object_get (root, "choices"), 0);
+    json_t *delta = json_object_get (choice, "delta");
+    const char *text = json_string_value (json_object_get (delta, "content"));
+    if (text && *text)
+        *content = strdup (text);
+    text = json_string_value (json_object_get (delta, "reasoning_content"));
+    if (!text)
+        text = json_string_value (json_object_get (delta, "reasoning"));
+    if (text && *text)
+        *reasoning = strdup (text);
+    json_decref (root);
+    return 0;
+}
+
+static void
+s_push (s_stream_t *stream, rg_chunk_kind_t kind, char *text, int step)
+{
+    if (!text)
+        return;
+    if (stream->count == S_QUEUE_MAX) {
+        //  The worker drains faster than a server writes; if not, merge
+        //  tokens into the last item rather than grow without bound.
+        s_item_t *last = &stream->queue[(stream->head + stream->count - 1) % S_QUEUE_MAX];
+        if (kind == RG_CHUNK_TOKEN && last->kind == RG_CHUNK_TOKEN) {
+            size_t a = strlen (last->text), b = strlen (text);
+            char *merged = realloc (last->text, a + b + 1);
+            if (merged) {
+                memcpy (merged + a, text, b + 1);
+                last->text = merged;
+            }
+        }
+        free (text);
+        return;
+    }
+    s_item_t *item = &stream->queue[(stream->head + stream->count++) % S_QUEUE_MAX];
+    item->kind = kind;
+    item->text = text;
+    item->step = step;
+}
+
+static void
+s_flush_reasoning (s_stream_t *stream)
+{
+    if (!stream->reasoning_len)
+        return;
+    stream->reasoning[stream->reasoning_len] = '\0';
+    s_push (stream, RG_CHUNK_THINK_STEP, strdup (stream->reasoning), ++stream->steps);
+    stream->reasoning_len = 0;
+}
+
+static void
+s_on_reasoning (s_stream_t *stream, const char *text)
+{
+    if (!stream->thinking && !stream->first_token) {
+        stream->thinking = true;
+        s_push (stream, RG_CHUNK_THINK_START, strdup ("the question"), 0);
+    }
+    size_t len = strlen (text);
+    char *grown = realloc (stream->reasoning, stream->reasoning_len + len + 1);
+    if (!grown)
+        return;
+    stream->reasoning = grown;
+    memcpy (stream->reasoning + stream->reasoning_len, text, len);
+    stream->reasoning_len += len;
+    stream->reasoning[stream->reasoning_len] = '\0';
+    //  A step ends at a paragraph, or at a sentence once it is long enough.
+    const char *end = strstr (stream->reasoning, "\n\n");
+    bool long_enough = stream->reasoning_len >= S_STEP_BYTES
+                       && strchr (".!?\n", stream->reasoning[stream->reasoning_len - 1]);
+    if (end || long_enough)
+        s_flush_reasoning (stream);
+}
+
+static void
+s_on_line (s_stream_t *stream, char *line, size_t len)
+{
+    if (len < 5 || memcmp (line, "data:", 5) != 0)
+        return; //  comments, event:, id:, blank lines
+    char *content, *reasoning, *model;
+    int rc = rg_openai_parse_data (line + 5, len - 5, &content, &reasoning, &model);
+    if (rc == RG_STREAM_END) {
+        stream->done = true;
+        return;
+    }
+    if (rc) {
+        stream->bad = true;
+        return;
+    }
+    if (model && *model)
+        snprintf (stream->model, sizeof stream->model, "%s", model);
+    free (model);
+    if (reasoning)
+        s_on_reasoning (stream, reasoning);
+    free (reasoning);
+    if (content) {
+        if (stream->thinking) {
+            s_flush_reasoning (stream);
+            s_push (stream, RG_CHUNK_THINK_DONE, strdup ("Reasoning complete"), 0);
+            stream->thinking = false;
+        }
+        stream->first_token = true;
+        s_push (stream, RG_CHUNK_TOKEN, content, 0);
+    }
+}
+
+static size_t
+s_on_write (char *data, size_t size, size_t nmemb, void *arg)
+{
+    s_stream_t *stream = arg;
+    size_t total = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo (stream->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+        size_t room = sizeof stream->error_body - 1 - stream->error_len;
+        size_t take = total < room ? total : room;
+        memcpy (stream->error_body + stream->error_len, data, take);
+        stream->error_len += take;
+        stream->error_body[stream->error_len] = '\0';
+        return total;
+    }
+    for (size_t i = 0; i < total; i++) {
+        if (data[i] == '\n') {
+            if (stream->line_len && stream->line[stream->line_len - 1] == '\r')
+                stream->line_len--;
+            if (stream->line)
+                stream->line[stream->line_len] = '\0';
+            s_on_line (stream, stream->line ? stream->line : "", stream->line_len);
+            stream->line_len = 0;
+            continue;
+        }
+        if (stream->line_len + 2 > stream->line_cap) {
+            size_t cap = stream->line_cap ? stream->line_cap * 2 : 4096;
+            if (cap > S_LINE_MAX) {
+                stream->bad = true;
+                return 0; //  aborts the transfer
+            }
+            char *line = realloc (stream->line, cap);
+            if (!line)
+                return 0;
+            stream->line = line;
+            stream->line_cap = cap;
+        }
+        stream->line[stream->line_len++] = data[i];
+    }
+    return total;
+}
+
+static int
+s_start_attempt (s_stream_t *stream, char *why, size_t why_size)
+{
+    const s_state_t *state = stream->state;
+    if (stream->easy) {
+        curl_multi_remove_handle (stream->multi, stream->easy);
+        curl_easy_cleanup (stream->easy);
+    }
+    stream->easy = curl_easy_init ();
+    if (!stream->easy) {
+        snprintf (why, why_size, "openai: cannot start a request");
+        return CM_ENOMEM;
+    }
+    char url[1024];
+    snprintf (url, sizeof url, "%s/v1/chat/completions", state->base_url);
+    CURL *easy = stream->easy;
+    curl_easy_setopt (easy, CURLOPT_URL, url);
+    curl_easy_setopt (easy, CURLOPT_POSTFIELDS, stream->body);
+    curl_easy_setopt (easy, CURLOPT_HTTPHEADER, stream->headers);
+    curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_on_write);
+    curl_easy_setopt (easy, CURLOPT_WRITEDATA, stream);
+    curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, (long) state->connect_timeout_ms);
+    //  Idle timeout: less than 1 byte/s for that long ends the attempt.
+    curl_easy_setopt (easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    long idle_s = state->idle_timeout_ms / 1000;
+    curl_easy_setopt (easy, CURLOPT_LOW_SPEED_TIME, idle_s > 0 ? idle_s : 1L);
+    curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    stream->line_len = 0;
+    stream->error_len = 0;
+    stream->error_body[0] = '\0';
+    stream->done = false;
+    stream->bad = false;
+    if (curl_multi_add_handle (stream->multi, easy) != CURLM_OK) {
+        snprintf (why, why_size, "openai: cannot start a request");
+        return CM_EBACKEND;
+    }
+    stream->attempt++;
+    return 0;
+}
+
+static char *
+s_request_body (const rg_task_t *task, const char *model)
+{
+    json_t *root = json_object ();
+    json_t *messages = json_array ();
+    if (task->context[0]) {
+        json_t *system = json_object ();
+        json_object_set_new (system, "role", json_string ("system"));
+        json_object_set_new (system, "content", json_string (task->context));
+        json_array_append_new (messages, system);
+    }
+    for (size_t i = 0; i < task->turn_count; i++) {
+        json_t *turn = json_object ();
+        json_object_set_new (turn, "role", json_string (task->turns[i].role));
+        json_object_set_new (turn, "content", json_string (task->turns[i].content));
+        json_array_append_new (messages, turn);
+    }
+    if (task->turn_count == 0) {
+        json_t *turn = json_object ();
+        json_object_set_new (turn, "role", json_string ("user"));
+        json_object_set_new (turn, "content", json_string (task->user_query));
+        json_array_append_new (messages, turn);
+    }
+    json_object_set_new (root, "model", json_string (model));
+    json_object_set_new (root, "stream", json_true ());
+    json_object_set_new (root, "temperature", json_real (task->temperature));
+    json_object_set_new (root, "messages", messages);
+    char *body = json_dumps (root, JSON_COMPACT);
+    json_decref (root);
+    return body;
+}
+
+static void
+s_close (void **stream_p)
+{
+    s_stream_t *stream = *stream_p;
+    if (!stream)
+        return;
+    if (stream->easy) {
+        curl_multi_remove_handle (stream->multi, stream->easy);
+        curl_easy_cleanup (stream->easy);
+    }
+    if (stream->multi)
+        curl_multi_cleanup (stream->multi);
+    curl_slist_free_all (stream->headers);
+    for (size_t i = 0; i < stream->count; i++)
+        free (stream->queue[(stream->head + i) % S_QUEUE_MAX].text);
+    free (stream->current.text);
+    free (stream->reasoning);
+    free (stream->line);
+    free (stream->body);
+    free (stream);
+    *stream_p = NULL;
+}
+
+static int
+s_open (void *state_arg, const rg_task_t *task, const rg_open_options_t *options,
+        void **stream_p, char *why, size_t why_size)
+{
+    (void) options; //  reasoning is forwarded when the server sends it
+    const s_state_t *state = state_arg;
+    const char *model = state->model[0] ? state->model : task->model;
+    if (!model[0]) {
+        snprintf (why, why_size, "openai: no model (set CHATMESH_OPENAI_MODEL)");
+        return CM_EINVAL;
+    }
+    s_stream_t *stream = calloc (1, sizeof *stream);
+    if (!stream) {
+        snprintf (why, why_size, "out of memory");
+        return CM_ENOMEM;
+    }
+    stream->state = state;
+    snprintf (stream->model, sizeof stream->model, "%s", model);
+    stream->body = s_request_body (task, model);
+    stream->multi = curl_multi_init ();
+    stream->headers = curl_slist_append (NULL, "Content-Type: application/json");
+    stream->headers = curl_slist_append (stream->headers, "Accept: text/event-stream");
+    if (state->api_key[0]) {
+        char header[1100];
+        snprintf (header, sizeof header, "Authorization: Bearer %s", state->api_key);
+        stream->headers = curl_slist_append (stream->headers, header);
+    }
+    int rc = stream->body && stream->multi && stream->headers ? 0 : CM_ENOMEM;
+    if (rc == 0)
+        rc = s_start_attempt (stream, why, why_size);
+    else
+        snprintf (why, why_size, "out of memory");
+    if (rc) {
+        void *p = stream;
+        s_close (&p);
+        return rc;
+    }
+    *stream_p = stream;
+    return 0;
+}
+
+//  After an attempt ended: retry, end, or fail.
+static int
+s_finished (s_stream_t *stream, CURLcode result, char *why, size_t why_size, bool *retryable)
+{
+    long status = 0;
+    curl_easy_getinfo (stream->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (result == CURLE_OK && status == 200 && !stream->bad) {
+        if (stream->thinking) { //  reasoning and then nothing: still end it
+            s_flush_reasoning (stream);
+            s_push (stream, RG_CHUNK_THINK_DONE, strdup ("Reasoning complete"), 0);
+            stream->thinking = false;
+        }
+        stream->done = true; //  a server that closes without [DONE] is done too
+        return 0;
+    }
+    bool transient = (result != CURLE_OK && result != CURLE_WRITE_ERROR) || status == 429
+                     || status >= 500;
+    if (result == CURLE_OK && status != 200) {
+        //  The body of an error answer is the server's text, not ours:
+        //  keep it short and on one line.
+        for (char *p = stream->error_body; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
+        snprintf (why, why_size, "openai: HTTP %ld %.160s", status, stream->error_body);
+    }
+    else if (stream->bad)
+        snprintf (why, why_size, "openai: malformed event stream");
+    else
+        snprintf (why, why_size, "openai: %s", curl_easy_strerror (result));
+    *retryable = transient;
+    if (transient && !stream->first_token && stream->attempt <= stream->state->max_retries) {
+        int64_t backoff = 500LL << (stream->attempt - 1);
+        cm_info ("%s; retrying in %lld ms", why, (long long) backoff);
+        stream->retry_at_ms = cm_mono_ms () + (backoff > 8000 ? 8000 : backoff);
+        return RG_STREAM_AGAIN;
+    }
+    return CM_EBACKEND;
+}
+
+static int
+s_next (void *stream_arg, int wait_ms, const atomic_bool *cancelled, rg_chunk_t *chunk,
+        char *why, size_t why_size, bool *retryable)
+{
+    s_stream_t *stream = stream_arg;
+    int64_t deadline = cm_mono_ms () + wait_ms;
+    free (stream->current.text);
+    stream->current.text = NULL;
+    while (true) {
+        if (atomic_load (cancelled))
+            return CM_ECANCELLED;
+        if (stream->count) {
+            stream->current = stream->queue[stream->head];
+            stream->head = (stream->head + 1) % S_QUEUE_MAX;
+            stream->count--;
+            memset (chunk, 0, sizeof *chunk);
+            chunk->kind = stream->current.kind;
+            chunk->text = stream->current.text;
+            chunk->len = strlen (chunk->text);
+            chunk->step = stream->current.step;
+            chunk->progress = -1;
+            return 0;
+        }
+        if (stream->done)
+            return RG_STREAM_END;
+        int64_t now = cm_mono_ms ();
+        if (now >= deadline)
+            return RG_STREAM_AGAIN;
+        if (stream->retry_at_ms) {
+            if (now < stream->retry_at_ms) {
+                int64_t nap = stream->retry_at_ms - now;
+                if (nap > deadline - now)
+                    nap = deadline - now;
+                curl_multi_wait (stream->multi, NULL, 0, (int) (nap < 50 ? nap : 50), NULL);
+                continue;
+            }
+            stream->retry_at_ms = 0;
+            int rc = s_start_attempt (stream, why, why_size);
+            if (rc)
+                return rc;
+        }
+        int running = 0;
+        curl_multi_perform (stream->multi, &running);
+        int left;
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read (stream->multi, &left)))
+            if (msg->msg == CURLMSG_DONE) {
+                int rc = s_finished (stream, msg->data.result, why, why_size, retryable);
+                if (rc < 0)
+                    return rc;
+            }
+        if (stream->count || stream->done || stream->retry_at_ms)
+            continue;
+        int64_t slice = deadline - cm_mono_ms ();
+        if (slice > 0)
+            curl_multi_wait (stream->multi, NULL, 0, (int) (slice < 50 ? slice : 50), NULL);
+    }
+}
+
+static const char *
+s_model (void *stream_arg)
+{
+    s_stream_t *stream = stream_arg;
+    return stream->model;
+}
+
+static void
+s_destroy (void **state_p)
+{
+    s_state_t *state = *state_p;
+    if (!state)
+        return;
+    free (state->base_url);
+    free (state->api_key);
+    free (state->model);
+    free (state);
+    *state_p = NULL;
+}
+
+static const rg_backend_ops_t s_ops = {"openai", s_open, s_next, s_model, s_close, s_destroy};
+
+rg_backend_t *
+rg_openai_new (const rg_openai_options_t *options)
+{
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    s_state_t *state = calloc (1, sizeof *state);
+    if (!state)
+        return NULL;
+    state->base_url = strdup (options->base_url ? options->base_url : "");
+    state->api_key = strdup (options->api_key ? options->api_key : "");
+    state->model = strdup (options->model ? options->model : "");
+    state->connect_timeout_ms = options->connect_timeout_ms > 0 ? options->connect_timeout_ms
+                                                                : 10000;
+    state->idle_timeout_ms = options->idle_timeout_ms > 0 ? options->idle_timeout_ms : 60000;
+    state->max_retries = options->max_retries >= 0 ? options->max_retries : 3;
+    void *state_p = state;
+    if (!state->base_url || !state->api_key || !state->model) {
+        s_destroy (&state_p);
+        return NULL;
+    }
+    //  "http://host:port/" and "http://host:port" name the same server.
+    size_t len = strlen (state->base_url);
+    while (len && state->base_url[len - 1] == '/')
+        state->base_url[--len] = '\0';
+    return rg_backend_new (&s_ops, &state_p);
+}
