@@ -1,0 +1,192 @@
+#include "gw_config.h"
+
+#include "cm_config.h"
+#include "cm_error.h"
+#include "cm_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+//  API worker threads that SSE streams may never take, so /healthz, votes
+//  and edits still answer while the stream cap is reached.
+#define GW_API_RESERVE_THREADS 8
+#define GW_SECRET_MIN 16
+
+static const cm_cfg_spec_t s_specs[] = {
+    CM_CFG_COMMON,
+    {"CHATMESH_HTTP_LISTEN", "--http-listen", CM_CFG_STR, "127.0.0.1:8080", 1, 255,
+     "civetweb listening_ports (e.g. 127.0.0.1:8080)"},
+    {"CHATMESH_HTTP_THREADS", "--http-threads", CM_CFG_INT, "128", GW_API_RESERVE_THREADS + 2,
+     20000, "civetweb worker threads (each SSE stream holds one)"},
+    {"CHATMESH_JWT_SECRET", "--jwt-secret", CM_CFG_STR, "", 0, GW_SECRET_MAX,
+     "HS256 secret for bearer tokens (or use CHATMESH_JWT_SECRET_FILE)"},
+    {"CHATMESH_JWT_SECRET_FILE", "--jwt-secret-file", CM_CFG_STR, "", 0, 1023,
+     "file holding the HS256 secret"},
+    {"CHATMESH_BACKEND_TIMEOUT_MS", "--backend-timeout-ms", CM_CFG_INT, "2000", 50, 60000,
+     "how long to wait for the store / broadcaster before 504"},
+    {"CHATMESH_MAX_BODY_BYTES", "--max-body-bytes", CM_CFG_INT, "65536", 1024, 8388608,
+     "largest request body accepted (413 beyond)"},
+    {"CHAT_ACTIONS_MAX_CONTENT_LENGTH", "--max-content-length", CM_CFG_INT, "10000", 1, 1000000,
+     "longest message content or query, in characters"},
+    {"CHAT_ACTIONS_RATE_LIMIT", "--rate-limit", CM_CFG_INT, "60", 0, 1000000,
+     "message actions per minute per user (0 = unlimited)"},
+    {"CHAT_REGENERATION_RATE_LIMIT", "--regen-rate-limit", CM_CFG_INT, "10", 0, 1000000,
+     "regenerations per minute per user (0 = unlimited)"},
+    {"CHATMESH_CORS_ORIGINS", "--cors-origins", CM_CFG_STR, "", 0, 1023,
+     "comma-separated origins allowed by CORS (empty = none)"},
+    {"CHATMESH_WEB_DIR", "--web-dir", CM_CFG_STR, "./web", 1, 1023,
+     "directory of the static frontend"},
+    {"CHATMESH_SSE_KEEPALIVE_MS", "--sse-keepalive-ms", CM_CFG_INT, "15000", 100, 600000,
+     "comment line after this much silence on a stream"},
+    {"CHATMESH_SSE_QUEUE_BYTES", "--sse-queue-bytes", CM_CFG_INT, "1048576", 4096, 1073741824,
+     "per-stream queue; a stream that falls this far behind is closed"},
+    {"CHATMESH_SSE_MAX_STREAMS", "--sse-max-streams", CM_CFG_INT, "0", 0, 1000000,
+     "SSE streams per gateway (0 = HTTP threads minus 8 kept for the API)"},
+    {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101", 1, 255,
+     "store ROUTER"},
+    {"CHATMESH_EVENTS_OUT_ENDPOINT", "--events-out-endpoint", CM_CFG_STR,
+     "tcp://127.0.0.1:7103", 1, 255, "broadcaster XPUB (live events)"},
+    {"CHATMESH_HISTORY_ENDPOINT", "--history-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7104", 1,
+     255, "broadcaster ROUTER (event history)"},
+};
+
+int
+gw_config_secret (const char *secret, const char *secret_file, char *out, size_t out_size,
+                  size_t *out_len, char *why, size_t why_size)
+{
+    size_t len = 0;
+    if (secret && *secret) {
+        len = strlen (secret);
+        if (len + 1 > out_size) {
+            snprintf (why, why_size, "CHATMESH_JWT_SECRET: too long");
+            return CM_EINVAL;
+        }
+        memcpy (out, secret, len + 1);
+    }
+    else if (secret_file && *secret_file) {
+        FILE *file = fopen (secret_file, "rb");
+        if (!file) {
+            snprintf (why, why_size, "CHATMESH_JWT_SECRET_FILE: cannot open '%s'", secret_file);
+            return CM_EINVAL;
+        }
+        len = fread (out, 1, out_size - 1, file);
+        bool more = fgetc (file) != EOF;
+        fclose (file);
+        if (more) {
+            snprintf (why, why_size, "CHATMESH_JWT_SECRET_FILE: '%s' is too long", secret_file);
+            return CM_EINVAL;
+        }
+        while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+            len--;
+        out[len] = 0;
+        if (memchr (out, 0, len)) {
+            snprintf (why, why_size, "CHATMESH_JWT_SECRET_FILE: '%s' contains a NUL byte",
+                      secret_file);
+            return CM_EINVAL;
+        }
+    }
+    else {
+        snprintf (why, why_size,
+                  "CHATMESH_JWT_SECRET or CHATMESH_JWT_SECRET_FILE must be set (the HS256 "
+                  "secret tokens are signed with)");
+        return CM_EINVAL;
+    }
+    //  A short HMAC secret can be brute-forced offline from one token.
+    if (len < GW_SECRET_MIN) {
+        snprintf (why, why_size, "CHATMESH_JWT_SECRET: must be at least %d bytes",
+                  GW_SECRET_MIN);
+        return CM_EINVAL;
+    }
+    *out_len = len;
+    return 0;
+}
+
+static void
+s_copy (char *dest, size_t size, const char *src)
+{
+    snprintf (dest, size, "%s", src ? src : "");
+}
+
+static int
+s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
+{
+    memset (config, 0, sizeof *config);
+    int level = cm_log_level_parse (cm_config_str (cfg, "CHATMESH_LOG_LEVEL"));
+    if (level < 0) {
+        snprintf (why, why_size, "CHATMESH_LOG_LEVEL: '%s' is not error|warning|notice|info|debug",
+                  cm_config_str (cfg, "CHATMESH_LOG_LEVEL"));
+        return CM_EINVAL;
+    }
+    config->log_level = level;
+    s_copy (config->listen, sizeof config->listen, cm_config_str (cfg, "CHATMESH_HTTP_LISTEN"));
+    config->http_threads = (int) cm_config_int (cfg, "CHATMESH_HTTP_THREADS");
+    config->backend_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_BACKEND_TIMEOUT_MS");
+    config->max_body_bytes = cm_config_int (cfg, "CHATMESH_MAX_BODY_BYTES");
+    config->max_content_chars = (int) cm_config_int (cfg, "CHAT_ACTIONS_MAX_CONTENT_LENGTH");
+    config->rate_limit = (int) cm_config_int (cfg, "CHAT_ACTIONS_RATE_LIMIT");
+    config->regen_rate_limit = (int) cm_config_int (cfg, "CHAT_REGENERATION_RATE_LIMIT");
+    s_copy (config->cors_origins, sizeof config->cors_origins,
+            cm_config_str (cfg, "CHATMESH_CORS_ORIGINS"));
+    s_copy (config->web_dir, sizeof config->web_dir, cm_config_str (cfg, "CHATMESH_WEB_DIR"));
+    config->sse_keepalive_ms = (int) cm_config_int (cfg, "CHATMESH_SSE_KEEPALIVE_MS");
+    config->sse_queue_bytes = cm_config_int (cfg, "CHATMESH_SSE_QUEUE_BYTES");
+    int cap = config->http_threads - GW_API_RESERVE_THREADS;
+    int wanted = (int) cm_config_int (cfg, "CHATMESH_SSE_MAX_STREAMS");
+    if (wanted > cap) {
+        snprintf (why, why_size,
+                  "CHATMESH_SSE_MAX_STREAMS: %d leaves fewer than %d of the %d "
+                  "CHATMESH_HTTP_THREADS for the API; raise CHATMESH_HTTP_THREADS",
+                  wanted, GW_API_RESERVE_THREADS, config->http_threads);
+        return CM_EINVAL;
+    }
+    config->sse_max_streams = wanted ? wanted : cap;
+    s_copy (config->store_endpoint, sizeof config->store_endpoint,
+            cm_config_str (cfg, "CHATMESH_STORE_ENDPOINT"));
+    s_copy (config->events_endpoint, sizeof config->events_endpoint,
+            cm_config_str (cfg, "CHATMESH_EVENTS_OUT_ENDPOINT"));
+    s_copy (config->history_endpoint, sizeof config->history_endpoint,
+            cm_config_str (cfg, "CHATMESH_HISTORY_ENDPOINT"));
+    return gw_config_secret (cm_config_str (cfg, "CHATMESH_JWT_SECRET"),
+                             cm_config_str (cfg, "CHATMESH_JWT_SECRET_FILE"), config->secret,
+                             sizeof config->secret, &config->secret_len, why, why_size);
+}
+
+int
+gw_config_load (int argc, char **argv, gw_config_t *config, char *why, size_t why_size)
+{
+    cm_config_t *cfg = NULL;
+    int rc = cm_config_load (s_specs, sizeof s_specs / sizeof s_specs[0], argc, argv,
+                             "chatmesh-gateway",
+                             "HTTP JSON API, auth and SSE streams of chatmesh.", &cfg, why,
+                             why_size);
+    if (rc == CM_CONFIG_HELP)
+        return GW_CONFIG_HELP;
+    if (rc)
+        return CM_EINVAL;
+    rc = s_fill (cfg, config, why, why_size);
+    cm_config_destroy (&cfg);
+    return rc;
+}
+
+void
+gw_config_defaults (gw_config_t *config, const char *secret)
+{
+    memset (config, 0, sizeof *config);
+    s_copy (config->listen, sizeof config->listen, "127.0.0.1:8080");
+    config->http_threads = 64;
+    s_copy (config->secret, sizeof config->secret, secret);
+    config->secret_len = strlen (config->secret);
+    config->backend_timeout_ms = 2000;
+    config->max_body_bytes = 65536;
+    config->max_content_chars = 10000;
+    config->rate_limit = 60;
+    config->regen_rate_limit = 10;
+    s_copy (config->web_dir, sizeof config->web_dir, "./web");
+    config->sse_keepalive_ms = 15000;
+    config->sse_queue_bytes = 1048576;
+    config->sse_max_streams = 64 - GW_API_RESERVE_THREADS;
+    s_copy (config->store_endpoint, sizeof config->store_endpoint, "tcp://127.0.0.1:7101");
+    s_copy (config->events_endpoint, sizeof config->events_endpoint, "tcp://127.0.0.1:7103");
+    s_copy (config->history_endpoint, sizeof config->history_endpoint, "tcp://127.0.0.1:7104");
+    config->log_level = CM_LOG_NOTICE;
+}

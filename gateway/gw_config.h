@@ -1,0 +1,52 @@
+/*  gw_config.h: the gateway's settings, one table (see cm_config.h).
+
+    gw_config_load reads the table from environment and flags, checks the
+    cross-setting rules (a JWT secret must be given, the stream cap must
+    leave worker threads for the API) and fills a plain struct that the
+    rest of the gateway reads as const.                                     */
+#ifndef GW_CONFIG_H_INCLUDED
+#define GW_CONFIG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_SECRET_MAX 4096
+
+typedef struct {
+    char listen[256];        //  civetweb listening_ports syntax
+    int http_threads;        //  civetweb num_threads
+    char secret[GW_SECRET_MAX + 1];
+    size_t secret_len;
+    int backend_timeout_ms;
+    int64_t max_body_bytes;
+    int max_content_chars;   //  CHAT_ACTIONS_MAX_CONTENT_LENGTH, in code points
+    int rate_limit;          //  actions per minute per user, 0 = unlimited
+    int regen_rate_limit;    //  regenerations per minute per user
+    char cors_origins[1024]; //  comma list, "" = no CORS
+    char web_dir[1024];
+    int sse_keepalive_ms;
+    int64_t sse_queue_bytes;
+    int sse_max_streams;     //  effective cap after reserving API threads
+    char store_endpoint[256];
+    char events_endpoint[256];
+    char history_endpoint[256];
+    int log_level;           //  cm_log_level_t
+} gw_config_t;
+
+#define GW_CONFIG_HELP 1
+
+//  0 with *config filled, GW_CONFIG_HELP when --help was printed, or
+//  CM_EINVAL with a one-line reason naming the setting in `why`.
+int gw_config_load (int argc, char **argv, gw_config_t *config, char *why, size_t why_size);
+
+//  Defaults only (no environment, no flags) with the given secret: tests.
+void gw_config_defaults (gw_config_t *config, const char *secret);
+
+//  Reads a JWT secret from CHATMESH_JWT_SECRET or CHATMESH_JWT_SECRET_FILE
+//  (the file's content without trailing newlines). 0 or CM_EINVAL (why).
+//  Shared with chatmesh-token.
+int gw_config_secret (const char *secret, const char *secret_file, char *out, size_t out_size,
+                      size_t *out_len, char *why, size_t why_size);
+
+#endif

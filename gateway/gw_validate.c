@@ -1,0 +1,232 @@
+#include "gw_validate.h"
+
+#include "cm_error.h"
+#include "gw_json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static int
+s_reject (gw_verdict_t *verdict, int status, const char *code, const char *format, ...)
+{
+    verdict->status = status;
+    verdict->code = code;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (verdict->error, sizeof verdict->error, format, args);
+    va_end (args);
+    return CM_EINVAL;
+}
+
+bool
+gw_content_type_is_json (const char *content_type)
+{
+    if (!content_type)
+        return false;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t len = strcspn (content_type, "; \t");
+    return len == 16 && strncasecmp (content_type, "application/json", 16) == 0;
+}
+
+long
+gw_utf8_chars (const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    long chars = 0;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t need;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            chars++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        }
+        else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        }
+        else
+            return -1;
+        if (i + need >= len)
+            return -1;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return -1;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            || (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        i += need + 1;
+        chars++;
+    }
+    return chars;
+}
+
+int
+gw_body_parse (const char *body, size_t len, json_t **out, gw_verdict_t *verdict)
+{
+    json_error_t error;
+    json_t *json = json_loadb (body, len, JSON_REJECT_DUPLICATES, &error);
+    if (!json)
+        return s_reject (verdict, 400, "invalid_json",
+                         "The request body is not valid JSON (line %d, column %d).", error.line,
+                         error.column);
+    if (!json_is_object (json)) {
+        json_decref (json);
+        return s_reject (verdict, 422, "invalid_body", "The request body must be a JSON object.");
+    }
+    *out = json;
+    return 0;
+}
+
+static bool
+s_space (char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+//  Required or optional trimmed text of 1..max_chars characters, added to
+//  payload under the same name.
+static int
+s_text (const json_t *body, const char *field, bool required, int max_chars, cm_value_t *payload,
+        gw_verdict_t *verdict)
+{
+    json_t *value = json_object_get (body, field);
+    if (!value || json_is_null (value)) {
+        if (required)
+            return s_reject (verdict, 422, "missing_field", "The field '%s' is required.", field);
+        return 0;
+    }
+    if (!json_is_string (value))
+        return s_reject (verdict, 422, "invalid_field", "The field '%s' must be a string.", field);
+    const char *text = json_string_value (value);
+    size_t len = json_string_length (value);
+    while (len > 0 && s_space (text[0])) {
+        text++;
+        len--;
+    }
+    while (len > 0 && s_space (text[len - 1]))
+        len--;
+    long chars = gw_utf8_chars (text, len);
+    if (chars < 0)
+        return s_reject (verdict, 400, "invalid_utf8", "The field '%s' is not valid UTF-8.",
+                         field);
+    if (chars == 0 && required)
+        return s_reject (verdict, 422, "empty_field", "The field '%s' must not be empty.", field);
+    if (chars > max_chars)
+        return s_reject (verdict, 422, "field_too_long",
+                         "The field '%s' is %ld characters long; the limit is %d.", field, chars,
+                         max_chars);
+    if (chars == 0)
+        return 0; //  optional and blank: as if absent
+    return cm_map_set_strn (payload, field, text, len) ? s_reject (verdict, 500, "internal_error",
+                                                                   "Out of memory.")
+                                                       : 0;
+}
+
+static int
+s_model_temperature (const json_t *body, cm_value_t *payload, gw_verdict_t *verdict)
+{
+    json_t *model = json_object_get (body, "model");
+    if (model && !json_is_null (model)) {
+        if (!json_is_string (model))
+            return s_reject (verdict, 422, "invalid_field", "The field 'model' must be a string.");
+        size_t len = json_string_length (model);
+        if (len == 0 || len > GW_MODEL_MAX_BYTES)
+            return s_reject (verdict, 422, "invalid_field",
+                             "The field 'model' must be 1-%d bytes long.", GW_MODEL_MAX_BYTES);
+        cm_map_set_strn (payload, "model", json_string_value (model), len);
+    }
+    json_t *temperature = json_object_get (body, "temperature");
+    if (temperature && !json_is_null (temperature)) {
+        if (!json_is_number (temperature))
+            return s_reject (verdict, 422, "invalid_field",
+                             "The field 'temperature' must be a number.");
+        double t = json_number_value (temperature);
+        if (!(t >= 0.0 && t <= 2.0))
+            return s_reject (verdict, 422, "field_out_of_range",
+                             "The field 'temperature' must be between 0.0 and 2.0.");
+        cm_map_set_dbl (payload, "temperature", t);
+    }
+    return 0;
+}
+
+int
+gw_validate_run_sse (const json_t *body, int max_chars, cm_value_t *payload,
+                     gw_verdict_t *verdict)
+{
+    int rc = s_text (body, "query", true, max_chars, payload, verdict);
+    return rc ? rc : s_model_temperature (body, payload, verdict);
+}
+
+int
+gw_validate_regenerate (const json_t *body, int max_chars, cm_value_t *payload,
+                        gw_verdict_t *verdict)
+{
+    if (!body)
+        return 0;
+    int rc = s_text (body, "context", false, max_chars, payload, verdict);
+    return rc ? rc : s_model_temperature (body, payload, verdict);
+}
+
+int
+gw_validate_edit (const json_t *body, int max_chars, cm_value_t *payload, gw_verdict_t *verdict)
+{
+    int rc = s_text (body, "content", true, max_chars, payload, verdict);
+    if (rc)
+        return rc;
+    json_t *trigger = json_object_get (body, "trigger_regeneration");
+    bool value = true;
+    if (trigger && !json_is_null (trigger)) {
+        if (!json_is_boolean (trigger))
+            return s_reject (verdict, 422, "invalid_field",
+                             "The field 'trigger_regeneration' must be true or false.");
+        value = json_is_true (trigger);
+    }
+    cm_map_set_bool (payload, "trigger_regeneration", value);
+    return 0;
+}
+
+int
+gw_validate_feedback (const json_t *body, cm_value_t *payload, gw_verdict_t *verdict)
+{
+    json_t *type = json_object_get (body, "feedback_type");
+    if (!type || json_is_null (type))
+        return s_reject (verdict, 422, "missing_field", "The field 'feedback_type' is required.");
+    const char *text = json_string_value (type);
+    if (!text || (strcmp (text, "upvote") != 0 && strcmp (text, "downvote") != 0))
+        return s_reject (verdict, 422, "invalid_field",
+                         "The field 'feedback_type' must be \"upvote\" or \"downvote\".");
+    cm_map_set_str (payload, "feedback_type", text);
+    int rc = s_text (body, "reason", false, GW_REASON_MAX_CHARS, payload, verdict);
+    if (rc)
+        return rc;
+    json_t *metadata = json_object_get (body, "metadata");
+    if (metadata && !json_is_null (metadata)) {
+        if (!json_is_object (metadata))
+            return s_reject (verdict, 422, "invalid_field",
+                             "The field 'metadata' must be a JSON object.");
+        if (gw_json_depth (metadata) > GW_METADATA_MAX_DEPTH)
+            return s_reject (verdict, 422, "invalid_field",
+                             "The field 'metadata' is nested more than %d levels deep.",
+                             GW_METADATA_MAX_DEPTH);
+        cm_value_t *value = gw_json_to_value (metadata, GW_METADATA_MAX_DEPTH);
+        if (!value || cm_map_set (payload, "metadata", value))
+            return s_reject (verdict, 500, "internal_error", "Out of memory.");
+    }
+    return 0;
+}

@@ -1,0 +1,246 @@
+/*  test_gw_sse: framing, cursor verdicts, queue overflow, errors mapping,
+    JSON conversion and OpenAPI coverage of the router.                 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cm_error.h"
+#include "gw_errors.h"
+#include "gw_json.h"
+#include "gw_openapi.h"
+#include "gw_route.h"
+#include "gw_sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void
+test_framing (void **state)
+{
+    (void) state;
+    json_t *data = json_pack ("{s:s}", "content", "a\r\n\nevent: x\n\ndata: y");
+    size_t len;
+    char *frame = gw_sse_format ("5-2", "message_edited", data, &len);
+    assert_non_null (frame);
+    assert_int_equal (strlen (frame), len);
+    assert_string_equal (frame, "id: 5-2\nevent: message_edited\ndata: {\"content\":\"a\\r\\n\\nevent: "
+                                "x\\n\\ndata: y\"}\n\n");
+    //  Exactly one blank line: the end of the frame.
+    assert_true (strstr (frame, "\n\n") == frame + len - 2);
+    free (frame);
+    assert_null (gw_sse_format ("5-2\n", "x", data, &len));
+    assert_null (gw_sse_format (NULL, "a\rb", data, &len));
+    frame = gw_sse_format (NULL, "connection_status", data, &len);
+    assert_int_equal (strncmp (frame, "event: ", 7), 0);
+    free (frame);
+    json_decref (data);
+}
+
+static void
+test_cursor (void **state)
+{
+    (void) state;
+    gw_cursor_t c = {0};
+    assert_int_equal (gw_cursor_check (&c, (cm_event_id_t) {7, 9}), GW_CURSOR_SEND);
+    gw_cursor_advance (&c, (cm_event_id_t) {7, 9});
+    assert_int_equal (gw_cursor_check (&c, (cm_event_id_t) {7, 10}), GW_CURSOR_SEND);
+    assert_int_equal (gw_cursor_check (&c, (cm_event_id_t) {7, 9}), GW_CURSOR_DUPLICATE);
+    assert_int_equal (gw_cursor_check (&c, (cm_event_id_t) {7, 3}), GW_CURSOR_DUPLICATE);
+    assert_int_equal (gw_cursor_check (&c, (cm_event_id_t) {7, 12}), GW_CURSOR_GAP);
+    assert_int_equal (gw_cursor_check (&c, (cm_event_id_t) {8, 1}), GW_CURSOR_EPOCH);
+}
+
+static gw_event_t *
+s_event (const char *id, const char *type, size_t pad)
+{
+    char *text = calloc (1, pad + 1);
+    memset (text, 'x', pad);
+    json_t *data = json_pack ("{s:s, s:s}", "taskId", "regen_1", "pad", text);
+    gw_event_t *event = gw_event_synthetic (id, type, data);
+    json_decref (data);
+    free (text);
+    return event;
+}
+
+static void
+test_stream_queue_and_overflow (void **state)
+{
+    (void) state;
+    gw_stream_t *stream = gw_stream_new (4096);
+    gw_event_t *small = s_event ("1-1", "a", 10);
+    assert_string_equal (gw_event_task_id (small), "regen_1");
+    assert_true (gw_event_has_id (small));
+    assert_int_equal (gw_stream_push (stream, small), 0);
+    gw_event_t *out = NULL;
+    assert_int_equal (gw_stream_pop (stream, 10, &out), 0);
+    assert_ptr_equal (out, small);
+    gw_event_unref (&out);
+    assert_int_equal (gw_stream_pop (stream, 10, &out), CM_ETIMEOUT);
+    gw_event_t *big = s_event ("1-2", "a", 3000);
+    assert_int_equal (gw_stream_push (stream, big), 0);
+    assert_int_equal (gw_stream_push (stream, big), CM_EFULL);
+    assert_int_equal (gw_stream_pop (stream, 10, &out), CM_EFULL);
+    gw_event_unref (&big);
+    gw_event_unref (&small);
+    gw_stream_destroy (&stream);
+    stream = gw_stream_new (4096);
+    gw_stream_close (stream);
+    assert_int_equal (gw_stream_pop (stream, 1000, &out), CM_ECANCELLED);
+    gw_stream_destroy (&stream);
+}
+
+//  gw_sse_run against a fake connection and a fake history.
+typedef struct {
+    char out[8192];
+    size_t len;
+    int history_calls;
+} s_conn_t;
+
+static int
+s_write (void *arg, const char *data, size_t len)
+{
+    s_conn_t *conn = arg;
+    if (conn->len + len >= sizeof conn->out)
+        return -1;
+    memcpy (conn->out + conn->len, data, len);
+    conn->len += len;
+    conn->out[conn->len] = 0;
+    return 0;
+}
+
+static int
+s_history (void *arg, const char *after, cm_value_t **payload)
+{
+    s_conn_t *conn = arg;
+    conn->history_calls++;
+    (void) after;
+    *payload = cm_map_new ();
+    cm_map_set_bool (*payload, "complete", false);
+    cm_map_set (*payload, "events", cm_arr_new ());
+    return 0;
+}
+
+static void
+test_run_until_task_and_resync (void **state)
+{
+    (void) state;
+    gw_stream_t *stream = gw_stream_new (1 << 20);
+    gw_event_t *a = s_event ("3-1", "regeneration_progress", 1);
+    gw_event_t *b = s_event ("4-1", "message_regenerated", 1); //  epoch change
+    gw_stream_push (stream, a);
+    gw_stream_push (stream, a); //  duplicate: written once
+    gw_stream_push (stream, b);
+    s_conn_t conn = {0};
+    gw_sse_params_t params = {.session_id = "s1", .last_event_id = "3-0", .until_task_id = "regen_1",
+                              .keepalive_ms = 1000, .write = s_write, .history = s_history, .arg = &conn};
+    assert_int_equal (gw_sse_run (stream, &params), GW_SSE_DONE);
+    assert_int_equal (conn.history_calls, 1);
+    assert_int_equal (strncmp (conn.out, "event: connection_status\n", 25), 0);
+    char *resync = strstr (conn.out, "\"resync\":true");
+    assert_non_null (resync);
+    char *first = strstr (conn.out, "id: 3-1\n");
+    assert_non_null (first);
+    assert_null (strstr (first + 1, "id: 3-1\n"));
+    assert_non_null (strstr (conn.out, "id: 4-1\nevent: message_regenerated"));
+    gw_event_unref (&a);
+    gw_event_unref (&b);
+    gw_stream_destroy (&stream);
+}
+
+static void
+test_error_mapping (void **state)
+{
+    (void) state;
+    gw_error_t e;
+    gw_error_map (GW_R_SESSION_GET, CM_ENOTFOUND, NULL, &e);
+    assert_int_equal (e.status, 404);
+    gw_error_map (GW_R_REGENERATE, CM_EINVAL, NULL, &e);
+    assert_int_equal (e.status, 400);
+    gw_error_map (GW_R_MESSAGE_EDIT, CM_EINVAL, NULL, &e);
+    assert_int_equal (e.status, 422);
+    cm_value_t *payload = cm_map_new ();
+    cm_map_set_int (payload, "retry_after_ms", 2001);
+    gw_error_map (GW_R_FEEDBACK_PUT, CM_ERATELIMIT, payload, &e);
+    assert_int_equal (e.status, 429);
+    assert_int_equal (e.retry_after, 3);
+    cm_value_destroy (&payload);
+    gw_error_map (GW_R_FEEDBACK_PUT, CM_ECONFLICT, NULL, &e);
+    assert_int_equal (e.status, 409);
+    gw_error_map (GW_R_FEEDBACK_PUT, CM_EBACKEND, NULL, &e);
+    assert_int_equal (e.status, 503);
+    assert_true (e.retry_after > 0);
+    gw_error_map (GW_R_FEEDBACK_PUT, CM_ETIMEOUT, NULL, &e);
+    assert_int_equal (e.status, 504);
+    gw_error_map (GW_R_FEEDBACK_PUT, CM_EDB, NULL, &e);
+    assert_int_equal (e.status, 503);
+    assert_null (strstr (e.error, "database"));
+}
+
+static void
+test_json_roundtrip (void **state)
+{
+    (void) state;
+    json_t *in = json_loads ("{\"a\":[1,2.5,\"s\",null,true,{\"b\":false}]}", 0, NULL);
+    cm_value_t *value = gw_json_to_value (in, 8);
+    assert_non_null (value);
+    json_t *out = gw_json_from_value (value);
+    assert_true (json_equal (in, out));
+    assert_null (gw_json_to_value (in, 2)); //  deeper than allowed
+    json_decref (in);
+    json_decref (out);
+    cm_value_destroy (&value);
+}
+
+static void
+test_openapi_covers_router (void **state)
+{
+    (void) state;
+    json_t *doc = json_loads (gw_openapi_json (), 0, NULL);
+    assert_non_null (doc);
+    json_t *paths = json_object_get (doc, "paths");
+    size_t documented = 0;
+    const char *path;
+    json_t *item;
+    json_object_foreach (paths, path, item) {
+        const char *method;
+        json_t *op;
+        json_object_foreach (item, method, op) {
+            documented++;
+            bool routed = false;
+            for (int r = GW_R_HEALTHZ; r <= GW_R_STATIC; r++) {
+                const gw_route_info_t *info = gw_route_info ((gw_route_id_t) r);
+                if (strcmp (info->pattern, path) == 0 && strcasecmp (info->method, method) == 0)
+                    routed = true;
+            }
+            if (!routed)
+                fail_msg ("documented but not routed: %s %s", method, path);
+        }
+    }
+    for (int r = GW_R_HEALTHZ; r <= GW_R_STATIC; r++) {
+        const gw_route_info_t *info = gw_route_info ((gw_route_id_t) r);
+        char method[16];
+        size_t i;
+        for (i = 0; info->method[i] && i < sizeof method - 1; i++)
+            method[i] = (char) (info->method[i] | 0x20);
+        method[i] = 0;
+        if (!json_object_get (json_object_get (paths, info->pattern), method))
+            fail_msg ("routed but not documented: %s %s", info->method, info->pattern);
+    }
+    assert_int_equal (documented, GW_R_STATIC - GW_R_HEALTHZ + 1);
+    json_decref (doc);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_framing),        cmocka_unit_test (test_cursor),
+        cmocka_unit_test (test_stream_queue_and_overflow),
+        cmocka_unit_test (test_run_until_task_and_resync),
+        cmocka_unit_test (test_error_mapping),  cmocka_unit_test (test_json_roundtrip),
+        cmocka_unit_test (test_openapi_covers_router),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
