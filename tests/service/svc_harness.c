@@ -173,15 +173,17 @@ svc_mesh_start (const char *const *env)
     char path[300];
     snprintf (path, sizeof path, "%s/log", mesh->dir);
     mkdir (path, 0700);
+    snprintf (path, sizeof path, "%s/sock", mesh->dir); //  not "store": that is LMDB's
+    mkdir (path, 0700);
     int port = s_free_port ();
     snprintf (mesh->url, sizeof mesh->url, "http://127.0.0.1:%d", port);
     snprintf (mesh->secret, sizeof mesh->secret, "svc-test-secret-%ld-%d", (long) time (NULL),
               (int) getpid ());
     s_env_add (mesh, "CHATMESH_DATA_DIR=%s", mesh->dir);
-    s_env_add (mesh, "CHATMESH_STORE_ENDPOINT=ipc://%s/store", mesh->dir);
-    s_env_add (mesh, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/events-in", mesh->dir);
-    s_env_add (mesh, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/events-out", mesh->dir);
-    s_env_add (mesh, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/history", mesh->dir);
+    s_env_add (mesh, "CHATMESH_STORE_ENDPOINT=ipc://%s/sock/store", mesh->dir);
+    s_env_add (mesh, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/sock/events-in", mesh->dir);
+    s_env_add (mesh, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/sock/events-out", mesh->dir);
+    s_env_add (mesh, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/sock/history", mesh->dir);
     s_env_add (mesh, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
     s_env_add (mesh, "CHATMESH_JWT_SECRET=%s", mesh->secret);
     s_env_add (mesh, "CHATMESH_LOG_LEVEL=info");
