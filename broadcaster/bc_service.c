@@ -18,12 +18,13 @@ struct bc_service {
 };
 
 static zsock_t *
-s_bind (int type, const char *endpoint, const char *what)
+s_bind (int type, const char *endpoint, const char *what, cm_curve_t *curve)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock)
         return NULL;
     zsock_set_linger (sock, 0);
+    cm_curve_server (curve, sock);
     if (type == ZMQ_XPUB)
         zsock_set_sndhwm (sock, S_XPUB_SNDHWM);
     if (type == ZMQ_PULL)
@@ -43,9 +44,10 @@ bc_service_new (const bc_service_options_t *options)
         return NULL;
     uint64_t epoch = options->epoch ? options->epoch : (uint64_t) cm_now_ms ();
     self->server = bc_server_new (epoch, &options->limits);
-    self->pull = s_bind (ZMQ_PULL, options->events_in_endpoint, "events-in PULL");
-    self->xpub = s_bind (ZMQ_XPUB, options->events_out_endpoint, "events-out XPUB");
-    self->router = s_bind (ZMQ_ROUTER, options->history_endpoint, "history ROUTER");
+    self->pull = s_bind (ZMQ_PULL, options->events_in_endpoint, "events-in PULL", options->curve);
+    self->xpub = s_bind (ZMQ_XPUB, options->events_out_endpoint, "events-out XPUB",
+                        options->curve);
+    self->router = s_bind (ZMQ_ROUTER, options->history_endpoint, "history ROUTER", options->curve);
     if (!self->server || !self->pull || !self->xpub || !self->router) {
         bc_service_destroy (&self);
         return NULL;

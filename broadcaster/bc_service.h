@@ -7,6 +7,7 @@
 #define BC_SERVICE_H_INCLUDED
 
 #include "bc_history.h"
+#include "cm_curve.h"
 
 #include <czmq.h>
 
@@ -16,6 +17,7 @@ typedef struct {
     const char *history_endpoint;    //  ROUTER binds
     bc_history_limits_t limits;
     uint64_t epoch;                  //  0: the current time in ms
+    cm_curve_t *curve;               //  CURVE keys or NULL (borrowed)
 } bc_service_options_t;
 
 typedef struct bc_service bc_service_t;

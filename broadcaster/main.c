@@ -1,7 +1,7 @@
 /*  chatmesh-broadcaster: gives each session's events strictly increasing
     ids, fans them out to gateways and replays recent ones on request.     */
 #include "bc_service.h"
-#include "cm_config.h"
+#include "cm_service.h"
 #include "cm_error.h"
 #include "cm_log.h"
 
@@ -27,31 +27,19 @@ int
 main (int argc, char **argv)
 {
     cm_config_t *config = NULL;
-    char why[256];
-    int rc = cm_config_load (s_settings, sizeof s_settings / sizeof s_settings[0], argc,
-                             argv, "chatmesh-broadcaster",
-                             "Numbers session events, fans them out, replays history.",
-                             &config, why, sizeof why);
-    if (rc == CM_CONFIG_HELP)
-        return 0;
-    if (rc) {
-        fprintf (stderr, "chatmesh-broadcaster: %s\n", why);
-        return 2;
-    }
-    int level = cm_log_level_parse (cm_config_str (config, "CHATMESH_LOG_LEVEL"));
-    if (level < 0) {
-        fprintf (stderr, "chatmesh-broadcaster: CHATMESH_LOG_LEVEL: '%s' is not one of "
-                         "error, warning, notice, info, debug\n",
-                 cm_config_str (config, "CHATMESH_LOG_LEVEL"));
-        cm_config_destroy (&config);
-        return 2;
-    }
-    cm_log_init ("chatmesh-broadcaster", (cm_log_level_t) level);
+    cm_curve_t *curve = NULL;
+    int rc = cm_service_start (s_settings, sizeof s_settings / sizeof s_settings[0], argc, argv,
+                               "broadcaster",
+                               "Numbers session events, fans them out, replays history.",
+                               &config, &curve);
+    if (rc >= 0)
+        return rc;
 
     bc_service_options_t options = {
         .events_in_endpoint = cm_config_str (config, "CHATMESH_EVENTS_IN_ENDPOINT"),
         .events_out_endpoint = cm_config_str (config, "CHATMESH_EVENTS_OUT_ENDPOINT"),
         .history_endpoint = cm_config_str (config, "CHATMESH_HISTORY_ENDPOINT"),
+        .curve = curve,
         .limits = {
             .max_events = (size_t) cm_config_int (config, "CHATMESH_HISTORY_MAX_EVENTS"),
             .max_age_ms = cm_config_int (config, "CHATMESH_HISTORY_MAX_AGE_MS"),
@@ -60,12 +48,14 @@ main (int argc, char **argv)
     };
     bc_service_t *service = bc_service_new (&options);
     if (!service) {
+        cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return 1;
     }
     cm_notice ("started, epoch %llu", (unsigned long long) bc_service_epoch (service));
     bc_service_run (service, NULL);
     bc_service_destroy (&service);
+    cm_curve_destroy (&curve);
     cm_config_destroy (&config);
     return 0;
 }

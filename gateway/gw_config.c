@@ -146,6 +146,7 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
             cm_config_str (cfg, "CHATMESH_EVENTS_OUT_ENDPOINT"));
     s_copy (config->history_endpoint, sizeof config->history_endpoint,
             cm_config_str (cfg, "CHATMESH_HISTORY_ENDPOINT"));
+    s_copy (config->curve_dir, sizeof config->curve_dir, cm_config_str (cfg, "CHATMESH_CURVE_DIR"));
     return gw_config_secret (cm_config_str (cfg, "CHATMESH_JWT_SECRET"),
                              cm_config_str (cfg, "CHATMESH_JWT_SECRET_FILE"), config->secret,
                              sizeof config->secret, &config->secret_len, why, why_size);

@@ -31,6 +31,7 @@ typedef struct {
     char store_endpoint[256];
     char events_endpoint[256];
     char history_endpoint[256];
+    char curve_dir[1024];    //  CHATMESH_CURVE_DIR, "" = CURVE off
     int log_level;           //  cm_log_level_t
 } gw_config_t;
 

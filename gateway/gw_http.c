@@ -40,6 +40,7 @@ struct gw_http {
     gw_config_t config;
     struct mg_context *ctx;
     gw_hub_t *hub;
+    cm_curve_t *curve;      //  NULL = CURVE off
     gw_metrics_t *metrics;
     atomic_int streams;     //  SSE streams open now
 };
@@ -229,8 +230,9 @@ s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value
     cm_request_id (request->request_id, sizeof request->request_id);
     zsock_t **slot = history ? &thread->history : &thread->store;
     if (!*slot)
-        *slot = cm_dealer_new (history ? self->config.history_endpoint
-                                       : self->config.store_endpoint);
+        *slot = history ? cm_dealer_new_curve (self->config.history_endpoint, self->curve,
+                                               "broadcaster")
+                        : cm_dealer_new_curve (self->config.store_endpoint, self->curve, "store");
     int rc = CM_EBACKEND;
     if (*slot) {
         int wait = self->config.backend_timeout_ms < GW_CONNECT_WAIT_MS
@@ -963,8 +965,12 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         return NULL;
     }
     self->config = *config;
+    if (cm_curve_new (config->curve_dir, "gateway", &self->curve, why, why_size)) {
+        gw_http_destroy (&self);
+        return NULL;
+    }
     self->metrics = gw_metrics_new ();
-    self->hub = gw_hub_new (config->events_endpoint);
+    self->hub = gw_hub_new (config->events_endpoint, self->curve);
     if (!self->metrics || !self->hub) {
         snprintf (why, why_size,
                   "CHATMESH_EVENTS_OUT_ENDPOINT: cannot connect to '%s' (is it a valid endpoint?)",
@@ -1017,6 +1023,7 @@ gw_http_destroy (gw_http_t **self_p)
         mg_exit_library ();
     }
     gw_hub_destroy (&self->hub);
+    cm_curve_destroy (&self->curve);
     gw_metrics_destroy (&self->metrics);
     free (self);
     *self_p = NULL;

@@ -336,6 +336,7 @@ typedef struct {
 } s_command_t;
 
 struct gw_hub {
+    cm_curve_t *curve; //  borrowed; NULL = CURVE off
     pthread_mutex_t lock;
     pthread_cond_t applied_cond;
     zhashx_t *sessions;        //  session id -> s_session_t
@@ -429,6 +430,7 @@ s_dispatcher (void *arg)
         //  round trip for every stream of the session.
         zsock_set_rcvhwm (sub, 100000);
         zsock_set_linger (sub, 0);
+        cm_curve_client (self->curve, sub, "broadcaster");
     }
     int rc = sub && zsock_connect (sub, "%s", self->endpoint) == 0 ? 0 : CM_EINVAL;
     pthread_mutex_lock (&self->lock);
@@ -481,11 +483,12 @@ s_dispatcher (void *arg)
 }
 
 gw_hub_t *
-gw_hub_new (const char *events_endpoint)
+gw_hub_new (const char *events_endpoint, cm_curve_t *curve)
 {
     gw_hub_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    self->curve = curve;
     pthread_mutex_init (&self->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init (&attr);

@@ -27,6 +27,7 @@
 #define GW_SSE_H_INCLUDED
 
 #include "cm_codec.h"
+#include "cm_curve.h"
 #include "cm_ids.h"
 
 #include <jansson.h>
@@ -108,7 +109,7 @@ typedef struct gw_hub gw_hub_t;
 
 //  Starts the dispatcher thread with a SUB socket connected to endpoint.
 //  NULL when the endpoint is invalid or a thread cannot start.
-gw_hub_t *gw_hub_new (const char *events_endpoint);
+gw_hub_t *gw_hub_new (const char *events_endpoint, cm_curve_t *curve);
 //  Stops the dispatcher; streams must be detached before.
 void gw_hub_destroy (gw_hub_t **self_p);
 //  Adds a stream to session_id; subscribes when it is the session's first

@@ -26,7 +26,9 @@ typedef struct {
 //  Settings every service shares.
 #define CM_CFG_COMMON                                                                  \
     {"CHATMESH_LOG_LEVEL", "--log-level", CM_CFG_STR, "notice", 1, 16,                \
-     "error, warning, notice, info or debug"}
+     "error, warning, notice, info or debug"},                                         \
+    {"CHATMESH_CURVE_DIR", "--curve-dir", CM_CFG_STR, "", 0, 4096,                     \
+     "CURVE keys (./chatmesh keys DIR); empty: links unencrypted"}
 
 typedef struct cm_config cm_config_t;
 

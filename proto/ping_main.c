@@ -1,55 +1,83 @@
 /*  chatmesh-ping: asks a chatmesh ROUTER (store, broadcaster history) for a
     ping reply. Exit 0 and the reply as one line when it answers in time,
     1 otherwise. For health checks and scripts.
-    Usage: chatmesh-ping ENDPOINT [TIMEOUT_MS]                           */
+    Usage: chatmesh-ping [--server store|broadcaster] ENDPOINT [TIMEOUT_MS]
+    With CHATMESH_CURVE_DIR set it connects as a CURVE client using the key
+    pair of CHATMESH_CURVE_IDENTITY (default: gateway).                   */
 #include "cm_error.h"
 #include "cm_rpc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+static void
+s_print_reply (const cm_envelope_t *reply)
+{
+    printf ("ok:");
+    for (size_t i = 0; i < cm_value_len (reply->payload); i++) {
+        const cm_value_t *v = cm_map_value_at (reply->payload, i);
+        if (v->type == CM_T_STR)
+            printf (" %s=%s", cm_map_key_at (reply->payload, i), v->u.s.ptr);
+        else if (v->type == CM_T_INT)
+            printf (" %s=%lld", cm_map_key_at (reply->payload, i), (long long) v->u.i);
+    }
+    printf ("\n");
+}
 
 int
 main (int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf (argc < 2 ? stderr : stdout,
-                 "Usage: chatmesh-ping ENDPOINT [TIMEOUT_MS]\n"
-                 "Sends a ping to a chatmesh store or broadcaster history socket.\n");
-        return argc < 2 ? 2 : 0;
+    const char *server = "store";
+    int arg = 1;
+    if (arg + 1 < argc && strcmp (argv[arg], "--server") == 0) {
+        server = argv[arg + 1];
+        arg += 2;
     }
-    int timeout_ms = argc > 2 ? atoi (argv[2]) : 2000;
+    if (arg >= argc || argv[arg][0] == '-') {
+        fprintf (arg >= argc ? stderr : stdout,
+                 "Usage: chatmesh-ping [--server store|broadcaster] ENDPOINT [TIMEOUT_MS]\n"
+                 "Sends a ping to a chatmesh store or broadcaster history socket.\n"
+                 "CHATMESH_CURVE_DIR / CHATMESH_CURVE_IDENTITY: connect with CURVE.\n");
+        return arg >= argc ? 2 : 0;
+    }
+    const char *endpoint = argv[arg];
+    int timeout_ms = arg + 1 < argc ? atoi (argv[arg + 1]) : 2000;
     zsys_handler_set (NULL);
-    zsock_t *dealer = cm_dealer_new (argv[1]);
+    const char *identity = getenv ("CHATMESH_CURVE_IDENTITY");
+    cm_curve_t *curve = NULL;
+    char why[256];
+    if (cm_curve_new (getenv ("CHATMESH_CURVE_DIR"), identity ? identity : "gateway", &curve,
+                      why, sizeof why)) {
+        fprintf (stderr, "chatmesh-ping: %s\n", why);
+        return 2;
+    }
+    zsock_t *dealer = cm_dealer_new_curve (endpoint, curve, server);
     if (!dealer) {
-        fprintf (stderr, "chatmesh-ping: bad endpoint '%s'\n", argv[1]);
+        fprintf (stderr, "chatmesh-ping: bad endpoint '%s' or no public key for %s\n", endpoint,
+                 server);
+        cm_curve_destroy (&curve);
         return 2;
     }
     char id[72];
     cm_request_id (id, sizeof id);
     cm_envelope_t *request = cm_envelope_new (CM_MSG_PING, id), *reply = NULL;
     cm_map_set_str (request->payload, "from", "chatmesh-ping");
-    //  ZMQ_IMMEDIATE makes the first send fail until the connection is up:
-    //  retry that for the whole timeout rather than failing at once.
+    //  ZMQ_IMMEDIATE makes a send fail until the connection (and its CURVE
+    //  handshake) is up: retry that for the whole timeout.
     int rc = CM_EBACKEND;
     for (int waited = 0; rc == CM_EBACKEND && waited < timeout_ms; waited += 20) {
         rc = cm_call (dealer, request, timeout_ms - waited, &reply);
         if (rc == CM_EBACKEND)
             zclock_sleep (20);
     }
-    if (rc == 0) {
-        printf ("ok:");
-        for (size_t i = 0; i < cm_value_len (reply->payload); i++) {
-            const cm_value_t *v = cm_map_value_at (reply->payload, i);
-            if (v->type == CM_T_STR)
-                printf (" %s=%s", cm_map_key_at (reply->payload, i), v->u.s.ptr);
-            else if (v->type == CM_T_INT)
-                printf (" %s=%lld", cm_map_key_at (reply->payload, i), (long long) v->u.i);
-        }
-        printf ("\n");
-    } else
-        fprintf (stderr, "chatmesh-ping: %s: %s\n", argv[1], cm_strerror (rc));
+    if (rc == 0)
+        s_print_reply (reply);
+    else
+        fprintf (stderr, "chatmesh-ping: %s: %s\n", endpoint, cm_strerror (rc));
     cm_envelope_destroy (&reply);
     cm_envelope_destroy (&request);
     zsock_destroy (&dealer);
+    cm_curve_destroy (&curve);
     return rc == 0 ? 0 : 1;
 }

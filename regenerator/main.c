@@ -1,6 +1,6 @@
 /*  chatmesh-regenerator: claims generation tasks from the store and writes
     the answers, streaming progress back through the store.                */
-#include "cm_config.h"
+#include "cm_service.h"
 #include "cm_error.h"
 #include "cm_log.h"
 #include "rg_builtin.h"
@@ -44,39 +44,28 @@ int
 main (int argc, char **argv)
 {
     cm_config_t *config = NULL;
-    char why[256];
-    int rc = cm_config_load (s_settings, sizeof s_settings / sizeof s_settings[0], argc,
-                             argv, "chatmesh-regenerator",
-                             "Claims generation tasks from the store and writes answers.",
-                             &config, why, sizeof why);
-    if (rc == CM_CONFIG_HELP)
-        return 0;
-    if (rc) {
-        fprintf (stderr, "chatmesh-regenerator: %s\n", why);
-        return 2;
-    }
-    const char *level_text = cm_config_str (config, "CHATMESH_LOG_LEVEL");
-    int level = cm_log_level_parse (level_text);
+    cm_curve_t *curve = NULL;
+    int rc = cm_service_start (s_settings, sizeof s_settings / sizeof s_settings[0], argc, argv,
+                               "regenerator",
+                               "Claims generation tasks from the store and writes answers.",
+                               &config, &curve);
+    if (rc >= 0)
+        return rc;
     const char *generator = cm_config_str (config, "CHATMESH_GENERATOR");
     bool openai = strcmp (generator, "openai") == 0;
-    if (level < 0 || (!openai && strcmp (generator, "builtin") != 0)) {
-        if (level < 0)
-            fprintf (stderr, "chatmesh-regenerator: CHATMESH_LOG_LEVEL: '%s' is not one of "
-                             "error, warning, notice, info, debug\n", level_text);
-        else
-            fprintf (stderr, "chatmesh-regenerator: CHATMESH_GENERATOR: '%s' is not one of "
-                             "builtin, openai\n", generator);
-        cm_config_destroy (&config);
-        return 2;
-    }
     const char *base_url = cm_config_str (config, "CHATMESH_OPENAI_BASE_URL");
-    if (openai && strncmp (base_url, "http://", 7) != 0 && strncmp (base_url, "https://", 8) != 0) {
-        fprintf (stderr, "chatmesh-regenerator: CHATMESH_OPENAI_BASE_URL: '%s' is not an "
-                         "http:// or https:// URL\n", base_url);
+    const char *bad = NULL;
+    if (!openai && strcmp (generator, "builtin") != 0)
+        bad = "CHATMESH_GENERATOR: not one of builtin, openai";
+    else if (openai && strncmp (base_url, "http://", 7) != 0
+             && strncmp (base_url, "https://", 8) != 0)
+        bad = "CHATMESH_OPENAI_BASE_URL: not an http:// or https:// URL";
+    if (bad) {
+        fprintf (stderr, "chatmesh-regenerator: %s\n", bad);
+        cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return 2;
     }
-    cm_log_init ("chatmesh-regenerator", (cm_log_level_t) level);
 
     rg_backend_t *backend = NULL;
     if (openai) {
@@ -94,6 +83,7 @@ main (int argc, char **argv)
         backend = rg_builtin_new ((int) cm_config_int (config, "CHATMESH_BUILTIN_TOKENS_PER_SEC"));
     rg_service_options_t options = {
         .store_endpoint = cm_config_str (config, "CHATMESH_STORE_ENDPOINT"),
+        .curve = curve,
         .concurrency = (int) cm_config_int (config, "CHATMESH_REGEN_CONCURRENCY"),
         .worker = {
             .thoughts = cm_config_bool (config, "CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS"),
@@ -104,6 +94,7 @@ main (int argc, char **argv)
     rg_service_t *service = backend ? rg_service_new (&options, &backend) : NULL;
     if (!service) {
         rg_backend_destroy (&backend);
+        cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return 1;
     }
@@ -111,6 +102,7 @@ main (int argc, char **argv)
                options.concurrency, rg_service_worker_id (service));
     rg_service_run (service);
     rg_service_destroy (&service);
+    cm_curve_destroy (&curve);
     cm_config_destroy (&config);
     return 0;
 }

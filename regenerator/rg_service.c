@@ -71,7 +71,8 @@ static void *
 s_worker_thread (void *arg)
 {
     rg_service_t *self = arg;
-    s_link_t link = {cm_dealer_new (self->endpoint), self->options.call_timeout_ms};
+    s_link_t link = {cm_dealer_new_curve (self->endpoint, self->options.curve, "store"),
+                     self->options.call_timeout_ms};
     if (!link.dealer)
         cm_error ("worker cannot create its store socket for %s", self->endpoint);
     while (true) {
@@ -147,7 +148,9 @@ rg_service_new (const rg_service_options_t *options, rg_backend_t **backend_p)
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->changed, NULL);
     self->endpoint = strdup (options->store_endpoint);
-    self->dealer = self->endpoint ? cm_dealer_new (self->endpoint) : NULL;
+    self->dealer = self->endpoint
+                       ? cm_dealer_new_curve (self->endpoint, options->curve, "store")
+                       : NULL;
     self->threads = calloc ((size_t) self->options.concurrency, sizeof *self->threads);
     if (!self->dealer || !self->threads) {
         cm_error ("cannot connect to the store at %s", options->store_endpoint);

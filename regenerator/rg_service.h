@@ -13,6 +13,7 @@
 #ifndef RG_SERVICE_H_INCLUDED
 #define RG_SERVICE_H_INCLUDED
 
+#include "cm_curve.h"
 #include "rg_backend.h"
 #include "rg_worker.h"
 
@@ -20,6 +21,7 @@
 
 typedef struct {
     const char *store_endpoint;
+    cm_curve_t *curve; //  CURVE keys or NULL (borrowed)
     int concurrency;
     int claim_wait_ms;    //  long-poll of task_claim (default 1000)
     int call_timeout_ms;  //  other store calls (default 5000)

@@ -2,7 +2,7 @@
     config -> server -> run -> destroy (or a hot backup with --backup).  */
 #include "st_server.h"
 
-#include "cm_config.h"
+#include "cm_service.h"
 #include "cm_error.h"
 #include "cm_log.h"
 
@@ -51,25 +51,12 @@ int
 main (int argc, char **argv)
 {
     cm_config_t *config = NULL;
-    char why[512];
-    int rc = cm_config_load (s_specs, sizeof s_specs / sizeof s_specs[0], argc, argv,
-                             "chatmesh-store", "chatmesh store: sessions, messages, tasks in LMDB",
-                             &config, why, sizeof why);
-    if (rc == CM_CONFIG_HELP)
-        return 0;
-    if (rc) {
-        fprintf (stderr, "chatmesh-store: %s\n", why);
-        return 2;
-    }
-    int level = cm_log_level_parse (cm_config_str (config, "CHATMESH_LOG_LEVEL"));
-    if (level < 0) {
-        fprintf (stderr, "chatmesh-store: CHATMESH_LOG_LEVEL: '%s' is not one of "
-                         "error, warning, notice, info, debug\n",
-                 cm_config_str (config, "CHATMESH_LOG_LEVEL"));
-        cm_config_destroy (&config);
-        return 2;
-    }
-    cm_log_init ("chatmesh-store", (cm_log_level_t) level);
+    cm_curve_t *curve = NULL;
+    int rc = cm_service_start (s_specs, sizeof s_specs / sizeof s_specs[0], argc, argv, "store",
+                               "chatmesh store: sessions, messages, tasks in LMDB", &config,
+                               &curve);
+    if (rc >= 0)
+        return rc;
 
     char dir[4200];
     const char *store_dir = cm_config_str (config, "CHATMESH_STORE_DIR");
@@ -84,10 +71,12 @@ main (int argc, char **argv)
         rc = st_db_backup (dir, backup);
         if (rc == 0)
             cm_notice ("backup of %s written to %s", dir, backup);
+        cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return rc ? 1 : 0;
     }
     if ((!*store_dir && s_mkdir (data_dir)) || s_mkdir (dir)) {
+        cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return 1;
     }
@@ -99,6 +88,7 @@ main (int argc, char **argv)
         .map_bytes = (size_t) cm_config_int (config, "CHATMESH_STORE_MAP_MB") << 20,
         .sync = cm_config_bool (config, "CHATMESH_STORE_SYNC"),
         .readers = (int) cm_config_int (config, "CHATMESH_STORE_READERS"),
+        .curve = curve,
         .cleanup_interval_ms = cm_config_int (config, "CHAT_ACTIONS_CLEANUP_INTERVAL") * 1000,
         .ops = {.lease_ms = cm_config_int (config, "CHATMESH_TASK_LEASE_MS"),
                 .max_attempts = (int) cm_config_int (config, "CHATMESH_TASK_MAX_ATTEMPTS"),
@@ -107,11 +97,13 @@ main (int argc, char **argv)
     };
     st_server_t *server = st_server_new (&server_config);
     if (!server) {
+        cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return 1;
     }
     st_server_run (server);
     st_server_destroy (&server);
+    cm_curve_destroy (&curve);
     cm_config_destroy (&config);
     return 0;
 }

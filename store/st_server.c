@@ -304,6 +304,7 @@ s_writer_actor (zsock_t *pipe, void *args)
     w.events = zsock_new (ZMQ_PUSH);
     zsock_set_sndhwm (w.events, S_EVENTS_HWM);
     zsock_set_linger (w.events, 2000);
+    cm_curve_client (config->curve, w.events, "broadcaster");
     if (zsock_connect (w.events, "%s", config->events_endpoint))
         cm_error ("cannot connect events to %s", config->events_endpoint);
     zsock_set_sndtimeo (pipe, 5000);
@@ -414,6 +415,7 @@ st_server_new (const st_server_config_t *config)
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 0);
+    cm_curve_server (config->curve, self->router);
     if (zsock_bind (self->router, "%s", config->endpoint) < 0) {
         cm_error ("cannot bind %s: %s", config->endpoint, zmq_strerror (zmq_errno ()));
         st_server_destroy (&self);

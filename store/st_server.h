@@ -14,6 +14,7 @@
 #ifndef ST_SERVER_H_INCLUDED
 #define ST_SERVER_H_INCLUDED
 
+#include "cm_curve.h"
 #include "st_ops.h"
 
 #include <stdbool.h>
@@ -27,6 +28,7 @@ typedef struct {
     size_t map_bytes;
     bool sync;
     int readers;
+    cm_curve_t *curve;           //  CURVE keys or NULL (borrowed)
     int64_t cleanup_interval_ms; //  0 disables periodic cleanup
     st_ops_config_t ops;
 } st_server_config_t;

@@ -236,7 +236,7 @@ test_service_end_to_end (void **state)
     snprintf (in, sizeof in, "ipc://%s/in", dir);
     snprintf (out, sizeof out, "ipc://%s/out", dir);
     snprintf (hist, sizeof hist, "ipc://%s/hist", dir);
-    bc_service_options_t options = {in, out, hist, {500, 300000, 100}, EPOCH};
+    bc_service_options_t options = {in, out, hist, {500, 300000, 100}, EPOCH, NULL};
     zactor_t *actor = zactor_new (bc_service_actor, &options);
     assert_non_null (actor);
     //  zactor_new returned after the actor's signal: the sockets are bound.
