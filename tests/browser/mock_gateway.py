@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""A stand-in for the chatmesh gateway, for frontend work without the mesh.
+
+It serves web/ and implements the parts of docs/api.md the frontend uses
+(sessions, run_sse, regenerate, edit, delete, feedback, the SSE stream with
+ids and Last-Event-ID replay) in memory, with a fake streaming generator.
+Tokens are read, not verified: this is a test double, never a server.
+
+    python3 tests/browser/mock_gateway.py --port 18090
+    python3 tests/browser/mock_gateway.py --print-token alice
+"""
+import argparse
+import base64
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'web')
+SESSION_RE = re.compile(r'^[A-Za-z0-9_-]{1,128}$')
+TYPES = {'.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+         '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml'}
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+
+
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b'=').decode()
+
+
+def make_token(user, ttl=86400):
+    head = b64url(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())
+    body = b64url(json.dumps({'sub': user, 'exp': int(time.time()) + ttl}).encode())
+    return f'{head}.{body}.{b64url(b"mock-signature")}'
+
+
+def token_user(token):
+    try:
+        part = token.split('.')[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + '=' * (-len(part) % 4)))
+        if claims.get('exp', 0) < time.time():
+            return None
+        return claims.get('sub') or None
+    except (ValueError, IndexError, AttributeError):
+        return None
+
+
+class Mesh:
+    def __init__(self, delay):
+        self.lock = threading.RLock()
+        self.sessions = {}
+        self.votes = {}  # (user, message) -> type
+        self.delay = delay
+        self.epoch = int(time.time() * 1000)
+        self.replayed = 0  # events sent again after a Last-Event-ID
+
+    def publish(self, sid, event, data):
+        with self.lock:
+            s = self.sessions[sid]
+            s['seq'] += 1
+            data = dict(data, sessionId=sid, timestamp=now())
+            ev = (f"{self.epoch}-{s['seq']}", event, data)
+            s['history'].append(ev)
+            del s['history'][:-500]
+            for q in list(s['subs']):
+                q.put(ev)
+
+    def message(self, sid, mid):
+        for m in self.sessions[sid]['messages']:
+            if m['id'] == mid:
+                return m
+        return None
+
+    def generate(self, sid, mid, query, kind):
+        pub = self.publish
+        with self.lock:
+            m = self.message(sid, mid)
+            if not m:
+                return
+            m['metadata']['regenerating'] = True
+        task = 'regen_' + uuid.uuid4().hex
+        pub(sid, 'message_regenerating', {'messageId': mid, 'taskId': task, 'originalMessageId': mid, 'userQuery': query})
+        pub(sid, 'thought_process_start', {'messageId': mid, 'taskId': task, 'thinkingAbout': query[:60]})
+        words = (f'**Answer** ({kind}) to: {query}\n\n- point one\n- point two with `code`\n\n'
+                 'A paragraph with a [link](https://example.org/) and the end.').split(' ')
+        steps = 6
+        for i in range(1, steps + 1):
+            time.sleep(self.delay)
+            partial = ' '.join(words[: len(words) * i // steps])
+            pub(sid, 'regeneration_progress', {'messageId': mid, 'taskId': task, 'progress': i * 100 // (steps + 1),
+                                               'message': 'Generating…', 'partialContent': partial})
+            if i in (2, 4):
+                pub(sid, 'thought_process_step', {'messageId': mid, 'taskId': task, 'step': i // 2, 'reasoning': f'reasoning {i // 2}'})
+        content = ' '.join(words)
+        with self.lock:
+            m = self.message(sid, mid)
+            if not m:
+                return
+            m['content'] = content
+            m['metadata'].update(regenerating=False, regenerated=kind != 'answer', model='mock')
+        pub(sid, 'thought_process_complete', {'messageId': mid, 'taskId': task, 'conclusion': 'done', 'totalSteps': 2})
+        pub(sid, 'message_regenerated', {'messageId': mid, 'taskId': task, 'content': content})
+
+
+MESH = None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_json(self, status, body, headers=None):
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(raw)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def fail(self, status, code, error, headers=None):
+        self.send_json(status, {'success': False, 'error': error, 'code': code}, headers)
+
+    def user(self, query):
+        auth = self.headers.get('Authorization', '')
+        token = auth[7:] if auth.startswith('Bearer ') else (query.get('access_token') or [''])[0]
+        return token_user(token) if token else None
+
+    def body(self):
+        n = int(self.headers.get('Content-Length') or 0)
+        try:
+            return json.loads(self.rfile.read(n) or b'{}')
+        except ValueError:
+            return None
+
+    def do_GET(self):
+        self.route('GET')
+
+    def do_POST(self):
+        self.route('POST')
+
+    def do_PUT(self):
+        self.route('PUT')
+
+    def do_DELETE(self):
+        self.route('DELETE')
+
+    def static(self, path):
+        rel = 'index.html' if path in ('', '/') else path.lstrip('/')
+        full = os.path.realpath(os.path.join(WEB_DIR, rel))
+        if not full.startswith(os.path.realpath(WEB_DIR)) or not os.path.isfile(full):
+            return self.fail(404, 'not_found', 'No such page.')
+        raw = open(full, 'rb').read()
+        self.send_response(200)
+        self.send_header('Content-Type', TYPES.get(os.path.splitext(full)[1], 'application/octet-stream'))
+        self.send_header('Content-Length', str(len(raw)))
+        self.send_header('Content-Security-Policy', "default-src 'self'")
+        self.send_header('Cache-Control', 'no-cache')
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def route(self, method):
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query)
+        if path == '/__mock/drop' and method == 'POST':
+            # Cut every SSE stream, asking browsers to wait before reconnecting,
+            # so a test can act while they are away and watch the replay.
+            with MESH.lock:
+                for s in MESH.sessions.values():
+                    for q in s['subs']:
+                        q.put(None)
+            return self.send_json(200, {'success': True})
+        if path == '/__mock/stats' and method == 'GET':
+            return self.send_json(200, {'success': True, 'replayed': MESH.replayed})
+        if not path.startswith('/api/'):
+            return self.static(path) if method == 'GET' else self.fail(405, 'method_not_allowed', 'No.')
+        user = self.user(query)
+        if not user:
+            return self.fail(401, 'unauthorized', 'A valid access token is required.')
+        parts = [unquote(p) for p in path.split('/')[2:]]
+        body = None
+        if method in ('POST', 'PUT'):
+            body = self.body()
+            if body is None:
+                return self.fail(400, 'bad_json', 'The request body is not valid JSON.')
+        with MESH.lock:
+            return self.api(method, parts, user, body, query)
+
+    def owned(self, sid, user):
+        s = MESH.sessions.get(sid)
+        return s if s and s['owner'] == user else None
+
+    def find(self, mid, user):
+        m = re.match(r'^msg_([0-9a-f]+)_(.+)_(user|assistant|system)$', mid)
+        if not m:
+            self.fail(400, 'bad_message_id', 'That message id is malformed.')
+            return None, None
+        s = self.owned(m.group(2), user)
+        msg = MESH.message(m.group(2), mid) if s else None
+        if not msg:
+            self.fail(404, 'not_found', 'That message does not exist.')
+            return None, None
+        return s, msg
+
+    def api(self, method, parts, user, body, query):
+        if parts == ['sessions'] and method == 'GET':
+            items = [{k: s[k] for k in ('session_id', 'title', 'created_at', 'updated_at')} | {'message_count': len(s['messages'])}
+                     for s in MESH.sessions.values() if s['owner'] == user]
+            return self.send_json(200, {'success': True, 'sessions': items})
+        if len(parts) == 2 and parts[0] == 'sessions' and method == 'GET':
+            s = self.owned(parts[1], user)
+            if not s:
+                return self.fail(404, 'not_found', 'That session does not exist.')
+            out = {k: s[k] for k in ('session_id', 'title', 'created_at', 'updated_at')}
+            out.update(message_count=len(s['messages']), messages=s['messages'])
+            return self.send_json(200, {'success': True, 'session': out})
+        if len(parts) == 2 and parts[0] == 'run_sse':
+            sid = parts[1]
+            if not SESSION_RE.match(sid):
+                return self.fail(400, 'bad_session_id', 'That session id is malformed.')
+            if method == 'POST':
+                return self.run(sid, user, body)
+            s = self.owned(sid, user)
+            if not s:
+                return self.fail(404, 'not_found', 'That session does not exist.')
+            return self.stream(s, query)
+        if len(parts) >= 2 and parts[0] == 'messages':
+            s, msg = self.find(parts[1], user)
+            if not msg:
+                return None
+            sid = s['session_id']
+            if parts[2:] == ['regenerate'] and method == 'POST':
+                if msg['role'] != 'assistant':
+                    return self.fail(400, 'not_assistant', 'Only assistant messages can be regenerated.')
+                if msg['metadata']['regenerating']:
+                    return self.fail(409, 'conflict', 'A regeneration is already running for this message.')
+                msg['metadata']['regenerating'] = True
+                self.spawn(sid, msg['id'], 'regenerate')
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'regenerate',
+                                            'timestamp': now(), 'data': {'task_id': 'regen_x', 'original_message_id': msg['id']}})
+            if parts[2:] == ['feedback'] and method == 'POST':
+                kind = body.get('feedback_type')
+                if kind not in ('upvote', 'downvote'):
+                    return self.fail(422, 'bad_feedback_type', 'feedback_type must be upvote or downvote.')
+                MESH.votes[(user, msg['id'])] = kind
+                ups = sum(1 for (u, m), k in MESH.votes.items() if m == msg['id'] and k == 'upvote')
+                downs = sum(1 for (u, m), k in MESH.votes.items() if m == msg['id'] and k == 'downvote')
+                msg['metadata'].update(upvotes=ups, downvotes=downs)
+                MESH.publish(sid, 'feedback_submitted', {'messageId': msg['id'], 'feedbackId': 'fb_1', 'feedbackType': kind,
+                                                          'upvotes': ups, 'downvotes': downs})
+                return self.send_json(200, {'success': True, 'feedback_id': 'fb_1', 'message_id': msg['id'], 'session_id': sid, 'timestamp': now()})
+            if parts[2:] == ['feedback'] and method == 'GET':
+                md = msg['metadata']
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'recent_feedback': [], 'timestamp': now(),
+                                            'feedback_summary': {'upvotes': md['upvotes'], 'downvotes': md['downvotes'],
+                                                                 'total': md['upvotes'] + md['downvotes']}})
+            if parts[2:] == [] and method == 'PUT':
+                content = str(body.get('content', '')).strip()
+                if not content:
+                    return self.fail(422, 'empty_content', 'The content must not be empty.')
+                old = msg['content']
+                msg['content'] = content
+                msg['metadata']['edited'] = True
+                MESH.publish(sid, 'message_edited', {'messageId': msg['id'], 'content': content, 'previousContent': old, 'edited': True})
+                regen = msg['role'] == 'user' and body.get('trigger_regeneration', True)
+                if regen:
+                    idx = s['messages'].index(msg)
+                    nxt = next((m for m in s['messages'][idx + 1:] if m['role'] == 'assistant'), None)
+                    if nxt:
+                        nxt['metadata']['regenerating'] = True
+                        self.spawn(sid, nxt['id'], 'edit')
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'edit', 'timestamp': now(),
+                                            'data': {'original_content': old, 'new_content': content, 'triggered_regeneration': bool(regen),
+                                                     'regeneration_task_id': None}})
+            if parts[2:] == [] and method == 'DELETE':
+                idx = s['messages'].index(msg)
+                gone = [m['id'] for m in s['messages'][idx:]]
+                del s['messages'][idx:]
+                MESH.publish(sid, 'message_deleted', {'messageId': msg['id'], 'deletedCount': len(gone), 'deletedMessageIds': gone})
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'delete', 'timestamp': now(),
+                                            'data': {'deleted_count': len(gone), 'deleted_message_ids': gone}})
+        return self.fail(404, 'not_found', 'No such endpoint.')
+
+    def spawn(self, sid, mid, kind):
+        idx = next(i for i, m in enumerate(MESH.sessions[sid]['messages']) if m['id'] == mid)
+        q = next((m['content'] for m in reversed(MESH.sessions[sid]['messages'][:idx]) if m['role'] == 'user'), '')
+        threading.Thread(target=MESH.generate, args=(sid, mid, q, kind), daemon=True).start()
+
+    def run(self, sid, user, body):
+        q = str(body.get('query', '')).strip()
+        if not q:
+            return self.fail(422, 'empty_query', 'The query must not be empty.')
+        if len(q) > 10000:
+            return self.fail(422, 'content_too_long', 'The query is longer than 10000 characters.')
+        if q == 'please rate limit me':
+            return self.fail(429, 'rate_limited', 'Too many actions.', {'Retry-After': '17'})
+        s = MESH.sessions.get(sid)
+        if s and s['owner'] != user:
+            return self.fail(404, 'not_found', 'That session does not exist.')
+        if not s:
+            s = MESH.sessions[sid] = {'session_id': sid, 'owner': user, 'title': q[:60], 'created_at': now(),
+                                      'updated_at': now(), 'messages': [], 'subs': [], 'history': [], 'seq': 0}
+        base = {'edited': False, 'regenerating': False, 'regenerated': False, 'upvotes': 0, 'downvotes': 0}
+        um = {'id': f'msg_{uuid.uuid4().hex}_{sid}_user', 'role': 'user', 'content': q, 'timestamp': now(), 'metadata': dict(base)}
+        am = {'id': f'msg_{uuid.uuid4().hex}_{sid}_assistant', 'role': 'assistant', 'content': '', 'timestamp': now(),
+              'metadata': dict(base, regenerating=True)}
+        s['messages'] += [um, am]
+        s['updated_at'] = now()
+        if 'text/event-stream' in self.headers.get('Accept', ''):
+            return self.stream(s, {}, until=am['id'], start=lambda: (
+                MESH.publish(sid, 'session_updated', {'status': 'message_added'}), self.spawn(sid, am['id'], 'answer')))
+        MESH.publish(sid, 'session_updated', {'status': 'message_added'})
+        self.spawn(sid, am['id'], 'answer')
+        return self.send_json(200, {'success': True, 'data': {'session_id': sid, 'user_message_id': um['id'],
+                                                              'assistant_message_id': am['id'], 'task_id': 'regen_y'}})
+
+    def stream(self, s, query, until=None, start=None):
+        last = self.headers.get('Last-Event-ID') or (query.get('last_event_id') or [''])[0]
+        q = queue.Queue()
+        backlog = []
+        if last:
+            ids = [e[0] for e in s['history']]
+            backlog = s['history'][ids.index(last) + 1:] if last in ids else [('', 'session_updated', {'status': 'resync', 'resync': True, 'sessionId': s['session_id'], 'timestamp': now()})]
+        s['subs'].append(q)
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/event-stream')
+        self.send_header('Cache-Control', 'no-cache')
+        self.send_header('X-Accel-Buffering', 'no')
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        if start:
+            start()
+        MESH.lock.release()  # the stream must not hold the mesh lock
+        try:
+            self.write_event(('', 'connection_status', {'status': 'connected', 'sessionId': s['session_id'], 'timestamp': now()}))
+            for ev in backlog:
+                self.write_event(ev)
+                MESH.replayed += 1
+            while True:
+                try:
+                    ev = q.get(timeout=15)
+                    if ev is None:
+                        self.wfile.write(b'retry: 1500\n\n')
+                        self.wfile.flush()
+                        break
+                    self.write_event(ev)
+                    if until and ev[1] in ('message_regenerated', 'regeneration_error') and ev[2].get('messageId') == until:
+                        break
+                except queue.Empty:
+                    self.wfile.write(b': keepalive\n\n')
+                    self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            MESH.lock.acquire()
+            if q in s['subs']:
+                s['subs'].remove(q)
+            self.close_connection = True
+
+    def write_event(self, ev):
+        eid, name, data = ev
+        out = (f'id: {eid}\n' if eid else '') + f'event: {name}\ndata: {json.dumps(data)}\n\n'
+        self.wfile.write(out.encode())
+        self.wfile.flush()
+
+
+def main():
+    global MESH
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--port', type=int, default=18090)
+    ap.add_argument('--delay', type=float, default=0.25, help='seconds between streamed chunks')
+    ap.add_argument('--print-token', metavar='USER')
+    args = ap.parse_args()
+    if args.print_token:
+        print(make_token(args.print_token))
+        return 0
+    MESH = Mesh(args.delay)
+    server = ThreadingHTTPServer(('127.0.0.1', args.port), Handler)
+    server.daemon_threads = True
+    print(f'mock gateway on http://127.0.0.1:{args.port}/', flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
