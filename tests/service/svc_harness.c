@@ -28,6 +28,9 @@ struct svc_mesh {
     char **env; //  "NAME=value", NULL-terminated, owned
     size_t env_count;
     pid_t pids[SVC_COUNT];
+    //  Optional second gateway (svc_mesh_spawn_gateway2).
+    pid_t gateway2_pid;
+    char url2[64];
 };
 
 static int
@@ -133,12 +136,11 @@ svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeo
 {
     for (int waited = 0; waited < timeout_ms; waited += 20) {
         svc_response_t response;
-        if (svc_http (mesh, "GET", path, NULL, NULL, &response) == 0) {
-            long got = response.status;
-            svc_response_free (&response);
-            if (got == status)
-                return 0;
-        }
+        int rc = svc_http (mesh, "GET", path, NULL, NULL, &response);
+        long got = response.status;
+        svc_response_free (&response);
+        if (rc == 0 && got == status)
+            return 0;
         usleep (20000);
     }
     return -1;
@@ -207,12 +209,80 @@ svc_mesh_start (const char *const *env)
     return mesh;
 }
 
+//  ---------------------------------------------------------------------------
+//  Second gateway: same settings, its own port, so tests can prove that
+//  state (rate limits) is shared through the store, not per replica.
+
+static void
+s_gateway2_stop (svc_mesh_t *mesh)
+{
+    if (mesh->gateway2_pid <= 0)
+        return;
+    kill (mesh->gateway2_pid, SIGTERM);
+    int status;
+    for (int tries = 0; tries < 1000; tries++) {
+        if (waitpid (mesh->gateway2_pid, &status, WNOHANG) == mesh->gateway2_pid) {
+            mesh->gateway2_pid = 0;
+            return;
+        }
+        usleep (10000);
+    }
+    kill (mesh->gateway2_pid, SIGKILL);
+    waitpid (mesh->gateway2_pid, &status, 0);
+    mesh->gateway2_pid = 0;
+}
+
+int
+svc_mesh_spawn_gateway2 (svc_mesh_t *mesh)
+{
+    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
+    if (!bin_dir || mesh->gateway2_pid > 0)
+        return -1;
+    int port = s_free_port ();
+    if (port < 0)
+        return -1;
+    char binary[512], log[512], listen[64];
+    snprintf (binary, sizeof binary, "%s/gateway/chatmesh-gateway", bin_dir);
+    snprintf (log, sizeof log, "%s/log/gateway2.log", mesh->dir);
+    snprintf (listen, sizeof listen, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
+    snprintf (mesh->url2, sizeof mesh->url2, "http://127.0.0.1:%d", port);
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        for (size_t i = 0; i < mesh->env_count; i++)
+            putenv (mesh->env[i]);
+        putenv (listen); //  after the mesh's: this one wins
+        FILE *out = freopen (log, "a", stderr);
+        if (out)
+            dup2 (fileno (stderr), STDOUT_FILENO);
+        execl (binary, binary, (char *) NULL);
+        fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
+        _exit (127);
+    }
+    mesh->gateway2_pid = pid;
+    for (int waited = 0; waited < 20000; waited += 20) {
+        svc_response_t response;
+        int rc = svc_http_at (mesh->url2, "GET", "/readyz", NULL, NULL, NULL, NULL, &response);
+        long got = response.status;
+        svc_response_free (&response);
+        if (rc == 0 && got == 200)
+            return 0;
+        usleep (20000);
+    }
+    fprintf (stderr, "harness: second gateway not ready within 20 s\n");
+    return -1;
+}
+
+const char *svc_mesh_url2 (svc_mesh_t *mesh) { return mesh->url2; }
+
 void
 svc_mesh_stop (svc_mesh_t **mesh_p)
 {
     if (!mesh_p || !*mesh_p)
         return;
     svc_mesh_t *mesh = *mesh_p;
+    s_gateway2_stop (mesh);
     for (int i = SVC_COUNT - 1; i >= 0; i--)
         if (mesh->pids[i] > 0)
             svc_mesh_kill (mesh, s_services[i], SIGTERM);
@@ -271,10 +341,19 @@ svc_http_ex (svc_mesh_t *mesh, const char *method, const char *path, const char 
              const char *body, const char *content_type, const char *extra_header,
              svc_response_t *response)
 {
+    return svc_http_at (mesh->url, method, path, token, body, content_type, extra_header,
+                        response);
+}
+
+int
+svc_http_at (const char *base_url, const char *method, const char *path, const char *token,
+             const char *body, const char *content_type, const char *extra_header,
+             svc_response_t *response)
+{
     memset (response, 0, sizeof *response);
     CURL *curl = curl_easy_init ();
     char url[2048], auth[4096], type[256];
-    snprintf (url, sizeof url, "%s%s", mesh->url, path);
+    snprintf (url, sizeof url, "%s%s", base_url, path);
     struct curl_slist *headers = NULL;
     if (token) {
         snprintf (auth, sizeof auth, "Authorization: Bearer %s", token);
