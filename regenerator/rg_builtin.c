@@ -297,19 +297,19 @@ static const char *s_intro_edit[] = {
     "Taking your edited question into account, here is an updated answer.",
 };
 static const char *s_point_query[] = {
-    "**%s** is at the heart of what you are asking: start by pinning down what it means "
-    "in your situation.",
+    ("**%s** is at the heart of what you are asking: start by pinning down what it means "
+     "in your situation."),
     "The question turns on **%s**; most of the answer depends on how it is understood.",
     "Look at **%s** concretely: which numbers, limits or examples apply in your case?",
     "**%s** deserves a check against real usage before any change is made.",
     "Consider the trade-offs around **%s**: what it costs, and what it buys you.",
 };
 static const char *s_point_context[] = {
-    "**%s** came up earlier in the conversation, and it shapes the assumptions behind "
-    "this question.",
+    ("**%s** came up earlier in the conversation, and it shapes the assumptions behind "
+     "this question."),
     "Earlier messages mention **%s**; it is worth carrying that thread into this answer.",
-    "Do not lose **%s** from the earlier discussion: it constrains which options make "
-    "sense.",
+    ("Do not lose **%s** from the earlier discussion: it constrains which options make "
+     "sense."),
 };
 static const char *s_link[] = {
     " It connects directly to **%s**, so the two are best considered together.",
@@ -330,8 +330,8 @@ s_pick_fresh (uint64_t *rng, size_t count, unsigned *used)
     return index;
 }
 static const char *s_conclude[] = {
-    "In short, the question about **%s** comes down to %s. Settle that first, and the "
-    "remaining details follow from it.",
+    ("In short, the question about **%s** comes down to %s. Settle that first, and the "
+     "remaining details follow from it."),
     "To sum up: focus on **%s**, and weigh it against %s before deciding.",
     "Overall, **%s** is the key, and %s determine how it applies in practice.",
 };

@@ -40,7 +40,10 @@ typedef struct {
     char error_body[256];  //  start of a non-200 answer, for the error text
     size_t error_len;
     bool done;             //  [DONE] seen
+    bool finished;         //  a choice gave its finish_reason
     bool bad;              //  a line could not be parsed or was too long
+    bool idle;             //  the attempt was ended for silence
+    int64_t last_data_ms;  //  when the current attempt last received a byte
     int attempt;
     int64_t retry_at_ms;   //  0: not waiting to retry
     bool first_token;
@@ -55,9 +58,10 @@ typedef struct {
 
 int
 rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
-                      char **model)
+                      char **model, bool *finished)
 {
     *content = *reasoning = *model = NULL;
+    *finished = false;
     while (len && (*data == ' ' || *data == '\t')) {
         data++;
         len--;
@@ -77,6 +81,7 @@ rg_openai_parse_data (const char *data, size_t len, char **content, char **reaso
         *model = strdup (name);
     json_t *choice = json_array_get (json_object_get (root, "choices"), 0);
     json_t *delta = json_object_get (choice, "delta");
+    *finished = json_is_string (json_object_get (choice, "finish_reason"));
     const char *text = json_string_value (json_object_get (delta, "content"));
     if (text && *text)
         *content = strdup (text);
@@ -154,7 +159,8 @@ s_on_line (s_stream_t *stream, char *line, size_t len)
     if (len < 5 || memcmp (line, "data:", 5) != 0)
         return; //  comments, event:, id:, blank lines
     char *content, *reasoning, *model;
-    int rc = rg_openai_parse_data (line + 5, len - 5, &content, &reasoning, &model);
+    bool finished;
+    int rc = rg_openai_parse_data (line + 5, len - 5, &content, &reasoning, &model, &finished);
     if (rc == RG_STREAM_END) {
         stream->done = true;
         return;
@@ -163,6 +169,8 @@ s_on_line (s_stream_t *stream, char *line, size_t len)
         stream->bad = true;
         return;
     }
+    if (finished)
+        stream->finished = true;
     if (model && *model)
         snprintf (stream->model, sizeof stream->model, "%s", model);
     free (model);
@@ -185,6 +193,7 @@ s_on_write (char *data, size_t size, size_t nmemb, void *arg)
 {
     s_stream_t *stream = arg;
     size_t total = size * nmemb;
+    stream->last_data_ms = cm_mono_ms ();
     long status = 0;
     curl_easy_getinfo (stream->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
@@ -203,6 +212,8 @@ s_on_write (char *data, size_t size, size_t nmemb, void *arg)
                 stream->line[stream->line_len] = '\0';
             s_on_line (stream, stream->line ? stream->line : "", stream->line_len);
             stream->line_len = 0;
+            if (stream->bad)
+                return 0; //  no point reading past a line we cannot trust
             continue;
         }
         if (stream->line_len + 2 > stream->line_cap) {
@@ -245,11 +256,12 @@ s_start_attempt (s_stream_t *stream, char *why, size_t why_size)
     curl_easy_setopt (easy, CURLOPT_WRITEDATA, stream);
     curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, (long) state->connect_timeout_ms);
-    //  Idle timeout: less than 1 byte/s for that long ends the attempt.
-    curl_easy_setopt (easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    long idle_s = state->idle_timeout_ms / 1000;
-    curl_easy_setopt (easy, CURLOPT_LOW_SPEED_TIME, idle_s > 0 ? idle_s : 1L);
+    //  The idle timeout is enforced by s_next (to the millisecond; curl's
+    //  low-speed limit counts whole seconds).
     curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    stream->last_data_ms = cm_mono_ms ();
+    stream->idle = false;
+    stream->finished = false;
     stream->line_len = 0;
     stream->error_len = 0;
     stream->error_body[0] = '\0';
@@ -359,40 +371,78 @@ s_open (void *state_arg, const rg_task_t *task, const rg_open_options_t *options
     return 0;
 }
 
-//  After an attempt ended: retry, end, or fail.
+//  Replaces every copy of secret in text by "***": an upstream error page
+//  may quote the key it refused, and error texts end up in logs and events.
+static void
+s_scrub (char *text, const char *secret)
+{
+    size_t len = strlen (secret);
+    if (len == 0)
+        return;
+    char *hit;
+    while ((hit = strstr (text, secret))) {
+        memcpy (hit, "***", 3);
+        memmove (hit + 3, hit + len, strlen (hit + len) + 1);
+    }
+}
+
+//  After an attempt ended: retry, end, or fail. An answer is complete only
+//  with [DONE] or a finish_reason: a connection that just closes mid-answer
+//  must not pass its partial text off as the whole answer.
 static int
 s_finished (s_stream_t *stream, CURLcode result, char *why, size_t why_size, bool *retryable)
 {
     long status = 0;
     curl_easy_getinfo (stream->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (result == CURLE_OK && status == 200 && !stream->bad) {
+    bool complete = stream->done || stream->finished;
+    if (result == CURLE_OK && status == 200 && !stream->bad && !stream->idle && complete) {
         if (stream->thinking) { //  reasoning and then nothing: still end it
             s_flush_reasoning (stream);
             s_push (stream, RG_CHUNK_THINK_DONE, strdup ("Reasoning complete"), 0);
             stream->thinking = false;
         }
-        stream->done = true; //  a server that closes without [DONE] is done too
+        stream->done = true;
         return 0;
     }
-    bool transient = (result != CURLE_OK && result != CURLE_WRITE_ERROR) || status == 429
-                     || status >= 500;
-    if (result == CURLE_OK && status != 200) {
+    bool transient;
+    if (stream->idle) {
+        snprintf (why, why_size, "openai: the server sent nothing for %d ms (idle timeout)",
+                  stream->state->idle_timeout_ms);
+        transient = true;
+    }
+    else if (result == CURLE_OK && status != 200) {
         //  The body of an error answer is the server's text, not ours:
         //  keep it short and on one line.
         for (char *p = stream->error_body; *p; p++)
             if (*p == '\n' || *p == '\r')
                 *p = ' ';
+        s_scrub (stream->error_body, stream->state->api_key);
         snprintf (why, why_size, "openai: HTTP %ld %.160s", status, stream->error_body);
+        transient = status == 429 || status >= 500;
     }
-    else if (stream->bad)
+    else if (stream->bad) {
         snprintf (why, why_size, "openai: malformed event stream");
-    else
+        transient = false;
+    }
+    else if (result == CURLE_OK) {
+        snprintf (why, why_size, "openai: the stream ended before the answer was complete");
+        transient = true;
+    }
+    else {
         snprintf (why, why_size, "openai: %s", curl_easy_strerror (result));
+        transient = result != CURLE_WRITE_ERROR;
+    }
     *retryable = transient;
     if (transient && !stream->first_token && stream->attempt <= stream->state->max_retries) {
         int64_t backoff = 500LL << (stream->attempt - 1);
+        backoff = backoff > 8000 ? 8000 : backoff;
+        //  A server that says when to come back is believed, within reason.
+        curl_off_t retry_after = 0;
+        if (curl_easy_getinfo (stream->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK
+            && retry_after > 0)
+            backoff = retry_after > 30 ? 30000 : (int64_t) retry_after * 1000;
         cm_info ("%s; retrying in %lld ms", why, (long long) backoff);
-        stream->retry_at_ms = cm_mono_ms () + (backoff > 8000 ? 8000 : backoff);
+        stream->retry_at_ms = cm_mono_ms () + backoff;
         return RG_STREAM_AGAIN;
     }
     return CM_EBACKEND;
@@ -441,6 +491,15 @@ s_next (void *stream_arg, int wait_ms, const atomic_bool *cancelled, rg_chunk_t 
         }
         int running = 0;
         curl_multi_perform (stream->multi, &running);
+        if (running && now - stream->last_data_ms > stream->state->idle_timeout_ms) {
+            //  Silent for too long: end this attempt as a failed one.
+            curl_multi_remove_handle (stream->multi, stream->easy);
+            stream->idle = true;
+            int rc = s_finished (stream, CURLE_OPERATION_TIMEDOUT, why, why_size, retryable);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         int left;
         CURLMsg *msg;
         while ((msg = curl_multi_info_read (stream->multi, &left)))

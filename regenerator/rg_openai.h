@@ -6,8 +6,12 @@
     choices[0].delta.content, reasoning (when the server sends
     reasoning_content) becomes thought_process steps, up to `data: [DONE]`.
     429 and 5xx answers and connection failures are retried with backoff
-    as long as no token has been received; later failures fail the task
-    (retryable). Connect and idle timeouts bound every attempt.            */
+    (or the server's Retry-After) as long as no token has been received;
+    later failures fail the task (retryable), so the worker never commits a
+    partial answer: an answer is whole only with `data: [DONE]` or a
+    finish_reason. A malformed line ends the attempt at once (not
+    retryable). Connect and idle timeouts bound every attempt. The API key
+    is scrubbed from any upstream error text before it is reported.       */
 #ifndef RG_OPENAI_H_INCLUDED
 #define RG_OPENAI_H_INCLUDED
 
@@ -27,9 +31,10 @@ typedef struct {
 rg_backend_t *rg_openai_new (const rg_openai_options_t *options);
 
 //  One `data:` payload of the event stream. 0 with the deltas (each NULL
-//  when absent; caller frees), RG_STREAM_END for "[DONE]", CM_EPROTO for
-//  anything else. Exposed for tests.
+//  when absent; caller frees) and *finished (the choice has a
+//  finish_reason), RG_STREAM_END for "[DONE]", CM_EPROTO for anything else.
+//  Exposed for tests.
 int rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
-                          char **model);
+                          char **model, bool *finished);
 
 #endif

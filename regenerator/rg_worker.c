@@ -157,7 +157,9 @@ s_progress (s_run_t *run, int progress, const char *message)
             || cm_map_set_strn (request->payload, "partial", run->text ? run->text : "",
                                 run->len)))
         cm_envelope_destroy (&request);
-    return s_send (run, &request);
+    int rc = s_send (run, &request);
+    rg_throttle_progress_sent (&run->throttle, cm_mono_ms ());
+    return rc;
 }
 
 //  thought_process_* events, with the camelCase data of docs/api.md.
@@ -271,7 +273,12 @@ s_run (s_run_t *run, rg_backend_t *backend)
         }
         else if (rc == 0 && options->thoughts) {
             run->message = "Thinking";
-            s_thought (run, &chunk);
+            //  The first checkpoint goes out before the reasoning, so the
+            //  reader sees at once that the generation started.
+            if (!run->throttle.progressed)
+                s_progress (run, run->progress, run->message);
+            if (!run->lost)
+                s_thought (run, &chunk);
         }
         if (!run->lost && rg_throttle_due (&run->throttle, cm_mono_ms (), changed)) {
             s_progress (run, run->progress, run->message);

@@ -2,6 +2,8 @@
 
     Talks to the store only through `call` (a DEALER in the service, a fake
     in tests), so the whole lifecycle is testable without sockets:
+      task_progress 0 "Thinking" before the reasoning (the first checkpoint
+                      goes out at once; with thoughts off, with the first token)
       task_event thought_process_start / _step* / _complete   (if enabled)
       task_progress*  (throttled; renews the lease)
       task_progress 100, then task_complete {content, model}

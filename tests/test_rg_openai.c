@@ -1,6 +1,12 @@
-/*  test_rg_openai: the openai backend against a scripted HTTP server on
-    127.0.0.1 (no real model): the event-stream parser, reasoning and
-    content chunks, retries before the first token, errors.               */
+/*  test_rg_openai: the openai backend against a mock OpenAI-compatible
+    server started by the test on 127.0.0.1 (random port, no real model).
+    The server plays one script per connection: raw HTTP bytes with two
+    markers, PAUSE (a 150 ms gap, so chunks really arrive apart) and HOLD
+    (keep the connection open and silent until the client lets go).
+    Covered: streamed content in order, reasoning -> thought events, the
+    request (messages up to the prompting user message, model, temperature,
+    bearer key), a malformed chunk, a disconnect mid-stream, the idle
+    timeout, 429 then success with backoff, the key kept out of the logs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,56 +14,107 @@
 #include <cmocka.h>
 
 #include "cm_error.h"
+#include "cm_log.h"
+#include "cm_time.h"
 #include "rg_openai.h"
+#include "rg_worker.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define PAUSE "\x01"
+#define HOLD "\x02"
+#define MAX_CONNS 8
+#define API_KEY "sk-test-5ecret-key"
+
 typedef struct {
     int listener;
     int port;
-    const char **responses; //  one per connection, NULL-terminated
-    char last_request[8192];
-    int served;
+    const char **responses; //  one script per connection, NULL-terminated
+    char requests[MAX_CONNS][8192];
+    int64_t accepted_ms[MAX_CONNS];
+    atomic_int served;
+    atomic_bool stop;
     pthread_t thread;
 } s_server_t;
+
+static void
+s_read_request (int fd, char *request, size_t size)
+{
+    //  The headers, then Content-Length bytes of body.
+    size_t len = 0, want = 0;
+    while (len < size - 1) {
+        ssize_t n = read (fd, request + len, size - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+        request[len] = '\0';
+        char *end = strstr (request, "\r\n\r\n");
+        if (end && !want) {
+            char *cl = strcasestr (request, "Content-Length:");
+            want = (size_t) (end + 4 - request) + (cl ? strtoul (cl + 15, NULL, 10) : 0);
+        }
+        if (want && len >= want)
+            break;
+    }
+}
+
+//  Holds the connection until the client closes it (or the test ends).
+static void
+s_hold (s_server_t *server, int fd)
+{
+    for (int waited = 0; waited < 20000 && !atomic_load (&server->stop); waited += 50) {
+        struct pollfd item = {fd, POLLIN, 0};
+        if (poll (&item, 1, 50) > 0) {
+            char byte[256];
+            if (read (fd, byte, sizeof byte) <= 0)
+                return;
+        }
+    }
+}
 
 static void *
 s_serve (void *arg)
 {
     s_server_t *server = arg;
-    for (const char **response = server->responses; *response; response++) {
-        int fd = accept (server->listener, NULL, NULL);
+    int index = 0;
+    for (const char **script = server->responses; *script && index < MAX_CONNS; script++) {
+        int fd = -1;
+        while (fd < 0 && !atomic_load (&server->stop)) {
+            struct pollfd item = {server->listener, POLLIN, 0};
+            if (poll (&item, 1, 50) > 0)
+                fd = accept (server->listener, NULL, NULL);
+        }
         if (fd < 0)
             break;
-        //  Read the headers, then Content-Length bytes of body.
-        size_t len = 0;
-        char *request = server->last_request;
-        size_t want = 0;
-        while (len < sizeof server->last_request - 1) {
-            ssize_t n = read (fd, request + len, sizeof server->last_request - 1 - len);
-            if (n <= 0)
+        server->accepted_ms[index] = cm_mono_ms ();
+        s_read_request (fd, server->requests[index], sizeof server->requests[index]);
+        for (const char *p = *script; *p;) {
+            size_t run = strcspn (p, PAUSE HOLD);
+            if (run && write (fd, p, run) < 0)
                 break;
-            len += (size_t) n;
-            request[len] = '\0';
-            char *end = strstr (request, "\r\n\r\n");
-            if (end && !want) {
-                char *cl = strcasestr (request, "Content-Length:");
-                want = (size_t) (end + 4 - request) + (cl ? strtoul (cl + 15, NULL, 10) : 0);
+            p += run;
+            if (*p == PAUSE[0]) {
+                usleep (150 * 1000);
+                p++;
             }
-            if (want && len >= want)
-                break;
+            else if (*p == HOLD[0]) {
+                s_hold (server, fd);
+                p++;
+            }
         }
-        if (write (fd, *response, strlen (*response)) < 0)
-            perror ("write");
         close (fd);
-        server->served++;
+        index++;
+        atomic_store (&server->served, index);
     }
     return NULL;
 }
@@ -67,6 +124,8 @@ s_server_start (s_server_t *server, const char **responses)
 {
     memset (server, 0, sizeof *server);
     server->responses = responses;
+    atomic_init (&server->served, 0);
+    atomic_init (&server->stop, false);
     server->listener = socket (AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
     assert_int_equal (bind (server->listener, (struct sockaddr *) &addr, sizeof addr), 0);
@@ -80,23 +139,35 @@ s_server_start (s_server_t *server, const char **responses)
 static void
 s_server_stop (s_server_t *server)
 {
-    shutdown (server->listener, SHUT_RDWR);
-    close (server->listener);
+    atomic_store (&server->stop, true);
     pthread_join (server->thread, NULL);
+    close (server->listener);
 }
 
+//  A conversation of three turns; the last user turn prompts the answer.
 static rg_task_t *
-s_task (void)
+s_task (const char *model, const char *context)
 {
     cm_value_t *map = cm_map_new ();
     cm_map_set_str (map, "task_id", "regen_oa");
-    cm_map_set_str (map, "user_query", "Say hello");
-    cm_map_set_dbl (map, "temperature", 0.5);
+    cm_map_set_str (map, "kind", "regenerate");
+    cm_map_set_str (map, "message_id", "msg_1_s_assistant");
+    cm_map_set_str (map, "session_id", "s");
+    cm_map_set_str (map, "user_query", "And in French?");
+    cm_map_set_str (map, "model", model);
+    cm_map_set_str (map, "context", context);
+    cm_map_set_dbl (map, "temperature", 0.25);
+    cm_map_set_int (map, "lease_ms", 30000);
+    const char *turns[][2] = {{"user", "Say hello"},
+                              {"assistant", "Hello!"},
+                              {"user", "And in French?"}};
     cm_value_t *conversation = cm_arr_new ();
-    cm_value_t *turn = cm_map_new ();
-    cm_map_set_str (turn, "role", "user");
-    cm_map_set_str (turn, "content", "Say hello");
-    cm_arr_push (conversation, turn);
+    for (size_t i = 0; i < 3; i++) {
+        cm_value_t *turn = cm_map_new ();
+        cm_map_set_str (turn, "role", turns[i][0]);
+        cm_map_set_str (turn, "content", turns[i][1]);
+        cm_arr_push (conversation, turn);
+    }
     cm_map_set (map, "conversation", conversation);
     rg_task_t *task = NULL;
     assert_int_equal (rg_task_parse (map, &task), 0);
@@ -105,55 +176,144 @@ s_task (void)
 }
 
 static rg_backend_t *
-s_backend (int port, int retries)
+s_backend (int port, const char *model, int retries, int idle_ms)
 {
     char url[64];
     snprintf (url, sizeof url, "http://127.0.0.1:%d/", port);
-    rg_openai_options_t options = {url, "test-key", "m-local", 2000, 5000, retries};
+    rg_openai_options_t options = {url, API_KEY, model, 2000, idle_ms, retries};
     rg_backend_t *backend = rg_openai_new (&options);
     assert_non_null (backend);
     return backend;
 }
+
+//  Pulls a stream to its end: the answer text and the chunk kinds.
+static int
+s_drain (rg_stream_t *stream, char *text, size_t size, int *kinds, int *count)
+{
+    rg_chunk_t chunk;
+    int rc;
+    text[0] = '\0';
+    *count = 0;
+    while ((rc = rg_stream_next (stream, 100, &chunk)) >= 0 && rc != RG_STREAM_END) {
+        if (rc != 0)
+            continue;
+        if (*count < 16)
+            kinds[(*count)++] = chunk.kind;
+        if (chunk.kind == RG_CHUNK_TOKEN)
+            strncat (text, chunk.text, size - strlen (text) - 1);
+    }
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  A fake store for runs through rg_worker_run: records every call.
+
+typedef struct {
+    cm_envelope_t *calls[256];
+    size_t count;
+} s_store_t;
+
+static int
+s_fake_call (void *ctx, const cm_envelope_t *request, cm_envelope_t **reply)
+{
+    s_store_t *store = ctx;
+    assert_true (store->count < 256);
+    assert_int_equal (cm_msg_validate (request->type, request->payload, NULL, 0), 0);
+    cm_envelope_t *copy = cm_envelope_new (request->type, request->request_id);
+    cm_value_destroy (&copy->payload);
+    copy->payload = cm_value_dup (request->payload);
+    store->calls[store->count++] = copy;
+    *reply = cm_envelope_reply_ok (request, NULL);
+    return 0;
+}
+
+static size_t
+s_count (const s_store_t *store, cm_msg_t type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < store->count; i++)
+        n += store->calls[i]->type == type;
+    return n;
+}
+
+static const cm_envelope_t *
+s_last (const s_store_t *store, cm_msg_t type)
+{
+    for (size_t i = store->count; i-- > 0;)
+        if (store->calls[i]->type == type)
+            return store->calls[i];
+    return NULL;
+}
+
+static void
+s_store_free (s_store_t *store)
+{
+    for (size_t i = 0; i < store->count; i++)
+        cm_envelope_destroy (&store->calls[i]);
+}
+
+static rg_outcome_t
+s_run_worker (rg_backend_t *backend, const rg_task_t *task, s_store_t *store)
+{
+    rg_worker_options_t options = {"rg-test-oa", true, 50, 20000, 20};
+    atomic_bool shutdown = false;
+    return rg_worker_run (&options, backend, task, s_fake_call, store, &shutdown);
+}
+
+//  --------------------------------------------------------------------------
+
+#define HEAD_200 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+#define CHUNK(json) "data: " json "\n\n"
+#define CONTENT(text) CHUNK ("{\"choices\":[{\"delta\":{\"content\":\"" text "\"}}]}")
+
+#define SSE_OK                                                                             \
+    HEAD_200 ": keepalive\n\n"                                                             \
+    "data: {\"model\":\"m-up\",\"choices\":[{\"delta\":{\"reasoning_content\":\"Greet "   \
+    "the user.\\n\\n\"}}]}\n\n" PAUSE                                                      \
+    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n"                     \
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Bon\"}}]}\r\n\r\n" PAUSE              \
+    CONTENT ("jour") PAUSE CONTENT (" à") CONTENT (" tous") PAUSE "data: [DONE]\n\n"
+#define HTTP_503                                                                           \
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"
+#define HTTP_500                                                                           \
+    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!"
+#define HTTP_429                                                                           \
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 9\r\nConnection: close\r\n\r\nslow down"
 
 static void
 test_parse_data (void **state)
 {
     (void) state;
     char *content, *reasoning, *model;
-    assert_int_equal (rg_openai_parse_data (" [DONE]", 7, &content, &reasoning, &model),
-                      RG_STREAM_END);
+    bool finished;
+    assert_int_equal (
+        rg_openai_parse_data (" [DONE]", 7, &content, &reasoning, &model, &finished),
+        RG_STREAM_END);
     const char *line = "{\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}";
-    assert_int_equal (rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model),
-                      0);
+    assert_int_equal (
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished), 0);
     assert_string_equal (content, "Hi");
     assert_null (reasoning);
     assert_string_equal (model, "m");
+    assert_false (finished);
     free (content);
     free (model);
     line = "{\"choices\":[{\"delta\":{\"reasoning_content\":\"Think\"}}]}";
-    assert_int_equal (rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model),
-                      0);
+    assert_int_equal (
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished), 0);
     assert_null (content);
     assert_string_equal (reasoning, "Think");
     free (reasoning);
-    assert_int_equal (rg_openai_parse_data ("{nope", 5, &content, &reasoning, &model),
+    line = "{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}";
+    assert_int_equal (
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished), 0);
+    assert_true (finished);
+    assert_int_equal (rg_openai_parse_data ("{nope", 5, &content, &reasoning, &model, &finished),
                       CM_EPROTO);
 }
 
-#define SSE_OK                                                                             \
-    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"      \
-    ": keepalive\n\n"                                                                      \
-    "data: {\"model\":\"m-up\",\"choices\":[{\"delta\":{\"reasoning_content\":\"Greet "   \
-    "the user.\\n\\n\"}}]}\n\n"                                                            \
-    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n"                     \
-    "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\r\n\r\n"                  \
-    "data: {\"choices\":[{\"delta\":{\"content\":\" world\"}}]}\n\n"                     \
-    "data: [DONE]\n\n"
-#define HTTP_503                                                                           \
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"
-#define HTTP_500                                                                           \
-    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!"
-
+//  Usage example: a 503, then a streamed answer with reasoning, pulled
+//  chunk by chunk; the request carries the conversation as `messages`.
 static void
 test_retry_then_stream (void **state)
 {
@@ -161,44 +321,91 @@ test_retry_then_stream (void **state)
     const char *responses[] = {HTTP_503, SSE_OK, NULL};
     s_server_t server;
     s_server_start (&server, responses);
-    rg_backend_t *backend = s_backend (server.port, 2);
+    //  No model configured: the task's model is asked for.
+    rg_backend_t *backend = s_backend (server.port, "", 2, 5000);
     assert_string_equal (rg_backend_name (backend), "openai");
-    rg_task_t *task = s_task ();
+    rg_task_t *task = s_task ("m-task", "Be brief");
     rg_open_options_t options = {.thoughts = true};
     rg_stream_t *stream = NULL;
-    char why[256];
+    char why[256], text[256];
     bool retryable;
     assert_int_equal (
         rg_backend_open (backend, task, &options, &stream, why, sizeof why, &retryable), 0);
-    rg_chunk_t chunk;
-    int rc, kinds[16], count = 0;
-    char text[256] = "";
-    while ((rc = rg_stream_next (stream, 100, &chunk)) >= 0 && rc != RG_STREAM_END) {
-        if (rc != 0)
-            continue;
-        assert_true (count < 16);
-        kinds[count++] = chunk.kind;
-        if (chunk.kind == RG_CHUNK_TOKEN)
-            strcat (text, chunk.text);
-        if (chunk.kind == RG_CHUNK_THINK_STEP)
-            assert_non_null (strstr (chunk.text, "Greet the user."));
-    }
-    assert_int_equal (rc, RG_STREAM_END);
-    assert_int_equal (count, 5);
+    int kinds[16], count;
+    assert_int_equal (s_drain (stream, text, sizeof text, kinds, &count), RG_STREAM_END);
+    assert_int_equal (count, 7);
     assert_int_equal (kinds[0], RG_CHUNK_THINK_START);
     assert_int_equal (kinds[1], RG_CHUNK_THINK_STEP);
     assert_int_equal (kinds[2], RG_CHUNK_THINK_DONE);
-    assert_int_equal (kinds[3], RG_CHUNK_TOKEN);
-    assert_string_equal (text, "Hello world");
+    for (int i = 3; i < 7; i++)
+        assert_int_equal (kinds[i], RG_CHUNK_TOKEN);
+    assert_string_equal (text, "Bonjour à tous"); //  in order, UTF-8 intact
     assert_string_equal (rg_stream_model (stream), "m-up");
-    assert_int_equal (server.served, 2);
-    //  The request: the configured model, streaming, the bearer token.
-    assert_non_null (strstr (server.last_request, "POST /v1/chat/completions"));
-    assert_non_null (strstr (server.last_request, "Authorization: Bearer test-key"));
-    assert_non_null (strstr (server.last_request, "\"stream\":true"));
-    assert_non_null (strstr (server.last_request, "\"model\":\"m-local\""));
-    assert_non_null (strstr (server.last_request, "\"content\":\"Say hello\""));
+    assert_int_equal (atomic_load (&server.served), 2);
+
+    //  The request: POST, streaming, the bearer key, the task's model and
+    //  temperature, the context as a system message, then the conversation
+    //  in order up to and including the prompting user message.
+    const char *request = server.requests[1];
+    assert_non_null (strstr (request, "POST /v1/chat/completions"));
+    assert_non_null (strstr (request, "Authorization: Bearer " API_KEY "\r\n"));
+    const char *body_text = strstr (request, "\r\n\r\n");
+    assert_non_null (body_text);
+    json_t *body = json_loads (body_text + 4, 0, NULL);
+    assert_non_null (body);
+    assert_true (json_is_true (json_object_get (body, "stream")));
+    assert_string_equal (json_string_value (json_object_get (body, "model")), "m-task");
+    double temperature = json_number_value (json_object_get (body, "temperature"));
+    assert_true (temperature > 0.249 && temperature < 0.251);
+    json_t *messages = json_object_get (body, "messages");
+    const char *expect[][2] = {{"system", "Be brief"},
+                               {"user", "Say hello"},
+                               {"assistant", "Hello!"},
+                               {"user", "And in French?"}};
+    assert_int_equal (json_array_size (messages), 4);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *turn = json_array_get (messages, i);
+        assert_string_equal (json_string_value (json_object_get (turn, "role")), expect[i][0]);
+        assert_string_equal (json_string_value (json_object_get (turn, "content")),
+                             expect[i][1]);
+    }
+    json_decref (body);
     rg_stream_destroy (&stream);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  Through the worker: reasoning becomes thought_process_* events, the
+//  answer is committed whole, with the upstream's model name.
+static void
+test_worker_commits_streamed_answer (void **state)
+{
+    (void) state;
+    const char *responses[] = {SSE_OK, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m-local", 0, 5000);
+    rg_task_t *task = s_task ("", "");
+    s_store_t store = {0};
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
+    const char *events[3] = {NULL};
+    size_t n = 0;
+    for (size_t i = 0; i < store.count && n < 3; i++)
+        if (store.calls[i]->type == CM_MSG_TASK_EVENT)
+            events[n++] = cm_map_str (store.calls[i]->payload, "event");
+    assert_int_equal (n, 3);
+    assert_string_equal (events[0], "thought_process_start");
+    assert_string_equal (events[1], "thought_process_step");
+    assert_string_equal (events[2], "thought_process_complete");
+    const cm_envelope_t *complete = s_last (&store, CM_MSG_TASK_COMPLETE);
+    assert_non_null (complete);
+    assert_string_equal (cm_map_str (complete->payload, "content"), "Bonjour à tous");
+    assert_string_equal (cm_map_str (complete->payload, "model"), "m-up");
+    //  The chunks came 150 ms apart (interval 50 ms): partial text grew.
+    assert_true (s_count (&store, CM_MSG_TASK_PROGRESS) >= 3);
+    assert_true (strstr (server.requests[0], "\"model\":\"m-local\"") != NULL);
+    s_store_free (&store);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);
     s_server_stop (&server);
@@ -211,39 +418,216 @@ test_errors_after_retries (void **state)
     const char *responses[] = {HTTP_500, HTTP_500, NULL};
     s_server_t server;
     s_server_start (&server, responses);
-    rg_backend_t *backend = s_backend (server.port, 1);
-    rg_task_t *task = s_task ();
+    rg_backend_t *backend = s_backend (server.port, "m", 1, 5000);
+    rg_task_t *task = s_task ("", "");
     rg_open_options_t options = {.thoughts = false};
     rg_stream_t *stream = NULL;
-    char why[256];
+    char why[256], text[64];
     bool retryable;
     assert_int_equal (
         rg_backend_open (backend, task, &options, &stream, why, sizeof why, &retryable), 0);
-    rg_chunk_t chunk;
-    int rc;
-    while ((rc = rg_stream_next (stream, 100, &chunk)) == RG_STREAM_AGAIN)
-        ;
-    assert_int_equal (rc, CM_EBACKEND);
+    int kinds[16], count;
+    assert_int_equal (s_drain (stream, text, sizeof text, kinds, &count), CM_EBACKEND);
     const char *error = rg_stream_error (stream, &retryable);
     assert_non_null (strstr (error, "HTTP 500"));
     assert_true (retryable);
-    assert_int_equal (server.served, 2);
+    assert_int_equal (atomic_load (&server.served), 2);
     rg_stream_destroy (&stream);
     rg_backend_destroy (&backend);
     s_server_stop (&server);
 
     //  Nobody listening: a connection error, retryable.
-    backend = s_backend (server.port, 0);
+    backend = s_backend (server.port, "m", 0, 5000);
     assert_int_equal (
         rg_backend_open (backend, task, &options, &stream, why, sizeof why, &retryable), 0);
-    while ((rc = rg_stream_next (stream, 100, &chunk)) == RG_STREAM_AGAIN)
-        ;
-    assert_int_equal (rc, CM_EBACKEND);
+    assert_int_equal (s_drain (stream, text, sizeof text, kinds, &count), CM_EBACKEND);
     rg_stream_error (stream, &retryable);
     assert_true (retryable);
     rg_stream_destroy (&stream);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);
+}
+
+//  429 before the first token: retried after the backoff (500 ms for the
+//  first retry), then the answer streams.
+static void
+test_429_then_success (void **state)
+{
+    (void) state;
+    const char *responses[] = {HTTP_429, SSE_OK, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m", 3, 5000);
+    rg_task_t *task = s_task ("", "");
+    s_store_t store = {0};
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
+    assert_int_equal (atomic_load (&server.served), 2);
+    int64_t gap = server.accepted_ms[1] - server.accepted_ms[0];
+    assert_true (gap >= 450);
+    assert_true (gap < 3000);
+    assert_string_equal (cm_map_str (s_last (&store, CM_MSG_TASK_COMPLETE)->payload, "content"),
+                         "Bonjour à tous");
+    assert_int_equal (s_count (&store, CM_MSG_TASK_FAIL), 0);
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  A chunk that is not JSON: a clear error at once (the server's HOLD is
+//  not waited out), not retryable, nothing committed.
+static void
+test_malformed_chunk (void **state)
+{
+    (void) state;
+    const char *responses[] = {HEAD_200 CONTENT ("Partial") "data: {\"choices\": [oops\n\n" HOLD,
+                               NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m", 3, 5000);
+    rg_task_t *task = s_task ("", "");
+    s_store_t store = {0};
+    int64_t start = cm_mono_ms ();
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_FAILED);
+    assert_true (cm_mono_ms () - start < 2000);
+    const cm_envelope_t *fail = s_last (&store, CM_MSG_TASK_FAIL);
+    assert_non_null (fail);
+    assert_non_null (strstr (cm_map_str (fail->payload, "error"), "malformed"));
+    assert_false (cm_map_bool (fail->payload, "retryable", true));
+    assert_int_equal (s_count (&store, CM_MSG_TASK_COMPLETE), 0);
+    assert_int_equal (atomic_load (&server.served), 1);
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  The server goes away after part of the answer. Design: the attempt
+//  fails retryable (no in-backend retry once a token arrived, since the
+//  model would start over), the worker sends task_fail {retryable: true}
+//  so the store requeues the task for a fresh attempt, and the partial
+//  text is never sent as task_complete nor as a 100% progress.
+static void
+test_disconnect_mid_stream (void **state)
+{
+    (void) state;
+    const char *scripts[] = {
+        //  close-delimited body: EOF looks like a normal end to HTTP
+        HEAD_200 CONTENT ("Half an") PAUSE CONTENT (" answer"),
+        //  chunked body cut inside a chunk: a transfer error
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n32\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"Half\"}}]}\n\n\r\n"
+        "40\r\ndata: {\"choi",
+    };
+    for (int i = 0; i < 2; i++) {
+        const char *responses[] = {scripts[i], NULL};
+        s_server_t server;
+        s_server_start (&server, responses);
+        rg_backend_t *backend = s_backend (server.port, "m", 3, 5000);
+        rg_task_t *task = s_task ("", "");
+        s_store_t store = {0};
+        assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_FAILED);
+        const cm_envelope_t *fail = s_last (&store, CM_MSG_TASK_FAIL);
+        assert_non_null (fail);
+        assert_true (cm_map_bool (fail->payload, "retryable", false));
+        if (i == 0)
+            assert_non_null (strstr (cm_map_str (fail->payload, "error"), "ended before"));
+        assert_int_equal (s_count (&store, CM_MSG_TASK_COMPLETE), 0);
+        for (size_t c = 0; c < store.count; c++)
+            if (store.calls[c]->type == CM_MSG_TASK_PROGRESS)
+                assert_true (cm_map_int (store.calls[c]->payload, "progress", 0) < 100);
+        assert_int_equal (atomic_load (&server.served), 1); //  no retry after a token
+        s_store_free (&store);
+        rg_backend_destroy (&backend);
+        rg_task_destroy (&task);
+        s_server_stop (&server);
+    }
+}
+
+//  A server that sends a token and then nothing: the idle timeout (400 ms
+//  here) ends the attempt with a clear, retryable error.
+static void
+test_idle_timeout (void **state)
+{
+    (void) state;
+    const char *responses[] = {HEAD_200 CONTENT ("Thinking about") HOLD, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m", 3, 400);
+    rg_task_t *task = s_task ("", "");
+    s_store_t store = {0};
+    int64_t start = cm_mono_ms ();
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_FAILED);
+    int64_t elapsed = cm_mono_ms () - start;
+    assert_true (elapsed >= 380);
+    assert_true (elapsed < 2500);
+    const cm_envelope_t *fail = s_last (&store, CM_MSG_TASK_FAIL);
+    assert_non_null (fail);
+    assert_non_null (strstr (cm_map_str (fail->payload, "error"), "idle timeout"));
+    assert_true (cm_map_bool (fail->payload, "retryable", false));
+    assert_int_equal (s_count (&store, CM_MSG_TASK_COMPLETE), 0);
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  The key goes to the server as a bearer token and nowhere else: not in
+//  the log (at debug level), not in the error sent to the store, even when
+//  the server's error pages quote it back.
+static void
+test_api_key_never_logged (void **state)
+{
+    (void) state;
+    const char *responses[] = {
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 28\r\nConnection: close\r\n\r\n"
+        "slow down " API_KEY,
+        "HTTP/1.1 401 Unauthorized\r\nContent-Length: 30\r\nConnection: close\r\n\r\n"
+        "bad key: " API_KEY "!!!",
+        NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    char log_path[] = "/tmp/rg-openai-log-XXXXXX";
+    int log_fd = mkstemp (log_path);
+    assert_true (log_fd >= 0);
+    fflush (stderr);
+    int saved = dup (STDERR_FILENO);
+    dup2 (log_fd, STDERR_FILENO);
+    cm_log_init ("test_rg_openai", CM_LOG_DEBUG);
+
+    rg_backend_t *backend = s_backend (server.port, "m", 3, 5000);
+    rg_task_t *task = s_task ("", "");
+    s_store_t store = {0};
+    rg_outcome_t outcome = s_run_worker (backend, task, &store);
+
+    fflush (stderr);
+    dup2 (saved, STDERR_FILENO);
+    close (saved);
+    cm_log_init ("test_rg_openai", CM_LOG_NOTICE);
+    FILE *file = fdopen (log_fd, "r");
+    fseek (file, 0, SEEK_SET);
+    char log[16384];
+    size_t len = fread (log, 1, sizeof log - 1, file);
+    log[len] = '\0';
+    fclose (file);
+    unlink (log_path);
+
+    assert_int_equal (outcome, RG_OUTCOME_FAILED);
+    assert_int_equal (atomic_load (&server.served), 2);
+    for (int i = 0; i < 2; i++)
+        assert_non_null (strstr (server.requests[i], "Authorization: Bearer " API_KEY));
+    assert_non_null (strstr (log, "HTTP 429")); //  the log did get the retry...
+    assert_non_null (strstr (log, "***"));      //  ...with the key scrubbed
+    assert_null (strstr (log, API_KEY));
+    const cm_envelope_t *fail = s_last (&store, CM_MSG_TASK_FAIL);
+    assert_non_null (fail);
+    assert_non_null (strstr (cm_map_str (fail->payload, "error"), "HTTP 401"));
+    assert_null (strstr (cm_map_str (fail->payload, "error"), API_KEY));
+    assert_false (cm_map_bool (fail->payload, "retryable", true));
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
 }
 
 int
@@ -252,7 +636,13 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_parse_data),
         cmocka_unit_test (test_retry_then_stream),
+        cmocka_unit_test (test_worker_commits_streamed_answer),
         cmocka_unit_test (test_errors_after_retries),
+        cmocka_unit_test (test_429_then_success),
+        cmocka_unit_test (test_malformed_chunk),
+        cmocka_unit_test (test_disconnect_mid_stream),
+        cmocka_unit_test (test_idle_timeout),
+        cmocka_unit_test (test_api_key_never_logged),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

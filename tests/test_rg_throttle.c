@@ -17,7 +17,7 @@ test_at_most_ten_per_second (void **state)
     int sent = 0;
     for (int64_t now = 1; now <= 1000; now++)
         if (rg_throttle_due (&throttle, now, true)) {
-            rg_throttle_sent (&throttle, now);
+            rg_throttle_progress_sent (&throttle, now);
             sent++;
         }
     assert_int_equal (sent, 10);
@@ -32,7 +32,7 @@ test_nothing_changed_nothing_sent_until_renewal (void **state)
     assert_false (rg_throttle_due (&throttle, 500, false));
     assert_false (rg_throttle_due (&throttle, 999, false));
     assert_true (rg_throttle_due (&throttle, 1000, false));
-    rg_throttle_sent (&throttle, 1000);
+    rg_throttle_progress_sent (&throttle, 1000);
     assert_false (rg_throttle_due (&throttle, 1050, true)); //  inside the interval
     assert_true (rg_throttle_due (&throttle, 1100, true));
 }
@@ -46,6 +46,23 @@ test_any_call_counts_as_renewal (void **state)
     rg_throttle_sent (&throttle, 250); //  e.g. a thought_process event
     assert_false (rg_throttle_due (&throttle, 500, false));
     assert_true (rg_throttle_due (&throttle, 550, false));
+}
+
+//  The first progress is not held back by the interval, nor by other calls
+//  (thought events) made just before it; the next one is.
+static void
+test_first_progress_at_once (void **state)
+{
+    (void) state;
+    rg_throttle_t throttle;
+    rg_throttle_init (&throttle, 100, 30000, 0);
+    assert_false (rg_throttle_due (&throttle, 1, false));
+    rg_throttle_sent (&throttle, 1); //  thought_process_start
+    assert_true (rg_throttle_due (&throttle, 2, true));
+    rg_throttle_progress_sent (&throttle, 2);
+    assert_false (rg_throttle_due (&throttle, 3, true));
+    rg_throttle_sent (&throttle, 50); //  an event does not delay the next progress
+    assert_true (rg_throttle_due (&throttle, 102, true));
 }
 
 static void
@@ -65,6 +82,7 @@ main (void)
         cmocka_unit_test (test_at_most_ten_per_second),
         cmocka_unit_test (test_nothing_changed_nothing_sent_until_renewal),
         cmocka_unit_test (test_any_call_counts_as_renewal),
+        cmocka_unit_test (test_first_progress_at_once),
         cmocka_unit_test (test_zero_interval_sends_every_change),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -102,25 +102,29 @@ test_lifecycle_events_progress_complete (void **state)
                                           &shutdown);
     assert_int_equal (outcome, RG_OUTCOME_COMPLETED);
 
-    //  thought_process_start, steps, complete come first, in order.
-    assert_int_equal (store.calls[0]->type, CM_MSG_TASK_EVENT);
-    assert_string_equal (cm_map_str (store.calls[0]->payload, "event"),
+    //  The first progress checkpoint goes out at once, before the reasoning.
+    assert_int_equal (store.calls[0]->type, CM_MSG_TASK_PROGRESS);
+    assert_int_equal (cm_map_int (store.calls[0]->payload, "progress", -1), 0);
+    assert_string_equal (cm_map_str (store.calls[0]->payload, "message"), "Thinking");
+    //  thought_process_start, steps, complete come next, in order.
+    assert_int_equal (store.calls[1]->type, CM_MSG_TASK_EVENT);
+    assert_string_equal (cm_map_str (store.calls[1]->payload, "event"),
                          "thought_process_start");
-    const cm_value_t *data = cm_map_get (store.calls[0]->payload, "data");
+    const cm_value_t *data = cm_map_get (store.calls[1]->payload, "data");
     assert_non_null (cm_map_str (data, "thinkingAbout"));
     int64_t total = cm_map_int (data, "totalSteps", 0);
     assert_true (total >= 3);
     for (int64_t step = 1; step <= total; step++) {
-        const cm_envelope_t *call = store.calls[step];
+        const cm_envelope_t *call = store.calls[step + 1];
         assert_string_equal (cm_map_str (call->payload, "event"), "thought_process_step");
         data = cm_map_get (call->payload, "data");
         assert_int_equal (cm_map_int (data, "step", 0), step);
         assert_non_null (cm_map_str (data, "reasoning"));
         assert_int_equal (cm_value_len (cm_map_get (data, "steps")), (size_t) step);
     }
-    assert_string_equal (cm_map_str (store.calls[total + 1]->payload, "event"),
+    assert_string_equal (cm_map_str (store.calls[total + 2]->payload, "event"),
                          "thought_process_complete");
-    assert_non_null (cm_map_str (cm_map_get (store.calls[total + 1]->payload, "data"),
+    assert_non_null (cm_map_str (cm_map_get (store.calls[total + 2]->payload, "data"),
                                  "conclusion"));
 
     //  Then progress, the final one at 100 with the whole text, then complete.
@@ -139,8 +143,9 @@ test_lifecycle_events_progress_complete (void **state)
     assert_string_equal (cm_map_str (last->payload, "task_id"), "regen_0123");
     rg_builtin_text_free (&expect);
     //  At unlimited speed the whole answer takes far less than the 100 ms
-    //  interval: apart from the final 100%, at most one progress went out.
-    assert_true (s_count (&store, CM_MSG_TASK_PROGRESS) <= 2);
+    //  interval: apart from the first and the final 100%, at most one
+    //  progress went out.
+    assert_true (s_count (&store, CM_MSG_TASK_PROGRESS) <= 3);
     assert_int_equal (s_count (&store, CM_MSG_TASK_FAIL), 0);
     s_store_free (&store);
     rg_backend_destroy (&backend);

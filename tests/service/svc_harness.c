@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define SVC_COUNT 4
+#define SVC_EXTRA_MAX 8
 static const char *s_services[SVC_COUNT] = {"store", "broadcaster", "regenerator", "gateway"};
 
 struct svc_mesh {
@@ -28,6 +29,8 @@ struct svc_mesh {
     char **env; //  "NAME=value", NULL-terminated, owned
     size_t env_count;
     pid_t pids[SVC_COUNT];
+    pid_t extra[SVC_EXTRA_MAX]; //  svc_mesh_spawn_extra's instances (0: none)
+    int extra_count;
     //  Optional second gateway (svc_mesh_spawn_gateway2).
     pid_t gateway2_pid;
     char url2[64];
@@ -130,6 +133,14 @@ svc_mesh_pid (svc_mesh_t *mesh, const char *service)
 
 const char *svc_mesh_url (svc_mesh_t *mesh) { return mesh->url; }
 const char *svc_mesh_dir (svc_mesh_t *mesh) { return mesh->dir; }
+const char *svc_mesh_secret (svc_mesh_t *mesh) { return mesh->secret; }
+
+int
+svc_mesh_port (svc_mesh_t *mesh)
+{
+    const char *colon = strrchr (mesh->url, ':');
+    return colon ? atoi (colon + 1) : -1;
+}
 
 int
 svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeout_ms)
@@ -276,12 +287,80 @@ svc_mesh_spawn_gateway2 (svc_mesh_t *mesh)
 
 const char *svc_mesh_url2 (svc_mesh_t *mesh) { return mesh->url2; }
 
+//  Waits (bounded, then SIGKILL) until pid exited. 0, or -1 when it had to
+//  be killed.
+static int
+s_reap (pid_t pid, const char *what, int signal)
+{
+    int status;
+    for (int tries = 0; tries < 1000; tries++) {
+        if (waitpid (pid, &status, WNOHANG) == pid)
+            return 0;
+        usleep (10000);
+    }
+    fprintf (stderr, "harness: %s ignored signal %d for 10 s; killing\n", what, signal);
+    kill (pid, SIGKILL);
+    waitpid (pid, &status, 0);
+    return -1;
+}
+
+int
+svc_mesh_spawn_extra (svc_mesh_t *mesh, const char *service, const char *const *env)
+{
+    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
+    if (s_index (service) < 0 || !bin_dir || mesh->extra_count >= SVC_EXTRA_MAX)
+        return -1;
+    int handle = mesh->extra_count;
+    char binary[512], log[512];
+    snprintf (binary, sizeof binary, "%s/%s/chatmesh-%s", bin_dir, service, service);
+    snprintf (log, sizeof log, "%s/log/%s-%d.log", mesh->dir, service, handle + 2);
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        for (size_t i = 0; i < mesh->env_count; i++)
+            putenv (mesh->env[i]);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv ((char *) env[i]);
+        FILE *out = freopen (log, "a", stderr);
+        if (out)
+            dup2 (fileno (stderr), STDOUT_FILENO);
+        execl (binary, binary, (char *) NULL);
+        fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
+        _exit (127);
+    }
+    mesh->extra[handle] = pid;
+    mesh->extra_count++;
+    return handle;
+}
+
+int
+svc_mesh_kill_extra (svc_mesh_t *mesh, int handle, int signal)
+{
+    if (handle < 0 || handle >= mesh->extra_count || mesh->extra[handle] <= 0)
+        return -1;
+    kill (mesh->extra[handle], signal);
+    int rc = s_reap (mesh->extra[handle], "extra instance", signal);
+    mesh->extra[handle] = 0;
+    return rc;
+}
+
+int
+svc_mesh_extra_pid (svc_mesh_t *mesh, int handle)
+{
+    if (handle < 0 || handle >= mesh->extra_count || mesh->extra[handle] <= 0)
+        return -1;
+    return mesh->extra[handle];
+}
+
 void
 svc_mesh_stop (svc_mesh_t **mesh_p)
 {
     if (!mesh_p || !*mesh_p)
         return;
     svc_mesh_t *mesh = *mesh_p;
+    for (int i = 0; i < mesh->extra_count; i++)
+        svc_mesh_kill_extra (mesh, i, SIGTERM);
     s_gateway2_stop (mesh);
     for (int i = SVC_COUNT - 1; i >= 0; i--)
         if (mesh->pids[i] > 0)
@@ -312,6 +391,25 @@ svc_token (svc_mesh_t *mesh, const char *user, long ttl)
     jwt_add_grant_int (jwt, "exp", time (NULL) + ttl);
     jwt_set_alg (jwt, JWT_ALG_HS256, (const unsigned char *) mesh->secret, strlen (mesh->secret));
     char *token = jwt_encode_str (jwt);
+    jwt_free (jwt);
+    return token;
+}
+
+char *
+svc_token_claims (svc_mesh_t *mesh, const char *claims_json, const char *alg)
+{
+    jwt_t *jwt = NULL;
+    if (jwt_new (&jwt))
+        return NULL;
+    char *token = NULL;
+    jwt_alg_t which = jwt_str_alg (alg);
+    int rc = jwt_add_grants_json (jwt, claims_json);
+    if (rc == 0)
+        rc = which == JWT_ALG_NONE ? jwt_set_alg (jwt, JWT_ALG_NONE, NULL, 0)
+                                   : jwt_set_alg (jwt, which, (const unsigned char *) mesh->secret,
+                                                  (int) strlen (mesh->secret));
+    if (rc == 0)
+        token = jwt_encode_str (jwt);
     jwt_free (jwt);
     return token;
 }

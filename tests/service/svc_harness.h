@@ -26,18 +26,42 @@ void svc_mesh_stop (svc_mesh_t **mesh_p);
 int svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal);
 //  (Re)starts one service with the mesh's settings. 0 or -1.
 int svc_mesh_spawn (svc_mesh_t *mesh, const char *service);
+//  Starts one more instance of a service (e.g. a second "regenerator")
+//  with the mesh's settings plus the "NAME=value" settings in env (may be
+//  NULL). Its log is <dir>/log/<service>-<handle + 2>.log. Returns a
+//  handle >= 0, or -1. svc_mesh_stop ends it too.
+int svc_mesh_spawn_extra (svc_mesh_t *mesh, const char *service, const char *const *env);
+//  Sends signal to an extra instance and waits until it exited. 0 or -1.
+int svc_mesh_kill_extra (svc_mesh_t *mesh, int handle, int signal);
+//  pid of a running extra instance, or -1.
+int svc_mesh_extra_pid (svc_mesh_t *mesh, int handle);
 //  Polls GET path until it answers `status` or timeout_ms passes. 0 or -1.
 int svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeout_ms);
 //  "http://127.0.0.1:PORT"
 const char *svc_mesh_url (svc_mesh_t *mesh);
+//  Starts a second gateway with the mesh's settings on another free port
+//  (log: <dir>/log/gateway2.log) and waits until its /readyz answers 200.
+//  svc_mesh_stop stops it too. 0 or -1.
+int svc_mesh_spawn_gateway2 (svc_mesh_t *mesh);
+//  "http://127.0.0.1:PORT" of the second gateway ("" before it started).
+const char *svc_mesh_url2 (svc_mesh_t *mesh);
 //  The temp dir (logs are <dir>/log/<service>.log).
 const char *svc_mesh_dir (svc_mesh_t *mesh);
 //  pid of a running service, or -1.
 int svc_mesh_pid (svc_mesh_t *mesh, const char *service);
+//  The gateway's HTTP port, and the HS256 secret of the mesh (for tests
+//  that forge or hand-craft tokens).
+int svc_mesh_port (svc_mesh_t *mesh);
+const char *svc_mesh_secret (svc_mesh_t *mesh);
 
 //  A token for user, valid ttl seconds (negative: already expired).
 //  Caller frees.
 char *svc_token (svc_mesh_t *mesh, const char *user, long ttl);
+
+//  A token signed with the mesh's secret whose claims are exactly the JSON
+//  object claims_json (e.g. no exp, a future nbf), with alg "HS256",
+//  "HS512", "none", ... NULL on failure. Caller frees.
+char *svc_token_claims (svc_mesh_t *mesh, const char *claims_json, const char *alg);
 
 typedef struct {
     long status;
@@ -50,6 +74,10 @@ typedef struct {
 //  content_type says otherwise. token NULL: no Authorization header.
 //  extra_header: one more "Name: value" line or NULL. 0 or -1 (transport).
 int svc_http_ex (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+                 const char *body, const char *content_type, const char *extra_header,
+                 svc_response_t *response);
+//  svc_http_ex against another base URL (e.g. svc_mesh_url2).
+int svc_http_at (const char *base_url, const char *method, const char *path, const char *token,
                  const char *body, const char *content_type, const char *extra_header,
                  svc_response_t *response);
 int svc_http (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
