@@ -1,0 +1,1337 @@
+/*  svc_api_core: every endpoint of the HTTP API (docs/api.md) against the
+    real four binaries: success shapes (field types, ISO-8601 times with
+    milliseconds), the checks of the original integration guide, delete
+    with followers, vote replacement, edit history, the task lifecycle,
+    analytics from stored data, the audit log (read straight from the
+    store), and the 400/401/404/413/415/422 answers, probes, metrics,
+    security headers and CORS.
+
+    One mesh for the whole group; each test uses its own users and
+    sessions so the per-user rate limit (60/min) never interferes.        */
+#include "svc_api_util.h"
+
+#include <jwt.h>
+#include <time.h>
+
+#define ORIGIN_OK "https://app.example"
+#define MAX_CHARS 40
+#define MAX_BODY 4096
+
+static int
+s_setup (void **state)
+{
+    static const char *const env[] = {
+        "CHATMESH_MAX_BODY_BYTES=4096",
+        "CHAT_ACTIONS_MAX_CONTENT_LENGTH=40",
+        "CHATMESH_CORS_ORIGINS=" ORIGIN_OK ", https://other.example",
+        "CHATMESH_BUILTIN_TOKENS_PER_SEC=2000",
+        "CHATMESH_PROGRESS_INTERVAL_MS=10",
+        NULL,
+    };
+    svc_mesh_t *mesh = svc_mesh_start (env);
+    if (!mesh)
+        return -1;
+    *state = mesh;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    svc_mesh_stop (&mesh);
+    return 0;
+}
+
+static void
+s_path (char *path, size_t size, const char *format, const char *id)
+{
+    snprintf (path, size, format, id);
+}
+
+//  The assistant's answer task must end before that message can be
+//  regenerated again (409 otherwise).
+static void
+s_answered (svc_mesh_t *mesh, const char *token, const sa_turn_t *turn)
+{
+    json_t *status = sa_wait_task (mesh, token, turn->task_id, "completed", 20000);
+    json_decref (status);
+}
+
+//  ---------------------------------------------------------------------------
+//  The three checks of the original guide, then every read endpoint's shape.
+
+static void
+test_guide_checks_and_shapes (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "alice", 600);
+    svc_response_t r;
+    char path[600];
+
+    //  1. Start the session of the guide (its body also names the session).
+    sa_req (mesh, "POST", "/api/run_sse/test_session_123", token,
+            "{\"query\": \"Test question\", \"session_id\": \"test_session_123\"}", 200, &r);
+    sa_success (&r);
+    json_t *data = sa_obj (r.json, "data");
+    assert_string_equal (sa_str (data, "session_id"), "test_session_123");
+    sa_turn_t turn;
+    snprintf (turn.user_id, sizeof turn.user_id, "%s", sa_str (data, "user_message_id"));
+    snprintf (turn.assistant_id, sizeof turn.assistant_id, "%s",
+              sa_str (data, "assistant_message_id"));
+    snprintf (turn.task_id, sizeof turn.task_id, "%s", sa_str (data, "task_id"));
+    assert_non_null (strstr (turn.assistant_id, "_test_session_123_assistant"));
+    svc_response_free (&r);
+
+    //  The guide's literal id parses (session id with underscores): it is
+    //  simply not a stored message, so 404, not 400.
+    sa_req (mesh, "POST", "/api/messages/msg_123_test_session_123_assistant/regenerate", token,
+            "{\"temperature\": 0.8}", 404, &r);
+    sa_error (&r, 404, "not_found");
+    svc_response_free (&r);
+
+    //  2. Regenerate with temperature 0.8 -> data.task_id.
+    s_answered (mesh, token, &turn);
+    s_path (path, sizeof path, "/api/messages/%s/regenerate", turn.assistant_id);
+    sa_req (mesh, "POST", path, token, "{\"temperature\": 0.8}", 200, &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "message_id"), turn.assistant_id);
+    assert_string_equal (sa_str (r.json, "session_id"), "test_session_123");
+    assert_string_equal (sa_str (r.json, "operation"), "regenerate");
+    sa_iso (r.json, "timestamp");
+    data = sa_obj (r.json, "data");
+    char regen_task[80];
+    snprintf (regen_task, sizeof regen_task, "%s", sa_str (data, "task_id"));
+    assert_true (sa_prefix (regen_task, "regen_"));
+    assert_string_not_equal (regen_task, turn.task_id);
+    assert_string_equal (sa_str (data, "original_message_id"), turn.user_id);
+    svc_response_free (&r);
+    json_decref (sa_wait_task (mesh, token, regen_task, "completed", 20000));
+
+    //  3. Edit the user message with trigger_regeneration.
+    s_path (path, sizeof path, "/api/messages/%s", turn.user_id);
+    sa_req (mesh, "PUT", path, token,
+            "{\"content\": \"Updated message content\", \"trigger_regeneration\": true}", 200,
+            &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "operation"), "edit");
+    assert_string_equal (sa_str (r.json, "message_id"), turn.user_id);
+    assert_string_equal (sa_str (r.json, "session_id"), "test_session_123");
+    sa_iso (r.json, "timestamp");
+    data = sa_obj (r.json, "data");
+    assert_string_equal (sa_str (data, "original_content"), "Test question");
+    assert_string_equal (sa_str (data, "new_content"), "Updated message content");
+    assert_true (sa_bool (data, "triggered_regeneration"));
+    char edit_task[80];
+    snprintf (edit_task, sizeof edit_task, "%s", sa_str (data, "regeneration_task_id"));
+    assert_true (sa_prefix (edit_task, "regen_"));
+    svc_response_free (&r);
+
+    //  4. Upvote with a reason.
+    s_path (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+    sa_req (mesh, "POST", path, token,
+            "{\"feedback_type\": \"upvote\", \"reason\": \"Very helpful response\"}", 200, &r);
+    sa_success (&r);
+    char feedback_id[80];
+    snprintf (feedback_id, sizeof feedback_id, "%s", sa_str (r.json, "feedback_id"));
+    assert_true (sa_prefix (feedback_id, "fb_"));
+    assert_string_equal (sa_str (r.json, "message_id"), turn.assistant_id);
+    assert_string_equal (sa_str (r.json, "session_id"), "test_session_123");
+    sa_iso (r.json, "timestamp");
+    svc_response_free (&r);
+
+    //  GET feedback
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "message_id"), turn.assistant_id);
+    json_t *summary = sa_obj (r.json, "feedback_summary");
+    assert_int_equal (sa_int (summary, "upvotes"), 1);
+    assert_int_equal (sa_int (summary, "downvotes"), 0);
+    assert_int_equal (sa_int (summary, "total"), 1);
+    json_t *recent = sa_arr (r.json, "recent_feedback");
+    assert_int_equal (json_array_size (recent), 1);
+    json_t *item = json_array_get (recent, 0);
+    assert_string_equal (sa_str (item, "id"), feedback_id);
+    assert_string_equal (sa_str (item, "user_id"), "alice");
+    assert_string_equal (sa_str (item, "feedback_type"), "upvote");
+    assert_string_equal (sa_str (item, "reason"), "Very helpful response");
+    sa_iso (item, "created_at");
+    sa_iso (r.json, "timestamp");
+    svc_response_free (&r);
+
+    //  GET history of the edited message.
+    s_path (path, sizeof path, "/api/messages/%s/history", turn.user_id);
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "message_id"), turn.user_id);
+    assert_int_equal (sa_int (r.json, "edit_count"), 1);
+    json_t *history = sa_arr (r.json, "history");
+    assert_int_equal (json_array_size (history), 1);
+    item = json_array_get (history, 0);
+    assert_true (sa_prefix (sa_str (item, "id"), "hist_"));
+    assert_string_equal (sa_str (item, "original_content"), "Test question");
+    assert_string_equal (sa_str (item, "edited_content"), "Updated message content");
+    sa_iso (item, "edit_timestamp");
+    assert_string_equal (sa_str (item, "user_id"), "alice");
+    sa_iso (r.json, "timestamp");
+    svc_response_free (&r);
+
+    //  The edit's regeneration runs to completion.
+    json_t *done = sa_wait_task (mesh, token, edit_task, "completed", 20000);
+    assert_string_equal (sa_str (done, "message_id"), turn.assistant_id);
+    json_decref (done);
+
+    //  GET the session: messages in order with their metadata.
+    sa_req (mesh, "GET", "/api/sessions/test_session_123", token, NULL, 200, &r);
+    sa_success (&r);
+    json_t *session = sa_obj (r.json, "session");
+    assert_string_equal (sa_str (session, "session_id"), "test_session_123");
+    sa_str (session, "title");
+    const char *created = sa_iso (session, "created_at");
+    const char *updated = sa_iso (session, "updated_at");
+    assert_true (strcmp (created, updated) <= 0);
+    assert_int_equal (sa_int (session, "message_count"), 2);
+    json_t *messages = sa_arr (session, "messages");
+    assert_int_equal (json_array_size (messages), 2);
+    const char *roles[] = {"user", "assistant"};
+    const char *ids[] = {turn.user_id, turn.assistant_id};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *message = json_array_get (messages, i);
+        assert_string_equal (sa_str (message, "id"), ids[i]);
+        assert_string_equal (sa_str (message, "role"), roles[i]);
+        sa_str (message, "content");
+        sa_iso (message, "timestamp");
+        json_t *metadata = sa_obj (message, "metadata");
+        sa_bool (metadata, "edited");
+        assert_false (sa_bool (metadata, "regenerating"));
+        sa_bool (metadata, "regenerated");
+        sa_int (metadata, "upvotes");
+        sa_int (metadata, "downvotes");
+    }
+    json_t *user_msg = json_array_get (messages, 0), *bot = json_array_get (messages, 1);
+    assert_string_equal (sa_str (user_msg, "content"), "Updated message content");
+    assert_true (sa_bool (sa_obj (user_msg, "metadata"), "edited"));
+    assert_true (sa_bool (sa_obj (bot, "metadata"), "regenerated"));
+    assert_int_equal (sa_int (sa_obj (bot, "metadata"), "upvotes"), 1);
+    assert_true (strlen (sa_str (bot, "content")) > 0);
+    svc_response_free (&r);
+
+    //  GET sessions: the caller's list.
+    sa_req (mesh, "GET", "/api/sessions", token, NULL, 200, &r);
+    sa_success (&r);
+    json_t *sessions = sa_arr (r.json, "sessions");
+    bool found = false;
+    for (size_t i = 0; i < json_array_size (sessions); i++) {
+        json_t *s = json_array_get (sessions, i);
+        sa_str (s, "title");
+        sa_iso (s, "created_at");
+        sa_iso (s, "updated_at");
+        if (strcmp (sa_str (s, "session_id"), "test_session_123") == 0) {
+            found = true;
+            assert_int_equal (sa_int (s, "message_count"), 2);
+        }
+    }
+    assert_true (found);
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+
+static void
+test_task_lifecycle_and_events (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "bob", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, token, "bob_tasks", "Explain leases in a task queue", &turn);
+
+    //  The answer task: every poll is pending/in_progress until completed.
+    char path[600];
+    snprintf (path, sizeof path, "/api/messages/tasks/%s/status", turn.task_id);
+    svc_response_t r;
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "task_id"), turn.task_id);
+    const char *status = sa_str (r.json, "status");
+    assert_true (strcmp (status, "pending") == 0 || strcmp (status, "in_progress") == 0
+                 || strcmp (status, "completed") == 0);
+    assert_string_equal (sa_str (r.json, "message_id"), turn.assistant_id);
+    assert_string_equal (sa_str (r.json, "session_id"), "bob_tasks");
+    sa_iso (r.json, "created_at");
+    sa_iso_or_null (r.json, "started_at");
+    sa_iso_or_null (r.json, "completed_at");
+    sa_get (r.json, "error_message");
+    sa_iso (r.json, "timestamp");
+    svc_response_free (&r);
+    json_t *done = sa_wait_task (mesh, token, turn.task_id, "completed", 20000);
+    assert_int_equal (sa_int (done, "progress"), 100);
+    const char *created = sa_iso (done, "created_at");
+    const char *started = sa_iso (done, "started_at");
+    const char *completed = sa_iso (done, "completed_at");
+    assert_true (strcmp (created, started) <= 0);
+    assert_true (strcmp (started, completed) <= 0);
+    sa_null (done, "error_message");
+    json_decref (done);
+
+    //  A regeneration seen on the stream: regenerating < progress* < done.
+    svc_sse_t *sse = svc_sse_open (mesh, "/api/run_sse/bob_tasks", token, NULL);
+    assert_non_null (sse);
+    assert_int_equal (svc_sse_status (sse), 200);
+    assert_non_null (svc_sse_wait (sse, "connection_status", 5000));
+    snprintf (path, sizeof path, "/api/messages/%s/regenerate", turn.assistant_id);
+    sa_req (mesh, "POST", path, token, NULL, 200, &r); //  no body at all: allowed
+    char task[80];
+    snprintf (task, sizeof task, "%s", sa_str (sa_obj (r.json, "data"), "task_id"));
+    svc_response_free (&r);
+    const svc_event_t *end = svc_sse_wait (sse, "message_regenerated", 20000);
+    assert_non_null (end);
+    assert_string_equal (sa_str (end->json, "taskId"), task);
+    assert_string_equal (sa_str (end->json, "messageId"), turn.assistant_id);
+    int begin_at = -1, end_at = -1, progress_count = 0;
+    for (size_t i = 0; i < svc_sse_count (sse); i++) {
+        const svc_event_t *event = svc_sse_at (sse, i);
+        json_t *task_id = event->json ? json_object_get (event->json, "taskId") : NULL;
+        if (!task_id || strcmp (json_string_value (task_id), task) != 0)
+            continue;
+        if (strcmp (event->event, "message_regenerating") == 0)
+            begin_at = (int) i;
+        else if (strcmp (event->event, "regeneration_progress") == 0) {
+            assert_true (begin_at >= 0);
+            assert_true (end_at < 0);
+            json_int_t p = sa_int (event->json, "progress");
+            assert_true (p >= 0 && p <= 100);
+            progress_count++;
+        }
+        else if (strcmp (event->event, "message_regenerated") == 0)
+            end_at = (int) i;
+    }
+    assert_true (begin_at >= 0 && end_at > begin_at);
+    assert_true (progress_count >= 1);
+    svc_sse_close (&sse);
+    done = sa_wait_task (mesh, token, task, "completed", 5000);
+    assert_int_equal (sa_int (done, "progress"), 100);
+    json_decref (done);
+
+    //  Unknown and invalid task ids.
+    sa_req (mesh, "GET", "/api/messages/tasks/regen_0000/status", token, NULL, 404, &r);
+    sa_error (&r, 404, "not_found");
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/api/messages/tasks/bad!id/status", token, NULL, 400, &r);
+    sa_error (&r, 400, "invalid_task_id");
+    svc_response_free (&r);
+    //  Cancelling a task that already ended: 409, documented code.
+    snprintf (path, sizeof path, "/api/messages/tasks/%s/cancel", task);
+    sa_req (mesh, "POST", path, token, NULL, 409, &r);
+    sa_error (&r, 409, "invalid_state");
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+
+static void
+test_delete_with_followers (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "carol", 600);
+    sa_turn_t one, two;
+    sa_turn (mesh, token, "carol_del", "first question", &one);
+    s_answered (mesh, token, &one);
+    sa_turn (mesh, token, "carol_del", "second question", &two);
+    s_answered (mesh, token, &two);
+    svc_response_t r;
+    sa_req (mesh, "GET", "/api/sessions/carol_del", token, NULL, 200, &r);
+    assert_int_equal (sa_int (sa_obj (r.json, "session"), "message_count"), 4);
+    svc_response_free (&r);
+
+    char path[600];
+    snprintf (path, sizeof path, "/api/messages/%s", one.assistant_id);
+    sa_req (mesh, "DELETE", path, token, NULL, 200, &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "operation"), "delete");
+    assert_string_equal (sa_str (r.json, "message_id"), one.assistant_id);
+    assert_string_equal (sa_str (r.json, "session_id"), "carol_del");
+    sa_iso (r.json, "timestamp");
+    json_t *data = sa_obj (r.json, "data");
+    assert_int_equal (sa_int (data, "deleted_count"), 3);
+    json_t *ids = sa_arr (data, "deleted_message_ids");
+    assert_int_equal (json_array_size (ids), 3);
+    assert_string_equal (json_string_value (json_array_get (ids, 0)), one.assistant_id);
+    assert_string_equal (json_string_value (json_array_get (ids, 1)), two.user_id);
+    assert_string_equal (json_string_value (json_array_get (ids, 2)), two.assistant_id);
+    svc_response_free (&r);
+
+    sa_req (mesh, "GET", "/api/sessions/carol_del", token, NULL, 200, &r);
+    json_t *session = sa_obj (r.json, "session");
+    assert_int_equal (sa_int (session, "message_count"), 1);
+    json_t *messages = sa_arr (session, "messages");
+    assert_int_equal (json_array_size (messages), 1);
+    assert_string_equal (sa_str (json_array_get (messages, 0), "id"), one.user_id);
+    svc_response_free (&r);
+
+    //  Gone: a second delete and a vote on a deleted message are 404.
+    sa_req (mesh, "DELETE", path, token, NULL, 404, &r);
+    sa_error (&r, 404, "not_found");
+    svc_response_free (&r);
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", two.assistant_id);
+    sa_req (mesh, "POST", path, token, "{\"feedback_type\": \"upvote\"}", 404, &r);
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+
+static void
+test_feedback_replacement (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "dave", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, token, "dave_votes", "vote on me", &turn);
+    char path[600];
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+    svc_response_t r;
+    sa_req (mesh, "POST", path, token, "{\"feedback_type\": \"upvote\"}", 200, &r);
+    char first[80];
+    snprintf (first, sizeof first, "%s", sa_str (r.json, "feedback_id"));
+    svc_response_free (&r);
+    //  No reason, no metadata: both present as null.
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    json_t *only = json_array_get (sa_arr (r.json, "recent_feedback"), 0);
+    assert_string_equal (sa_str (only, "id"), first);
+    sa_null (only, "reason");
+    sa_null (only, "metadata");
+    svc_response_free (&r);
+    sa_req (mesh, "POST", path, token,
+            "{\"feedback_type\": \"downvote\", \"reason\": \"changed my mind\", "
+            "\"metadata\": {\"source\": \"svc\", \"n\": 2}}",
+            200, &r);
+    char second[80];
+    snprintf (second, sizeof second, "%s", sa_str (r.json, "feedback_id"));
+    assert_string_not_equal (first, second);
+    svc_response_free (&r);
+
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    json_t *summary = sa_obj (r.json, "feedback_summary");
+    assert_int_equal (sa_int (summary, "upvotes"), 0);
+    assert_int_equal (sa_int (summary, "downvotes"), 1);
+    assert_int_equal (sa_int (summary, "total"), 1);
+    json_t *recent = sa_arr (r.json, "recent_feedback");
+    assert_int_equal (json_array_size (recent), 1);
+    json_t *item = json_array_get (recent, 0);
+    assert_string_equal (sa_str (item, "id"), second);
+    assert_string_equal (sa_str (item, "feedback_type"), "downvote");
+    json_t *metadata = sa_obj (item, "metadata");
+    assert_string_equal (sa_str (metadata, "source"), "svc");
+    assert_int_equal (sa_int (metadata, "n"), 2);
+    svc_response_free (&r);
+
+    //  The deepest metadata accepted (8 levels) can be read back; one level
+    //  more is refused up front.
+    sa_req (mesh, "POST", path, token,
+            "{\"feedback_type\": \"downvote\", \"metadata\": {\"a\": {\"b\": {\"c\": {\"d\": "
+            "{\"e\": {\"f\": {\"g\": {\"h\": [1]}}}}}}}}}",
+            422, &r);
+    sa_error_field (&r, 422, "invalid_field", "metadata");
+    svc_response_free (&r);
+    sa_req (mesh, "POST", path, token,
+            "{\"feedback_type\": \"downvote\", \"metadata\": {\"a\": {\"b\": {\"c\": {\"d\": "
+            "{\"e\": {\"f\": {\"g\": {\"h\": 1}}}}}}}}}",
+            200, &r);
+    svc_response_free (&r);
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    json_t *deep = sa_obj (json_array_get (sa_arr (r.json, "recent_feedback"), 0), "metadata");
+    for (const char *key = "abcdefg"; *key; key++) {
+        char name[2] = {*key, 0};
+        deep = sa_obj (deep, name);
+    }
+    assert_int_equal (sa_int (deep, "h"), 1);
+    svc_response_free (&r);
+
+    //  The message's metadata follows.
+    sa_req (mesh, "GET", "/api/sessions/dave_votes", token, NULL, 200, &r);
+    json_t *bot = json_array_get (sa_arr (sa_obj (r.json, "session"), "messages"), 1);
+    assert_int_equal (sa_int (sa_obj (bot, "metadata"), "upvotes"), 0);
+    assert_int_equal (sa_int (sa_obj (bot, "metadata"), "downvotes"), 1);
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+
+static void
+test_analytics_from_stored_data (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "erin", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, token, "erin_stats", "measure this", &turn);
+    svc_response_t r;
+
+    //  Before any regeneration or vote: the ratios are null.
+    sa_req (mesh, "GET", "/api/sessions/erin_stats/analytics", token, NULL, 200, &r);
+    sa_success (&r);
+    assert_string_equal (sa_str (r.json, "session_id"), "erin_stats");
+    sa_iso (r.json, "timestamp");
+    json_t *a = sa_obj (r.json, "analytics");
+    assert_int_equal (sa_int (a, "total_messages"), 2);
+    assert_int_equal (sa_int (a, "regeneration_count"), 0);
+    sa_null (a, "regeneration_success_rate");
+    sa_null (a, "user_satisfaction");
+    sa_null (a, "average_regeneration_seconds");
+    sa_null (a, "p95_regeneration_seconds");
+    svc_response_free (&r);
+
+    s_answered (mesh, token, &turn);
+    char path[600];
+    snprintf (path, sizeof path, "/api/messages/%s/regenerate", turn.assistant_id);
+    sa_req (mesh, "POST", path, token, "{\"model\": \"builtin\", \"context\": \"short\"}", 200,
+            &r);
+    char task[80];
+    snprintf (task, sizeof task, "%s", sa_str (sa_obj (r.json, "data"), "task_id"));
+    svc_response_free (&r);
+    json_decref (sa_wait_task (mesh, token, task, "completed", 20000));
+    snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
+    sa_req (mesh, "PUT", path, token,
+            "{\"content\": \"measure that\", \"trigger_regeneration\": false}", 200, &r);
+    assert_false (sa_bool (sa_obj (r.json, "data"), "triggered_regeneration"));
+    sa_null (sa_obj (r.json, "data"), "regeneration_task_id");
+    svc_response_free (&r);
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+    sa_req (mesh, "POST", path, token, "{\"feedback_type\": \"upvote\"}", 200, &r);
+    svc_response_free (&r);
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.user_id);
+    sa_req (mesh, "POST", path, token, "{\"feedback_type\": \"downvote\"}", 200, &r);
+    svc_response_free (&r);
+
+    sa_req (mesh, "GET", "/api/sessions/erin_stats/analytics", token, NULL, 200, &r);
+    a = sa_obj (r.json, "analytics");
+    assert_int_equal (sa_int (a, "total_messages"), 2);
+    assert_int_equal (sa_int (a, "regeneration_count"), 1);
+    assert_int_equal (sa_int (a, "regeneration_completed"), 1);
+    assert_int_equal (sa_int (a, "regeneration_failed"), 0);
+    assert_true (sa_num (a, "regeneration_success_rate") == 1.0);
+    assert_int_equal (sa_int (a, "edit_count"), 1);
+    assert_int_equal (sa_int (a, "feedback_count"), 2);
+    assert_int_equal (sa_int (a, "upvotes"), 1);
+    assert_int_equal (sa_int (a, "downvotes"), 1);
+    assert_true (sa_num (a, "user_satisfaction") == 0.5);
+    double average = sa_num (a, "average_regeneration_seconds");
+    double p95 = sa_num (a, "p95_regeneration_seconds");
+    assert_true (average > 0.0 && average < 20.0);
+    assert_true (p95 >= average);
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+//  Audit: every action's record, read straight from the store.
+
+static void
+test_audit_records_ip_and_agent (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "grace", 600);
+    const char *ua = "User-Agent: svc-api-test/1.0 (audit; \xc3\xa9)";
+    const char *base = svc_mesh_url (mesh);
+    svc_response_t r;
+    sa_req_at (base, "POST", "/api/run_sse/grace_audit", token, "{\"query\": \"audit me\"}",
+               NULL, ua, 200, &r);
+    sa_turn_t turn;
+    json_t *data = sa_obj (r.json, "data");
+    snprintf (turn.user_id, sizeof turn.user_id, "%s", sa_str (data, "user_message_id"));
+    snprintf (turn.assistant_id, sizeof turn.assistant_id, "%s",
+              sa_str (data, "assistant_message_id"));
+    snprintf (turn.task_id, sizeof turn.task_id, "%s", sa_str (data, "task_id"));
+    svc_response_free (&r);
+    s_answered (mesh, token, &turn);
+    char path[600];
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+    sa_req_at (base, "POST", path, token, "{\"feedback_type\": \"upvote\"}", NULL, ua, 200, &r);
+    svc_response_free (&r);
+    snprintf (path, sizeof path, "/api/messages/%s/regenerate", turn.assistant_id);
+    sa_req_at (base, "POST", path, token, "{}", NULL, ua, 200, &r);
+    char task[80];
+    snprintf (task, sizeof task, "%s", sa_str (sa_obj (r.json, "data"), "task_id"));
+    svc_response_free (&r);
+    json_decref (sa_wait_task (mesh, token, task, "completed", 20000));
+    snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
+    sa_req_at (base, "PUT", path, token, "{\"content\": \"audit you\", \"trigger_regeneration\": false}",
+               NULL, ua, 200, &r);
+    svc_response_free (&r);
+    snprintf (path, sizeof path, "/api/messages/%s", turn.assistant_id);
+    sa_req_at (base, "DELETE", path, token, NULL, NULL, ua, 200, &r);
+    svc_response_free (&r);
+
+    int code = 0;
+    cm_value_t *ok = sa_audit_query (mesh, "grace", "grace_audit", &code);
+    assert_int_equal (code, 0);
+    const cm_value_t *entries = cm_map_get (ok, "entries");
+    assert_non_null (entries);
+    assert_int_equal (entries->type, CM_T_ARR);
+    const char *wanted[] = {"session_start", "feedback", "regenerate", "edit", "delete"};
+    bool seen[5] = {false};
+    bool completed = false;
+    for (size_t i = 0; i < cm_value_len (entries); i++) {
+        const cm_value_t *entry = cm_arr_at (entries, i);
+        const char *action = cm_map_str_or (entry, "action_type", "");
+        assert_string_equal (cm_map_str_or (entry, "session_id", ""), "grace_audit");
+        assert_true (sa_prefix (cm_map_str_or (entry, "id", ""), ""));
+        if (strcmp (action, "regenerate_complete") == 0)
+            completed = true;
+        for (size_t k = 0; k < 5; k++)
+            if (strcmp (action, wanted[k]) == 0) {
+                seen[k] = true;
+                //  Actions a person took carry who, from where, with what.
+                assert_string_equal (cm_map_str_or (entry, "user_id", ""), "grace");
+                assert_string_equal (cm_map_str_or (entry, "client_ip", ""), "127.0.0.1");
+                assert_string_equal (cm_map_str_or (entry, "user_agent", ""), ua + 12);
+                const cm_value_t *at = cm_map_get (entry, "created_at");
+                assert_non_null (at);
+                if (k != 0)
+                    assert_string_equal (cm_map_str_or (entry, "message_id", ""),
+                                         k == 3 ? turn.user_id : turn.assistant_id);
+            }
+    }
+    for (size_t k = 0; k < 5; k++)
+        if (!seen[k])
+            fail_msg ("no audit entry of action '%s'", wanted[k]);
+    assert_true (completed);
+    cm_value_destroy (&ok);
+
+    //  A long User-Agent is kept up to 500 bytes, never cut inside a UTF-8
+    //  sequence ("é" straddles byte 500 here).
+    char long_ua[700];
+    int n = snprintf (long_ua, sizeof long_ua, "User-Agent: ");
+    memset (long_ua + n, 'u', 499);
+    snprintf (long_ua + n + 499, sizeof long_ua - (size_t) n - 499, "\xc3\xa9 and more");
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.user_id);
+    sa_req_at (base, "POST", path, token, "{\"feedback_type\": \"downvote\"}", NULL, long_ua,
+               200, &r);
+    svc_response_free (&r);
+    ok = sa_audit_query (mesh, "grace", "grace_audit", &code);
+    assert_int_equal (code, 0);
+    const cm_value_t *newest = cm_arr_at (cm_map_get (ok, "entries"), 0);
+    assert_string_equal (cm_map_str_or (newest, "action_type", ""), "feedback");
+    const char *kept = cm_map_str_or (newest, "user_agent", "");
+    assert_int_equal (strlen (kept), 499);
+    assert_int_equal (strspn (kept, "u"), 499);
+    cm_value_destroy (&ok);
+
+    //  Another user cannot read grace's audit trail.
+    ok = sa_audit_query (mesh, "mallory", "grace_audit", &code);
+    assert_null (ok);
+    assert_int_equal (code, CM_ENOTFOUND);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+//  401: every way a token can be wrong.
+
+static char *
+s_mint (const char *secret, jwt_alg_t alg, const char *sub, long exp_in, bool with_exp,
+        long nbf_in)
+{
+    jwt_t *jwt = NULL;
+    assert_int_equal (jwt_new (&jwt), 0);
+    if (sub)
+        jwt_add_grant (jwt, "sub", sub);
+    jwt_add_grant_int (jwt, "iat", time (NULL));
+    if (with_exp)
+        jwt_add_grant_int (jwt, "exp", time (NULL) + exp_in);
+    if (nbf_in)
+        jwt_add_grant_int (jwt, "nbf", time (NULL) + nbf_in);
+    if (alg == JWT_ALG_NONE)
+        jwt_set_alg (jwt, JWT_ALG_NONE, NULL, 0);
+    else
+        jwt_set_alg (jwt, alg, (const unsigned char *) secret, (int) strlen (secret));
+    char *token = jwt_encode_str (jwt);
+    jwt_free (jwt);
+    assert_non_null (token);
+    return token;
+}
+
+static void
+s_expect_401 (svc_mesh_t *mesh, const char *token, const char *label)
+{
+    svc_response_t r;
+    if (svc_http (mesh, "GET", "/api/sessions", token, NULL, &r) != 0)
+        fail_msg ("%s: no answer", label);
+    if (r.status != 401)
+        fail_msg ("%s: status %ld, wanted 401: %.200s", label, r.status, r.body);
+    sa_error (&r, 401, "unauthorized");
+    char value[128];
+    assert_int_equal (svc_response_header (&r, "WWW-Authenticate", value, sizeof value), 0);
+    assert_true (sa_prefix (value, "Bearer"));
+    svc_response_free (&r);
+}
+
+static void
+test_auth_failures_are_401 (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    s_expect_401 (mesh, NULL, "no token");
+    s_expect_401 (mesh, "not-a-jwt", "garbage");
+    s_expect_401 (mesh, "a.b.c", "three garbage parts");
+
+    //  Tamper with a valid token: flip the last signature character.
+    char *good = svc_token (mesh, "henry", 600);
+    svc_response_t r;
+    sa_req (mesh, "GET", "/api/sessions", good, NULL, 200, &r);
+    svc_response_free (&r);
+    char *bad_sig = strdup (good);
+    size_t len = strlen (bad_sig);
+    bad_sig[len - 1] = bad_sig[len - 1] == 'A' ? 'B' : 'A';
+    s_expect_401 (mesh, bad_sig, "bad signature");
+    free (bad_sig);
+
+    //  Signed with another secret.
+    char *other = s_mint ("another-secret-0123456789", JWT_ALG_HS256, "henry", 600, true, 0);
+    s_expect_401 (mesh, other, "wrong secret");
+    free (other);
+    //  alg none (libjwt would accept it without a key).
+    char *none = s_mint ("", JWT_ALG_NONE, "henry", 600, true, 0);
+    s_expect_401 (mesh, none, "alg none");
+    free (none);
+    //  Another HMAC alg: refused on the alg whatever the key.
+    char *hs512 = s_mint ("another-secret-0123456789", JWT_ALG_HS512, "henry", 600, true, 0);
+    s_expect_401 (mesh, hs512, "HS512");
+    free (hs512);
+    char *expired = svc_token (mesh, "henry", -5);
+    s_expect_401 (mesh, expired, "expired");
+    free (expired);
+
+    //  The right secret, wrong claims or alg.
+    char claims[512];
+    long now = (long) time (NULL);
+    struct {
+        const char *label, *alg;
+        char claims[300];
+    } wrong[6];
+    snprintf (wrong[0].claims, 300, "{\"sub\": \"henry\", \"exp\": %ld}", now + 600);
+    wrong[0].label = "HS512 with the right secret", wrong[0].alg = "HS512";
+    snprintf (wrong[1].claims, 300, "{\"sub\": \"henry\", \"exp\": %ld}", now + 600);
+    wrong[1].label = "alg none with the right claims", wrong[1].alg = "none";
+    snprintf (wrong[2].claims, 300, "{\"sub\": \"henry\", \"iat\": %ld}", now);
+    wrong[2].label = "missing exp", wrong[2].alg = "HS256";
+    snprintf (wrong[3].claims, 300, "{\"sub\": \"henry\", \"exp\": %ld, \"nbf\": %ld}",
+              now + 600, now + 300);
+    wrong[3].label = "nbf in the future", wrong[3].alg = "HS256";
+    snprintf (wrong[4].claims, 300, "{\"exp\": %ld}", now + 600);
+    wrong[4].label = "missing sub", wrong[4].alg = "HS256";
+    snprintf (wrong[5].claims, 300, "{\"sub\": \"%0129d\", \"exp\": %ld}", 0, now + 600);
+    wrong[5].label = "sub of 129 characters", wrong[5].alg = "HS256";
+    for (size_t i = 0; i < 6; i++) {
+        char *token = svc_token_claims (mesh, wrong[i].claims, wrong[i].alg);
+        assert_non_null (token);
+        s_expect_401 (mesh, token, wrong[i].label);
+        free (token);
+    }
+    //  ...and the same claims done right pass (the checks above are real).
+    snprintf (claims, sizeof claims, "{\"sub\": \"%0128d\", \"exp\": %ld, \"nbf\": %ld}", 0,
+              now + 600, now - 5);
+    char *right = svc_token_claims (mesh, claims, "HS256");
+    sa_req (mesh, "GET", "/api/sessions", right, NULL, 200, &r);
+    svc_response_free (&r);
+    free (right);
+
+    //  Bearer scheme only; the token in the query only counts for SSE.
+    svc_response_t q;
+    sa_req_at (svc_mesh_url (mesh), "GET", "/api/sessions", NULL, NULL, NULL,
+               "Authorization: Basic aGVucnk6cHc=", 401, &q);
+    sa_error (&q, 401, "unauthorized");
+    svc_response_free (&q);
+    char path[2048];
+    snprintf (path, sizeof path, "/api/sessions?access_token=%s", good);
+    sa_req (mesh, "GET", path, NULL, NULL, 401, &q);
+    svc_response_free (&q);
+    //  ...where it works.
+    sa_turn_t turn;
+    sa_turn (mesh, good, "henry_s", "query token", &turn);
+    snprintf (path, sizeof path, "/api/run_sse/henry_s?access_token=%s", good);
+    svc_sse_t *sse = svc_sse_open (mesh, path, NULL, NULL);
+    assert_non_null (sse);
+    assert_int_equal (svc_sse_status (sse), 200);
+    assert_non_null (svc_sse_wait (sse, "connection_status", 5000));
+    svc_sse_close (&sse);
+    //  ...and the SSE endpoint still demands one.
+    sse = svc_sse_open (mesh, "/api/run_sse/henry_s", NULL, NULL);
+    assert_non_null (sse);
+    assert_int_equal (svc_sse_status (sse), 401);
+    svc_sse_close (&sse);
+    free (good);
+}
+
+//  ---------------------------------------------------------------------------
+//  404: another user's things look exactly like missing ones.
+
+static void
+test_other_users_things_are_404 (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *owner = svc_token (mesh, "ivan", 600), *thief = svc_token (mesh, "mallory", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, owner, "ivan_private", "top secret plans", &turn);
+    s_answered (mesh, owner, &turn);
+    svc_response_t r;
+    char path[600];
+    struct {
+        const char *method, *format, *id, *body;
+    } probes[] = {
+        {"GET", "/api/sessions/%s", "ivan_private", NULL},
+        {"GET", "/api/sessions/%s/analytics", "ivan_private", NULL},
+        {"POST", "/api/run_sse/%s", "ivan_private", "{\"query\": \"let me in\"}"},
+        {"POST", "/api/messages/%s/regenerate", turn.assistant_id, "{}"},
+        {"PUT", "/api/messages/%s", turn.user_id, "{\"content\": \"pwned\"}"},
+        {"DELETE", "/api/messages/%s", turn.user_id, NULL},
+        {"POST", "/api/messages/%s/feedback", turn.assistant_id,
+         "{\"feedback_type\": \"downvote\"}"},
+        {"GET", "/api/messages/%s/feedback", turn.assistant_id, NULL},
+        {"GET", "/api/messages/%s/history", turn.user_id, NULL},
+        {"GET", "/api/messages/tasks/%s/status", turn.task_id, NULL},
+        {"POST", "/api/messages/tasks/%s/cancel", turn.task_id, NULL},
+    };
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        snprintf (path, sizeof path, probes[i].format, probes[i].id);
+        sa_req (mesh, probes[i].method, path, thief, probes[i].body, 404, &r);
+        sa_error (&r, 404, "not_found");
+        if (strstr (r.body, "secret") || strstr (r.body, "ivan"))
+            fail_msg ("%s %s reveals content: %s", probes[i].method, path, r.body);
+        svc_response_free (&r);
+    }
+    //  Same answer as for a session that does not exist at all.
+    sa_req (mesh, "GET", "/api/sessions/ivan_private", thief, NULL, 404, &r);
+    char *theirs = strdup (r.body);
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/api/sessions/no_such_session", thief, NULL, 404, &r);
+    assert_string_equal (r.body, theirs);
+    free (theirs);
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/api/sessions", thief, NULL, 200, &r);
+    assert_null (strstr (r.body, "ivan_private"));
+    svc_response_free (&r);
+    //  Nothing changed for the owner.
+    sa_req (mesh, "GET", "/api/sessions/ivan_private", owner, NULL, 200, &r);
+    json_t *session = sa_obj (r.json, "session");
+    assert_int_equal (sa_int (session, "message_count"), 2);
+    json_t *first = json_array_get (sa_arr (session, "messages"), 0);
+    assert_string_equal (sa_str (first, "content"), "top secret plans");
+    json_t *bot = json_array_get (sa_arr (session, "messages"), 1);
+    assert_int_equal (sa_int (sa_obj (bot, "metadata"), "downvotes"), 0);
+    svc_response_free (&r);
+    free (owner);
+    free (thief);
+}
+
+//  ---------------------------------------------------------------------------
+//  400 / 413 / 415 / 422
+
+static void
+test_bad_requests_400_413_415 (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "judy", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, token, "judy_bad", "hello there", &turn);
+    char feedback[600], edit[600], regen[600];
+    snprintf (feedback, sizeof feedback, "/api/messages/%s/feedback", turn.assistant_id);
+    snprintf (edit, sizeof edit, "/api/messages/%s", turn.user_id);
+    snprintf (regen, sizeof regen, "/api/messages/%s/regenerate", turn.user_id);
+    const char *base = svc_mesh_url (mesh);
+    svc_response_t r;
+
+    sa_req (mesh, "POST", feedback, token, "{\"feedback_type\": ", 400, &r);
+    sa_error (&r, 400, "invalid_json");
+    svc_response_free (&r);
+    //  Invalid UTF-8 in the body (a lone continuation byte, an overlong).
+    sa_req (mesh, "POST", feedback, token, "{\"feedback_type\": \"upvote\", \"reason\": \"\x80\"}",
+            400, &r);
+    sa_error (&r, 400, "invalid_json");
+    svc_response_free (&r);
+    sa_req (mesh, "PUT", edit, token, "{\"content\": \"\xc0\xaf\"}", 400, &r);
+    sa_error (&r, 400, NULL);
+    svc_response_free (&r);
+    //  Duplicate keys are ambiguous: refused.
+    sa_req (mesh, "POST", feedback, token,
+            "{\"feedback_type\": \"upvote\", \"feedback_type\": \"downvote\"}", 400, &r);
+    sa_error (&r, 400, "invalid_json");
+    svc_response_free (&r);
+    //  Bad ids in the path.
+    sa_req (mesh, "POST", "/api/messages/not-a-message-id/feedback", token,
+            "{\"feedback_type\": \"upvote\"}", 400, &r);
+    sa_error (&r, 400, "invalid_message_id");
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/api/messages/msg_abc_judy_bad_robot/history", token, NULL, 400, &r);
+    sa_error (&r, 400, "invalid_message_id");
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/api/sessions/bad.session", token, NULL, 400, &r);
+    sa_error (&r, 400, "invalid_session_id");
+    svc_response_free (&r);
+    //  Regenerating a user message.
+    sa_req (mesh, "POST", regen, token, "{}", 400, &r);
+    sa_error (&r, 400, "not_assistant_message");
+    svc_response_free (&r);
+    //  A required body that is absent.
+    sa_req (mesh, "PUT", edit, token, "", 400, &r);
+    sa_error (&r, 400, "missing_body");
+    svc_response_free (&r);
+
+    //  415: not JSON (also for an optional body).
+    sa_req_at (base, "POST", feedback, token, "feedback_type=upvote", "text/plain", NULL, 415, &r);
+    sa_error (&r, 415, "unsupported_media_type");
+    svc_response_free (&r);
+    sa_req_at (base, "POST", "/api/run_sse/judy_bad", token, "{\"query\": \"x\"}",
+               "application/x-www-form-urlencoded", NULL, 415, &r);
+    sa_error (&r, 415, "unsupported_media_type");
+    svc_response_free (&r);
+    //  Parameters of the media type are fine.
+    sa_req_at (base, "POST", feedback, token, "{\"feedback_type\": \"upvote\"}",
+               "application/json; charset=utf-8", NULL, 200, &r);
+    svc_response_free (&r);
+
+    //  413: over CHATMESH_MAX_BODY_BYTES (4096), even when valid JSON.
+    size_t big = MAX_BODY + 100;
+    char *body = malloc (big + 64);
+    int n = snprintf (body, big + 64, "{\"feedback_type\": \"upvote\", \"metadata\": {\"pad\": \"");
+    memset (body + n, 'x', big - (size_t) n);
+    strcpy (body + big, "\"}}");
+    sa_req (mesh, "POST", feedback, token, body, 413, &r);
+    sa_error (&r, 413, "payload_too_large");
+    svc_response_free (&r);
+    free (body);
+    //  The vote count shows none of the refused requests changed anything.
+    sa_req (mesh, "GET", feedback, token, NULL, 200, &r);
+    assert_int_equal (sa_int (sa_obj (r.json, "feedback_summary"), "total"), 1);
+    svc_response_free (&r);
+    free (token);
+}
+
+//  A string of `count` copies of utf8 (one character each).
+static char *
+s_repeat (const char *utf8, size_t count)
+{
+    size_t len = strlen (utf8);
+    char *text = malloc (len * count + 1);
+    for (size_t i = 0; i < count; i++)
+        memcpy (text + i * len, utf8, len);
+    text[len * count] = 0;
+    return text;
+}
+
+static void
+s_put_content (svc_mesh_t *mesh, const char *path, const char *token, const char *content,
+               long want, const char *code)
+{
+    json_t *json = json_pack ("{s:s, s:b}", "content", content, "trigger_regeneration", 0);
+    char *body = json_dumps (json, JSON_COMPACT);
+    json_decref (json);
+    svc_response_t r;
+    sa_req (mesh, "PUT", path, token, body, want, &r);
+    if (code)
+        sa_error_field (&r, want, code, "content");
+    else
+        assert_string_equal (sa_str (sa_obj (r.json, "data"), "new_content"), content);
+    svc_response_free (&r);
+    free (body);
+}
+
+static void
+test_validation_422 (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "kate", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, token, "kate_422", "validate me", &turn);
+    s_answered (mesh, token, &turn);
+    char feedback[600], edit[600], regen[600];
+    snprintf (feedback, sizeof feedback, "/api/messages/%s/feedback", turn.assistant_id);
+    snprintf (edit, sizeof edit, "/api/messages/%s", turn.user_id);
+    snprintf (regen, sizeof regen, "/api/messages/%s/regenerate", turn.assistant_id);
+    svc_response_t r;
+
+    struct {
+        const char *path, *method, *body, *code, *field;
+    } cases[] = {
+        {feedback, "POST", "{\"feedback_type\": \"meh\"}", "invalid_field", "feedback_type"},
+        {feedback, "POST", "{\"feedback_type\": 1}", "invalid_field", "feedback_type"},
+        {feedback, "POST", "{}", "missing_field", "feedback_type"},
+        {feedback, "POST", "{\"feedback_type\": \"upvote\", \"metadata\": \"x\"}",
+         "invalid_field", "metadata"},
+        {feedback, "POST", "{\"feedback_type\": \"upvote\", \"metadata\": [1]}", "invalid_field",
+         "metadata"},
+        {feedback, "POST", "{\"feedback_type\": \"upvote\", \"reason\": 7}", "invalid_field",
+         "reason"},
+        {regen, "POST", "{\"temperature\": 2.5}", "field_out_of_range", "temperature"},
+        {regen, "POST", "{\"temperature\": -0.1}", "field_out_of_range", "temperature"},
+        {regen, "POST", "{\"temperature\": \"hot\"}", "invalid_field", "temperature"},
+        {regen, "POST", "{\"model\": 3}", "invalid_field", "model"},
+        {regen, "POST", "{\"context\": false}", "invalid_field", "context"},
+        {edit, "PUT", "{\"content\": 123}", "invalid_field", "content"},
+        {edit, "PUT", "{\"content\": \" \\t\\n \"}", "empty_field", "content"},
+        {edit, "PUT", "{\"trigger_regeneration\": false}", "missing_field", "content"},
+        {edit, "PUT", "{\"content\": \"ok\", \"trigger_regeneration\": \"yes\"}",
+         "invalid_field", "trigger_regeneration"},
+        {"/api/run_sse/kate_422", "POST", "{\"query\": [\"q\"]}", "invalid_field", "query"},
+        {"/api/run_sse/kate_422", "POST", "{\"query\": \"\"}", "empty_field", "query"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sa_req (mesh, cases[i].method, cases[i].path, token, cases[i].body, 422, &r);
+        sa_error_field (&r, 422, cases[i].code, cases[i].field);
+        svc_response_free (&r);
+    }
+    //  A JSON body that is not an object.
+    sa_req (mesh, "POST", feedback, token, "[\"upvote\"]", 422, &r);
+    sa_error (&r, 422, "invalid_body");
+    svc_response_free (&r);
+
+    //  reason: 500 characters pass, 501 do not (counted in characters).
+    char *reason = s_repeat ("\xc3\xa9", 500); //  é: 1000 bytes
+    json_t *json = json_pack ("{s:s, s:s}", "feedback_type", "upvote", "reason", reason);
+    char *body = json_dumps (json, JSON_COMPACT);
+    sa_req (mesh, "POST", feedback, token, body, 200, &r);
+    svc_response_free (&r);
+    free (body);
+    json_decref (json);
+    free (reason);
+    reason = s_repeat ("r", 501);
+    json = json_pack ("{s:s, s:s}", "feedback_type", "upvote", "reason", reason);
+    body = json_dumps (json, JSON_COMPACT);
+    sa_req (mesh, "POST", feedback, token, body, 422, &r);
+    sa_error_field (&r, 422, "field_too_long", "reason");
+    svc_response_free (&r);
+    free (body);
+    json_decref (json);
+    free (reason);
+
+    //  content: CHAT_ACTIONS_MAX_CONTENT_LENGTH (40) characters, not bytes.
+    char *text = s_repeat ("\xc3\xa9", MAX_CHARS); //  40 chars, 80 bytes
+    s_put_content (mesh, edit, token, text, 200, NULL);
+    free (text);
+    text = s_repeat ("\xf0\x9f\x98\x80", MAX_CHARS); //  40 emoji, 160 bytes
+    s_put_content (mesh, edit, token, text, 200, NULL);
+    free (text);
+    text = s_repeat ("\xe6\x97\xa5", MAX_CHARS + 1); //  41 chars
+    s_put_content (mesh, edit, token, text, 422, "field_too_long");
+    free (text);
+    text = s_repeat ("a", MAX_CHARS + 1);
+    s_put_content (mesh, edit, token, text, 422, "field_too_long");
+    free (text);
+    //  Trimmed before counting and storing.
+    sa_req (mesh, "PUT", edit, token,
+            "{\"content\": \"   trimmed   \", \"trigger_regeneration\": false}", 200, &r);
+    assert_string_equal (sa_str (sa_obj (r.json, "data"), "new_content"), "trimmed");
+    svc_response_free (&r);
+    //  Bounds of temperature are inclusive.
+    sa_req (mesh, "POST", regen, token, "{\"temperature\": 2.0}", 200, &r);
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+//  Probes, OpenAPI, metrics, headers, CORS
+
+static void
+test_openapi_lists_every_route (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    svc_response_t r;
+    sa_req (mesh, "GET", "/api/openapi.json", NULL, NULL, 200, &r);
+    assert_true (sa_prefix (sa_str (r.json, "openapi"), "3."));
+    json_t *paths = sa_obj (r.json, "paths");
+    static const struct {
+        const char *path, *method;
+    } routes[] = {
+        {"/api/run_sse/{session_id}", "post"},
+        {"/api/run_sse/{session_id}", "get"},
+        {"/api/sessions", "get"},
+        {"/api/sessions/{session_id}", "get"},
+        {"/api/sessions/{session_id}/analytics", "get"},
+        {"/api/messages/{message_id}", "put"},
+        {"/api/messages/{message_id}", "delete"},
+        {"/api/messages/{message_id}/regenerate", "post"},
+        {"/api/messages/{message_id}/feedback", "post"},
+        {"/api/messages/{message_id}/feedback", "get"},
+        {"/api/messages/{message_id}/history", "get"},
+        {"/api/messages/tasks/{task_id}/status", "get"},
+        {"/api/messages/tasks/{task_id}/cancel", "post"},
+        {"/healthz", "get"},
+        {"/readyz", "get"},
+        {"/metrics", "get"},
+        {"/api/openapi.json", "get"},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        json_t *item = json_object_get (paths, routes[i].path);
+        json_t *operation = item ? json_object_get (item, routes[i].method) : NULL;
+        if (!json_is_object (operation))
+            fail_msg ("openapi.json lacks %s %s", routes[i].method, routes[i].path);
+        sa_obj (operation, "responses");
+    }
+    svc_response_free (&r);
+}
+
+static void
+test_probes_metrics_headers (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    svc_response_t r;
+    sa_req (mesh, "GET", "/healthz", NULL, NULL, 200, &r);
+    assert_string_equal (sa_str (r.json, "status"), "ok");
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/readyz", NULL, NULL, 200, &r);
+    assert_string_equal (sa_str (r.json, "status"), "ready");
+    assert_string_equal (sa_str (r.json, "store"), "ok");
+    assert_string_equal (sa_str (r.json, "broadcaster"), "ok");
+    assert_string_equal (sa_str (r.json, "regenerator"), "ok");
+    svc_response_free (&r);
+
+    sa_req (mesh, "GET", "/metrics", NULL, NULL, 200, &r);
+    char type[128];
+    assert_int_equal (svc_response_header (&r, "Content-Type", type, sizeof type), 0);
+    assert_true (sa_prefix (type, "text/plain"));
+    static const char *names[] = {
+        "# TYPE chatmesh_gateway_requests_total counter",
+        "# TYPE chatmesh_gateway_request_duration_seconds histogram",
+        "chatmesh_gateway_request_duration_seconds_bucket{le=\"+Inf\"}",
+        "# TYPE chatmesh_gateway_requests_in_flight gauge",
+        "# TYPE chatmesh_gateway_sse_connections gauge",
+        "# TYPE chatmesh_gateway_sse_events_total counter",
+        "# TYPE chatmesh_gateway_sse_dropped_total counter",
+        "# TYPE chatmesh_gateway_backend_errors_total counter",
+        "chatmesh_gateway_requests_total{route=\"readyz\",status=\"200\"}",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr (r.body, names[i]))
+            fail_msg ("/metrics lacks '%s'", names[i]);
+    svc_response_free (&r);
+
+    //  Security headers: API answers are never cached or sniffed.
+    char *token = svc_token (mesh, "leo", 600);
+    char value[512];
+    sa_req (mesh, "GET", "/api/sessions", token, NULL, 200, &r);
+    assert_int_equal (svc_response_header (&r, "X-Content-Type-Options", value, sizeof value), 0);
+    assert_string_equal (value, "nosniff");
+    assert_int_equal (svc_response_header (&r, "Cache-Control", value, sizeof value), 0);
+    assert_non_null (strstr (value, "no-store"));
+    svc_response_free (&r);
+    //  ...errors included.
+    sa_req (mesh, "GET", "/api/sessions", NULL, NULL, 401, &r);
+    assert_int_equal (svc_response_header (&r, "Cache-Control", value, sizeof value), 0);
+    assert_non_null (strstr (value, "no-store"));
+    svc_response_free (&r);
+    //  The frontend carries a CSP.
+    sa_req (mesh, "GET", "/", NULL, NULL, 200, &r);
+    assert_int_equal (svc_response_header (&r, "Content-Type", value, sizeof value), 0);
+    assert_true (sa_prefix (value, "text/html"));
+    assert_int_equal (svc_response_header (&r, "Content-Security-Policy", value, sizeof value),
+                      0);
+    assert_non_null (strstr (value, "default-src 'self'"));
+    assert_int_equal (svc_response_header (&r, "X-Content-Type-Options", value, sizeof value), 0);
+    svc_response_free (&r);
+    //  Unknown API path: JSON 404; wrong method: 405 with Allow.
+    sa_req (mesh, "GET", "/api/nothing/here", token, NULL, 404, &r);
+    sa_error (&r, 404, NULL);
+    svc_response_free (&r);
+    sa_req (mesh, "PATCH", "/api/sessions", token, NULL, 405, &r);
+    sa_error (&r, 405, "method_not_allowed");
+    assert_int_equal (svc_response_header (&r, "Allow", value, sizeof value), 0);
+    assert_string_equal (value, "GET");
+    svc_response_free (&r);
+    free (token);
+}
+
+static void
+test_cors_preflight (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    const char *base = svc_mesh_url (mesh);
+    svc_response_t r;
+    char value[512];
+    sa_req_at (base, "OPTIONS", "/api/messages/msg_1_s_user", NULL, NULL, NULL,
+               "Origin: " ORIGIN_OK, 204, &r);
+    assert_int_equal (svc_response_header (&r, "Access-Control-Allow-Origin", value, sizeof value),
+                      0);
+    assert_string_equal (value, ORIGIN_OK);
+    assert_int_equal (
+        svc_response_header (&r, "Access-Control-Allow-Methods", value, sizeof value), 0);
+    assert_non_null (strstr (value, "PUT"));
+    assert_non_null (strstr (value, "DELETE"));
+    assert_int_equal (
+        svc_response_header (&r, "Access-Control-Allow-Headers", value, sizeof value), 0);
+    assert_non_null (strstr (value, "Authorization"));
+    assert_non_null (strstr (value, "Content-Type"));
+    assert_int_equal (svc_response_header (&r, "Vary", value, sizeof value), 0);
+    svc_response_free (&r);
+    //  The second origin of the list works too.
+    sa_req_at (base, "OPTIONS", "/api/sessions", NULL, NULL, NULL,
+               "Origin: https://other.example", 204, &r);
+    assert_int_equal (svc_response_header (&r, "Access-Control-Allow-Origin", value, sizeof value),
+                      0);
+    assert_string_equal (value, "https://other.example");
+    svc_response_free (&r);
+    //  A disallowed origin (also a prefix/suffix trick) gets no CORS headers.
+    const char *bad[] = {"Origin: https://evil.example", "Origin: https://app.example.evil",
+                         "Origin: https://app.exampl"};
+    for (size_t i = 0; i < 3; i++) {
+        sa_req_at (base, "OPTIONS", "/api/sessions", NULL, NULL, NULL, bad[i], 204, &r);
+        if (svc_response_header (&r, "Access-Control-Allow-Origin", value, sizeof value) == 0)
+            fail_msg ("%s was allowed", bad[i]);
+        assert_int_not_equal (
+            svc_response_header (&r, "Access-Control-Allow-Methods", value, sizeof value), 0);
+        svc_response_free (&r);
+    }
+    //  An actual request from the allowed origin carries the header, and
+    //  exposes Retry-After.
+    char *token = svc_token (mesh, "mike", 600);
+    sa_req_at (base, "GET", "/api/sessions", token, NULL, NULL, "Origin: " ORIGIN_OK, 200, &r);
+    assert_int_equal (svc_response_header (&r, "Access-Control-Allow-Origin", value, sizeof value),
+                      0);
+    assert_string_equal (value, ORIGIN_OK);
+    assert_int_equal (
+        svc_response_header (&r, "Access-Control-Expose-Headers", value, sizeof value), 0);
+    assert_non_null (strstr (value, "Retry-After"));
+    svc_response_free (&r);
+    free (token);
+}
+
+//  ---------------------------------------------------------------------------
+//  Edges: edits of either role, history order, emptied sessions, odd bodies.
+
+static time_t
+s_iso_seconds (const char *iso)
+{
+    struct tm tm = {0};
+    if (!strptime (iso, "%Y-%m-%dT%H:%M:%S", &tm))
+        return 0;
+    return timegm (&tm);
+}
+
+static void
+test_edges (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "uma", 600);
+    sa_turn_t turn;
+    sa_turn (mesh, token, "uma_edge", "original question", &turn);
+    s_answered (mesh, token, &turn);
+    svc_response_t r;
+    char path[600];
+
+    //  Editing an assistant message never triggers a regeneration.
+    snprintf (path, sizeof path, "/api/messages/%s", turn.assistant_id);
+    sa_req (mesh, "PUT", path, token, "{\"content\": \"hand-written answer\"}", 200, &r);
+    json_t *data = sa_obj (r.json, "data");
+    assert_false (sa_bool (data, "triggered_regeneration"));
+    sa_null (data, "regeneration_task_id");
+    //  Times are now-ish UTC (not local time, not seconds as ms).
+    time_t at = s_iso_seconds (sa_iso (r.json, "timestamp"));
+    assert_true (labs ((long) (at - time (NULL))) < 120);
+    svc_response_free (&r);
+
+    //  Two edits of the user message: history oldest first.
+    snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
+    sa_req (mesh, "PUT", path, token, "{\"content\": \"v1\", \"trigger_regeneration\": false}",
+            200, &r);
+    svc_response_free (&r);
+    sa_req (mesh, "PUT", path, token, "{\"content\": \"v2\", \"trigger_regeneration\": false}",
+            200, &r);
+    assert_string_equal (sa_str (sa_obj (r.json, "data"), "original_content"), "v1");
+    svc_response_free (&r);
+    snprintf (path, sizeof path, "/api/messages/%s/history", turn.user_id);
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    assert_int_equal (sa_int (r.json, "edit_count"), 2);
+    json_t *history = sa_arr (r.json, "history");
+    assert_int_equal (json_array_size (history), 2);
+    assert_string_equal (sa_str (json_array_get (history, 0), "original_content"),
+                         "original question");
+    assert_string_equal (sa_str (json_array_get (history, 0), "edited_content"), "v1");
+    assert_string_equal (sa_str (json_array_get (history, 1), "original_content"), "v1");
+    assert_string_equal (sa_str (json_array_get (history, 1), "edited_content"), "v2");
+    assert_true (strcmp (sa_iso (json_array_get (history, 0), "edit_timestamp"),
+                         sa_iso (json_array_get (history, 1), "edit_timestamp"))
+                 <= 0);
+    svc_response_free (&r);
+    //  Histories are per message: the assistant has its own single edit.
+    snprintf (path, sizeof path, "/api/messages/%s/history", turn.assistant_id);
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    assert_int_equal (sa_int (r.json, "edit_count"), 1);
+    svc_response_free (&r);
+
+    //  Odd bodies.
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+    const char *bad[] = {
+        "{\"feedback_type\": \"upvote\"} trailing",
+        "{\"feedback_type\": \"up\\u0000vote\"}",
+        "{\"feedback_type\": \"upvote\", \"reason\": \"\\ud800\"}",
+        "{\"feedback_type\": \"upvote\", \"metadata\": {\"x\": 1e999}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sa_req (mesh, "POST", path, token, bad[i], 400, &r);
+        sa_error (&r, 400, "invalid_json");
+        svc_response_free (&r);
+    }
+    //  A chunked body (no Content-Length) over the limit: 413 as well.
+    size_t big = MAX_BODY * 2;
+    char *body = malloc (big + 64);
+    int n = snprintf (body, big + 64, "{\"feedback_type\": \"upvote\", \"reason\": \"");
+    memset (body + n, 'y', big - (size_t) n);
+    strcpy (body + big, "\"}");
+    sa_req_at (svc_mesh_url (mesh), "POST", path, token, body, NULL,
+               "Transfer-Encoding: chunked", 413, &r);
+    sa_error (&r, 413, "payload_too_large");
+    svc_response_free (&r);
+    free (body);
+    //  A percent-encoded session id is decoded before it is checked.
+    sa_req (mesh, "GET", "/api/sessions/uma%5Fedge", token, NULL, 200, &r);
+    assert_string_equal (sa_str (sa_obj (r.json, "session"), "session_id"), "uma_edge");
+    svc_response_free (&r);
+    //  An over-long session id: 400.
+    char long_id[200];
+    memset (long_id, 's', 129);
+    long_id[129] = 0;
+    snprintf (path, sizeof path, "/api/sessions/%s", long_id);
+    sa_req (mesh, "GET", path, token, NULL, 400, &r);
+    sa_error (&r, 400, "invalid_session_id");
+    svc_response_free (&r);
+    long_id[128] = 0; //  128 is fine (and unknown)
+    snprintf (path, sizeof path, "/api/sessions/%s", long_id);
+    sa_req (mesh, "GET", path, token, NULL, 404, &r);
+    svc_response_free (&r);
+
+    //  Deleting the first message empties the session; it can continue.
+    snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
+    sa_req (mesh, "DELETE", path, token, NULL, 200, &r);
+    assert_int_equal (sa_int (sa_obj (r.json, "data"), "deleted_count"), 2);
+    svc_response_free (&r);
+    sa_req (mesh, "GET", "/api/sessions/uma_edge", token, NULL, 200, &r);
+    assert_int_equal (sa_int (sa_obj (r.json, "session"), "message_count"), 0);
+    assert_int_equal (json_array_size (sa_arr (sa_obj (r.json, "session"), "messages")), 0);
+    svc_response_free (&r);
+    sa_turn (mesh, token, "uma_edge", "again", &turn);
+    sa_req (mesh, "GET", "/api/sessions/uma_edge", token, NULL, 200, &r);
+    assert_int_equal (sa_int (sa_obj (r.json, "session"), "message_count"), 2);
+    svc_response_free (&r);
+    free (token);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_guide_checks_and_shapes),
+        cmocka_unit_test (test_task_lifecycle_and_events),
+        cmocka_unit_test (test_delete_with_followers),
+        cmocka_unit_test (test_feedback_replacement),
+        cmocka_unit_test (test_analytics_from_stored_data),
+        cmocka_unit_test (test_audit_records_ip_and_agent),
+        cmocka_unit_test (test_auth_failures_are_401),
+        cmocka_unit_test (test_other_users_things_are_404),
+        cmocka_unit_test (test_bad_requests_400_413_415),
+        cmocka_unit_test (test_validation_422),
+        cmocka_unit_test (test_openapi_lists_every_route),
+        cmocka_unit_test (test_probes_metrics_headers),
+        cmocka_unit_test (test_cors_preflight),
+        cmocka_unit_test (test_edges),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
