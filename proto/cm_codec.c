@@ -157,6 +157,57 @@ cm_envelope_encode (const cm_envelope_t *self, char **buffer, size_t *size)
     return s_finish (&sbuf, rc, buffer, size);
 }
 
+//  Packs into the caller's reusable buffer (msgpack_sbuffer_write grows it).
+static int
+s_pack_into (const cm_envelope_t *envelope, const cm_value_t *value, char **buffer,
+             size_t *capacity, size_t *size)
+{
+    *size = 0;
+    msgpack_sbuffer sbuf = {.size = 0, .data = *buffer, .alloc = *buffer ? *capacity : 0};
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    int rc = 0;
+    if (envelope) {
+        const char *name = cm_msg_name (envelope->type);
+        size_t name_len = strlen (name), id_len = strlen (envelope->request_id);
+        rc = msgpack_pack_array (&pk, 4) || msgpack_pack_int (&pk, CM_PROTO_VERSION)
+             || msgpack_pack_str (&pk, name_len) || msgpack_pack_str_body (&pk, name, name_len)
+             || msgpack_pack_str (&pk, id_len)
+             || msgpack_pack_str_body (&pk, envelope->request_id, id_len);
+    }
+    if (rc == 0)
+        rc = s_pack (&pk, value, 0);
+    *buffer = sbuf.data;
+    *capacity = sbuf.alloc;
+    if (rc == 0 && sbuf.size > CM_MAX_MESSAGE_BYTES)
+        rc = CM_ETOOBIG;
+    if (rc)
+        return rc < 0 ? rc : CM_ENOMEM;
+    *size = sbuf.size;
+    return 0;
+}
+
+int
+cm_envelope_encode_into (const cm_envelope_t *self, char **buffer, size_t *capacity,
+                         size_t *size)
+{
+    if (!self || !self->payload || self->payload->type != CM_T_MAP) {
+        *size = 0;
+        return CM_EINVAL;
+    }
+    return s_pack_into (self, self->payload, buffer, capacity, size);
+}
+
+int
+cm_value_encode_into (const cm_value_t *value, char **buffer, size_t *capacity, size_t *size)
+{
+    if (!value) {
+        *size = 0;
+        return CM_EINVAL;
+    }
+    return s_pack_into (NULL, value, buffer, capacity, size);
+}
+
 //  --------------------------------------------------------------------------
 //  Prescan: walk the msgpack bytes once, checking every declared length
 //  against the bytes left, the nesting depth and the total item budget.

@@ -39,6 +39,16 @@ int cm_envelope_decode_why (const void *buffer, size_t size, cm_envelope_t **out
 
 //  Bare values (event bodies inside history replies, tests).
 int cm_value_encode (const cm_value_t *value, char **buffer, size_t *size);
+
+//  The same two encodings into a caller-owned buffer that is reused across
+//  calls: *buffer (malloc'd or NULL) holds *capacity bytes and is realloc'd
+//  when too small; *size gets the encoded length. The caller frees *buffer
+//  once. For hot loops (the store's writer) that would otherwise allocate
+//  and free a fresh buffer per message. On error *size is 0.
+int cm_envelope_encode_into (const cm_envelope_t *self, char **buffer, size_t *capacity,
+                             size_t *size);
+int cm_value_encode_into (const cm_value_t *value, char **buffer, size_t *capacity,
+                          size_t *size);
 int cm_value_decode (const void *buffer, size_t size, cm_value_t **out);
 
 #endif

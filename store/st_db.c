@@ -12,7 +12,8 @@
 
 static const char *s_dbi_names[ST_DBI_COUNT] = {
     "sessions", "user_sessions", "messages", "msg_index", "feedback",  "history",
-    "tasks",    "task_queue",    "active",   "audit",     "analytics", "rate"};
+    "tasks",    "task_queue",    "active",   "audit",     "analytics", "rate",
+    "votes"};
 
 struct st_db {
     MDB_env *env;
@@ -21,6 +22,14 @@ struct st_db {
     //  Readers hold it shared for the life of their txn; growing the map
     //  takes it exclusively, because mdb_env_set_mapsize needs no active txn.
     pthread_rwlock_t resize;
+    //  put/del attempts so far (only the writer thread writes): lets the
+    //  batch tell a request that failed before changing anything from one
+    //  that failed half-way (st_ops_write_batch).
+    uint64_t writes;
+    //  st_db_put encodes into this one buffer (writer thread only; LMDB
+    //  copies the bytes), instead of a fresh 8 KiB msgpack buffer per put.
+    char *encode_buf;
+    size_t encode_cap;
 };
 
 int
@@ -99,6 +108,7 @@ st_db_destroy (st_db_t **self_p)
     mdb_env_sync (self->env, 1);
     mdb_env_close (self->env);
     pthread_rwlock_destroy (&self->resize);
+    free (self->encode_buf);
     free (self);
     *self_p = NULL;
 }
@@ -162,6 +172,12 @@ st_db_map_size (st_db_t *self)
     return self->map_size;
 }
 
+uint64_t
+st_db_writes (st_db_t *self)
+{
+    return self->writes;
+}
+
 MDB_dbi
 st_db_dbi (st_db_t *self, st_dbi_t which)
 {
@@ -186,6 +202,7 @@ st_db_put_raw (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, siz
                const void *data, size_t size)
 {
     MDB_val k = {key_len, (void *) key}, v = {size, (void *) data};
+    self->writes++;
     return st_db_error (mdb_put (txn, self->dbis[which], &k, &v, 0), "mdb_put");
 }
 
@@ -212,20 +229,18 @@ int
 st_db_put (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len,
            const cm_value_t *value)
 {
-    char *buffer;
     size_t size;
-    int rc = cm_value_encode (value, &buffer, &size);
+    int rc = cm_value_encode_into (value, &self->encode_buf, &self->encode_cap, &size);
     if (rc)
         return rc;
-    rc = st_db_put_raw (self, txn, which, key, key_len, buffer, size);
-    free (buffer);
-    return rc;
+    return st_db_put_raw (self, txn, which, key, key_len, self->encode_buf, size);
 }
 
 int
 st_db_del (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len)
 {
     MDB_val k = {key_len, (void *) key};
+    self->writes++;
     return st_db_error (mdb_del (txn, self->dbis[which], &k, NULL), "mdb_del");
 }
 

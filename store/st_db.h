@@ -17,7 +17,18 @@
       active         message_id                          -> task_id (active task)
       audit          ms(8 BE) seq(8 BE) log_id           -> audit map
       analytics      session_id                          -> counters map
-      rate           bucket key ("a:<user>")             -> {window_start, count}
+      rate           bucket key ("a:<user>")             -> rate record (below)
+      votes          messages key                        -> vote counts (below)
+
+    Hot counters are fixed-size binary records, not msgpack, so a vote or a
+    rate-limited request never decodes or re-encodes a map (and a vote
+    never rewrites its message, whose content may be many KB):
+      votes  16 bytes: upvotes, downvotes (u64 BE each). A message without
+             one (written before this record existed) takes its counts from
+             the message map's upvotes/downvotes; the first vote copies them.
+      rate   25 bytes: 0xC1 (a byte msgpack never uses, so it cannot be
+             mistaken for an older msgpack bucket, which is still read),
+             window_start, count, window_ms (i64 BE each).
 
     Errors: 0, CM_ENOTFOUND (no such key), CM_EFULL (MDB_MAP_FULL: the map
     must grow, see st_db_grow), CM_EDB (any other LMDB failure, logged),
@@ -45,6 +56,7 @@ typedef enum {
     ST_DBI_AUDIT,
     ST_DBI_ANALYTICS,
     ST_DBI_RATE,
+    ST_DBI_VOTES,
     ST_DBI_COUNT
 } st_dbi_t;
 
@@ -76,7 +88,14 @@ size_t st_db_map_size (st_db_t *self);
 
 MDB_dbi st_db_dbi (st_db_t *self, st_dbi_t which);
 
-//  Records. *out is a new map the caller owns.
+//  How many puts and deletes were attempted so far through this st_db (in
+//  any txn; only the writer thread writes). A request whose count did not
+//  move changed nothing, even when it failed.
+uint64_t st_db_writes (st_db_t *self);
+
+//  Records. *out is a new map the caller owns. Puts and deletes (like
+//  write txns) belong to one thread at a time: st_db_put reuses one
+//  encoding buffer.
 int st_db_get (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len,
                cm_value_t **out);
 int st_db_put (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len,

@@ -28,19 +28,59 @@ struct st_server {
 //  --------------------------------------------------------------------------
 //  Shared helpers
 
-//  Sends [identity, reply] to the main thread (or anywhere) and frees reply.
+//  A worker's reusable encoding buffer (cm_envelope_encode_into).
+typedef struct {
+    char *data;
+    size_t capacity;
+} s_buffer_t;
+
+//  Sends [identity, reply] to the main thread and frees reply. Encodes into
+//  the worker's buffer and hands the bytes straight to zmq (which copies
+//  them): no zmsg/zframe allocations per reply.
 static void
-s_send_reply (zsock_t *sock, zframe_t *identity, cm_envelope_t **reply)
+s_send_reply (zsock_t *sock, s_buffer_t *buffer, zframe_t *identity, cm_envelope_t **reply)
 {
-    zframe_t *body = NULL;
-    if (*reply && cm_frame_encode (*reply, &body) == 0) {
-        zmsg_t *msg = zmsg_new ();
-        zmsg_append (msg, &(zframe_t *) {zframe_dup (identity)});
-        zmsg_append (msg, &body);
-        if (zmsg_send (&msg, sock))
-            zmsg_destroy (&msg);
+    size_t size;
+    if (*reply && cm_envelope_encode_into (*reply, &buffer->data, &buffer->capacity, &size) == 0) {
+        void *handle = zsock_resolve (sock);
+        if (zmq_send (handle, zframe_data (identity), zframe_size (identity), ZMQ_SNDMORE) >= 0)
+            zmq_send (handle, buffer->data, size, 0);
     }
     cm_envelope_destroy (reply);
+}
+
+//  Main hands a worker the request it already decoded (so the worker does
+//  not decode it again) as [identity, pointer]. The worker owns the
+//  envelope once the message is sent; it reads every message before $TERM
+//  (main sends nothing after it), so none is left behind in the pipe.
+//  Returns 1 with the request's identity frame and envelope; 0 for a
+//  command ($TERM or anything else), whose text goes into command; -1 when
+//  nothing could be read (interrupted or the pipe is gone).
+static int
+s_receive_request (zsock_t *pipe, zframe_t **identity, cm_envelope_t **request, char *command,
+                   size_t command_size)
+{
+    command[0] = 0;
+    zframe_t *first = zframe_recv (pipe);
+    if (!first)
+        return -1;
+    if (!zframe_more (first)) {
+        size_t n = zframe_size (first) < command_size ? zframe_size (first) : command_size - 1;
+        memcpy (command, zframe_data (first), n);
+        command[n] = 0;
+        zframe_destroy (&first);
+        return 0;
+    }
+    zframe_t *body = zframe_recv (pipe);
+    bool ok = body && zframe_size (body) == sizeof (cm_envelope_t *);
+    if (ok) {
+        memcpy (request, zframe_data (body), sizeof (cm_envelope_t *));
+        *identity = first;
+    }
+    else
+        zframe_destroy (&first);
+    zframe_destroy (&body);
+    return ok ? 1 : 0;
 }
 
 //  The request_id of a message that failed its schema check, so the error
@@ -74,32 +114,26 @@ static void
 s_reader_actor (zsock_t *pipe, void *args)
 {
     st_server_t *self = args;
+    s_buffer_t buffer = {NULL, 0};
     zsock_set_sndtimeo (pipe, 5000);
     zsock_signal (pipe, 0);
     while (true) {
-        zmsg_t *msg = zmsg_recv (pipe);
-        if (!msg) {
-            if (zsys_interrupted)
-                continue; //  main thread will send $TERM
-            break;
-        }
-        if (zmsg_size (msg) != 2) {
-            zmsg_destroy (&msg); //  $TERM
-            break;
-        }
-        zframe_t *identity = zmsg_pop (msg);
-        zframe_t *body = zmsg_pop (msg);
+        zframe_t *identity = NULL;
         cm_envelope_t *request = NULL, *reply = NULL;
-        if (cm_frame_decode (body, &request) == 0)
-            st_ops_read (self->ops, request, cm_now_ms (), &reply);
-        else
-            reply = s_proto_error (body, "malformed request");
-        s_send_reply (pipe, identity, &reply);
+        char command[16];
+        int got = s_receive_request (pipe, &identity, &request, command, sizeof command);
+        if (got < 0 && zsys_interrupted)
+            continue; //  main thread will send $TERM
+        if (got < 0 || streq (command, "$TERM"))
+            break;
+        if (got == 0)
+            continue;
+        st_ops_read (self->ops, request, cm_now_ms (), &reply);
+        s_send_reply (pipe, &buffer, identity, &reply);
         cm_envelope_destroy (&request);
         zframe_destroy (&identity);
-        zframe_destroy (&body);
-        zmsg_destroy (&msg);
     }
+    free (buffer.data);
 }
 
 //  --------------------------------------------------------------------------
@@ -120,6 +154,9 @@ typedef struct {
     s_pending_t **parked_tail;
     int64_t next_cleanup;
     bool terminated;
+    s_buffer_t buffer;         //  replies and events are encoded here
+    char event_id_prefix[32];  //  "<pid>.e": events' request ids, minted
+    uint64_t event_count;      //  without a syscall per event
 } s_writer_t;
 
 static void
@@ -157,45 +194,40 @@ s_answer_empty_claim (s_writer_t *w, s_pending_t *item)
     cm_value_t *ok = cm_map_new ();
     cm_map_set (ok, "tasks", cm_arr_new ());
     cm_envelope_t *reply = cm_envelope_reply_ok (item->request, ok);
-    s_send_reply (w->pipe, item->identity, &reply);
+    s_send_reply (w->pipe, &w->buffer, item->identity, &reply);
 }
 
+//  Pushes each event {session_id, event, data} as [session_id, envelope
+//  {event, data}]. The event map itself becomes the envelope's payload once
+//  session_id is taken out (no copy of data), and is encoded into the
+//  writer's buffer and sent from there.
 static void
 s_publish (s_writer_t *w, cm_value_t **events_p)
 {
     cm_value_t *events = *events_p;
+    void *handle = zsock_resolve (w->events);
     for (size_t i = 0; events && i < cm_value_len (events); i++) {
         cm_value_t *event = (cm_value_t *) cm_arr_at (events, i);
-        char request_id[CM_REQUEST_ID_MAX + 1];
-        cm_request_id (request_id, sizeof request_id);
-        cm_envelope_t *envelope = cm_envelope_new (CM_MSG_EVENT, request_id);
-        if (!envelope)
-            continue;
-        cm_map_set (envelope->payload, "event", cm_map_take (event, "event"));
-        cm_map_set (envelope->payload, "data", cm_map_take (event, "data"));
-        zframe_t *body = NULL;
-        if (cm_frame_encode (envelope, &body) == 0) {
-            const char *session_id = cm_map_str_or (event, "session_id", "");
-            zmsg_t *msg = zmsg_new ();
-            zmsg_addstr (msg, session_id);
-            zmsg_append (msg, &body);
+        cm_value_t *session = cm_map_take (event, "session_id");
+        const char *session_id = session && session->type == CM_T_STR ? session->u.s.ptr : "";
+        cm_envelope_t envelope = {.type = CM_MSG_EVENT, .payload = event};
+        snprintf (envelope.request_id, sizeof envelope.request_id, "%s%llu", w->event_id_prefix,
+                  (unsigned long long) ++w->event_count);
+        size_t size;
+        if (cm_envelope_encode_into (&envelope, &w->buffer.data, &w->buffer.capacity, &size)
+            == 0) {
             //  Never block the writer on a slow or absent broadcaster; its
             //  PUSH queue (S_EVENTS_HWM) covers restarts. Past that, gateways
-            //  resync from the store, which is the truth.
-            void *handle = zsock_resolve (w->events);
-            size_t frames = zmsg_size (msg);
-            bool sent = true;
-            for (size_t f = 0; sent && f < frames; f++) {
-                zframe_t *frame = zmsg_pop (msg);
-                int flags = ZMQ_DONTWAIT | (f + 1 < frames ? ZMQ_SNDMORE : 0);
-                sent = zmq_send (handle, zframe_data (frame), zframe_size (frame), flags) >= 0;
-                zframe_destroy (&frame);
-            }
+            //  resync from the store, which is the truth. Both parts go or
+            //  neither: the HWM is checked on the first part only.
+            bool sent = zmq_send (handle, session_id, strlen (session_id),
+                                  ZMQ_DONTWAIT | ZMQ_SNDMORE)
+                            >= 0
+                        && zmq_send (handle, w->buffer.data, size, ZMQ_DONTWAIT) >= 0;
             if (!sent)
                 cm_warning ("event dropped: broadcaster queue full (session=%s)", session_id);
-            zmsg_destroy (&msg);
         }
-        cm_envelope_destroy (&envelope);
+        cm_value_destroy (&session);
     }
     cm_value_destroy (events_p);
 }
@@ -239,42 +271,35 @@ s_run_batch (s_writer_t *w, s_pending_t *items)
                 s_park (w, item);
                 continue;
             }
-            s_send_reply (w->pipe, item->identity, &replies[i]);
+            s_send_reply (w->pipe, &w->buffer, item->identity, &replies[i]);
             s_pending_destroy (&item);
         }
         s_publish (w, &events);
     }
 }
 
-//  Reads one [identity, body] from the pipe into a pending item, or
-//  answers a malformed one at once. Sets terminated on $TERM.
+//  Reads one [identity, request] from the pipe into a pending item. Sets
+//  terminated on $TERM.
 static s_pending_t *
 s_receive (s_writer_t *w)
 {
-    zmsg_t *msg = zmsg_recv (w->pipe);
-    if (!msg)
-        return NULL;
-    if (zmsg_size (msg) != 2) {
-        char *command = zmsg_popstr (msg);
-        if (command && streq (command, "$TERM"))
-            w->terminated = true;
-        zstr_free (&command);
-        zmsg_destroy (&msg);
-        return NULL;
-    }
-    zframe_t *identity = zmsg_pop (msg);
-    zframe_t *body = zmsg_pop (msg);
-    zmsg_destroy (&msg);
+    zframe_t *identity = NULL;
     cm_envelope_t *request = NULL;
-    if (cm_frame_decode (body, &request)) {
-        cm_envelope_t *reply = s_proto_error (body, "malformed request");
-        s_send_reply (w->pipe, identity, &reply);
-        zframe_destroy (&identity);
-        zframe_destroy (&body);
+    char command[16];
+    int got = s_receive_request (w->pipe, &identity, &request, command, sizeof command);
+    if (got <= 0) {
+        if (streq (command, "$TERM"))
+            w->terminated = true;
         return NULL;
     }
-    zframe_destroy (&body);
     s_pending_t *item = calloc (1, sizeof *item);
+    if (!item) {
+        cm_envelope_t *reply = cm_envelope_reply_error (request, CM_ENOMEM, NULL);
+        s_send_reply (w->pipe, &w->buffer, identity, &reply);
+        cm_envelope_destroy (&request);
+        zframe_destroy (&identity);
+        return NULL;
+    }
     item->identity = identity;
     item->request = request;
     if (request->type == CM_MSG_TASK_CLAIM) {
@@ -300,6 +325,7 @@ s_writer_actor (zsock_t *pipe, void *args)
 {
     s_writer_t w = {.server = args, .pipe = pipe};
     w.parked_tail = &w.parked;
+    snprintf (w.event_id_prefix, sizeof w.event_id_prefix, "%d.e", (int) getpid ());
     const st_server_config_t *config = &w.server->config;
     w.events = zsock_new (ZMQ_PUSH);
     zsock_set_sndhwm (w.events, S_EVENTS_HWM);
@@ -390,6 +416,7 @@ s_writer_actor (zsock_t *pipe, void *args)
         parked = next;
     }
     zsock_destroy (&w.events);
+    free (w.buffer.data);
 }
 
 //  --------------------------------------------------------------------------
@@ -441,16 +468,22 @@ st_server_stop (st_server_t *self)
     atomic_store (&self->stop, true);
 }
 
-//  Hands [identity, body] to a worker without ever blocking; false = busy.
+//  Hands [identity, request pointer] to a worker without ever blocking
+//  (s_receive_request); on success the worker owns *request and it is set
+//  to NULL. false = busy: the caller still owns it.
 static bool
-s_forward (zactor_t *actor, zframe_t *identity, zframe_t *body)
+s_forward (zactor_t *actor, zframe_t *identity, cm_envelope_t **request)
 {
     void *handle = zsock_resolve (zactor_sock (actor));
     if (zmq_send (handle, zframe_data (identity), zframe_size (identity),
                   ZMQ_DONTWAIT | ZMQ_SNDMORE)
         < 0)
         return false;
-    return zmq_send (handle, zframe_data (body), zframe_size (body), ZMQ_DONTWAIT) >= 0;
+    //  Once the first part is queued the rest of the message always is.
+    if (zmq_send (handle, request, sizeof *request, ZMQ_DONTWAIT) < 0)
+        return false;
+    *request = NULL;
+    return true;
 }
 
 static void
@@ -481,7 +514,7 @@ s_handle_request (st_server_t *self, zmsg_t *msg)
     cm_envelope_t *reply = NULL;
     if (!target)
         reply = cm_envelope_reply_error (request, CM_EPROTO, "not a store request");
-    else if (!s_forward (target, identity, body))
+    else if (!s_forward (target, identity, &request))
         reply = cm_envelope_reply_error (request, CM_EFULL, "store busy, retry");
     if (reply)
         cm_router_reply (self->router, identity, reply);

@@ -525,6 +525,141 @@ test_malformed_is_eproto_and_batch_isolated (void **state)
     assert_int_equal (st_read (f, vote, NULL), CM_EPROTO);
 }
 
+//  A request that fails after it already wrote (here: its general rate
+//  bucket is consumed, then its regeneration bucket refuses) must leave
+//  nothing behind, while the rest of its batch commits.
+static void
+test_failure_after_write_rolls_back_alone (void **state)
+{
+    st_fixture_t *f = *state;
+    char asst[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
+    cm_envelope_t *start = st_req (CM_MSG_SESSION_START, "carol");
+    cm_map_set_str (start->payload, "session_id", "c1");
+    cm_map_set_str (start->payload, "query", "q");
+    cm_map_set_int (start->payload, "rate_limit", 10);
+    cm_map_set_int (start->payload, "regen_rate_limit", 1);
+    assert_int_equal (st_write (f, start, NULL), 0);
+
+    cm_envelope_t *requests[3];
+    for (int i = 0; i < 3; i += 2) {
+        requests[i] = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+        cm_map_set_str (requests[i]->payload, "message_id", asst);
+        cm_map_set_str (requests[i]->payload, "feedback_type", i ? "downvote" : "upvote");
+    }
+    requests[1] = st_req (CM_MSG_SESSION_START, "carol");
+    cm_map_set_str (requests[1]->payload, "session_id", "c2");
+    cm_map_set_str (requests[1]->payload, "query", "q");
+    cm_map_set_int (requests[1]->payload, "rate_limit", 10);
+    cm_map_set_int (requests[1]->payload, "regen_rate_limit", 1);
+    cm_envelope_t *replies[3];
+    cm_value_t *events = NULL;
+    assert_int_equal (st_ops_write_batch (f->ops, requests, 3, f->now, replies, &events), 0);
+    assert_int_equal (replies[0]->type, CM_MSG_OK);
+    assert_int_equal (cm_map_int (replies[1]->payload, "code", 0), CM_ERATELIMIT);
+    assert_int_equal (replies[2]->type, CM_MSG_OK);
+    assert_int_equal (cm_value_len (events), 2);
+    const cm_value_t *last = cm_map_get (cm_arr_at (events, 1), "data");
+    assert_int_equal (cm_map_int (last, "upvotes", -1), 0);
+    assert_int_equal (cm_map_int (last, "downvotes", -1), 1);
+    for (int i = 0; i < 3; i++) {
+        cm_envelope_destroy (&replies[i]);
+        cm_envelope_destroy (&requests[i]);
+    }
+    cm_value_destroy (&events);
+    //  carol's general bucket counts only c1's start: 10 - 1 - this one.
+    cm_envelope_t *consume = st_req (CM_MSG_RATE_CONSUME, NULL);
+    cm_map_set_str (consume->payload, "key", "a:carol");
+    cm_map_set_int (consume->payload, "limit", 10);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, consume, &reply), 0);
+    assert_int_equal (cm_map_int (reply->payload, "remaining", -1), 8);
+    cm_envelope_destroy (&reply);
+    cm_envelope_t *list = st_req (CM_MSG_SESSION_LIST, "carol");
+    assert_int_equal (st_read (f, list, &reply), 0);
+    assert_int_equal (cm_value_len (cm_map_get (reply->payload, "sessions")), 1);
+    cm_envelope_destroy (&reply);
+}
+
+//  Records written before votes and rate buckets got their own binary
+//  records: a message map carrying upvotes/downvotes, a msgpack bucket, a
+//  feedback map whose first key is not feedback_type.
+static void
+test_old_records_still_count (void **state)
+{
+    st_fixture_t *f = *state;
+    char asst[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
+    MDB_txn *txn = NULL;
+    assert_int_equal (st_db_write_begin (f->db, NULL, &txn), 0);
+    const void *data;
+    size_t size;
+    assert_int_equal (st_db_get_raw (f->db, txn, ST_DBI_MSG_INDEX, asst, strlen (asst), &data,
+                                     &size), 0);
+    char key[512];
+    memcpy (key, data, size);
+    cm_value_t *msg = NULL;
+    assert_int_equal (st_db_get (f->db, txn, ST_DBI_MESSAGES, key, size, &msg), 0);
+    cm_map_set_int (msg, "upvotes", 3);
+    cm_map_set_int (msg, "downvotes", 2);
+    assert_int_equal (st_db_put (f->db, txn, ST_DBI_MESSAGES, key, size, msg), 0);
+    cm_value_destroy (&msg);
+    cm_value_t *bucket = cm_map_new ();
+    cm_map_set_int (bucket, "window_start", f->now);
+    cm_map_set_int (bucket, "count", 2);
+    cm_map_set_int (bucket, "window_ms", 60000);
+    assert_int_equal (st_db_put (f->db, txn, ST_DBI_RATE, "a:alice", 7, bucket), 0);
+    cm_value_destroy (&bucket);
+    cm_value_t *old_vote = cm_map_new (); //  alice's vote is one of the 2 downvotes
+    cm_map_set_str (old_vote, "id", "fb_old");
+    cm_map_set_str (old_vote, "user_id", "alice");
+    cm_map_set_str (old_vote, "feedback_type", "downvote");
+    cm_map_set_int (old_vote, "created_at", f->now - 1000);
+    char fkey[512];
+    size_t flen = strlen (asst) + 1 + strlen ("alice");
+    memcpy (fkey, asst, strlen (asst) + 1);
+    memcpy (fkey + strlen (asst) + 1, "alice", 5);
+    assert_int_equal (st_db_put (f->db, txn, ST_DBI_FEEDBACK, fkey, flen, old_vote), 0);
+    cm_value_destroy (&old_vote);
+    assert_int_equal (st_db_commit (txn), 0);
+
+    cm_envelope_t *get = st_req (CM_MSG_FEEDBACK_GET, "alice");
+    cm_map_set_str (get->payload, "message_id", asst);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, get, &reply), 0);
+    const cm_value_t *summary = cm_map_get (reply->payload, "feedback_summary");
+    assert_int_equal (cm_map_int (summary, "upvotes", -1), 3);
+    assert_int_equal (cm_map_int (summary, "downvotes", -1), 2);
+    cm_envelope_destroy (&reply);
+
+    //  The old bucket holds 2 of 3: one more vote passes, the next is refused.
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 3), 0);
+    const cm_value_t *data_ev = st_event_data (f, "feedback_submitted");
+    assert_int_equal (cm_map_int (data_ev, "upvotes", -1), 4);
+    assert_int_equal (cm_map_int (data_ev, "downvotes", -1), 1);
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 3), CM_ERATELIMIT);
+    assert_int_equal (s_vote (f, "alice", asst, "downvote", 0), 0);
+    data_ev = st_event_data (f, "feedback_submitted");
+    assert_int_equal (cm_map_int (data_ev, "upvotes", -1), 3);
+    assert_int_equal (cm_map_int (data_ev, "downvotes", -1), 2);
+
+    int rc;
+    reply = s_session_get (f, "alice", "s1", &rc);
+    assert_int_equal (rc, 0);
+    const cm_value_t *messages = cm_map_get (cm_map_get (reply->payload, "session"), "messages");
+    const cm_value_t *meta = cm_map_get (cm_arr_at (messages, 1), "metadata");
+    assert_int_equal (cm_map_int (meta, "upvotes", -1), 3);
+    assert_int_equal (cm_map_int (meta, "downvotes", -1), 2);
+    cm_envelope_destroy (&reply);
+    cm_envelope_t *analytics = st_req (CM_MSG_ANALYTICS_GET, "alice");
+    cm_map_set_str (analytics->payload, "session_id", "s1");
+    assert_int_equal (st_read (f, analytics, &reply), 0);
+    const cm_value_t *a = cm_map_get (reply->payload, "analytics");
+    assert_int_equal (cm_map_int (a, "upvotes", -1), 3);
+    assert_int_equal (cm_map_int (a, "feedback_count", -1), 5);
+    cm_envelope_destroy (&reply);
+}
+
 static void
 test_map_grows_from_64k (void **state)
 {
@@ -655,6 +790,9 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_is_eproto_and_batch_isolated, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_failure_after_write_rolls_back_alone, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_old_records_still_count, s_setup, s_teardown),
         cmocka_unit_test (test_map_grows_from_64k),
         cmocka_unit_test_setup_teardown (test_analytics_and_audit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cleanup_requeues_and_expires, s_setup, s_teardown),

@@ -7,7 +7,15 @@
     Usage: bench_store [dir (default: a temp dir under ./)] [seconds per case]
                        [all | store | raw | a client count]
     The third argument runs only some cases (profiling). CHATMESH_LOG_LEVEL
-    applies (default error; debug shows every write batch's size and time). */
+    applies (default error; debug shows every write batch's size and time).
+    Profiling knobs (environment):
+      BENCH_STORE_REQUESTS=N  each store case sends exactly N writes in all
+                              (split over its clients) instead of running for
+                              [seconds]: a fixed workload for callgrind.
+      BENCH_STORE_CONTENT=B   the voted message carries B bytes of content
+                              (the user message of a session started with a
+                              B-byte query); default 0 votes on the empty
+                              assistant message.                            */
 #include "cm_error.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
@@ -23,6 +31,7 @@ typedef struct {
     const char *endpoint;
     const char *message_id;
     int64_t until;
+    long requests; //  >= 0: send exactly this many, ignore until
     atomic_long *done;
 } s_client_t;
 
@@ -31,7 +40,7 @@ s_client (void *arg)
 {
     s_client_t *c = arg;
     zsock_t *dealer = cm_dealer_new (c->endpoint);
-    for (long n = 0; cm_mono_ms () < c->until; n++) {
+    for (long n = 0; c->requests >= 0 ? n < c->requests : cm_mono_ms () < c->until; n++) {
         cm_envelope_t *request = cm_envelope_new (CM_MSG_FEEDBACK_PUT, NULL);
         cm_request_id (request->request_id, sizeof request->request_id);
         cm_map_set_str (request->payload, "user", "bench");
@@ -41,8 +50,10 @@ s_client (void *arg)
         int rc = cm_call (dealer, request, 10000, &reply);
         if (rc == 0)
             atomic_fetch_add (c->done, 1);
-        else if (rc == CM_EBACKEND)
+        else if (rc == CM_EBACKEND) {
             zclock_sleep (1); //  still connecting
+            n--;              //  a fixed workload still sends all of its writes
+        }
         cm_envelope_destroy (&reply);
         cm_envelope_destroy (&request);
     }
@@ -51,14 +62,17 @@ s_client (void *arg)
 }
 
 static double
-s_store_case (const char *endpoint, const char *message_id, int clients, int seconds)
+s_store_case (const char *endpoint, const char *message_id, int clients, int seconds,
+              long requests)
 {
     atomic_long done = 0;
     pthread_t threads[64];
     s_client_t args[64];
     int64_t started = cm_mono_ms ();
     for (int i = 0; i < clients; i++) {
-        args[i] = (s_client_t) {endpoint, message_id, started + seconds * 1000, &done};
+        long mine = requests / clients + (i < requests % clients ? 1 : 0);
+        args[i] = (s_client_t) {endpoint, message_id, started + seconds * 1000,
+                                requests > 0 ? mine : -1, &done};
         pthread_create (&threads[i], NULL, s_client, &args[i]);
     }
     for (int i = 0; i < clients; i++)
@@ -125,6 +139,12 @@ main (int argc, char **argv)
     bool run_store = strcmp (only, "raw") != 0, run_raw = strcmp (only, "all") == 0
                                                          || strcmp (only, "raw") == 0;
     int only_clients = atoi (only); //  0 unless a client count
+    const char *knob = getenv ("BENCH_STORE_REQUESTS");
+    long requests = knob ? atol (knob) : 0;
+    knob = getenv ("BENCH_STORE_CONTENT");
+    long content = knob ? atol (knob) : 0;
+    if (content < 0 || content > 512 * 1024)
+        content = 0;
     if (!mkdtemp (dir)) {
         perror ("mkdtemp");
         return 1;
@@ -158,7 +178,16 @@ main (int argc, char **argv)
     cm_envelope_t *start = cm_envelope_new (CM_MSG_SESSION_START, "start");
     cm_map_set_str (start->payload, "user", "bench");
     cm_map_set_str (start->payload, "session_id", "bench");
-    cm_map_set_str (start->payload, "query", "benchmark");
+    char *query = malloc ((size_t) content + 16);
+    if (content > 0) {
+        for (long i = 0; i < content; i++)
+            query[i] = (char) ('a' + i % 26);
+        query[content] = 0;
+    }
+    else
+        strcpy (query, "benchmark");
+    cm_map_set_str (start->payload, "query", query);
+    free (query);
     cm_envelope_t *reply = NULL;
     int rc;
     while ((rc = cm_call (dealer, start, 10000, &reply)) == CM_EBACKEND)
@@ -169,19 +198,25 @@ main (int argc, char **argv)
     }
     char message_id[400];
     snprintf (message_id, sizeof message_id, "%s",
-              cm_map_str_or (cm_map_get (reply->payload, "data"), "assistant_message_id", ""));
+              cm_map_str_or (cm_map_get (reply->payload, "data"),
+                             content > 0 ? "user_message_id" : "assistant_message_id", ""));
     cm_envelope_destroy (&reply);
     cm_envelope_destroy (&start);
     zsock_destroy (&dealer);
 
-    printf ("dir: %s, %d s per case, fsync on\n", dir, seconds);
+    if (requests > 0)
+        printf ("dir: %s, %ld writes per case, voted message %ld content bytes, fsync on\n",
+                dir, requests, content);
+    else
+        printf ("dir: %s, %d s per case, voted message %ld content bytes, fsync on\n", dir,
+                seconds, content);
     int counts[] = {1, 16, 64};
     double store64 = 0;
     for (int i = 0; run_store && i < 3; i++) {
         if (only_clients && only_clients != counts[i])
             continue;
         //  Drain events meanwhile so the PUSH queue never fills.
-        double rate = s_store_case (endpoint, message_id, counts[i], seconds);
+        double rate = s_store_case (endpoint, message_id, counts[i], seconds, requests);
         while (zsock_events (sink) & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (sink);
             zmsg_destroy (&msg);
