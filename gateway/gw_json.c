@@ -135,3 +135,26 @@ gw_json_depth (const json_t *json)
     }
     return 0;
 }
+
+int
+gw_json_text_depth (const char *text, size_t len, int limit)
+{
+    int depth = 0, deepest = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"')
+            in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth > deepest && (deepest = depth) > limit)
+                break;
+        } else if ((c == ']' || c == '}') && depth > 0)
+            depth--;
+    }
+    return deepest;
+}

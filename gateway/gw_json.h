@@ -21,4 +21,10 @@ cm_value_t *gw_json_to_value (const json_t *json, int max_depth);
 //  Depth of containers in json (a scalar is 0, {} is 1).
 int gw_json_depth (const json_t *json);
 
+//  Depth of containers in JSON text (strings skipped; the text need not be
+//  valid), counting stops once it passes limit. Checked before jansson
+//  parses untrusted text: jansson recurses per level and 10,000 '[' overflow
+//  a civetweb worker's small stack long before its own depth limit.
+int gw_json_text_depth (const char *text, size_t len, int limit);
+
 #endif

@@ -1,6 +1,7 @@
 #include "gw_jwt.h"
 
 #include "cm_error.h"
+#include "gw_json.h"
 
 #include <errno.h>
 #include <jwt.h>
@@ -27,6 +28,38 @@ s_shape_ok (const char *token)
     return dots == 2;
 }
 
+//  libjwt parses the header and claims with jansson, which recurses per
+//  nesting level: a token of 6,000 '[' would overflow the worker's stack
+//  before any signature check. Decode both parts and bound their depth.
+static bool
+s_depth_ok (const char *token)
+{
+    for (int part = 0; part < 2; part++) {
+        size_t len = strcspn (token, ".");
+        char text[GW_TOKEN_MAX];
+        size_t out = 0;
+        uint32_t bits = 0;
+        int nbits = 0;
+        for (size_t i = 0; i < len; i++) {
+            char c = token[i];
+            int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                    : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                    : c >= '0' && c <= '9' ? c - '0' + 52
+                    : c == '-'             ? 62
+                                           : 63;
+            bits = (bits << 6) | (uint32_t) v;
+            if ((nbits += 6) >= 8) {
+                nbits -= 8;
+                text[out++] = (char) ((bits >> nbits) & 0xff);
+            }
+        }
+        if (gw_json_text_depth (text, out, 4) > 4)
+            return false;
+        token += len + 1;
+    }
+    return true;
+}
+
 static bool
 s_user_ok (const char *user)
 {
@@ -44,7 +77,7 @@ gw_jwt_verify (const char *secret, size_t secret_len, const char *token, int64_t
                char *user, const char **why)
 {
     *why = "invalid token";
-    if (!token || !s_shape_ok (token) || !secret || secret_len == 0)
+    if (!token || !s_shape_ok (token) || !s_depth_ok (token) || !secret || secret_len == 0)
         return CM_EINVAL;
     jwt_t *jwt = NULL;
     if (jwt_decode (&jwt, token, (const unsigned char *) secret, (int) secret_len) || !jwt) {

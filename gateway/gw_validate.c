@@ -79,6 +79,10 @@ gw_utf8_chars (const char *s, size_t len)
 int
 gw_body_parse (const char *body, size_t len, json_t **out, gw_verdict_t *verdict)
 {
+    if (gw_json_text_depth (body, len, GW_BODY_MAX_DEPTH) > GW_BODY_MAX_DEPTH)
+        return s_reject (verdict, 400, "invalid_json",
+                         "The request body is nested more than %d levels deep.",
+                         GW_BODY_MAX_DEPTH);
     json_error_t error;
     json_t *json = json_loadb (body, len, JSON_REJECT_DUPLICATES, &error);
     if (!json)
@@ -201,6 +205,26 @@ gw_validate_edit (const json_t *body, int max_chars, cm_value_t *payload, gw_ver
     return 0;
 }
 
+//  The wire protocol carries map keys of 1..256 bytes only: any other key
+//  would make the store reject the whole request.
+static bool
+s_keys_ok (const json_t *json)
+{
+    const char *key;
+    json_t *item;
+    size_t index;
+    if (json_is_object (json)) {
+        json_object_foreach ((json_t *) json, key, item)
+            if (!*key || strlen (key) > GW_METADATA_KEY_MAX || !s_keys_ok (item))
+                return false;
+    } else if (json_is_array (json)) {
+        json_array_foreach (json, index, item)
+            if (!s_keys_ok (item))
+                return false;
+    }
+    return true;
+}
+
 int
 gw_validate_feedback (const json_t *body, cm_value_t *payload, gw_verdict_t *verdict)
 {
@@ -224,6 +248,9 @@ gw_validate_feedback (const json_t *body, cm_value_t *payload, gw_verdict_t *ver
             return s_reject (verdict, 422, "invalid_field",
                              "The field 'metadata' is nested more than %d levels deep.",
                              GW_METADATA_MAX_DEPTH);
+        if (!s_keys_ok (metadata))
+            return s_reject (verdict, 422, "invalid_field",
+                             "Keys in 'metadata' must be 1 to %d bytes long.", GW_METADATA_KEY_MAX);
         cm_value_t *value = gw_json_to_value (metadata, GW_METADATA_MAX_DEPTH);
         if (!value || cm_map_set (payload, "metadata", value))
             return s_reject (verdict, 500, "internal_error", "Out of memory.");

@@ -25,6 +25,8 @@ typedef struct {
 #define GW_REASON_MAX_CHARS 500
 #define GW_MODEL_MAX_BYTES 128
 #define GW_METADATA_MAX_DEPTH 8
+#define GW_BODY_MAX_DEPTH 32   //  checked on the text, before parsing
+#define GW_METADATA_KEY_MAX 256 //  bytes, the wire protocol's key limit
 
 //  True when a Content-Type header names application/json (any case,
 //  parameters such as charset allowed).
