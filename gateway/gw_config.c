@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-//  API worker threads that SSE streams may never take, so /healthz, votes
-//  and edits still answer while the stream cap is reached.
+//  Fewest API worker threads: SSE streams never take these, so /healthz,
+//  votes and edits still answer while the stream cap is reached.
 #define GW_API_RESERVE_THREADS 8
 #define GW_SECRET_MIN 16
 
@@ -16,8 +16,9 @@ static const cm_cfg_spec_t s_specs[] = {
     CM_CFG_COMMON,
     {"CHATMESH_HTTP_LISTEN", "--http-listen", CM_CFG_STR, "127.0.0.1:8080", 1, 255,
      "civetweb listening_ports (e.g. 127.0.0.1:8080)"},
-    {"CHATMESH_HTTP_THREADS", "--http-threads", CM_CFG_INT, "128", GW_API_RESERVE_THREADS + 2,
-     20000, "civetweb worker threads (each SSE stream holds one)"},
+    {"CHATMESH_HTTP_THREADS", "--http-threads", CM_CFG_INT, "64", GW_API_RESERVE_THREADS, 4096,
+     "civetweb worker threads for API requests and keep-alive connections; SSE streams get "
+     "CHATMESH_SSE_MAX_STREAMS more"},
     {"CHATMESH_JWT_SECRET", "--jwt-secret", CM_CFG_STR, "", 0, GW_SECRET_MAX,
      "HS256 secret for bearer tokens (or use CHATMESH_JWT_SECRET_FILE)"},
     {"CHATMESH_JWT_SECRET_FILE", "--jwt-secret-file", CM_CFG_STR, "", 0, 1023,
@@ -40,8 +41,12 @@ static const cm_cfg_spec_t s_specs[] = {
      "comment line after this much silence on a stream"},
     {"CHATMESH_SSE_QUEUE_BYTES", "--sse-queue-bytes", CM_CFG_INT, "1048576", 4096, 1073741824,
      "per-stream queue; a stream that falls this far behind is closed"},
-    {"CHATMESH_SSE_MAX_STREAMS", "--sse-max-streams", CM_CFG_INT, "0", 0, 1000000,
-     "SSE streams per gateway (0 = HTTP threads minus 8 kept for the API)"},
+    {"CHATMESH_SSE_MAX_STREAMS", "--sse-max-streams", CM_CFG_INT, "1000", 1, 100000,
+     "SSE streams per gateway (503 beyond); each holds a parked civetweb thread"},
+    {"CHATMESH_SSE_WRITERS", "--sse-writers", CM_CFG_INT, "2", 1, 64,
+     "threads that write live events to the parked SSE streams"},
+    {"CHATMESH_SSE_TEST_DROP_EVERY", "--sse-test-drop-every", CM_CFG_INT, "0", 0, 1000000,
+     "TEST ONLY: drop every Nth live event (streams must fill it from history); 0 = off"},
     {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101", 1, 255,
      "store ROUTER"},
     {"CHATMESH_EVENTS_OUT_ENDPOINT", "--events-out-endpoint", CM_CFG_STR,
@@ -130,16 +135,9 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     s_copy (config->web_dir, sizeof config->web_dir, cm_config_str (cfg, "CHATMESH_WEB_DIR"));
     config->sse_keepalive_ms = (int) cm_config_int (cfg, "CHATMESH_SSE_KEEPALIVE_MS");
     config->sse_queue_bytes = cm_config_int (cfg, "CHATMESH_SSE_QUEUE_BYTES");
-    int cap = config->http_threads - GW_API_RESERVE_THREADS;
-    int wanted = (int) cm_config_int (cfg, "CHATMESH_SSE_MAX_STREAMS");
-    if (wanted > cap) {
-        snprintf (why, why_size,
-                  "CHATMESH_SSE_MAX_STREAMS: %d leaves fewer than %d of the %d "
-                  "CHATMESH_HTTP_THREADS for the API; raise CHATMESH_HTTP_THREADS",
-                  wanted, GW_API_RESERVE_THREADS, config->http_threads);
-        return CM_EINVAL;
-    }
-    config->sse_max_streams = wanted ? wanted : cap;
+    config->sse_max_streams = (int) cm_config_int (cfg, "CHATMESH_SSE_MAX_STREAMS");
+    config->sse_writers = (int) cm_config_int (cfg, "CHATMESH_SSE_WRITERS");
+    config->sse_test_drop_every = (int) cm_config_int (cfg, "CHATMESH_SSE_TEST_DROP_EVERY");
     s_copy (config->store_endpoint, sizeof config->store_endpoint,
             cm_config_str (cfg, "CHATMESH_STORE_ENDPOINT"));
     s_copy (config->events_endpoint, sizeof config->events_endpoint,
@@ -185,7 +183,8 @@ gw_config_defaults (gw_config_t *config, const char *secret)
     s_copy (config->web_dir, sizeof config->web_dir, "./web");
     config->sse_keepalive_ms = 15000;
     config->sse_queue_bytes = 1048576;
-    config->sse_max_streams = 64 - GW_API_RESERVE_THREADS;
+    config->sse_max_streams = 64;
+    config->sse_writers = 2;
     s_copy (config->store_endpoint, sizeof config->store_endpoint, "tcp://127.0.0.1:7101");
     s_copy (config->events_endpoint, sizeof config->events_endpoint, "tcp://127.0.0.1:7103");
     s_copy (config->history_endpoint, sizeof config->history_endpoint, "tcp://127.0.0.1:7104");

@@ -1,8 +1,7 @@
 /*  gw_config.h: the gateway's settings, one table (see cm_config.h).
 
     gw_config_load reads the table from environment and flags, checks the
-    cross-setting rules (a JWT secret must be given, the stream cap must
-    leave worker threads for the API) and fills a plain struct that the
+    cross-setting rules (a JWT secret must be given) and fills a plain struct that the
     rest of the gateway reads as const.                                     */
 #ifndef GW_CONFIG_H_INCLUDED
 #define GW_CONFIG_H_INCLUDED
@@ -15,7 +14,7 @@
 
 typedef struct {
     char listen[256];        //  civetweb listening_ports syntax
-    int http_threads;        //  civetweb num_threads
+    int http_threads;        //  API threads; civetweb runs this + sse_max_streams
     char secret[GW_SECRET_MAX + 1];
     size_t secret_len;
     int backend_timeout_ms;
@@ -27,7 +26,9 @@ typedef struct {
     char web_dir[1024];
     int sse_keepalive_ms;
     int64_t sse_queue_bytes;
-    int sse_max_streams;     //  effective cap after reserving API threads
+    int sse_max_streams;     //  stream cap (each stream holds a parked thread)
+    int sse_writers;         //  writer threads of the fast path (gw_sse.h)
+    int sse_test_drop_every; //  TEST ONLY: drop every Nth live event
     char store_endpoint[256];
     char events_endpoint[256];
     char history_endpoint[256];

@@ -14,16 +14,21 @@
 #include "gw_sse.h"
 #include "gw_validate.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
 #include <czmq.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +40,24 @@
 //  nothing for an unconnected peer).
 #define GW_CONNECT_WAIT_MS 250
 #define GW_UA_MAX 500
+//  Backend DEALER sockets per kind (store, history): the most calls in
+//  flight at once, and the most kept idle. libzmq allows 1023 sockets per
+//  process by default; every socket also holds descriptors.
+#define GW_POOL_MAX 192
+#define GW_POOL_IDLE 96
+
+//  A pool of DEALERs for one backend. Requests borrow one for the length of
+//  a call. (Each worker thread used to own its sockets; with one parked
+//  worker thread per SSE stream that meant thousands of sockets.) A socket
+//  moves between threads only through the pool's mutex, the full memory
+//  barrier ZeroMQ asks for when a socket changes threads.
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    zsock_t *idle[GW_POOL_IDLE];
+    int idle_count;
+    int live;               //  idle + borrowed
+} s_pool_t;
 
 struct gw_http {
     gw_config_t config;
@@ -43,13 +66,9 @@ struct gw_http {
     cm_curve_t *curve;      //  NULL = CURVE off
     gw_metrics_t *metrics;
     atomic_int streams;     //  SSE streams open now
+    s_pool_t pools[2];      //  [0] store, [1] history
+    bool pools_ready;
 };
-
-//  Per worker thread: its own sockets (see gw_http.h).
-typedef struct {
-    zsock_t *store;
-    zsock_t *history;
-} s_thread_t;
 
 typedef struct {
     gw_http_t *self;
@@ -59,6 +78,7 @@ typedef struct {
     const char *origin;     //  CORS origin to echo, or NULL
     char user[GW_USER_MAX + 1];
     bool head;              //  HEAD: headers only
+    bool body_pending;      //  a request body not (wholly) read
     int status;             //  what was sent
 } s_req_t;
 
@@ -114,11 +134,35 @@ s_cors_origin (gw_http_t *self, struct mg_connection *conn)
 //  more complete "Name: value\r\n" lines.
 typedef enum { S_KIND_API, S_KIND_STATIC, S_KIND_SSE } s_kind_t;
 
+//  Whether the connection may carry another request after this response.
+//  Mirrors civetweb's own rule (it closes after a 401, when the client asked
+//  for close, or for HTTP/1.0 without keep-alive), and closes on its own
+//  account after event streams and when a request body was not read: civetweb
+//  would otherwise read (and discard) the rest of it, and a 413 must read
+//  nothing past the limit.
+static bool
+s_keep_alive (s_req_t *req, int status, s_kind_t kind)
+{
+    if (kind == S_KIND_SSE || status == 401 || status == 413 || req->body_pending)
+        return false;
+    const char *connection = mg_get_header (req->conn, "Connection");
+    if (connection)
+        return strcasestr (connection, "keep-alive") != NULL;
+    return req->ri->http_version && strcmp (req->ri->http_version, "1.1") == 0;
+}
+
+//  Status line, the headers every response carries and then body (may be
+//  NULL), written with one send: two sends would cost two syscalls and,
+//  with TCP_NODELAY, two segments per response. `extra` is zero or more
+//  complete "Name: value\r\n" lines. length < 0: no Content-Length.
 static int
-s_head (s_req_t *req, int status, const char *content_type, long long length, s_kind_t kind,
-        const char *extra)
+s_respond (s_req_t *req, int status, const char *content_type, long long length, s_kind_t kind,
+           const char *extra, const char *body, size_t body_len)
 {
     req->status = status;
+    bool keep = s_keep_alive (req, status, kind);
+    if (!keep)
+        mg_disable_connection_keep_alive (req->conn);
     char cors[600] = "";
     if (req->origin)
         snprintf (cors, sizeof cors,
@@ -128,7 +172,8 @@ s_head (s_req_t *req, int status, const char *content_type, long long length, s_
     char length_line[64] = "";
     if (length >= 0)
         snprintf (length_line, sizeof length_line, "Content-Length: %lld\r\n", length);
-    return mg_printf (req->conn,
+    char head[2048];
+    int n = snprintf (head, sizeof head,
                       "HTTP/1.1 %d %s\r\n"
                       "Content-Type: %s\r\n"
                       "%s"
@@ -136,7 +181,7 @@ s_head (s_req_t *req, int status, const char *content_type, long long length, s_
                       "Referrer-Policy: no-referrer\r\n"
                       "%s"
                       "%s%s"
-                      "Connection: close\r\n\r\n",
+                      "Connection: %s\r\n\r\n",
                       status, s_reason (status), content_type, length_line,
                       kind == S_KIND_API   ? "Cache-Control: no-store\r\n"
                       : kind == S_KIND_SSE ? "Cache-Control: no-cache\r\n"
@@ -144,20 +189,43 @@ s_head (s_req_t *req, int status, const char *content_type, long long length, s_
                                              "Content-Security-Policy: default-src 'self'; "
                                              "frame-ancestors 'none'; base-uri 'self'\r\n"
                                              "X-Frame-Options: DENY\r\n",
-                      cors, extra ? extra : "")
-                   > 0
-               ? 0
-               : -1;
+                      cors, extra ? extra : "", keep ? "keep-alive" : "close");
+    if (n < 0 || (size_t) n >= sizeof head)
+        return -1; //  cannot happen with the bounded parts above
+    if (!body || !body_len)
+        return mg_write (req->conn, head, (size_t) n) == n ? 0 : -1;
+    char small[8192];
+    char *buffer = (size_t) n + body_len <= sizeof small ? small : malloc ((size_t) n + body_len);
+    if (!buffer) {
+        //  Out of memory for the copy: two writes still answer.
+        return mg_write (req->conn, head, (size_t) n) == n
+                       && mg_write (req->conn, body, body_len) == (int) body_len
+                   ? 0
+                   : -1;
+    }
+    memcpy (buffer, head, (size_t) n);
+    memcpy (buffer + n, body, body_len);
+    int rc = mg_write (req->conn, buffer, (size_t) n + body_len) == (int) ((size_t) n + body_len)
+                 ? 0
+                 : -1;
+    if (buffer != small)
+        free (buffer);
+    return rc;
+}
+
+static int
+s_head (s_req_t *req, int status, const char *content_type, long long length, s_kind_t kind,
+        const char *extra)
+{
+    return s_respond (req, status, content_type, length, kind, extra, NULL, 0);
 }
 
 static int
 s_send (s_req_t *req, int status, const char *content_type, const char *body, size_t len,
         bool api, const char *extra)
 {
-    if (s_head (req, status, content_type, (long long) len, api ? S_KIND_API : S_KIND_STATIC,
-                extra) == 0 && !req->head
-        && len)
-        mg_write (req->conn, body, len);
+    s_respond (req, status, content_type, (long long) len, api ? S_KIND_API : S_KIND_STATIC,
+               extra, req->head ? NULL : body, len);
     return status;
 }
 
@@ -201,10 +269,80 @@ s_send_mapped (s_req_t *req, const gw_error_t *error)
 //  ---------------------------------------------------------------------
 //  Backend calls
 
-static s_thread_t *
-s_thread (s_req_t *req)
+static void
+s_pool_init (s_pool_t *pool)
 {
-    return mg_get_thread_pointer (req->conn);
+    pthread_mutex_init (&pool->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&pool->freed, &attr);
+    pthread_condattr_destroy (&attr);
+}
+
+static void
+s_pool_fini (s_pool_t *pool)
+{
+    for (int i = 0; i < pool->idle_count; i++)
+        zsock_destroy (&pool->idle[i]);
+    pthread_cond_destroy (&pool->freed);
+    pthread_mutex_destroy (&pool->lock);
+}
+
+//  A connected-or-connecting DEALER for this backend, or NULL when none
+//  could be had within wait_ms (all in use, or the endpoint is bad).
+static zsock_t *
+s_pool_get (gw_http_t *self, bool history, int wait_ms)
+{
+    s_pool_t *pool = &self->pools[history];
+    struct timespec deadline;
+    clock_gettime (CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long) (wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock (&pool->lock);
+    while (pool->idle_count == 0 && pool->live >= GW_POOL_MAX)
+        if (pthread_cond_timedwait (&pool->freed, &pool->lock, &deadline) == ETIMEDOUT)
+            break;
+    zsock_t *sock = NULL;
+    bool create = false;
+    if (pool->idle_count > 0)
+        sock = pool->idle[--pool->idle_count];
+    else if (pool->live < GW_POOL_MAX) {
+        pool->live++;
+        create = true;
+    }
+    pthread_mutex_unlock (&pool->lock);
+    if (create) {
+        sock = history ? cm_dealer_new_curve (self->config.history_endpoint, self->curve,
+                                              "broadcaster")
+                       : cm_dealer_new_curve (self->config.store_endpoint, self->curve, "store");
+        if (!sock) {
+            pthread_mutex_lock (&pool->lock);
+            pool->live--;
+            pthread_cond_signal (&pool->freed);
+            pthread_mutex_unlock (&pool->lock);
+        }
+    }
+    return sock;
+}
+
+static void
+s_pool_put (gw_http_t *self, bool history, zsock_t *sock)
+{
+    s_pool_t *pool = &self->pools[history];
+    pthread_mutex_lock (&pool->lock);
+    if (pool->idle_count < GW_POOL_IDLE)
+        pool->idle[pool->idle_count++] = sock;
+    else {
+        pool->live--;
+        zsock_destroy (&sock);
+    }
+    pthread_cond_signal (&pool->freed);
+    pthread_mutex_unlock (&pool->lock);
 }
 
 //  Calls a backend on this thread's DEALER (created on first use). On 0
@@ -215,12 +353,11 @@ s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value
         cm_value_t **err)
 {
     gw_http_t *self = req->self;
-    s_thread_t *thread = s_thread (req);
     *ok = NULL;
     if (err)
         *err = NULL;
     cm_envelope_t *request = cm_envelope_new (type, NULL);
-    if (!thread || !request || !payload) {
+    if (!request || !payload) {
         cm_envelope_destroy (&request);
         cm_value_destroy (&payload);
         return CM_ENOMEM;
@@ -228,20 +365,19 @@ s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value
     cm_value_destroy (&request->payload);
     request->payload = payload;
     cm_request_id (request->request_id, sizeof request->request_id);
-    zsock_t **slot = history ? &thread->history : &thread->store;
-    if (!*slot)
-        *slot = history ? cm_dealer_new_curve (self->config.history_endpoint, self->curve,
-                                               "broadcaster")
-                        : cm_dealer_new_curve (self->config.store_endpoint, self->curve, "store");
+    zsock_t *sock = s_pool_get (self, history, self->config.backend_timeout_ms);
     int rc = CM_EBACKEND;
-    if (*slot) {
+    if (sock) {
         int wait = self->config.backend_timeout_ms < GW_CONNECT_WAIT_MS
                        ? self->config.backend_timeout_ms
                        : GW_CONNECT_WAIT_MS;
-        zmq_pollitem_t item = {zsock_resolve (*slot), 0, ZMQ_POLLOUT, 0};
-        if (zmq_poll (&item, 1, wait) > 0 && (item.revents & ZMQ_POLLOUT)) {
+        //  A pooled socket is usually connected: ask its state first (no
+        //  syscall) and poll only while it is still connecting.
+        zmq_pollitem_t item = {zsock_resolve (sock), 0, ZMQ_POLLOUT, 0};
+        if ((zsock_events (sock) & ZMQ_POLLOUT)
+            || (zmq_poll (&item, 1, wait) > 0 && (item.revents & ZMQ_POLLOUT))) {
             cm_envelope_t *reply = NULL;
-            rc = cm_call (*slot, request, self->config.backend_timeout_ms, &reply);
+            rc = cm_call (sock, request, self->config.backend_timeout_ms, &reply);
             if (rc == 0) {
                 *ok = reply->payload;
                 reply->payload = NULL;
@@ -252,6 +388,7 @@ s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value
             }
             cm_envelope_destroy (&reply);
         }
+        s_pool_put (self, history, sock);
     }
     cm_envelope_destroy (&request);
     if (rc && rc != CM_ENOTFOUND && rc != CM_EINVAL && rc != CM_ECONFLICT
@@ -325,7 +462,10 @@ s_forward (s_req_t *req, cm_msg_t type, cm_value_t *payload)
 static int
 s_auth (s_req_t *req, bool query_allowed)
 {
-    char token[GW_TOKEN_MAX + 1] = "";
+    //  Not zero-filled: that would touch 8 KB of every worker's stack, which
+    //  stays resident under each parked SSE stream.
+    char token[GW_TOKEN_MAX + 1];
+    token[0] = 0;
     const char *header = mg_get_header (req->conn, "Authorization");
     if (header && strncasecmp (header, "Bearer ", 7) == 0) {
         const char *value = header + 7;
@@ -389,8 +529,10 @@ s_body (s_req_t *req, bool required, json_t **json)
     size_t len = 0;
     while (maybe_body) {
         int n = mg_read (req->conn, buffer + len, (size_t) max + 1 - len);
-        if (n <= 0)
+        if (n <= 0) {
+            req->body_pending = n < 0;
             break;
+        }
         len += (size_t) n;
         if ((long long) len > max) {
             free (buffer);
@@ -418,13 +560,197 @@ s_body (s_req_t *req, bool required, json_t **json)
 }
 
 //  ---------------------------------------------------------------------
+//  Connection sockets: accept() interposition
+//
+//  civetweb 1.15's API gives a handler no socket descriptor, and the SSE
+//  fast path (gw_sse.h) writes to sockets directly. So this executable
+//  defines accept(): libcivetweb.so resolves accept through the global
+//  symbol scope, where the executable comes first, so its calls land here;
+//  the real accept is the next definition (dlsym RTLD_NEXT). Each accepted
+//  socket is recorded under its peer address and port. An SSE handler finds
+//  its socket by the peer address civetweb reports, and checks the find
+//  with getpeername and getsockname: a recorded descriptor may since have
+//  been closed and reused. When nothing is found the stream simply stays
+//  on its own thread (slower, still correct). docs/architecture.md, SSE.
+
+typedef struct {
+    unsigned char addr[16];
+    uint16_t port;
+    sa_family_t family;
+} s_peer_key_t;
+
+typedef struct {
+    s_peer_key_t key;
+    int next; //  next fd + 1 in the bucket, 0 = end
+    bool used;
+} s_peer_t;
+
+#define S_PEER_BUCKETS 8192
+static pthread_mutex_t s_peers_lock = PTHREAD_MUTEX_INITIALIZER;
+static s_peer_t *s_peers; //  indexed by fd; lives as long as the process
+static int s_peers_cap;
+static int s_peer_buckets[S_PEER_BUCKETS]; //  fd + 1, 0 = empty
+
+static bool
+s_peer_key (const struct sockaddr *sa, socklen_t len, s_peer_key_t *key)
+{
+    memset (key, 0, sizeof *key);
+    key->family = sa->sa_family;
+    if (sa->sa_family == AF_INET && len >= sizeof (struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+        memcpy (key->addr, &in->sin_addr, 4);
+        key->port = ntohs (in->sin_port);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6 && len >= sizeof (struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+        memcpy (key->addr, &in6->sin6_addr, 16);
+        key->port = ntohs (in6->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+static size_t
+s_peer_hash (const s_peer_key_t *key)
+{
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < sizeof key->addr; i++)
+        hash = (hash ^ key->addr[i]) * 16777619u;
+    hash = (hash ^ (key->port & 0xff)) * 16777619u;
+    hash = (hash ^ (key->port >> 8)) * 16777619u;
+    return hash & (S_PEER_BUCKETS - 1);
+}
+
+static bool
+s_peer_equal (const s_peer_key_t *a, const s_peer_key_t *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp (a->addr, b->addr, 16) == 0;
+}
+
+//  Called with the lock held.
+static void
+s_peer_unlink (int fd)
+{
+    if (fd >= s_peers_cap || !s_peers[fd].used)
+        return;
+    int *link = &s_peer_buckets[s_peer_hash (&s_peers[fd].key)];
+    while (*link) {
+        if (*link - 1 == fd) {
+            *link = s_peers[fd].next;
+            break;
+        }
+        link = &s_peers[*link - 1].next;
+    }
+    s_peers[fd].used = false;
+}
+
+static void
+s_peer_record (int fd, const struct sockaddr *sa, socklen_t len)
+{
+    s_peer_key_t key;
+    if (!s_peer_key (sa, len, &key))
+        return;
+    pthread_mutex_lock (&s_peers_lock);
+    if (fd >= s_peers_cap) {
+        int cap = s_peers_cap ? s_peers_cap : 1024;
+        while (cap <= fd)
+            cap *= 2;
+        s_peer_t *peers = realloc (s_peers, (size_t) cap * sizeof *peers);
+        if (!peers) {
+            pthread_mutex_unlock (&s_peers_lock);
+            return;
+        }
+        memset (peers + s_peers_cap, 0, (size_t) (cap - s_peers_cap) * sizeof *peers);
+        s_peers = peers;
+        s_peers_cap = cap;
+    }
+    //  The fd was free again, so whatever it was recorded as is closed.
+    s_peer_unlink (fd);
+    size_t bucket = s_peer_hash (&key);
+    s_peers[fd].key = key;
+    s_peers[fd].used = true;
+    s_peers[fd].next = s_peer_buckets[bucket];
+    s_peer_buckets[bucket] = fd + 1;
+    pthread_mutex_unlock (&s_peers_lock);
+}
+
+static bool
+s_peer_verify (int fd, const s_peer_key_t *key, int local_port)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    s_peer_key_t found;
+    if (getpeername (fd, (struct sockaddr *) &addr, &len) || !s_peer_key ((struct sockaddr *) &addr, len, &found)
+        || !s_peer_equal (&found, key))
+        return false;
+    len = sizeof addr;
+    return getsockname (fd, (struct sockaddr *) &addr, &len) == 0
+           && s_peer_key ((struct sockaddr *) &addr, len, &found) && found.port == local_port;
+}
+
+//  The socket of the connection from remote_addr:remote_port to our
+//  local_port, or -1.
+static int
+s_peer_fd (const char *remote_addr, int remote_port, int local_port)
+{
+    s_peer_key_t key;
+    memset (&key, 0, sizeof key);
+    key.port = (uint16_t) remote_port;
+    if (inet_pton (AF_INET, remote_addr, key.addr) == 1)
+        key.family = AF_INET;
+    else if (inet_pton (AF_INET6, remote_addr, key.addr) == 1)
+        key.family = AF_INET6;
+    else
+        return -1;
+    int fd = -1;
+    pthread_mutex_lock (&s_peers_lock);
+    for (int link = s_peer_buckets[s_peer_hash (&key)]; link && fd < 0; link = s_peers[link - 1].next)
+        if (s_peer_equal (&s_peers[link - 1].key, &key) && s_peer_verify (link - 1, &key, local_port))
+            fd = link - 1;
+    pthread_mutex_unlock (&s_peers_lock);
+    return fd;
+}
+
+typedef int (*s_accept_fn_t) (int, __SOCKADDR_ARG, socklen_t *__restrict);
+static s_accept_fn_t s_real_accept;
+static pthread_once_t s_accept_once = PTHREAD_ONCE_INIT;
+
+static void
+s_accept_resolve (void)
+{
+    s_real_accept = (s_accept_fn_t) dlsym (RTLD_NEXT, "accept");
+}
+
+int
+accept (int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_len)
+{
+    pthread_once (&s_accept_once, s_accept_resolve);
+    if (!s_real_accept) {
+        errno = ENOSYS;
+        return -1;
+    }
+    struct sockaddr_storage own;
+    socklen_t own_len = sizeof own;
+    struct sockaddr *sa = addr.__sockaddr__ && addr_len ? addr.__sockaddr__ : (struct sockaddr *) &own;
+    socklen_t *len = addr.__sockaddr__ && addr_len ? addr_len : &own_len;
+    int client = s_real_accept (fd, sa, len);
+    if (client >= 0)
+        s_peer_record (client, sa, *len);
+    return client;
+}
+
+//  ---------------------------------------------------------------------
 //  SSE
 
 static int
 s_sse_write (void *arg, const char *data, size_t len)
 {
     s_req_t *req = arg;
-    return mg_write (req->conn, data, len) == (int) len ? 0 : -1;
+    int n = mg_write (req->conn, data, len);
+    if (n != (int) len)
+        cm_debug ("stream write failed (%d of %zu bytes): %s", n, len, strerror (errno));
+    return n == (int) len ? 0 : -1;
 }
 
 static int
@@ -476,6 +802,23 @@ s_stream_slot_release (s_req_t *req)
     gw_metrics_sse_streams (req->self->metrics, -1);
 }
 
+//  A stream for this connection, with its socket for the writer threads
+//  when it can be found (plain HTTP only: the writers send raw bytes).
+static gw_stream_t *
+s_stream_new (s_req_t *req)
+{
+    gw_stream_t *stream = gw_stream_new ((size_t) req->self->config.sse_queue_bytes);
+    int fd = req->ri->is_ssl ? -1
+                             : s_peer_fd (req->ri->remote_addr, req->ri->remote_port,
+                                          req->ri->server_port);
+    if (stream)
+        gw_stream_set_fd (stream, fd);
+    if (fd < 0)
+        cm_debug ("no socket found for a stream from %s:%d: its thread writes every event",
+                  req->ri->remote_addr, req->ri->remote_port);
+    return stream;
+}
+
 //  Runs an attached stream to its end; headers not yet sent.
 static int
 s_stream_run (s_req_t *req, gw_stream_t *stream, const char *last_event_id,
@@ -493,6 +836,12 @@ s_stream_run (s_req_t *req, gw_stream_t *stream, const char *last_event_id,
         .arg = req,
     };
     gw_sse_end_t end = gw_sse_run (stream, &params);
+    cm_debug ("stream ended: %s (session=%s)",
+              end == GW_SSE_CLIENT_GONE ? "client gone"
+              : end == GW_SSE_OVERFLOW  ? "overflow"
+              : end == GW_SSE_CLOSED    ? "shutdown"
+                                        : "task done",
+              req->match.session_id);
     if (end == GW_SSE_OVERFLOW) {
         gw_metrics_sse_dropped (req->self->metrics);
         cm_notice ("closing a stream that fell behind by more than %lld bytes (session=%s)",
@@ -527,7 +876,7 @@ s_run_sse_get (s_req_t *req)
     else if (req->ri->query_string)
         gw_query_get (req->ri->query_string, "last_event_id", last_event_id,
                       sizeof last_event_id);
-    gw_stream_t *stream = gw_stream_new ((size_t) req->self->config.sse_queue_bytes);
+    gw_stream_t *stream = s_stream_new (req);
     if (!stream || gw_hub_attach (req->self->hub, req->match.session_id, stream)) {
         gw_stream_destroy (&stream);
         s_stream_slot_release (req);
@@ -578,7 +927,7 @@ s_run_sse_post (s_req_t *req)
         cm_value_destroy (&payload);
         return req->status;
     }
-    gw_stream_t *stream = gw_stream_new ((size_t) req->self->config.sse_queue_bytes);
+    gw_stream_t *stream = s_stream_new (req);
     if (!stream || gw_hub_attach (req->self->hub, req->match.session_id, stream)) {
         gw_stream_destroy (&stream);
         cm_value_destroy (&payload);
@@ -779,7 +1128,9 @@ s_static_path_ok (const char *path)
     return true;
 }
 
-static int
+//  Out of line: its 12 KB of path buffers would otherwise sit in
+//  s_handler's frame, above every parked SSE stream (gw_sse.c, stack trim).
+static __attribute__ ((noinline)) int
 s_static (s_req_t *req)
 {
     const char *uri = req->ri->local_uri;
@@ -890,6 +1241,8 @@ s_handler (struct mg_connection *conn, void *cbdata)
     int64_t start = cm_mono_us ();
     gw_metrics_inflight (self->metrics, 1);
     s_req_t req = {.self = self, .conn = conn, .ri = mg_get_request_info (conn)};
+    req.body_pending = req.ri->content_length > 0
+                       || (req.ri->content_length < 0 && mg_get_header (conn, "Transfer-Encoding"));
     const char *method = req.ri->request_method ? req.ri->request_method : "";
     req.head = strcmp (method, "HEAD") == 0;
     req.origin = s_cors_origin (self, conn);
@@ -921,27 +1274,6 @@ s_handler (struct mg_connection *conn, void *cbdata)
 //  ---------------------------------------------------------------------
 //  civetweb callbacks
 
-static void *
-s_init_thread (const struct mg_context *ctx, int thread_type)
-{
-    (void) ctx;
-    //  1 = worker thread: the only kind that runs handlers.
-    return thread_type == 1 ? calloc (1, sizeof (s_thread_t)) : NULL;
-}
-
-static void
-s_exit_thread (const struct mg_context *ctx, int thread_type, void *pointer)
-{
-    (void) ctx;
-    (void) thread_type;
-    s_thread_t *thread = pointer;
-    if (thread) {
-        zsock_destroy (&thread->store);
-        zsock_destroy (&thread->history);
-        free (thread);
-    }
-}
-
 static int
 s_log_message (const struct mg_connection *conn, const char *message)
 {
@@ -956,6 +1288,13 @@ s_log_message (const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+static void
+s_hub_delivered (void *arg)
+{
+    gw_http_t *self = arg;
+    gw_metrics_sse_event (self->metrics);
+}
+
 gw_http_t *
 gw_http_new (const gw_config_t *config, char *why, size_t why_size)
 {
@@ -965,12 +1304,26 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         return NULL;
     }
     self->config = *config;
+    s_pool_init (&self->pools[0]);
+    s_pool_init (&self->pools[1]);
+    self->pools_ready = true;
     if (cm_curve_new (config->curve_dir, "gateway", &self->curve, why, why_size)) {
         gw_http_destroy (&self);
         return NULL;
     }
     self->metrics = gw_metrics_new ();
-    self->hub = gw_hub_new (config->events_endpoint, self->curve);
+    gw_hub_options_t hub_options = {
+        .writers = config->sse_writers,
+        .keepalive_ms = config->sse_keepalive_ms,
+        .test_drop_every = config->sse_test_drop_every,
+        .delivered = s_hub_delivered,
+        .arg = self,
+    };
+    if (config->sse_test_drop_every)
+        cm_warning ("CHATMESH_SSE_TEST_DROP_EVERY=%d: dropping live events on purpose (a test "
+                    "setting; never use it in production)",
+                    config->sse_test_drop_every);
+    self->hub = gw_hub_new (config->events_endpoint, self->curve, &hub_options);
     if (!self->metrics || !self->hub) {
         snprintf (why, why_size,
                   "CHATMESH_EVENTS_OUT_ENDPOINT: cannot connect to '%s' (is it a valid endpoint?)",
@@ -978,20 +1331,23 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         gw_http_destroy (&self);
         return NULL;
     }
+    //  civetweb runs one thread per connection and starts them all now:
+    //  one per SSE stream (parked while the writers serve it, see gw_sse.h)
+    //  plus the API's. Keep-alive: a thread waits up to 1 s for the next
+    //  request of its connection, then serves another connection.
     char threads[16];
-    snprintf (threads, sizeof threads, "%d", config->http_threads);
+    snprintf (threads, sizeof threads, "%d", config->http_threads + config->sse_max_streams);
     const char *options[] = {"listening_ports", config->listen,
                              "num_threads", threads,
                              "request_timeout_ms", "30000",
-                             "enable_keep_alive", "no",
+                             "enable_keep_alive", "yes",
+                             "keep_alive_timeout_ms", "1000",
                              "tcp_nodelay", "1",
                              "linger_timeout_ms", "1000",
                              "decode_url", "yes",
                              NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof callbacks);
-    callbacks.init_thread = s_init_thread;
-    callbacks.exit_thread = s_exit_thread;
     callbacks.log_message = s_log_message;
     mg_init_library (0);
     self->ctx = mg_start (&callbacks, self, options);
@@ -1003,8 +1359,9 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         return NULL;
     }
     mg_set_request_handler (self->ctx, "/", s_handler, self);
-    cm_notice ("listening on %s (%d threads, up to %d SSE streams)", config->listen,
-               config->http_threads, config->sse_max_streams);
+    cm_notice ("listening on %s (%d API threads, up to %d SSE streams, %d SSE writers)",
+               config->listen, config->http_threads, config->sse_max_streams,
+               config->sse_writers);
     return self;
 }
 
@@ -1023,6 +1380,10 @@ gw_http_destroy (gw_http_t **self_p)
         mg_exit_library ();
     }
     gw_hub_destroy (&self->hub);
+    if (self->pools_ready) {
+        s_pool_fini (&self->pools[0]);
+        s_pool_fini (&self->pools[1]);
+    }
     cm_curve_destroy (&self->curve);
     gw_metrics_destroy (&self->metrics);
     free (self);

@@ -1,10 +1,13 @@
 /*  gw_http.h: the gateway's HTTP server (civetweb) and its request handling.
 
-    Every civetweb worker thread owns its own DEALER sockets to the store and
-    to the broadcaster's history (created on first use, destroyed when the
-    thread exits): ZeroMQ sockets are never shared between threads. Live
-    events reach SSE streams through one gw_hub (one SUB socket, one
-    dispatcher thread).                                                    */
+    Requests borrow DEALER sockets to the store and to the broadcaster's
+    history from a pool per backend (created on demand, at most a few
+    hundred): a socket is used by one thread at a time and changes threads
+    only through the pool's mutex. Live events reach SSE streams through
+    one gw_hub (one SUB socket, one dispatcher thread, a few writer
+    threads; gw_sse.h). civetweb keeps connections alive between requests;
+    event streams, 401/413 answers and requests whose body was not read
+    close the connection.                                                  */
 #ifndef GW_HTTP_H_INCLUDED
 #define GW_HTTP_H_INCLUDED
 

@@ -7,12 +7,27 @@
     - gw_event: one event, formatted once and shared (refcounted) by every
       stream of its session.
     - gw_cursor: per-stream dedup and gap detection on "<epoch>-<seq>" ids.
-    - gw_stream + gw_hub: a bounded byte queue per stream, and the hub whose
-      one dispatcher thread owns the SUB socket, subscribes to a session
-      only while it has a local stream, and fans each event out to the
-      queues of that session's streams. A stream whose queue would pass its
-      byte limit is marked overflowed and closed by its own thread, so a slow
-      reader never slows the dispatcher or the other readers.
+    - gw_stream + gw_hub: the hub's one dispatcher thread owns the SUB
+      socket and subscribes to a session only while it has a local stream;
+      it hands each event to a few writer threads (each owns a shard of the
+      streams). A stream is either FAST or not:
+      * FAST (the usual state): its connection thread is parked on a
+        condition variable and a writer thread writes each event's
+        pre-formatted frame straight to the socket with a non-blocking
+        send(), keeping the stream's cursor (dedup). Keepalive comments and
+        dead-client checks are also done by the writers. No per-event
+        wakeup of the connection thread: that is what lets one gateway hold
+        10,000 streams (docs/architecture.md, SSE).
+      * not FAST: the connection thread owns the socket. A writer hands a
+        stream back to its thread when a send would block (the rest of the
+        frame and later events go to the bounded per-stream queue, which
+        the thread drains with blocking writes), on a gap (history fill)
+        or another epoch (resync). The thread rejoins the fast path once
+        its queue is empty. A queue that would pass its byte limit marks
+        the stream overflowed and shuts its socket down, so a slow reader
+        never slows the writers or the other readers.
+      Streams without a known socket (fd -1) and streams that end on a
+      task's terminal event are never FAST.
     - gw_sse_run: the life of one stream on its connection thread:
       connection_status, replay after Last-Event-ID, then live events.
 
@@ -101,15 +116,34 @@ int gw_stream_push (gw_stream_t *self, gw_event_t *event);
 int gw_stream_pop (gw_stream_t *self, int timeout_ms, gw_event_t **event);
 //  Wakes the stream's thread for good (shutdown).
 void gw_stream_close (gw_stream_t *self);
+//  The connection's socket, which writer threads may then write to while
+//  the stream is attached (the caller keeps it open until after detach).
+//  -1 (the default): the connection thread writes everything.
+void gw_stream_set_fd (gw_stream_t *self, int fd);
+//  True while writer threads own the stream's socket (tests).
+bool gw_stream_is_fast (gw_stream_t *self);
 
 //  ---------------------------------------------------------------------
 //  Hub
 
 typedef struct gw_hub gw_hub_t;
 
-//  Starts the dispatcher thread with a SUB socket connected to endpoint.
-//  NULL when the endpoint is invalid or a thread cannot start.
-gw_hub_t *gw_hub_new (const char *events_endpoint, cm_curve_t *curve);
+typedef struct {
+    int writers;          //  writer threads (< 1: 1)
+    int keepalive_ms;     //  comment after this much silence (< 1: 15000)
+    //  TEST ONLY: drop every Nth live event the dispatcher receives (0 =
+    //  none), so tests can check that streams fill gaps from history.
+    int test_drop_every;
+    //  Counts one event written by a writer thread (metrics); may be NULL.
+    void (*delivered) (void *arg);
+    void *arg;
+} gw_hub_options_t;
+
+//  Starts the dispatcher thread with a SUB socket connected to endpoint,
+//  and the writer threads. options may be NULL (defaults). NULL when the
+//  endpoint is invalid or a thread cannot start.
+gw_hub_t *gw_hub_new (const char *events_endpoint, cm_curve_t *curve,
+                      const gw_hub_options_t *options);
 //  Stops the dispatcher; streams must be detached before.
 void gw_hub_destroy (gw_hub_t **self_p);
 //  Adds a stream to session_id; subscribes when it is the session's first
@@ -121,8 +155,10 @@ void gw_hub_detach (gw_hub_t *self, const char *session_id, gw_stream_t *stream)
 void gw_hub_close_all (gw_hub_t *self);
 //  Attached streams right now.
 size_t gw_hub_stream_count (gw_hub_t *self);
-//  The fan-out step of the dispatcher, for tests: queues event on every
-//  stream of session_id. Returns the number of streams that got it.
+//  The fan-out step of the writers, run in the caller's thread (tests):
+//  writes or queues event for every stream of session_id. Returns the
+//  number of streams that took it (written, queued or skipped as a
+//  duplicate); not those closed, gone or overflowed.
 size_t gw_hub_deliver (gw_hub_t *self, const char *session_id, gw_event_t *event);
 
 //  ---------------------------------------------------------------------

@@ -1,5 +1,7 @@
-/*  test_gw_sse: framing, cursor verdicts, queue overflow, errors mapping,
-    JSON conversion and OpenAPI coverage of the router.                 */
+/*  test_gw_sse: framing, cursor verdicts, queue overflow, the writer fast
+    path over a socketpair (order, dedup, keepalive, gap hand-back, slow
+    reader, gone client, shutdown), errors mapping, JSON conversion and
+    OpenAPI coverage of the router.                                     */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +15,15 @@
 #include "gw_route.h"
 #include "gw_sse.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static void
 test_framing (void **state)
@@ -149,6 +158,222 @@ test_run_until_task_and_resync (void **state)
     gw_stream_destroy (&stream);
 }
 
+//  ---------------------------------------------------------------------
+//  The writer fast path, over a socketpair
+
+typedef struct {
+    gw_stream_t *stream;
+    gw_sse_params_t params;
+    int fd;
+    int history_calls;
+    gw_sse_end_t end;
+} s_live_t;
+
+static int
+s_sock_write (void *arg, const char *data, size_t len)
+{
+    s_live_t *live = arg;
+    size_t done = 0;
+    while (done < len) {
+        struct pollfd p = {live->fd, POLLOUT, 0};
+        if (poll (&p, 1, 2000) <= 0)
+            return -1;
+        ssize_t n = send (live->fd, data + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN)
+            return -1;
+        done += n > 0 ? (size_t) n : 0;
+    }
+    return 0;
+}
+
+static int
+s_sock_history (void *arg, const char *after, cm_value_t **payload)
+{
+    s_live_t *live = arg;
+    (void) after;
+    live->history_calls++;
+    *payload = cm_map_new ();
+    cm_map_set_bool (*payload, "complete", false);
+    cm_map_set (*payload, "events", cm_arr_new ());
+    return 0;
+}
+
+static void *
+s_live_main (void *arg)
+{
+    s_live_t *live = arg;
+    live->end = gw_sse_run (live->stream, &live->params);
+    return NULL;
+}
+
+static atomic_int s_written;
+
+static void
+s_count_written (void *arg)
+{
+    (void) arg;
+    atomic_fetch_add (&s_written, 1);
+}
+
+//  Reads from fd until `needle` was seen (true) or 3 s passed.
+static bool
+s_read_until (int fd, char *buf, size_t size, size_t *len, const char *needle)
+{
+    for (int i = 0; i < 300 && !strstr (buf, needle); i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll (&p, 1, 10) <= 0)
+            continue;
+        ssize_t n = recv (fd, buf + *len, size - *len - 1, 0);
+        if (n <= 0)
+            break;
+        *len += (size_t) n;
+        buf[*len] = 0;
+    }
+    return strstr (buf, needle) != NULL;
+}
+
+static void
+s_wait_fast (gw_stream_t *stream)
+{
+    for (int i = 0; i < 300 && !gw_stream_is_fast (stream); i++)
+        usleep (10000);
+    assert_true (gw_stream_is_fast (stream));
+}
+
+static gw_hub_t *
+s_hub (char *endpoint, size_t size)
+{
+    snprintf (endpoint, size, "ipc:///tmp/test_gw_sse_%d.ipc", (int) getpid ());
+    gw_hub_options_t options = {.writers = 2, .keepalive_ms = 100, .delivered = s_count_written};
+    gw_hub_t *hub = gw_hub_new (endpoint, NULL, &options);
+    assert_non_null (hub);
+    return hub;
+}
+
+static void
+test_fast_path (void **state)
+{
+    (void) state;
+    char endpoint[128];
+    gw_hub_t *hub = s_hub (endpoint, sizeof endpoint);
+    int pair[2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
+    live.params = (gw_sse_params_t){.session_id = "s1", .keepalive_ms = 100,
+                                    .write = s_sock_write, .history = s_sock_history,
+                                    .arg = &live};
+    gw_stream_set_fd (live.stream, pair[0]);
+    assert_int_equal (gw_hub_attach (hub, "s1", live.stream), 0);
+    assert_int_equal (gw_hub_stream_count (hub), 1);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_live_main, &live), 0);
+    static char buf[1 << 16];
+    size_t len = 0;
+    buf[0] = 0;
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "event: connection_status"));
+    s_wait_fast (live.stream);
+
+    //  Writers write in order, once each; the thread stays parked.
+    atomic_store (&s_written, 0);
+    gw_event_t *e1 = s_event ("1-1", "a", 1), *e2 = s_event ("1-2", "b", 1);
+    gw_event_t *e3 = s_event ("1-3", "c", 1), *e5 = s_event ("1-5", "d", 1);
+    assert_int_equal (gw_hub_deliver (hub, "s1", e1), 1);
+    assert_int_equal (gw_hub_deliver (hub, "s1", e2), 1);
+    assert_int_equal (gw_hub_deliver (hub, "s1", e2), 1); //  duplicate: skipped
+    assert_int_equal (gw_hub_deliver (hub, "s1", e3), 1);
+    assert_int_equal (gw_hub_deliver (hub, "other", e3), 0);
+    assert_int_equal (atomic_load (&s_written), 3);
+    assert_true (gw_stream_is_fast (live.stream));
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "id: 1-3\n"));
+    char *one = strstr (buf, "id: 1-1\n"), *two = strstr (buf, "id: 1-2\n");
+    assert_true (one && two && one < two && two < strstr (buf, "id: 1-3\n"));
+    assert_null (strstr (two + 1, "id: 1-2\n"));
+    //  Keepalive from the writers during silence.
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, ": keepalive\n\n"));
+
+    //  A gap goes to the thread: history (incomplete here), resync, event,
+    //  and then back to the fast path.
+    assert_int_equal (gw_hub_deliver (hub, "s1", e5), 1);
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "id: 1-5\n"));
+    assert_int_equal (live.history_calls, 1);
+    assert_non_null (strstr (buf, "\"resync\":true"));
+    s_wait_fast (live.stream);
+
+    //  A reader that stops reading: the socket fills, the queue (8 KB)
+    //  overflows, the stream ends as OVERFLOW and others are not held up.
+    gw_event_t *big = s_event ("1-6", "big", 3000);
+    for (int i = 0; i < 2000 && !live.end; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "1-%d", 6 + i);
+        gw_event_t *event = s_event (id, "big", 3000);
+        gw_hub_deliver (hub, "s1", event);
+        gw_event_unref (&event);
+        if (i % 50 == 49)
+            usleep (1000);
+    }
+    pthread_join (thread, NULL);
+    assert_int_equal (live.end, GW_SSE_OVERFLOW);
+    gw_hub_detach (hub, "s1", live.stream);
+    assert_int_equal (gw_hub_stream_count (hub), 0);
+    gw_stream_destroy (&live.stream);
+    close (pair[0]);
+    close (pair[1]);
+    gw_event_unref (&big);
+    gw_event_unref (&e1);
+    gw_event_unref (&e2);
+    gw_event_unref (&e3);
+    gw_event_unref (&e5);
+    gw_hub_destroy (&hub);
+    unlink (endpoint + 6);
+}
+
+static void
+test_fast_path_client_gone_and_close (void **state)
+{
+    (void) state;
+    char endpoint[128];
+    gw_hub_t *hub = s_hub (endpoint, sizeof endpoint);
+    //  A client that goes away is noticed by the writers' check.
+    int pair[2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
+    live.params = (gw_sse_params_t){.session_id = "s2", .keepalive_ms = 100,
+                                    .write = s_sock_write, .history = s_sock_history,
+                                    .arg = &live};
+    gw_stream_set_fd (live.stream, pair[0]);
+    assert_int_equal (gw_hub_attach (hub, "s2", live.stream), 0);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_live_main, &live), 0);
+    s_wait_fast (live.stream);
+    close (pair[1]);
+    pthread_join (thread, NULL);
+    assert_int_equal (live.end, GW_SSE_CLIENT_GONE);
+    gw_hub_detach (hub, "s2", live.stream);
+    gw_stream_destroy (&live.stream);
+    close (pair[0]);
+
+    //  Shutdown wakes a parked stream.
+    assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    live = (s_live_t){.stream = gw_stream_new (8192), .fd = pair[0]};
+    live.params = (gw_sse_params_t){.session_id = "s2", .keepalive_ms = 100000,
+                                    .write = s_sock_write, .history = s_sock_history,
+                                    .arg = &live};
+    gw_stream_set_fd (live.stream, pair[0]);
+    assert_int_equal (gw_hub_attach (hub, "s2", live.stream), 0);
+    assert_int_equal (pthread_create (&thread, NULL, s_live_main, &live), 0);
+    s_wait_fast (live.stream);
+    gw_hub_close_all (hub);
+    pthread_join (thread, NULL);
+    assert_int_equal (live.end, GW_SSE_CLOSED);
+    gw_hub_detach (hub, "s2", live.stream);
+    assert_int_equal (gw_hub_attach (hub, "s2", live.stream), CM_ECANCELLED);
+    gw_stream_destroy (&live.stream);
+    close (pair[0]);
+    close (pair[1]);
+    gw_hub_destroy (&hub);
+    unlink (endpoint + 6);
+}
+
 static void
 test_error_mapping (void **state)
 {
@@ -239,6 +464,8 @@ main (void)
         cmocka_unit_test (test_framing),        cmocka_unit_test (test_cursor),
         cmocka_unit_test (test_stream_queue_and_overflow),
         cmocka_unit_test (test_run_until_task_and_resync),
+        cmocka_unit_test (test_fast_path),
+        cmocka_unit_test (test_fast_path_client_gone_and_close),
         cmocka_unit_test (test_error_mapping),  cmocka_unit_test (test_json_roundtrip),
         cmocka_unit_test (test_openapi_covers_router),
     };

@@ -120,6 +120,7 @@ main (int argc, char **argv)
               &response);
     if (response.status != 200) {
         fprintf (stderr, "bench_sse: run_sse answered %ld\n", response.status);
+        svc_mesh_stop (&mesh);
         return 1;
     }
     char message_id[400];
@@ -145,6 +146,7 @@ main (int argc, char **argv)
         if (readers[i].fd < 0 || connect (readers[i].fd, (struct sockaddr *) &addr, sizeof addr)
             || write (readers[i].fd, request, (size_t) request_len) != request_len) {
             fprintf (stderr, "bench_sse: reader %d cannot connect: %s\n", i, strerror (errno));
+            svc_mesh_stop (&mesh);
             return 1;
         }
         fcntl (readers[i].fd, F_SETFL, O_NONBLOCK);
@@ -178,6 +180,7 @@ main (int argc, char **argv)
     double open_ms = s_now_ms () - open_start;
     if (connected < readers_n) {
         fprintf (stderr, "bench_sse: only %d of %d streams connected\n", connected, readers_n);
+        svc_mesh_stop (&mesh);
         return 1;
     }
     long rss_streams = s_rss_kb (svc_mesh_pid (mesh, "gateway"));
@@ -195,6 +198,7 @@ main (int argc, char **argv)
                   &response);
         if (response.status != 200) {
             fprintf (stderr, "bench_sse: feedback answered %ld\n", response.status);
+            svc_mesh_stop (&mesh);
             return 1;
         }
         svc_response_free (&response);
