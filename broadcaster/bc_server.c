@@ -223,24 +223,6 @@ s_handle_ping (bc_server_t *self, const cm_envelope_t *request, cm_envelope_t **
     return *reply ? 0 : CM_ENOMEM;
 }
 
-//  A request that fails its schema still has a request id the caller waits
-//  for; answering with it turns a timeout into an immediate CM_EPROTO.
-static void
-s_salvage_request_id (const void *body, size_t size, char *request_id, size_t id_size)
-{
-    cm_value_t *value = NULL;
-    request_id[0] = '\0';
-    if (cm_value_decode (body, size, &value))
-        return;
-    const cm_value_t *id = value->type == CM_T_ARR && cm_value_len (value) == 4
-                               ? cm_arr_at (value, 2)
-                               : NULL;
-    if (id && id->type == CM_T_STR && id->u.s.len < id_size
-        && strlen (id->u.s.ptr) == id->u.s.len)
-        memcpy (request_id, id->u.s.ptr, id->u.s.len + 1);
-    cm_value_destroy (&value);
-}
-
 int
 bc_server_handle (bc_server_t *self, const void *body, size_t size, int64_t now_ms,
                   cm_envelope_t **reply)
@@ -252,7 +234,10 @@ bc_server_handle (bc_server_t *self, const void *body, size_t size, int64_t now_
     if (rc) {
         cm_debug ("bad history request: %s", why);
         cm_envelope_t shell = {.type = CM_MSG_NONE};
-        s_salvage_request_id (body, size, shell.request_id, sizeof shell.request_id);
+        //  The caller waits for its request id: answering with it turns a
+        //  timeout into an immediate CM_EPROTO.
+        if (cm_envelope_peek_request_id (body, size, shell.request_id, sizeof shell.request_id))
+            shell.request_id[0] = '\0';
         *reply = cm_envelope_reply_error (&shell, CM_EPROTO, why[0] ? why : cm_strerror (rc));
         return *reply ? CM_EPROTO : CM_ENOMEM;
     }

@@ -510,3 +510,34 @@ cm_envelope_decode (const void *buffer, size_t size, cm_envelope_t **out)
 {
     return cm_envelope_decode_why (buffer, size, out, NULL, 0);
 }
+
+//  --------------------------------------------------------------------------
+//  Peeking at the request id: walk the array header and the first two
+//  fields with the prescan's reader; the payload is never looked at.
+
+int
+cm_envelope_peek_request_id (const void *buffer, size_t size, char *request_id,
+                             size_t id_size)
+{
+    if (!buffer || size == 0 || size > CM_MAX_MESSAGE_BYTES)
+        return CM_EPROTO;
+    const uint8_t *p = buffer;
+    if (p[0] != 0x94) //  fixarray of 4: every encoder of ours writes this
+        return CM_EPROTO;
+    s_scan_t scan = {p, size, 1, 0};
+    if (s_scan (&scan, 1) || s_scan (&scan, 1)) //  version, type
+        return CM_EPROTO;
+    size_t start = scan.off;
+    if (s_scan (&scan, 1) || start >= size)
+        return CM_EPROTO;
+    uint8_t tag = p[start];
+    size_t header = tag >= 0xa0 && tag <= 0xbf ? 1 : tag == 0xd9 ? 2 : tag == 0xda ? 3 : 0;
+    if (header == 0)
+        return CM_EPROTO;
+    size_t len = scan.off - start - header;
+    if (len > CM_REQUEST_ID_MAX || len + 1 > id_size || memchr (p + start + header, 0, len))
+        return CM_EPROTO;
+    memcpy (request_id, p + start + header, len);
+    request_id[len] = 0;
+    return 0;
+}

@@ -37,6 +37,13 @@ int cm_envelope_decode (const void *buffer, size_t size, cm_envelope_t **out);
 int cm_envelope_decode_why (const void *buffer, size_t size, cm_envelope_t **out,
                             char *why, size_t why_size);
 
+//  Reads only the request_id of an envelope whose payload may be invalid,
+//  so a service can still address its error reply to the caller. 0 with the
+//  id in buffer (size >= CM_REQUEST_ID_MAX + 1), or CM_EPROTO when even the
+//  first three fields are not [version, type, request_id].
+int cm_envelope_peek_request_id (const void *buffer, size_t size, char *request_id,
+                                 size_t id_size);
+
 //  Bare values (event bodies inside history replies, tests).
 int cm_value_encode (const cm_value_t *value, char **buffer, size_t *size);
 

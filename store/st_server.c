@@ -83,20 +83,14 @@ s_receive_request (zsock_t *pipe, zframe_t **identity, cm_envelope_t **request, 
     return ok ? 1 : 0;
 }
 
-//  The request_id of a message that failed its schema check, so the error
-//  reply reaches the caller's cm_call (which matches on request_id).
+//  The request_id of a message that failed to decode or its schema check,
+//  so the error reply reaches the caller's cm_call (which matches on
+//  request_id) instead of leaving it to time out.
 static void
 s_salvage_request_id (zframe_t *body, char *request_id, size_t size)
 {
-    request_id[0] = 0;
-    cm_value_t *value = NULL;
-    if (cm_value_decode (zframe_data (body), zframe_size (body), &value) == 0
-        && value->type == CM_T_ARR && cm_value_len (value) == 4) {
-        const cm_value_t *rid = cm_arr_at (value, 2);
-        if (rid->type == CM_T_STR && rid->u.s.len < size)
-            memcpy (request_id, rid->u.s.ptr, rid->u.s.len + 1);
-    }
-    cm_value_destroy (&value);
+    if (cm_envelope_peek_request_id (zframe_data (body), zframe_size (body), request_id, size))
+        request_id[0] = 0;
 }
 
 static cm_envelope_t *

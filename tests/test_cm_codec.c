@@ -345,6 +345,32 @@ test_error_reply_carries_code_and_id (void **state)
     cm_envelope_destroy (&request);
 }
 
+//  An envelope whose payload cannot be decoded still yields its request id,
+//  so the error reply can reach the caller.
+static void
+test_request_id_is_peeked_from_invalid_payloads (void **state)
+{
+    (void) state;
+    cm_envelope_t *envelope = cm_envelope_new (CM_MSG_FEEDBACK_PUT, "req-77");
+    char long_key[300];
+    memset (long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = 0;
+    cm_map_set_str (envelope->payload, long_key, "v"); //  keys over 256 bytes are refused
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_envelope_encode (envelope, &bytes, &size), 0);
+    cm_envelope_t *decoded = NULL;
+    assert_int_equal (cm_envelope_decode (bytes, size, &decoded), CM_EPROTO);
+    char id[CM_REQUEST_ID_MAX + 1];
+    assert_int_equal (cm_envelope_peek_request_id (bytes, size, id, sizeof id), 0);
+    assert_string_equal (id, "req-77");
+    //  Not an envelope at all, or cut before the id: no id.
+    assert_int_equal (cm_envelope_peek_request_id ("\x93", 1, id, sizeof id), CM_EPROTO);
+    assert_int_equal (cm_envelope_peek_request_id (bytes, 4, id, sizeof id), CM_EPROTO);
+    free (bytes);
+    cm_envelope_destroy (&envelope);
+}
+
 int
 main (void)
 {
@@ -360,6 +386,7 @@ main (void)
         cmocka_unit_test (test_oversize_and_deep_input_is_rejected),
         cmocka_unit_test (test_random_mutations_never_crash),
         cmocka_unit_test (test_error_reply_carries_code_and_id),
+        cmocka_unit_test (test_request_id_is_peeked_from_invalid_payloads),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -268,6 +268,16 @@ test_malformed_gets_eproto (void **state)
     cm_envelope_t *bad = st_req (CM_MSG_FEEDBACK_PUT, "alice");
     assert_int_equal (s_call (env->client, bad, &reply), CM_EPROTO);
     cm_envelope_destroy (&reply);
+
+    //  A payload that does not even decode (a map key over 256 bytes): the
+    //  reply still finds its caller instead of leaving it to time out.
+    cm_envelope_t *undecodable = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+    char long_key[300];
+    memset (long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = 0;
+    cm_map_set_str (undecodable->payload, long_key, "v");
+    assert_int_equal (s_call (env->client, undecodable, &reply), CM_EPROTO);
+    cm_envelope_destroy (&reply);
 }
 
 int
