@@ -1,6 +1,7 @@
 #include "cm_codec.h"
 #include "cm_error.h"
 
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,8 @@ s_pack (msgpack_packer *pk, const cm_value_t *value, int depth)
         case CM_T_INT:
             return msgpack_pack_int64 (pk, value->u.i);
         case CM_T_DBL:
+            if (!isfinite (value->u.d))
+                return CM_EINVAL;
             return msgpack_pack_double (pk, value->u.d);
         case CM_T_STR:
             if (value->u.s.len > CM_MAX_STRING_BYTES)
@@ -363,7 +366,9 @@ s_convert (const msgpack_object *obj)
             return cm_int_new (obj->via.i64);
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
-            return cm_dbl_new (obj->via.f64);
+            //  No field means NaN or infinity, and NaN would not even equal
+            //  itself after a round trip: the protocol has finite floats only.
+            return isfinite (obj->via.f64) ? cm_dbl_new (obj->via.f64) : NULL;
         case MSGPACK_OBJECT_STR:
             return cm_strn_new (obj->via.str.ptr, obj->via.str.size);
         case MSGPACK_OBJECT_BIN:

@@ -8,6 +8,7 @@
 #include "cm_codec.h"
 #include "cm_error.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -371,6 +372,33 @@ test_request_id_is_peeked_from_invalid_payloads (void **state)
     cm_envelope_destroy (&envelope);
 }
 
+//  Floats are finite: NaN and infinity are refused both ways.
+static void
+test_non_finite_floats_are_rejected (void **state)
+{
+    (void) state;
+    //  {"t": NaN} and {"t": +inf} as bare values, float64
+    static const uint8_t nan64[] = {0x81, 0xa1, 't', 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
+    static const uint8_t inf64[] = {0x81, 0xa1, 't', 0xcb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t nan32[] = {0x81, 0xa1, 't', 0xca, 0x7f, 0xc0, 0, 0};
+    static const uint8_t fine[] = {0x81, 0xa1, 't', 0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0};
+    cm_value_t *value = NULL;
+    assert_int_equal (cm_value_decode (nan64, sizeof nan64, &value), CM_EPROTO);
+    assert_int_equal (cm_value_decode (inf64, sizeof inf64, &value), CM_EPROTO);
+    assert_int_equal (cm_value_decode (nan32, sizeof nan32, &value), CM_EPROTO);
+    assert_null (value);
+    assert_int_equal (cm_value_decode (fine, sizeof fine, &value), 0);
+    assert_true (cm_map_dbl (value, "t", 0) == 0.5);
+    cm_value_destroy (&value);
+    cm_value_t *map = cm_map_new ();
+    cm_map_set_dbl (map, "t", NAN);
+    char *bytes = NULL;
+    size_t size;
+    assert_int_equal (cm_value_encode (map, &bytes, &size), CM_EINVAL);
+    assert_null (bytes);
+    cm_value_destroy (&map);
+}
+
 int
 main (void)
 {
@@ -387,6 +415,7 @@ main (void)
         cmocka_unit_test (test_random_mutations_never_crash),
         cmocka_unit_test (test_error_reply_carries_code_and_id),
         cmocka_unit_test (test_request_id_is_peeked_from_invalid_payloads),
+        cmocka_unit_test (test_non_finite_floats_are_rejected),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
