@@ -6,6 +6,7 @@
 #include "rg_backend.h"
 #include "rg_openai.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     char *copy = malloc (size ? size : 1);
     memcpy (copy, data, size);
     char *content = NULL, *reasoning = NULL, *model = NULL;
-    int rc = rg_openai_parse_data (copy, size, &content, &reasoning, &model);
+    bool finished = false;
+    int rc = rg_openai_parse_data (copy, size, &content, &reasoning, &model, &finished);
     if (rc == RG_STREAM_END || rc == CM_EPROTO) {
         if (content || reasoning || model)
             abort ();
