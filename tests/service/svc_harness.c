@@ -29,6 +29,7 @@ struct svc_mesh {
     char **env; //  "NAME=value", NULL-terminated, owned
     size_t env_count;
     pid_t pids[SVC_COUNT];
+    int statuses[SVC_COUNT]; //  wait status of the last exit, -1 before one
     pid_t extra[SVC_EXTRA_MAX]; //  svc_mesh_spawn_extra's instances (0: none)
     int extra_count;
     //  Optional second gateway (svc_mesh_spawn_gateway2).
@@ -113,6 +114,7 @@ svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal)
     for (int tries = 0; tries < 1000; tries++) {
         if (waitpid (mesh->pids[index], &status, WNOHANG) == mesh->pids[index]) {
             mesh->pids[index] = 0;
+            mesh->statuses[index] = status;
             return 0;
         }
         usleep (10000);
@@ -121,7 +123,15 @@ svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal)
     kill (mesh->pids[index], SIGKILL);
     waitpid (mesh->pids[index], &status, 0);
     mesh->pids[index] = 0;
+    mesh->statuses[index] = status;
     return -1;
+}
+
+int
+svc_mesh_exit_status (svc_mesh_t *mesh, const char *service)
+{
+    int index = s_index (service);
+    return index < 0 ? -1 : mesh->statuses[index];
 }
 
 int
@@ -178,6 +188,8 @@ svc_mesh_start (const char *const *env)
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once (&once, s_curl_init);
     svc_mesh_t *mesh = calloc (1, sizeof *mesh);
+    for (int i = 0; i < SVC_COUNT; i++)
+        mesh->statuses[i] = -1;
     snprintf (mesh->dir, sizeof mesh->dir, "/tmp/cmsvc-XXXXXX");
     if (!mkdtemp (mesh->dir)) {
         free (mesh);

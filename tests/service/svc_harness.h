@@ -24,6 +24,9 @@ void svc_mesh_stop (svc_mesh_t **mesh_p);
 
 //  Sends `signal` to a service ("store", ...) and waits until it exited.
 int svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal);
+//  The wait status (as waitpid gives it) of the service's last exit seen by
+//  svc_mesh_kill, or -1 when it has not exited yet.
+int svc_mesh_exit_status (svc_mesh_t *mesh, const char *service);
 //  (Re)starts one service with the mesh's settings. 0 or -1.
 int svc_mesh_spawn (svc_mesh_t *mesh, const char *service);
 //  Starts one more instance of a service (e.g. a second "regenerator")

@@ -1,0 +1,114 @@
+/*  svc_binaries: what every service binary promises an operator: --help,
+    a bad setting refused at start naming the setting (exit 2), and a
+    clean exit (0) on SIGTERM while serving.                             */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "svc_harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static const char *s_services[] = {"store", "broadcaster", "regenerator", "gateway"};
+
+//  Runs `command`, returns its exit code and its output (stdout+stderr).
+static int
+s_run (const char *command, char *output, size_t size)
+{
+    FILE *pipe = popen (command, "r");
+    assert_non_null (pipe);
+    size_t len = fread (output, 1, size - 1, pipe);
+    output[len] = 0;
+    int status = pclose (pipe);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void
+test_help_lists_the_settings (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < 4; i++) {
+        char command[512], output[32768];
+        snprintf (command, sizeof command, "%s/%s/chatmesh-%s --help 2>&1",
+                  getenv ("CHATMESH_BIN_DIR"), s_services[i], s_services[i]);
+        assert_int_equal (s_run (command, output, sizeof output), 0);
+        assert_non_null (strstr (output, "Usage"));
+        assert_non_null (strstr (output, "CHATMESH_LOG_LEVEL"));
+        assert_non_null (strstr (output, "CHATMESH_CURVE_DIR"));
+    }
+}
+
+static void
+test_bad_settings_are_named (void **state)
+{
+    (void) state;
+    //  One bad value per service, through the environment and through a flag.
+    struct {
+        const char *service, *setting, *assignment;
+    } cases[] = {
+        {"store", "CHATMESH_STORE_READERS", "CHATMESH_STORE_READERS=0"},
+        {"broadcaster", "CHATMESH_HISTORY_MAX_EVENTS", "CHATMESH_HISTORY_MAX_EVENTS=lots"},
+        {"regenerator", "CHATMESH_GENERATOR", "CHATMESH_GENERATOR=magic"},
+        {"gateway", "CHATMESH_JWT_SECRET", "CHATMESH_JWT_SECRET="},
+        {"store", "CHATMESH_LOG_LEVEL", "CHATMESH_LOG_LEVEL=loud"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char command[512], output[4096];
+        snprintf (command, sizeof command, "env -u CHATMESH_JWT_SECRET %s %s/%s/chatmesh-%s 2>&1",
+                  cases[i].assignment, getenv ("CHATMESH_BIN_DIR"), cases[i].service,
+                  cases[i].service);
+        assert_int_equal (s_run (command, output, sizeof output), 2);
+        if (!strstr (output, cases[i].setting))
+            fail_msg ("%s: '%s' does not name %s", cases[i].service, output, cases[i].setting);
+    }
+    char command[512], output[4096];
+    snprintf (command, sizeof command, "%s/store/chatmesh-store --store-sync maybe 2>&1",
+              getenv ("CHATMESH_BIN_DIR"));
+    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_non_null (strstr (output, "CHATMESH_STORE_SYNC"));
+    snprintf (command, sizeof command, "%s/store/chatmesh-store --no-such-flag 1 2>&1",
+              getenv ("CHATMESH_BIN_DIR"));
+    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_non_null (strstr (output, "--no-such-flag"));
+}
+
+static void
+test_sigterm_exits_cleanly (void **state)
+{
+    (void) state;
+    svc_mesh_t *mesh = svc_mesh_start (NULL);
+    assert_non_null (mesh);
+    //  Serve one request first, so every service has live sockets and threads.
+    char *token = svc_token (mesh, "term", 60);
+    svc_response_t response;
+    assert_int_equal (svc_http (mesh, "POST", "/api/run_sse/term_s", token,
+                                "{\"query\": \"stop cleanly\"}", &response),
+                      0);
+    assert_int_equal (response.status, 200);
+    svc_response_free (&response);
+    free (token);
+    for (int i = 3; i >= 0; i--) {
+        assert_int_equal (svc_mesh_kill (mesh, s_services[i], SIGTERM), 0);
+        int status = svc_mesh_exit_status (mesh, s_services[i]);
+        if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+            fail_msg ("%s did not exit 0 on SIGTERM (wait status %d)", s_services[i], status);
+    }
+    svc_mesh_stop (&mesh);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_help_lists_the_settings),
+        cmocka_unit_test (test_bad_settings_are_named),
+        cmocka_unit_test (test_sigterm_exits_cleanly),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
