@@ -35,7 +35,15 @@ void
 cm_request_id (char *buffer, size_t size)
 {
     static atomic_uint_fast64_t counter;
-    snprintf (buffer, size, "%d.%llu", (int) getpid (),
+    //  The pid only tells processes apart; read it once, not per request
+    //  (it was a syscall on every HTTP request's hot path).
+    static atomic_int pid;
+    int self = atomic_load_explicit (&pid, memory_order_relaxed);
+    if (self == 0) {
+        self = (int) getpid ();
+        atomic_store_explicit (&pid, self, memory_order_relaxed);
+    }
+    snprintf (buffer, size, "%d.%llu", self,
               (unsigned long long) atomic_fetch_add (&counter, 1) + 1);
 }
 
