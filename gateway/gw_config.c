@@ -17,8 +17,8 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_HTTP_LISTEN", "--http-listen", CM_CFG_STR, "127.0.0.1:8080", 1, 255,
      "civetweb listening_ports (e.g. 127.0.0.1:8080)"},
     {"CHATMESH_HTTP_THREADS", "--http-threads", CM_CFG_INT, "64", GW_API_RESERVE_THREADS, 4096,
-     "civetweb worker threads for API requests and keep-alive connections; SSE streams get "
-     "CHATMESH_SSE_MAX_STREAMS more"},
+     "civetweb worker threads for API requests and keep-alive connections; as many more "
+     "(at least 64) set up SSE streams, which then need no thread"},
     {"CHATMESH_JWT_SECRET", "--jwt-secret", CM_CFG_STR, "", 0, GW_SECRET_MAX,
      "HS256 secret for bearer tokens (or use CHATMESH_JWT_SECRET_FILE)"},
     {"CHATMESH_JWT_SECRET_FILE", "--jwt-secret-file", CM_CFG_STR, "", 0, 1023,
@@ -42,7 +42,7 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_SSE_QUEUE_BYTES", "--sse-queue-bytes", CM_CFG_INT, "1048576", 4096, 1073741824,
      "per-stream queue; a stream that falls this far behind is closed"},
     {"CHATMESH_SSE_MAX_STREAMS", "--sse-max-streams", CM_CFG_INT, "1000", 1, 100000,
-     "SSE streams per gateway (503 beyond); each holds a parked civetweb thread"},
+     "SSE streams per gateway (503 beyond); a live stream holds its socket, no thread"},
     {"CHATMESH_SSE_WRITERS", "--sse-writers", CM_CFG_INT, "2", 1, 64,
      "threads that write live events to the parked SSE streams"},
     {"CHATMESH_SSE_TEST_DROP_EVERY", "--sse-test-drop-every", CM_CFG_INT, "0", 0, 1000000,

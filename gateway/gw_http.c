@@ -45,6 +45,9 @@
 //  process by default; every socket also holds descriptors.
 #define GW_POOL_MAX 192
 #define GW_POOL_IDLE 96
+//  civetweb threads kept for event streams being set up (and those that
+//  keep their thread), at least; else as many as the API's.
+#define GW_SSE_THREADS_MIN 64
 
 //  A pool of DEALERs for one backend. Requests borrow one for the length of
 //  a call. (Each worker thread used to own its sockets; with one parked
@@ -743,11 +746,22 @@ accept (int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_len)
 //  ---------------------------------------------------------------------
 //  SSE
 
+//  One stream's context: the arg of its gw_sse callbacks. Heap-allocated,
+//  as a detached stream outlives its request (it is freed in s_sse_ended
+//  then, else by the handler).
+typedef struct {
+    gw_http_t *self;
+    struct mg_connection *conn; //  valid until the handler returns
+    char session_id[CM_SESSION_ID_MAX + 1];
+    int fd;                     //  our dup() of the connection's socket, or -1
+    int origin_fd;              //  civetweb's descriptor for it
+} s_sse_ctx_t;
+
 static int
 s_sse_write (void *arg, const char *data, size_t len)
 {
-    s_req_t *req = arg;
-    int n = mg_write (req->conn, data, len);
+    s_sse_ctx_t *ctx = arg;
+    int n = mg_write (ctx->conn, data, len);
     if (n != (int) len)
         cm_debug ("stream write failed (%d of %zu bytes): %s", n, len, strerror (errno));
     return n == (int) len ? 0 : -1;
@@ -756,27 +770,29 @@ s_sse_write (void *arg, const char *data, size_t len)
 static int
 s_sse_history (void *arg, const char *after, cm_value_t **payload)
 {
-    s_req_t *req = arg;
+    s_sse_ctx_t *ctx = arg;
+    //  s_call needs only req.self: this also runs on the hub's slow-path
+    //  threads, after the request is gone.
+    s_req_t req = {.self = ctx->self};
     cm_value_t *request = cm_map_new ();
     if (!request)
         return CM_ENOMEM;
-    cm_map_set_str (request, "session_id", req->match.session_id);
+    cm_map_set_str (request, "session_id", ctx->session_id);
     if (after && *after)
         cm_map_set_str (request, "after", after);
     cm_value_t *err = NULL;
-    int rc = s_call (req, true, CM_MSG_HISTORY, request, payload, &err);
+    int rc = s_call (&req, true, CM_MSG_HISTORY, request, payload, &err);
     cm_value_destroy (&err);
     if (rc)
-        cm_warning ("history replay failed: %s (session=%s)", cm_strerror (rc),
-                    req->match.session_id);
+        cm_warning ("history replay failed: %s (session=%s)", cm_strerror (rc), ctx->session_id);
     return rc;
 }
 
 static void
 s_sse_delivered (void *arg)
 {
-    s_req_t *req = arg;
-    gw_metrics_sse_event (req->self->metrics);
+    s_sse_ctx_t *ctx = arg;
+    gw_metrics_sse_event (ctx->self->metrics);
 }
 
 //  Takes a stream slot; false (and 503 sent) when the cap is reached.
@@ -796,58 +812,133 @@ s_stream_slot (s_req_t *req)
 }
 
 static void
-s_stream_slot_release (s_req_t *req)
+s_stream_slot_release (gw_http_t *self)
 {
-    atomic_fetch_sub (&req->self->streams, 1);
-    gw_metrics_sse_streams (req->self->metrics, -1);
+    atomic_fetch_sub (&self->streams, 1);
+    gw_metrics_sse_streams (self->metrics, -1);
 }
 
-//  A stream for this connection, with its socket for the writer threads
-//  when it can be found (plain HTTP only: the writers send raw bytes).
-static gw_stream_t *
-s_stream_new (s_req_t *req)
+static void
+s_sse_log_end (s_sse_ctx_t *ctx, int end)
 {
-    gw_stream_t *stream = gw_stream_new ((size_t) req->self->config.sse_queue_bytes);
-    int fd = req->ri->is_ssl ? -1
-                             : s_peer_fd (req->ri->remote_addr, req->ri->remote_port,
-                                          req->ri->server_port);
-    if (stream)
-        gw_stream_set_fd (stream, fd);
-    if (fd < 0)
+    cm_debug ("stream ended: %s (session=%s)",
+              end == GW_SSE_CLIENT_GONE ? "client gone"
+              : end == GW_SSE_OVERFLOW  ? "overflow"
+              : end == GW_SSE_CLOSED    ? "shutdown"
+                                        : "task done",
+              ctx->session_id);
+    if (end == GW_SSE_OVERFLOW) {
+        gw_metrics_sse_dropped (ctx->self->metrics);
+        cm_notice ("closing a stream that fell behind by more than %lld bytes (session=%s)",
+                   (long long) ctx->self->config.sse_queue_bytes, ctx->session_id);
+    }
+}
+
+static void
+s_sse_ctx_free (s_sse_ctx_t **ctx_p)
+{
+    s_sse_ctx_t *ctx = *ctx_p;
+    if (!ctx)
+        return;
+    if (ctx->fd >= 0)
+        close (ctx->fd);
+    free (ctx);
+    *ctx_p = NULL;
+}
+
+//  A detached stream ended (a hub slow-path thread; the stream is already
+//  detached and destroyed): its slot is given back only now.
+static void
+s_sse_ended (void *arg, int end)
+{
+    s_sse_ctx_t *ctx = arg;
+    gw_http_t *self = ctx->self;
+    s_sse_log_end (ctx, end);
+    s_sse_ctx_free (&ctx);
+    s_stream_slot_release (self);
+}
+
+//  A stream and its context for this connection. When the connection's
+//  socket is found (plain HTTP only: the writers send raw bytes) the
+//  stream gets a dup() of it, and a stand-in descriptor is made ready for
+//  the detach (s_stream_run) in *dummy (else -1), which the handler owns
+//  and closes: a detached stream's ctx may be freed at any time. NULL on
+//  out-of-memory.
+static gw_stream_t *
+s_stream_new (s_req_t *req, s_sse_ctx_t **ctx_p, int *dummy)
+{
+    *dummy = -1;
+    s_sse_ctx_t *ctx = calloc (1, sizeof *ctx);
+    gw_stream_t *stream = ctx ? gw_stream_new ((size_t) req->self->config.sse_queue_bytes) : NULL;
+    if (!stream) {
+        free (ctx);
+        return NULL;
+    }
+    ctx->self = req->self;
+    ctx->conn = req->conn;
+    snprintf (ctx->session_id, sizeof ctx->session_id, "%s", req->match.session_id);
+    ctx->fd = -1;
+    ctx->origin_fd = req->ri->is_ssl ? -1
+                                     : s_peer_fd (req->ri->remote_addr, req->ri->remote_port,
+                                                  req->ri->server_port);
+    if (ctx->origin_fd >= 0) {
+        //  The stand-in: one end of a socket pair whose other end is
+        //  closed, so whatever civetweb does with it after the handler
+        //  returns (shutdown, drain reads, SO_LINGER, close) ends at once
+        //  and never touches the client's connection.
+        int pair[2];
+        if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
+            close (pair[1]);
+            *dummy = pair[0];
+            ctx->fd = fcntl (ctx->origin_fd, F_DUPFD_CLOEXEC, 0);
+        }
+        if (ctx->fd < 0 && *dummy >= 0) {
+            close (*dummy);
+            *dummy = -1;
+        }
+    }
+    gw_stream_set_fd (stream, ctx->fd);
+    if (ctx->fd < 0)
         cm_debug ("no socket found for a stream from %s:%d: its thread writes every event",
                   req->ri->remote_addr, req->ri->remote_port);
+    *ctx_p = ctx;
     return stream;
 }
 
-//  Runs an attached stream to its end; headers not yet sent.
-static int
-s_stream_run (s_req_t *req, gw_stream_t *stream, const char *last_event_id,
-              const char *until_task_id)
+//  Runs an attached stream; headers not yet sent. Returns true when the
+//  stream was detached: the hub owns stream and ctx from then on, and the
+//  handler returns at once (civetweb's thread serves other connections).
+//  Else the stream has ended and the caller cleans up.
+static bool
+s_stream_run (s_req_t *req, gw_stream_t *stream, s_sse_ctx_t *ctx, int dummy,
+              const char *last_event_id, const char *until_task_id)
 {
     s_head (req, 200, "text/event-stream", -1, S_KIND_SSE, "X-Accel-Buffering: no\r\n");
+    int origin_fd = ctx->origin_fd;
     gw_sse_params_t params = {
-        .session_id = req->match.session_id,
+        .session_id = ctx->session_id,
         .last_event_id = last_event_id,
         .until_task_id = until_task_id,
         .keepalive_ms = req->self->config.sse_keepalive_ms,
         .write = s_sse_write,
         .history = s_sse_history,
         .delivered = s_sse_delivered,
-        .arg = req,
+        .ended = ctx->fd >= 0 && dummy >= 0 ? s_sse_ended : NULL,
+        .arg = ctx,
     };
     gw_sse_end_t end = gw_sse_run (stream, &params);
-    cm_debug ("stream ended: %s (session=%s)",
-              end == GW_SSE_CLIENT_GONE ? "client gone"
-              : end == GW_SSE_OVERFLOW  ? "overflow"
-              : end == GW_SSE_CLOSED    ? "shutdown"
-                                        : "task done",
-              req->match.session_id);
-    if (end == GW_SSE_OVERFLOW) {
-        gw_metrics_sse_dropped (req->self->metrics);
-        cm_notice ("closing a stream that fell behind by more than %lld bytes (session=%s)",
-                   (long long) req->self->config.sse_queue_bytes, req->match.session_id);
+    if (end == GW_SSE_DETACHED) {
+        //  ctx may be gone already (the stream may have ended on a
+        //  slow-path thread): only the locals are used. civetweb's
+        //  descriptor now names the stand-in; "Connection: close" went out
+        //  with the head, so civetweb closes it without writing more.
+        //  dup2 is atomic: the number is never free for another open.
+        while (dup2 (dummy, origin_fd) < 0 && errno == EINTR)
+            ;
+        return true;
     }
-    return 200;
+    s_sse_log_end (ctx, (int) end);
+    return false;
 }
 
 static int
@@ -876,18 +967,28 @@ s_run_sse_get (s_req_t *req)
     else if (req->ri->query_string)
         gw_query_get (req->ri->query_string, "last_event_id", last_event_id,
                       sizeof last_event_id);
-    gw_stream_t *stream = s_stream_new (req);
+    s_sse_ctx_t *ctx = NULL;
+    int dummy;
+    gw_stream_t *stream = s_stream_new (req, &ctx, &dummy);
     if (!stream || gw_hub_attach (req->self->hub, req->match.session_id, stream)) {
+        if (dummy >= 0)
+            close (dummy);
         gw_stream_destroy (&stream);
-        s_stream_slot_release (req);
+        s_sse_ctx_free (&ctx);
+        s_stream_slot_release (req->self);
         return s_send_error (req, 503, "shutting_down", "The gateway is shutting down; retry.",
                              1, NULL);
     }
-    int status = s_stream_run (req, stream, last_event_id, NULL);
+    bool detached = s_stream_run (req, stream, ctx, dummy, last_event_id, NULL);
+    if (dummy >= 0)
+        close (dummy);
+    if (detached)
+        return 200;
     gw_hub_detach (req->self->hub, req->match.session_id, stream);
     gw_stream_destroy (&stream);
-    s_stream_slot_release (req);
-    return status;
+    s_sse_ctx_free (&ctx);
+    s_stream_slot_release (req->self);
+    return 200;
 }
 
 static bool
@@ -923,21 +1024,27 @@ s_run_sse_post (s_req_t *req)
 
     //  Streaming variant: subscribe before starting so no event of the new
     //  task can be missed, then stream until that task's terminal event.
+    //  It ends after one answer, so it keeps its thread (never detached).
     if (!s_stream_slot (req)) {
         cm_value_destroy (&payload);
         return req->status;
     }
-    gw_stream_t *stream = s_stream_new (req);
+    s_sse_ctx_t *ctx = NULL;
+    int dummy;
+    gw_stream_t *stream = s_stream_new (req, &ctx, &dummy);
+    if (dummy >= 0)
+        close (dummy); //  never detached: no stand-in needed
     if (!stream || gw_hub_attach (req->self->hub, req->match.session_id, stream)) {
         gw_stream_destroy (&stream);
+        s_sse_ctx_free (&ctx);
         cm_value_destroy (&payload);
-        s_stream_slot_release (req);
+        s_stream_slot_release (req->self);
         return s_send_error (req, 503, "shutting_down", "The gateway is shutting down; retry.",
                              1, NULL);
     }
     cm_value_t *ok = NULL, *err = NULL;
     int rc = s_call (req, false, CM_MSG_SESSION_START, payload, &ok, &err);
-    int status;
+    int status = 200;
     if (rc) {
         gw_error_t error;
         gw_error_map (req->match.route, rc, err, &error);
@@ -947,13 +1054,14 @@ s_run_sse_post (s_req_t *req)
         char task_id[GW_TASK_ID_MAX + 1];
         snprintf (task_id, sizeof task_id, "%s",
                   cm_map_str_or (cm_map_get (ok, "data"), "task_id", ""));
-        status = s_stream_run (req, stream, NULL, task_id[0] ? task_id : NULL);
+        s_stream_run (req, stream, ctx, -1, NULL, task_id[0] ? task_id : NULL);
     }
     cm_value_destroy (&ok);
     cm_value_destroy (&err);
     gw_hub_detach (req->self->hub, req->match.session_id, stream);
     gw_stream_destroy (&stream);
-    s_stream_slot_release (req);
+    s_sse_ctx_free (&ctx);
+    s_stream_slot_release (req->self);
     return status;
 }
 
@@ -1331,12 +1439,18 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         gw_http_destroy (&self);
         return NULL;
     }
-    //  civetweb runs one thread per connection and starts them all now:
-    //  one per SSE stream (parked while the writers serve it, see gw_sse.h)
-    //  plus the API's. Keep-alive: a thread waits up to 1 s for the next
+    //  civetweb runs one thread per connection and starts them all now.
+    //  A live event stream needs none (it is detached once set up, see
+    //  gw_sse.h), so: the API's threads plus a reserve for streams being
+    //  set up and for those that keep their thread (POST run_sse, no
+    //  socket found). Keep-alive: a thread waits up to 1 s for the next
     //  request of its connection, then serves another connection.
+    int reserve = config->http_threads < GW_SSE_THREADS_MIN ? GW_SSE_THREADS_MIN
+                                                            : config->http_threads;
+    if (reserve > config->sse_max_streams)
+        reserve = config->sse_max_streams;
     char threads[16];
-    snprintf (threads, sizeof threads, "%d", config->http_threads + config->sse_max_streams);
+    snprintf (threads, sizeof threads, "%d", config->http_threads + reserve);
     const char *options[] = {"listening_ports", config->listen,
                              "num_threads", threads,
                              "request_timeout_ms", "30000",

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -206,7 +207,29 @@ struct gw_stream {
     gw_cursor_t cursor;
     int64_t last_write_ms; //  of the owner of the socket
     size_t shard;          //  writer thread, set on attach
+    //  Detached streams (gw_sse.h): no connection thread. `running`: a
+    //  slow-path thread owns it now; `queued`: it waits for one. A
+    //  detached stream that leaves the fast path is queued unless one of
+    //  the two is set already, so one thread at a time serves it.
+    gw_hub_t *hub;         //  set on attach
+    gw_sse_params_t params;
+    bool detached, running, queued;
+    gw_stream_t *slow_next;
 };
+
+static void s_slow_enqueue (gw_hub_t *hub, gw_stream_t *stream);
+
+//  Wakes whoever serves the stream: its connection thread, or (detached)
+//  a slow-path thread. Called with the lock held.
+static void
+s_notify (gw_stream_t *self)
+{
+    pthread_cond_signal (&self->ready);
+    if (self->detached && !self->running && !self->queued) {
+        self->queued = true;
+        s_slow_enqueue (self->hub, self);
+    }
+}
 
 gw_stream_t *
 gw_stream_new (size_t max_bytes)
@@ -282,7 +305,7 @@ s_overflow (gw_stream_t *self)
     s_stream_clear (self);
     if (self->fd >= 0)
         shutdown (self->fd, SHUT_RDWR);
-    pthread_cond_signal (&self->ready);
+    s_notify (self);
 }
 
 //  Queues for the connection thread; called with the lock held.
@@ -313,7 +336,7 @@ s_push (gw_stream_t *self, gw_event_t *event)
         self->head = node;
     self->tail = node;
     self->bytes += event->len;
-    pthread_cond_signal (&self->ready);
+    s_notify (self);
     return 0;
 }
 
@@ -382,7 +405,7 @@ gw_stream_close (gw_stream_t *self)
     pthread_mutex_lock (&self->lock);
     self->closed = true;
     self->fast = false;
-    pthread_cond_signal (&self->ready);
+    s_notify (self);
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -419,7 +442,7 @@ s_leave_fast (gw_stream_t *self, gw_event_t *event, size_t sent)
         self->partial = gw_event_ref (event);
         self->partial_off = sent;
     }
-    pthread_cond_signal (&self->ready);
+    s_notify (self);
 }
 
 //  One live event for one stream. Returns true when a writer wrote it.
@@ -545,7 +568,57 @@ struct gw_hub {
     gw_event_t *keepalive;
     s_writer_t *writers;
     size_t writer_count;
+    //  Slow path of detached streams: a queue of streams that left the fast
+    //  path, served by a few threads. `detached` counts detached streams
+    //  not yet ended; the threads stop once it is 0 and `slow_stop` is set.
+    pthread_mutex_t slow_lock;
+    pthread_cond_t slow_cond;
+    gw_stream_t *slow_head, *slow_tail;
+    size_t detached;
+    bool slow_stop;
+    bool slow_ready;           //  slow_lock/slow_cond initialised
+    pthread_t *slow_threads;
+    size_t slow_count;
+    atomic_bool closing_now;   //  closing, readable without the lock
 };
+
+static void
+s_slow_enqueue (gw_hub_t *hub, gw_stream_t *stream)
+{
+    pthread_mutex_lock (&hub->slow_lock);
+    stream->slow_next = NULL;
+    if (hub->slow_tail)
+        hub->slow_tail->slow_next = stream;
+    else
+        hub->slow_head = stream;
+    hub->slow_tail = stream;
+    pthread_cond_signal (&hub->slow_cond);
+    pthread_mutex_unlock (&hub->slow_lock);
+}
+
+static void s_resume (gw_hub_t *self, gw_stream_t *stream);
+
+static void *
+s_slow_main (void *arg)
+{
+    gw_hub_t *self = arg;
+    pthread_mutex_lock (&self->slow_lock);
+    while (true) {
+        while (!self->slow_head && !(self->slow_stop && self->detached == 0))
+            pthread_cond_wait (&self->slow_cond, &self->slow_lock);
+        gw_stream_t *stream = self->slow_head;
+        if (!stream)
+            break;
+        self->slow_head = stream->slow_next;
+        if (!self->slow_head)
+            self->slow_tail = NULL;
+        pthread_mutex_unlock (&self->slow_lock);
+        s_resume (self, stream);
+        pthread_mutex_lock (&self->slow_lock);
+    }
+    pthread_mutex_unlock (&self->slow_lock);
+    return NULL;
+}
 
 static void
 s_session_free (void **item)
@@ -839,6 +912,9 @@ gw_hub_new (const char *events_endpoint, cm_curve_t *curve, const gw_hub_options
     self->wakeup = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->keepalive = s_keepalive_event ();
     self->writers = calloc ((size_t) self->options.writers, sizeof *self->writers);
+    pthread_mutex_init (&self->slow_lock, NULL);
+    pthread_cond_init (&self->slow_cond, NULL);
+    self->slow_ready = true;
     if (!self->subscribed || self->wakeup < 0 || !self->keepalive || !self->writers) {
         pthread_condattr_destroy (&attr);
         gw_hub_destroy (&self);
@@ -865,7 +941,20 @@ gw_hub_new (const char *events_endpoint, cm_curve_t *curve, const gw_hub_options
         }
         writer->started = true;
     }
+    //  Blocking writes to slow readers happen here, so a few threads: one
+    //  stalled reader must not hold up every other stream's slow path.
+    size_t slow = (size_t) self->options.writers * 2;
+    self->slow_threads = calloc (slow, sizeof *self->slow_threads);
+    for (size_t i = 0; self->slow_threads && i < slow; i++) {
+        if (pthread_create (&self->slow_threads[i], NULL, s_slow_main, self))
+            break;
+        self->slow_count++;
+    }
     pthread_condattr_destroy (&attr);
+    if (self->slow_count == 0) {
+        gw_hub_destroy (&self);
+        return NULL;
+    }
     if (pthread_create (&self->thread, NULL, s_dispatcher, self)) {
         gw_hub_destroy (&self);
         return NULL;
@@ -890,6 +979,22 @@ gw_hub_destroy (gw_hub_t **self_p)
     if (!self_p || !*self_p)
         return;
     gw_hub_t *self = *self_p;
+    //  Detached streams first: they end on the slow-path threads, which
+    //  still need the shards and the dispatcher's command queue.
+    if (self->slow_ready) {
+        pthread_mutex_lock (&self->slow_lock);
+        size_t detached = self->detached;
+        pthread_mutex_unlock (&self->slow_lock);
+        if (detached)
+            gw_hub_close_all (self);
+        pthread_mutex_lock (&self->slow_lock);
+        self->slow_stop = true;
+        pthread_cond_broadcast (&self->slow_cond);
+        pthread_mutex_unlock (&self->slow_lock);
+        for (size_t i = 0; i < self->slow_count; i++)
+            pthread_join (self->slow_threads[i], NULL);
+    }
+    free (self->slow_threads);
     if (self->started) {
         atomic_store (&self->stop, true);
         s_wake (self);
@@ -921,6 +1026,10 @@ gw_hub_destroy (gw_hub_t **self_p)
     free (self->commands);
     if (self->wakeup >= 0)
         close (self->wakeup);
+    if (self->slow_ready) {
+        pthread_cond_destroy (&self->slow_cond);
+        pthread_mutex_destroy (&self->slow_lock);
+    }
     pthread_cond_destroy (&self->applied_cond);
     pthread_mutex_destroy (&self->lock);
     free (self);
@@ -1008,6 +1117,7 @@ gw_hub_attach (gw_hub_t *self, const char *session_id, gw_stream_t *stream)
     //  Round robin over the writers: each takes an equal share of every
     //  session's fan-out.
     stream->shard = self->next_shard++ % self->writer_count;
+    stream->hub = self;
     uintptr_t count = (uintptr_t) zhashx_lookup (self->subscribed, session_id);
     int rc = s_shard_add (&self->writers[stream->shard], session_id, stream);
     uint64_t seq = 0;
@@ -1064,6 +1174,7 @@ gw_hub_close_all (gw_hub_t *self)
 {
     pthread_mutex_lock (&self->lock);
     self->closing = true;
+    atomic_store (&self->closing_now, true);
     for (size_t w = 0; w < self->writer_count; w++) {
         s_writer_t *writer = &self->writers[w];
         pthread_mutex_lock (&writer->shard_lock);
@@ -1095,14 +1206,50 @@ typedef struct {
     gw_cursor_t *cursor;   //  the stream's; ours while not fast
     int64_t last_write_ms;
     bool failed;
+    bool detached;         //  a slow-path thread: write to the socket itself
 } s_run_t;
+
+//  Give up on a reader that took nothing for this long (detached streams;
+//  civetweb's request_timeout_ms did this for connection threads).
+#define S_STALL_MS 30000
+
+//  A blocking write to a detached stream's socket, from a slow-path
+//  thread. Waits in slices so shutdown is noticed; an overflow shuts the
+//  socket down, which fails the send.
+static int
+s_fd_write (gw_stream_t *stream, const char *data, size_t len)
+{
+    size_t off = 0;
+    int64_t since = cm_mono_ms ();
+    while (off < len) {
+        ssize_t n = send (stream->fd, data + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t) n;
+            since = cm_mono_ms ();
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (atomic_load (&stream->hub->closing_now) || cm_mono_ms () - since > S_STALL_MS)
+                return -1;
+            struct pollfd item = {.fd = stream->fd, .events = POLLOUT};
+            poll (&item, 1, 250);
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
 
 static int
 s_write (s_run_t *run, const char *data, size_t len)
 {
     if (run->failed)
         return -1;
-    if (run->params->write (run->params->arg, data, len) < 0) {
+    int rc = run->detached ? s_fd_write (run->stream, data, len)
+                           : run->params->write (run->params->arg, data, len);
+    if (rc < 0) {
         run->failed = true;
         return -1;
     }
@@ -1295,21 +1442,18 @@ s_is_done (const gw_sse_params_t *params, const gw_event_t *event)
                || strcmp (gw_event_type (event), "regeneration_error") == 0);
 }
 
-gw_sse_end_t
-gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params)
+//  The stream's main loop, entered with its lock held; returns with it
+//  released. Writes the backlog, fills gaps, and hands the socket to the
+//  writers when nothing is left (parking, or with params->ended returning
+//  GW_SSE_DETACHED) until the stream ends.
+static gw_sse_end_t
+s_loop (s_run_t *run, bool may_go_fast)
 {
-    s_run_t run = {.params = params, .stream = stream, .cursor = &stream->cursor,
-                   .last_write_ms = cm_mono_ms ()};
-    //  The writers may take over once the backlog is written, unless this
-    //  stream must look at every event itself (until_task_id).
-    bool may_go_fast = !(params->until_task_id && *params->until_task_id);
-    s_write_status (&run, NULL, "connection_status", "connected", false);
-    if (params->last_event_id && *params->last_event_id)
-        s_replay (&run, params->last_event_id);
-    pthread_mutex_lock (&stream->lock);
+    gw_stream_t *stream = run->stream;
+    const gw_sse_params_t *params = run->params;
     gw_sse_end_t end = GW_SSE_CLIENT_GONE;
     bool trimmed = false;
-    while (!run.failed) {
+    while (!run->failed) {
         if (stream->overflowed) {
             end = GW_SSE_OVERFLOW;
             break;
@@ -1325,7 +1469,7 @@ gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params)
             //  hand it back (a gap, a full socket) or to end the stream.
             pthread_cond_wait (&stream->ready, &stream->lock);
             if (!stream->fast)
-                run.last_write_ms = stream->last_write_ms;
+                run->last_write_ms = stream->last_write_ms;
             continue;
         }
         gw_event_t *partial = stream->partial;
@@ -1335,14 +1479,27 @@ gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params)
         if (!partial && !event) {
             if (may_go_fast && stream->fd >= 0) {
                 stream->fast = true;
-                stream->last_write_ms = run.last_write_ms;
+                stream->last_write_ms = run->last_write_ms;
+                if (params->ended) {
+                    //  No thread waits on a detached stream: the writers
+                    //  queue it for a slow-path thread when needed.
+                    if (!stream->detached) {
+                        pthread_mutex_lock (&stream->hub->slow_lock);
+                        stream->hub->detached++;
+                        pthread_mutex_unlock (&stream->hub->slow_lock);
+                    }
+                    stream->detached = true;
+                    stream->running = false;
+                    pthread_mutex_unlock (&stream->lock);
+                    return GW_SSE_DETACHED;
+                }
                 if (!trimmed) {
                     s_trim_stack ();
                     trimmed = true;
                 }
                 continue;
             }
-            int64_t idle = cm_mono_ms () - run.last_write_ms;
+            int64_t idle = cm_mono_ms () - run->last_write_ms;
             int wait = params->keepalive_ms - (int) idle;
             if (wait > 0) {
                 struct timespec deadline;
@@ -1355,21 +1512,21 @@ gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params)
         if (partial) {
             //  The rest of a frame a writer began: before anything else.
             //  (The writer counted it as delivered.)
-            s_write (&run, partial->frame + partial_off, partial->len - partial_off);
+            s_write (run, partial->frame + partial_off, partial->len - partial_off);
             gw_event_unref (&partial);
         }
         else if (event) {
-            s_live (&run, event);
+            s_live (run, event);
             bool done = s_is_done (params, event);
             gw_event_unref (&event);
-            if (done && !run.failed) {
+            if (done && !run->failed) {
                 pthread_mutex_lock (&stream->lock);
                 end = GW_SSE_DONE;
                 break;
             }
         }
         else
-            s_write (&run, ": keepalive\n\n", 13);
+            s_write (run, ": keepalive\n\n", 13);
         pthread_mutex_lock (&stream->lock);
     }
     //  A write that failed because the stream overflowed (its socket was
@@ -1382,4 +1539,50 @@ gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params)
     stream->fast = false;
     pthread_mutex_unlock (&stream->lock);
     return end;
+}
+
+gw_sse_end_t
+gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params)
+{
+    s_run_t run = {.params = params, .stream = stream, .cursor = &stream->cursor,
+                   .last_write_ms = cm_mono_ms ()};
+    //  The writers may take over once the backlog is written, unless this
+    //  stream must look at every event itself (until_task_id).
+    bool may_go_fast = !(params->until_task_id && *params->until_task_id);
+    s_write_status (&run, NULL, "connection_status", "connected", false);
+    if (params->last_event_id && *params->last_event_id)
+        s_replay (&run, params->last_event_id);
+    pthread_mutex_lock (&stream->lock);
+    if (params->ended && may_go_fast) {
+        //  Kept for the slow-path threads once detached.
+        stream->params = *params;
+        stream->params.last_event_id = NULL;
+        run.params = &stream->params;
+    }
+    return s_loop (&run, may_go_fast);
+}
+
+//  A detached stream a writer handed back (slow-path thread): serves it
+//  until it goes fast again, or ends it.
+static void
+s_resume (gw_hub_t *self, gw_stream_t *stream)
+{
+    pthread_mutex_lock (&stream->lock);
+    stream->queued = false;
+    stream->running = true;
+    s_run_t run = {.params = &stream->params, .stream = stream, .cursor = &stream->cursor,
+                   .last_write_ms = stream->last_write_ms, .detached = true};
+    gw_sse_end_t end = s_loop (&run, true);
+    if (end == GW_SSE_DETACHED)
+        return;
+    //  Ended: no writer touches it after the detach, nobody queues it
+    //  (running stays set).
+    gw_sse_params_t params = stream->params;
+    gw_hub_detach (self, params.session_id, stream);
+    gw_stream_destroy (&stream);
+    params.ended (params.arg, (int) end);
+    pthread_mutex_lock (&self->slow_lock);
+    self->detached--;
+    pthread_cond_broadcast (&self->slow_cond);
+    pthread_mutex_unlock (&self->slow_lock);
 }

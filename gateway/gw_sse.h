@@ -28,6 +28,11 @@
         never slows the writers or the other readers.
       Streams without a known socket (fd -1) and streams that end on a
       task's terminal event are never FAST.
+      A stream whose params set `ended` is DETACHED when it first goes
+      FAST: its connection thread returns (gw_sse_run gives
+      GW_SSE_DETACHED) and the hub's slow-path threads do what that thread
+      did (partial frames, gap fill, resync, end), so a live stream costs
+      no thread at all.
     - gw_sse_run: the life of one stream on its connection thread:
       connection_status, replay after Last-Event-ID, then live events.
 
@@ -177,6 +182,15 @@ typedef struct {
     int (*history) (void *arg, const char *after, cm_value_t **payload);
     //  Counts one event written (metrics); may be NULL.
     void (*delivered) (void *arg);
+    //  NULL: the stream lives on the calling thread until it ends. Set:
+    //  once the stream is on the fast path gw_sse_run returns
+    //  GW_SSE_DETACHED and the hub owns the stream from then on (its
+    //  slow-path threads write to the socket; see gw_hub); when the stream
+    //  ends the hub detaches it, calls ended (the end is never
+    //  GW_SSE_DETACHED or GW_SSE_DONE) and destroys it. arg (and
+    //  session_id) must then stay valid until ended; write is no longer
+    //  called after the detach.
+    void (*ended) (void *arg, int end);
     void *arg;
 } gw_sse_params_t;
 
@@ -184,11 +198,13 @@ typedef enum {
     GW_SSE_CLIENT_GONE,   //  a write failed
     GW_SSE_OVERFLOW,      //  slow reader: queue overflowed
     GW_SSE_CLOSED,        //  shutdown
-    GW_SSE_DONE           //  until_task_id ended
+    GW_SSE_DONE,          //  until_task_id ended
+    GW_SSE_DETACHED       //  handed to the hub (params.ended set)
 } gw_sse_end_t;
 
 //  Writes connection_status, replays after last_event_id, then writes live
 //  events from the (already attached) stream until one of gw_sse_end_t.
+//  After GW_SSE_DETACHED the caller must not touch stream or params->arg.
 gw_sse_end_t gw_sse_run (gw_stream_t *stream, const gw_sse_params_t *params);
 
 #endif

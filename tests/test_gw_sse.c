@@ -374,6 +374,94 @@ test_fast_path_client_gone_and_close (void **state)
     unlink (endpoint + 6);
 }
 
+//  A detached stream: gw_sse_run returns once the stream is live, the
+//  writers serve it, a slow-path thread fills a gap (history, resync) with
+//  no connection thread, and the end (client gone) reaches `ended` once.
+static atomic_int s_ended_calls;
+static atomic_int s_ended_end;
+
+static void
+s_ended (void *arg, int end)
+{
+    (void) arg;
+    atomic_store (&s_ended_end, end);
+    atomic_fetch_add (&s_ended_calls, 1);
+}
+
+static void
+test_detached_stream (void **state)
+{
+    (void) state;
+    char endpoint[128];
+    gw_hub_t *hub = s_hub (endpoint, sizeof endpoint);
+    int pair[2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
+    live.params = (gw_sse_params_t){.session_id = "s1", .keepalive_ms = 100,
+                                    .write = s_sock_write, .history = s_sock_history,
+                                    .ended = s_ended, .arg = &live};
+    gw_stream_set_fd (live.stream, pair[0]);
+    atomic_store (&s_ended_calls, 0);
+    assert_int_equal (gw_hub_attach (hub, "s1", live.stream), 0);
+    //  Returns at once: no thread stays with the stream.
+    assert_int_equal (gw_sse_run (live.stream, &live.params), GW_SSE_DETACHED);
+    static char buf[1 << 16];
+    size_t len = 0;
+    buf[0] = 0;
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "event: connection_status"));
+    gw_event_t *e1 = s_event ("1-1", "a", 1), *e2 = s_event ("1-2", "b", 1);
+    gw_event_t *e5 = s_event ("1-5", "d", 1);
+    assert_int_equal (gw_hub_deliver (hub, "s1", e1), 1);
+    assert_int_equal (gw_hub_deliver (hub, "s1", e2), 1);
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "id: 1-2\n"));
+    //  A gap: the slow path asks history (incomplete), resyncs, writes 1-5.
+    assert_int_equal (gw_hub_deliver (hub, "s1", e5), 1);
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "id: 1-5\n"));
+    assert_int_equal (live.history_calls, 1);
+    assert_non_null (strstr (buf, "\"resync\":true"));
+    s_wait_fast (live.stream);
+    assert_int_equal (atomic_load (&s_ended_calls), 0);
+    assert_int_equal (gw_hub_stream_count (hub), 1);
+    //  The client goes: the writers notice (keepalive check), the hub ends
+    //  and frees the stream and tells `ended`.
+    close (pair[1]);
+    for (int i = 0; i < 300 && atomic_load (&s_ended_calls) == 0; i++)
+        usleep (10000);
+    assert_int_equal (atomic_load (&s_ended_calls), 1);
+    assert_int_equal (atomic_load (&s_ended_end), GW_SSE_CLIENT_GONE);
+    assert_int_equal (gw_hub_stream_count (hub), 0);
+    gw_event_unref (&e1);
+    gw_event_unref (&e2);
+    gw_event_unref (&e5);
+    gw_hub_destroy (&hub);
+    close (pair[0]);
+}
+
+//  Shutdown ends detached streams: the hub's destroy closes them first.
+static void
+test_detached_stream_shutdown (void **state)
+{
+    (void) state;
+    char endpoint[128];
+    gw_hub_t *hub = s_hub (endpoint, sizeof endpoint);
+    int pair[2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
+    live.params = (gw_sse_params_t){.session_id = "s1", .keepalive_ms = 100000,
+                                    .write = s_sock_write, .history = s_sock_history,
+                                    .ended = s_ended, .arg = &live};
+    gw_stream_set_fd (live.stream, pair[0]);
+    atomic_store (&s_ended_calls, 0);
+    assert_int_equal (gw_hub_attach (hub, "s1", live.stream), 0);
+    assert_int_equal (gw_sse_run (live.stream, &live.params), GW_SSE_DETACHED);
+    gw_hub_close_all (hub);
+    gw_hub_destroy (&hub);
+    assert_int_equal (atomic_load (&s_ended_calls), 1);
+    assert_int_equal (atomic_load (&s_ended_end), GW_SSE_CLOSED);
+    close (pair[0]);
+    close (pair[1]);
+}
+
 static void
 test_error_mapping (void **state)
 {
@@ -466,6 +554,8 @@ main (void)
         cmocka_unit_test (test_run_until_task_and_resync),
         cmocka_unit_test (test_fast_path),
         cmocka_unit_test (test_fast_path_client_gone_and_close),
+        cmocka_unit_test (test_detached_stream),
+        cmocka_unit_test (test_detached_stream_shutdown),
         cmocka_unit_test (test_error_mapping),  cmocka_unit_test (test_json_roundtrip),
         cmocka_unit_test (test_openapi_covers_router),
     };
