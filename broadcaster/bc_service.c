@@ -1,6 +1,7 @@
 #include "bc_service.h"
 #include "bc_server.h"
 #include "cm_error.h"
+#include "cm_ids.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
@@ -25,8 +26,12 @@ s_bind (int type, const char *endpoint, const char *what, cm_curve_t *curve)
         return NULL;
     zsock_set_linger (sock, 0);
     cm_curve_server (curve, sock);
-    if (type == ZMQ_XPUB)
+    if (type == ZMQ_XPUB) {
         zsock_set_sndhwm (sock, S_XPUB_SNDHWM);
+        //  Every gateway's subscription, not only a topic's first, so each
+        //  one gets its "subscribed" notice.
+        zsock_set_xpub_verbose (sock, 1);
+    }
     if (type == ZMQ_PULL)
         zsock_set_rcvhwm (sock, S_XPUB_SNDHWM);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
@@ -124,16 +129,46 @@ s_on_event (zloop_t *loop, zsock_t *reader, void *arg)
 }
 
 //  Subscriptions arrive on the XPUB; read them so they do not pile up.
+//  [session_id, "", event "subscribed" {sessionId}]: see s_on_subscription.
+static void
+s_send_welcome (zsock_t *xpub, const char *session_id)
+{
+    cm_envelope_t *notice = cm_envelope_new (CM_MSG_EVENT, "");
+    cm_value_t *data = cm_map_new ();
+    cm_map_set_str (data, "sessionId", session_id);
+    cm_map_set_str (notice->payload, "event", "subscribed");
+    cm_map_set (notice->payload, "data", data);
+    zframe_t *body = NULL;
+    if (cm_frame_encode (notice, &body) == 0) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, session_id);
+        zmsg_addmem (msg, "", 0);
+        zmsg_append (msg, &body);
+        if (zmsg_send (&msg, xpub))
+            zmsg_destroy (&msg);
+    }
+    cm_envelope_destroy (&notice);
+}
+
 static int
 s_on_subscription (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
     (void) arg;
     zframe_t *frame = zframe_recv (reader);
-    if (frame && zframe_size (frame) > 0 && cm_log_level () >= CM_LOG_DEBUG) {
-        const char *data = (const char *) zframe_data (frame);
-        cm_debug ("%s %.*s", data[0] ? "subscribe" : "unsubscribe",
-                  (int) (zframe_size (frame) - 1), data + 1);
+    size_t size = frame ? zframe_size (frame) : 0;
+    const char *data = frame ? (const char *) zframe_data (frame) : NULL;
+    if (size > 0 && cm_log_level () >= CM_LOG_DEBUG)
+        cm_debug ("%s %.*s", data[0] ? "subscribe" : "unsubscribe", (int) (size - 1), data + 1);
+    //  Answer every subscription with a notice on its topic (no event id),
+    //  so a gateway knows when its subscription is live here: events
+    //  published before that moment would never have reached it.
+    char session_id[CM_SESSION_ID_MAX + 1];
+    if (size > 1 && size - 1 <= CM_SESSION_ID_MAX && data[0] == 1) {
+        memcpy (session_id, data + 1, size - 1);
+        session_id[size - 1] = 0;
+        if (cm_session_id_valid (session_id))
+            s_send_welcome (reader, session_id);
     }
     zframe_destroy (&frame);
     return 0;

@@ -552,6 +552,7 @@ struct gw_hub {
     pthread_mutex_t lock;
     pthread_cond_t applied_cond;
     zhashx_t *subscribed;      //  session id -> local stream count (as pointer)
+    zhashx_t *confirmed;       //  session ids whose subscription the broadcaster acknowledged
     s_command_t *commands;     //  subscription changes for the dispatcher
     size_t command_count, command_cap;
     uint64_t posted, applied;  //  command sequence numbers
@@ -780,11 +781,21 @@ s_dispatch (gw_hub_t *self, zmsg_t *msg)
     zframe_t *id_frame = zmsg_next (msg);
     zframe_t *body = zmsg_next (msg);
     size_t topic_len = zframe_size (topic), id_len = zframe_size (id_frame);
-    if (topic_len == 0 || topic_len > CM_SESSION_ID_MAX || id_len == 0 || id_len > 47)
+    if (topic_len == 0 || topic_len > CM_SESSION_ID_MAX || id_len > 47)
         return;
     char session_id[CM_SESSION_ID_MAX + 1], id[48];
     memcpy (session_id, zframe_data (topic), topic_len);
     session_id[topic_len] = 0;
+    if (id_len == 0) {
+        //  The broadcaster's "subscribed" notice: from now on every event
+        //  of the session reaches this socket (see gw_hub_attach).
+        pthread_mutex_lock (&self->lock);
+        if (zhashx_lookup (self->subscribed, session_id))
+            zhashx_update (self->confirmed, session_id, (void *) 1);
+        pthread_cond_broadcast (&self->applied_cond);
+        pthread_mutex_unlock (&self->lock);
+        return;
+    }
     memcpy (id, zframe_data (id_frame), id_len);
     id[id_len] = 0;
     //  Subscriptions are prefix matches: "s1" also receives "s12". The exact
@@ -909,13 +920,14 @@ gw_hub_new (const char *events_endpoint, cm_curve_t *curve, const gw_hub_options
     pthread_cond_init (&self->applied_cond, &attr);
     snprintf (self->endpoint, sizeof self->endpoint, "%s", events_endpoint);
     self->subscribed = zhashx_new ();
+    self->confirmed = zhashx_new ();
     self->wakeup = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->keepalive = s_keepalive_event ();
     self->writers = calloc ((size_t) self->options.writers, sizeof *self->writers);
     pthread_mutex_init (&self->slow_lock, NULL);
     pthread_cond_init (&self->slow_cond, NULL);
     self->slow_ready = true;
-    if (!self->subscribed || self->wakeup < 0 || !self->keepalive || !self->writers) {
+    if (!self->subscribed || !self->confirmed || self->wakeup < 0 || !self->keepalive || !self->writers) {
         pthread_condattr_destroy (&attr);
         gw_hub_destroy (&self);
         return NULL;
@@ -1023,6 +1035,7 @@ gw_hub_destroy (gw_hub_t **self_p)
     free (self->writers);
     gw_event_unref (&self->keepalive);
     zhashx_destroy (&self->subscribed);
+    zhashx_destroy (&self->confirmed);
     free (self->commands);
     if (self->wakeup >= 0)
         close (self->wakeup);
@@ -1134,11 +1147,16 @@ gw_hub_attach (gw_hub_t *self, const char *session_id, gw_stream_t *stream)
         return rc;
     }
     self->stream_count++;
-    //  Wait (bounded) until the dispatcher applied the subscription, so a
-    //  replay asked for after this returns overlaps the live feed.
+    //  Wait (bounded) until the subscription is live at the broadcaster,
+    //  not only set on our socket: the stream is announced connected only
+    //  then, so an event published after connection_status cannot be lost
+    //  to the subscription's trip, and a replay asked for after this
+    //  returns overlaps the live feed. A broadcaster that is down costs
+    //  this wait once; the stream then goes on and resyncs when it returns.
     struct timespec deadline;
     s_deadline (&deadline, 2000);
-    while (seq && self->applied < seq && !self->closing)
+    while ((self->applied < seq || !zhashx_lookup (self->confirmed, session_id))
+           && !self->closing)
         if (pthread_cond_timedwait (&self->applied_cond, &self->lock, &deadline) == ETIMEDOUT)
             break;
     //  Closed while attaching: the stream must not miss its close.
@@ -1160,6 +1178,7 @@ gw_hub_detach (gw_hub_t *self, const char *session_id, gw_stream_t *stream)
         zhashx_update (self->subscribed, session_id, (void *) (count - 1));
     else if (count == 1) {
         zhashx_delete (self->subscribed, session_id);
+        zhashx_delete (self->confirmed, session_id);
         uint64_t seq;
         if (s_post (self, false, session_id, &seq))
             cm_warning ("cannot queue an unsubscribe (session=%s): out of memory", session_id);

@@ -122,6 +122,28 @@ s_store_request (zsock_t *router, zframe_t *identity, cm_envelope_t *req)
     s_reply (router, identity, req, ok, 0, NULL, 0);
 }
 
+
+//  What the real broadcaster answers every subscription with: a notice on
+//  the topic with an empty event id (the gateway waits for it).
+static void
+s_welcome (zsock_t *xpub, const char *topic)
+{
+    cm_envelope_t *notice = cm_envelope_new (CM_MSG_EVENT, "");
+    cm_map_set_str (notice->payload, "event", "subscribed");
+    cm_map_set (notice->payload, "data", cm_map_new ());
+    char *bytes;
+    size_t size;
+    if (cm_envelope_encode (notice, &bytes, &size) == 0) {
+        zmsg_t *out = zmsg_new ();
+        zmsg_addstr (out, topic);
+        zmsg_addmem (out, "", 0);
+        zmsg_addmem (out, bytes, size);
+        zmsg_send (&out, xpub);
+        free (bytes);
+    }
+    cm_envelope_destroy (&notice);
+}
+
 static void
 s_fake (zsock_t *pipe, void *args)
 {
@@ -163,6 +185,7 @@ s_fake (zsock_t *pipe, void *args)
                     if (sub && zframe_size (sub) > 1 && zframe_data (sub)[0] == 1) {
                         char *topic = strndup ((char *) zframe_data (sub) + 1, zframe_size (sub) - 1);
                         zhashx_insert (subscribed, topic, (void *) 1);
+                        s_welcome (xpub, topic);
                         free (topic);
                     }
                     zframe_destroy (&sub);
@@ -203,8 +226,10 @@ s_fake (zsock_t *pipe, void *args)
             zframe_t *sub = zframe_recv (xpub);
             if (sub && zframe_size (sub) > 1) {
                 char *topic = strndup ((char *) zframe_data (sub) + 1, zframe_size (sub) - 1);
-                if (zframe_data (sub)[0] == 1)
+                if (zframe_data (sub)[0] == 1) {
                     zhashx_insert (subscribed, topic, (void *) 1);
+                    s_welcome (xpub, topic);
+                }
                 else
                     zhashx_delete (subscribed, topic);
                 free (topic);
