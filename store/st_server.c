@@ -96,9 +96,9 @@ s_salvage_request_id (zframe_t *body, char *request_id, size_t size)
 static cm_envelope_t *
 s_proto_error (zframe_t *body, const char *why)
 {
-    cm_envelope_t stub = {.type = CM_MSG_NONE};
-    s_salvage_request_id (body, stub.request_id, sizeof stub.request_id);
-    return cm_envelope_reply_error (&stub, CM_EPROTO, why);
+    cm_envelope_t shell = {.type = CM_MSG_NONE};
+    s_salvage_request_id (body, shell.request_id, sizeof shell.request_id);
+    return cm_envelope_reply_error (&shell, CM_EPROTO, why);
 }
 
 //  --------------------------------------------------------------------------
