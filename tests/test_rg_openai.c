@@ -42,7 +42,10 @@ typedef struct {
     const char **responses; //  one script per connection, NULL-terminated
     char requests[MAX_CONNS][8192];
     int64_t accepted_ms[MAX_CONNS];
-    atomic_int served;
+    //  Counted at accept(): when the worker returns, every connection it
+    //  made was accepted, so this is exact (a count after close() would race
+    //  the worker seeing EOF).
+    atomic_int accepted;
     atomic_bool stop;
     pthread_t thread;
 } s_server_t;
@@ -96,6 +99,7 @@ s_serve (void *arg)
         }
         if (fd < 0)
             break;
+        atomic_fetch_add (&server->accepted, 1);
         server->accepted_ms[index] = cm_mono_ms ();
         s_read_request (fd, server->requests[index], sizeof server->requests[index]);
         for (const char *p = *script; *p;) {
@@ -114,7 +118,6 @@ s_serve (void *arg)
         }
         close (fd);
         index++;
-        atomic_store (&server->served, index);
     }
     return NULL;
 }
@@ -124,7 +127,7 @@ s_server_start (s_server_t *server, const char **responses)
 {
     memset (server, 0, sizeof *server);
     server->responses = responses;
-    atomic_init (&server->served, 0);
+    atomic_init (&server->accepted, 0);
     atomic_init (&server->stop, false);
     server->listener = socket (AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
@@ -341,7 +344,7 @@ test_retry_then_stream (void **state)
         assert_int_equal (kinds[i], RG_CHUNK_TOKEN);
     assert_string_equal (text, "Bonjour à tous"); //  in order, UTF-8 intact
     assert_string_equal (rg_stream_model (stream), "m-up");
-    assert_int_equal (atomic_load (&server.served), 2);
+    assert_int_equal (atomic_load (&server.accepted), 2);
 
     //  The request: POST, streaming, the bearer key, the task's model and
     //  temperature, the context as a system message, then the conversation
@@ -431,7 +434,7 @@ test_errors_after_retries (void **state)
     const char *error = rg_stream_error (stream, &retryable);
     assert_non_null (strstr (error, "HTTP 500"));
     assert_true (retryable);
-    assert_int_equal (atomic_load (&server.served), 2);
+    assert_int_equal (atomic_load (&server.accepted), 2);
     rg_stream_destroy (&stream);
     rg_backend_destroy (&backend);
     s_server_stop (&server);
@@ -461,7 +464,7 @@ test_429_then_success (void **state)
     rg_task_t *task = s_task ("", "");
     s_store_t store = {0};
     assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
-    assert_int_equal (atomic_load (&server.served), 2);
+    assert_int_equal (atomic_load (&server.accepted), 2);
     int64_t gap = server.accepted_ms[1] - server.accepted_ms[0];
     assert_true (gap >= 450);
     assert_true (gap < 3000);
@@ -495,7 +498,7 @@ test_malformed_chunk (void **state)
     assert_non_null (strstr (cm_map_str (fail->payload, "error"), "malformed"));
     assert_false (cm_map_bool (fail->payload, "retryable", true));
     assert_int_equal (s_count (&store, CM_MSG_TASK_COMPLETE), 0);
-    assert_int_equal (atomic_load (&server.served), 1);
+    assert_int_equal (atomic_load (&server.accepted), 1);
     s_store_free (&store);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);
@@ -536,7 +539,7 @@ test_disconnect_mid_stream (void **state)
         for (size_t c = 0; c < store.count; c++)
             if (store.calls[c]->type == CM_MSG_TASK_PROGRESS)
                 assert_true (cm_map_int (store.calls[c]->payload, "progress", 0) < 100);
-        assert_int_equal (atomic_load (&server.served), 1); //  no retry after a token
+        assert_int_equal (atomic_load (&server.accepted), 1); //  no retry after a token
         s_store_free (&store);
         rg_backend_destroy (&backend);
         rg_task_destroy (&task);
@@ -613,7 +616,7 @@ test_api_key_never_logged (void **state)
     unlink (log_path);
 
     assert_int_equal (outcome, RG_OUTCOME_FAILED);
-    assert_int_equal (atomic_load (&server.served), 2);
+    assert_int_equal (atomic_load (&server.accepted), 2);
     for (int i = 0; i < 2; i++)
         assert_non_null (strstr (server.requests[i], "Authorization: Bearer " API_KEY));
     assert_non_null (strstr (log, "HTTP 429")); //  the log did get the retry...
