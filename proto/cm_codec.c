@@ -66,6 +66,22 @@ cm_envelope_reply_error (const cm_envelope_t *request, int code, const char *mes
 //  --------------------------------------------------------------------------
 //  Encoding
 
+//  msgpack-c's packers return -1 when the buffer cannot grow, which would
+//  read as CM_EPROTO; callers get CM_ENOMEM.
+static int
+s_grew (int msgpack_rc)
+{
+    return msgpack_rc ? CM_ENOMEM : 0;
+}
+
+static int
+s_pack_str (msgpack_packer *pk, const char *s, size_t len)
+{
+    if (len > CM_MAX_STRING_BYTES)
+        return CM_ETOOBIG;
+    return s_grew (msgpack_pack_str (pk, len) || msgpack_pack_str_body (pk, s, len));
+}
+
 static int
 s_pack (msgpack_packer *pk, const cm_value_t *value, int depth)
 {
@@ -73,39 +89,32 @@ s_pack (msgpack_packer *pk, const cm_value_t *value, int depth)
         return CM_ETOOBIG;
     switch (value->type) {
         case CM_T_NIL:
-            return msgpack_pack_nil (pk);
+            return s_grew (msgpack_pack_nil (pk));
         case CM_T_BOOL:
-            return value->u.b ? msgpack_pack_true (pk) : msgpack_pack_false (pk);
+            return s_grew (value->u.b ? msgpack_pack_true (pk) : msgpack_pack_false (pk));
         case CM_T_INT:
-            return msgpack_pack_int64 (pk, value->u.i);
+            return s_grew (msgpack_pack_int64 (pk, value->u.i));
         case CM_T_DBL:
             if (!isfinite (value->u.d))
                 return CM_EINVAL;
-            return msgpack_pack_double (pk, value->u.d);
+            return s_grew (msgpack_pack_double (pk, value->u.d));
         case CM_T_STR:
-            if (value->u.s.len > CM_MAX_STRING_BYTES)
-                return CM_ETOOBIG;
-            return msgpack_pack_str (pk, value->u.s.len)
-                   || msgpack_pack_str_body (pk, value->u.s.ptr, value->u.s.len);
+            return s_pack_str (pk, value->u.s.ptr, value->u.s.len);
         case CM_T_BIN:
             if (value->u.s.len > CM_MAX_STRING_BYTES)
                 return CM_ETOOBIG;
-            return msgpack_pack_bin (pk, value->u.s.len)
-                   || msgpack_pack_bin_body (pk, value->u.s.ptr, value->u.s.len);
+            return s_grew (msgpack_pack_bin (pk, value->u.s.len)
+                           || msgpack_pack_bin_body (pk, value->u.s.ptr, value->u.s.len));
         case CM_T_ARR:
         case CM_T_MAP: {
             size_t len = value->u.c.len;
-            int rc = value->type == CM_T_ARR ? msgpack_pack_array (pk, len)
-                                             : msgpack_pack_map (pk, len);
+            int rc = s_grew (value->type == CM_T_ARR ? msgpack_pack_array (pk, len)
+                                                     : msgpack_pack_map (pk, len));
             for (size_t i = 0; rc == 0 && i < len; i++) {
-                if (value->type == CM_T_MAP) {
-                    size_t key_len = strlen (value->u.c.keys[i]);
-                    rc = msgpack_pack_str (pk, key_len)
-                         || msgpack_pack_str_body (pk, value->u.c.keys[i], key_len);
-                    if (rc)
-                        break;
-                }
-                rc = s_pack (pk, value->u.c.items[i], depth + 1);
+                if (value->type == CM_T_MAP)
+                    rc = s_pack_str (pk, value->u.c.keys[i], strlen (value->u.c.keys[i]));
+                if (rc == 0)
+                    rc = s_pack (pk, value->u.c.items[i], depth + 1);
             }
             return rc;
         }
@@ -120,7 +129,7 @@ s_finish (msgpack_sbuffer *sbuf, int rc, char **buffer, size_t *size)
         rc = CM_ETOOBIG;
     if (rc) {
         msgpack_sbuffer_destroy (sbuf);
-        return rc < 0 ? rc : CM_ENOMEM;
+        return rc;
     }
     *size = sbuf->size; //  release() zeroes it
     *buffer = msgpack_sbuffer_release (sbuf);
@@ -151,10 +160,11 @@ cm_envelope_encode (const cm_envelope_t *self, char **buffer, size_t *size)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    int rc = msgpack_pack_array (&pk, 4) || msgpack_pack_int (&pk, CM_PROTO_VERSION)
-             || msgpack_pack_str (&pk, name_len) || msgpack_pack_str_body (&pk, name, name_len)
-             || msgpack_pack_str (&pk, id_len)
-             || msgpack_pack_str_body (&pk, self->request_id, id_len);
+    int rc = s_grew (msgpack_pack_array (&pk, 4) || msgpack_pack_int (&pk, CM_PROTO_VERSION)
+                     || msgpack_pack_str (&pk, name_len)
+                     || msgpack_pack_str_body (&pk, name, name_len)
+                     || msgpack_pack_str (&pk, id_len)
+                     || msgpack_pack_str_body (&pk, self->request_id, id_len));
     if (rc == 0)
         rc = s_pack (&pk, self->payload, 0);
     return s_finish (&sbuf, rc, buffer, size);
@@ -173,10 +183,11 @@ s_pack_into (const cm_envelope_t *envelope, const cm_value_t *value, char **buff
     if (envelope) {
         const char *name = cm_msg_name (envelope->type);
         size_t name_len = strlen (name), id_len = strlen (envelope->request_id);
-        rc = msgpack_pack_array (&pk, 4) || msgpack_pack_int (&pk, CM_PROTO_VERSION)
-             || msgpack_pack_str (&pk, name_len) || msgpack_pack_str_body (&pk, name, name_len)
-             || msgpack_pack_str (&pk, id_len)
-             || msgpack_pack_str_body (&pk, envelope->request_id, id_len);
+        rc = s_grew (msgpack_pack_array (&pk, 4) || msgpack_pack_int (&pk, CM_PROTO_VERSION)
+                     || msgpack_pack_str (&pk, name_len)
+                     || msgpack_pack_str_body (&pk, name, name_len)
+                     || msgpack_pack_str (&pk, id_len)
+                     || msgpack_pack_str_body (&pk, envelope->request_id, id_len));
     }
     if (rc == 0)
         rc = s_pack (&pk, value, 0);
@@ -185,7 +196,7 @@ s_pack_into (const cm_envelope_t *envelope, const cm_value_t *value, char **buff
     if (rc == 0 && sbuf.size > CM_MAX_MESSAGE_BYTES)
         rc = CM_ETOOBIG;
     if (rc)
-        return rc < 0 ? rc : CM_ENOMEM;
+        return rc;
     *size = sbuf.size;
     return 0;
 }
@@ -209,6 +220,97 @@ cm_value_encode_into (const cm_value_t *value, char **buffer, size_t *capacity, 
         return CM_EINVAL;
     }
     return s_pack_into (NULL, value, buffer, capacity, size);
+}
+
+//  --------------------------------------------------------------------------
+//  Streaming packer
+
+struct cm_packer {
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk; //  writes into sbuf
+    int rc;            //  first error since the reset
+};
+
+cm_packer_t *
+cm_packer_new (void)
+{
+    cm_packer_t *self = calloc (1, sizeof *self);
+    if (self) {
+        msgpack_sbuffer_init (&self->sbuf);
+        msgpack_packer_init (&self->pk, &self->sbuf, msgpack_sbuffer_write);
+    }
+    return self;
+}
+
+void
+cm_packer_destroy (cm_packer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    msgpack_sbuffer_destroy (&(*self_p)->sbuf);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+cm_packer_reset (cm_packer_t *self)
+{
+    self->sbuf.size = 0;
+    self->rc = 0;
+}
+
+void
+cm_pack_map (cm_packer_t *self, size_t count)
+{
+    if (self->rc == 0)
+        self->rc = s_grew (msgpack_pack_map (&self->pk, count));
+}
+
+void
+cm_pack_str (cm_packer_t *self, const char *s)
+{
+    if (self->rc == 0)
+        self->rc = s ? s_pack_str (&self->pk, s, strlen (s)) : s_grew (msgpack_pack_nil (&self->pk));
+}
+
+void
+cm_pack_int (cm_packer_t *self, int64_t i)
+{
+    if (self->rc == 0)
+        self->rc = s_grew (msgpack_pack_int64 (&self->pk, i));
+}
+
+void
+cm_pack_bool (cm_packer_t *self, bool b)
+{
+    if (self->rc == 0)
+        self->rc = s_grew (b ? msgpack_pack_true (&self->pk) : msgpack_pack_false (&self->pk));
+}
+
+void
+cm_pack_nil (cm_packer_t *self)
+{
+    if (self->rc == 0)
+        self->rc = s_grew (msgpack_pack_nil (&self->pk));
+}
+
+void
+cm_pack_value (cm_packer_t *self, const cm_value_t *value)
+{
+    if (self->rc == 0)
+        self->rc = value ? s_pack (&self->pk, value, 0) : s_grew (msgpack_pack_nil (&self->pk));
+}
+
+int
+cm_packer_finish (cm_packer_t *self, const char **data, size_t *size)
+{
+    if (self->rc == 0 && self->sbuf.size > CM_MAX_MESSAGE_BYTES)
+        self->rc = CM_ETOOBIG;
+    if (self->rc)
+        return self->rc;
+    *data = self->sbuf.data;
+    *size = self->sbuf.size;
+    return 0;
 }
 
 //  --------------------------------------------------------------------------

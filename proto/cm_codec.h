@@ -58,4 +58,28 @@ int cm_value_encode_into (const cm_value_t *value, char **buffer, size_t *capaci
                           size_t *size);
 int cm_value_decode (const void *buffer, size_t size, cm_value_t **out);
 
+//  Streaming writer for hot records of a fixed layout (the store's audit
+//  and feedback records): packs straight into one reused buffer, with no
+//  cm_value tree built and freed per record. Packing a map header, then
+//  each key and value in order, gives exactly the bytes cm_value_encode
+//  gives for the same map built in the same order. Errors are sticky:
+//  pack the whole record, then ask cm_packer_finish.
+typedef struct cm_packer cm_packer_t;
+
+//  NULL on out-of-memory.
+cm_packer_t *cm_packer_new (void);
+void cm_packer_destroy (cm_packer_t **self_p);
+//  Starts a new record; keeps the buffer.
+void cm_packer_reset (cm_packer_t *self);
+void cm_pack_map (cm_packer_t *self, size_t count);
+void cm_pack_str (cm_packer_t *self, const char *s); //  NULL packs nil
+void cm_pack_int (cm_packer_t *self, int64_t i);
+void cm_pack_bool (cm_packer_t *self, bool b);
+void cm_pack_nil (cm_packer_t *self);
+//  Any value, as cm_value_encode packs it; NULL packs nil.
+void cm_pack_value (cm_packer_t *self, const cm_value_t *value);
+//  0 with the record's bytes (valid until the next reset), or the first
+//  error: CM_ENOMEM, CM_ETOOBIG, CM_EINVAL (non-finite float).
+int cm_packer_finish (cm_packer_t *self, const char **data, size_t *size);
+
 #endif

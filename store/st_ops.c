@@ -34,6 +34,7 @@ struct st_ops {
     bool tasks_changed;        //  writer thread only
     int64_t next_lease_expiry; //  writer thread only
     uint64_t seq;              //  orders audit/history entries of the same ms
+    cm_packer_t *packer;       //  writer thread only: audit and feedback records
     pthread_mutex_t workers_lock;
     s_worker_t workers[S_MAX_WORKERS];
 };
@@ -230,34 +231,67 @@ s_event (s_ctx_t *c, const char *session_id, const char *name, cm_value_t *data)
     cm_arr_push (c->events, event);
 }
 
-//  The audit record of a mutation, in the same txn as the change.
-static int
-s_audit (s_ctx_t *c, const char *session_id, const char *message_id, const char *action,
-         const char *user, cm_value_t *details)
+//  The audit record of a mutation, in the same txn as the change. It is
+//  streamed into the ops' packer (cm_packer_t), no map built per write:
+//  s_audit_begin packs the fields before details, the caller packs details
+//  (one value), s_audit_end packs the rest and puts the record. Field order
+//  is the record's layout; keep it.
+static cm_packer_t *
+s_audit_begin (s_ctx_t *c, const char *session_id, const char *message_id, const char *action,
+               const char *user, char *id)
 {
-    char id[CM_ID_MAX + 1];
-    s_id_new (id, sizeof id, "log");
-    cm_value_t *entry = cm_map_new ();
-    cm_map_set_str (entry, "id", id);
-    cm_map_set_str (entry, "session_id", session_id ? session_id : "");
-    if (message_id)
-        cm_map_set_str (entry, "message_id", message_id);
-    else
-        cm_map_set_nil (entry, "message_id");
-    cm_map_set_str (entry, "action_type", action);
-    cm_map_set_str (entry, "user_id", user ? user : "");
-    cm_map_set (entry, "details", details ? details : cm_map_new ());
-    s_copy_str (entry, "client_ip", c->p, "ip");
-    s_copy_str (entry, "user_agent", c->p, "ua");
-    cm_map_set_int (entry, "created_at", c->now);
+    s_id_new (id, CM_ID_MAX + 1, "log");
+    cm_packer_t *pk = c->ops->packer;
+    cm_packer_reset (pk);
+    cm_pack_map (pk, 9);
+    cm_pack_str (pk, "id");
+    cm_pack_str (pk, id);
+    cm_pack_str (pk, "session_id");
+    cm_pack_str (pk, session_id ? session_id : "");
+    cm_pack_str (pk, "message_id");
+    cm_pack_str (pk, message_id); //  nil when NULL
+    cm_pack_str (pk, "action_type");
+    cm_pack_str (pk, action);
+    cm_pack_str (pk, "user_id");
+    cm_pack_str (pk, user ? user : "");
+    cm_pack_str (pk, "details");
+    return pk;
+}
+
+static int
+s_audit_end (s_ctx_t *c, const char *id)
+{
+    cm_packer_t *pk = c->ops->packer;
+    cm_pack_str (pk, "client_ip");
+    cm_pack_str (pk, cm_map_str (c->p, "ip"));
+    cm_pack_str (pk, "user_agent");
+    cm_pack_str (pk, cm_map_str (c->p, "ua"));
+    cm_pack_str (pk, "created_at");
+    cm_pack_int (pk, c->now);
+    const char *data;
+    size_t size;
+    TRY (cm_packer_finish (pk, &data, &size));
     unsigned char key[16 + CM_ID_MAX];
     st_db_be64_put (key, (uint64_t) c->now);
     st_db_be64_put (key + 8, ++c->ops->seq);
     size_t id_len = strlen (id);
     memcpy (key + 16, id, id_len);
-    int rc = st_db_put (c->db, c->txn, ST_DBI_AUDIT, key, 16 + id_len, entry);
-    cm_value_destroy (&entry);
-    return rc;
+    return st_db_put_raw (c->db, c->txn, ST_DBI_AUDIT, key, 16 + id_len, data, size);
+}
+
+//  The audit record with details a map (taken; NULL for an empty one).
+static int
+s_audit (s_ctx_t *c, const char *session_id, const char *message_id, const char *action,
+         const char *user, cm_value_t *details)
+{
+    char id[CM_ID_MAX + 1];
+    cm_packer_t *pk = s_audit_begin (c, session_id, message_id, action, user, id);
+    if (details)
+        cm_pack_value (pk, details);
+    else
+        cm_pack_map (pk, 0);
+    cm_value_destroy (&details);
+    return s_audit_end (c, id);
 }
 
 //  A rate bucket record (st_db.h): the binary form, or an older msgpack map.
@@ -938,28 +972,47 @@ s_feedback_put (s_ctx_t *c)
         downs++;
     char feedback_id[CM_ID_MAX + 1];
     s_id_new (feedback_id, sizeof feedback_id, "fb");
-    cm_value_t *record = cm_map_new ();
-    cm_map_set_str (record, "feedback_type", type); //  first: s_vote_peek
-    cm_map_set_str (record, "id", feedback_id);
-    cm_map_set_str (record, "message_id", message_id);
-    cm_map_set_str (record, "session_id", session_id);
-    cm_map_set_str (record, "user_id", s_user (c));
-    s_copy_str (record, "reason", c->p, "reason");
+    //  Streamed like the audit record (s_audit_begin); field order is the
+    //  record's layout, feedback_type first for s_vote_peek.
+    cm_packer_t *pk = c->ops->packer;
+    cm_packer_reset (pk);
+    cm_pack_map (pk, 10);
+    cm_pack_str (pk, "feedback_type");
+    cm_pack_str (pk, type);
+    cm_pack_str (pk, "id");
+    cm_pack_str (pk, feedback_id);
+    cm_pack_str (pk, "message_id");
+    cm_pack_str (pk, message_id);
+    cm_pack_str (pk, "session_id");
+    cm_pack_str (pk, session_id);
+    cm_pack_str (pk, "user_id");
+    cm_pack_str (pk, s_user (c));
+    cm_pack_str (pk, "reason");
+    cm_pack_str (pk, cm_map_str (c->p, "reason"));
     const cm_value_t *metadata = cm_map_get (c->p, "metadata");
-    cm_map_set (record, "metadata",
-                metadata && metadata->type == CM_T_MAP ? cm_value_dup (metadata) : cm_nil_new ());
-    cm_map_set_int (record, "created_at", c->now);
-    s_copy_str (record, "client_ip", c->p, "ip");
-    s_copy_str (record, "user_agent", c->p, "ua");
-    rc = st_db_put (c->db, c->txn, ST_DBI_FEEDBACK, fkey, flen, record);
-    cm_value_destroy (&record);
+    cm_pack_str (pk, "metadata");
+    cm_pack_value (pk, metadata && metadata->type == CM_T_MAP ? metadata : NULL);
+    cm_pack_str (pk, "created_at");
+    cm_pack_int (pk, c->now);
+    cm_pack_str (pk, "client_ip");
+    cm_pack_str (pk, cm_map_str (c->p, "ip"));
+    cm_pack_str (pk, "user_agent");
+    cm_pack_str (pk, cm_map_str (c->p, "ua"));
+    const char *bytes;
+    rc = cm_packer_finish (pk, &bytes, &size);
+    if (rc == 0)
+        rc = st_db_put_raw (c->db, c->txn, ST_DBI_FEEDBACK, fkey, flen, bytes, size);
     if (rc == 0)
         rc = s_votes_put (c, mkey, mlen, ups, downs);
     if (rc == 0) {
-        cm_value_t *details = cm_map_new ();
-        cm_map_set_str (details, "feedback_type", type);
-        cm_map_set_bool (details, "replaced", replaced);
-        rc = s_audit (c, session_id, message_id, "feedback", s_user (c), details);
+        char log_id[CM_ID_MAX + 1];
+        pk = s_audit_begin (c, session_id, message_id, "feedback", s_user (c), log_id);
+        cm_pack_map (pk, 2);
+        cm_pack_str (pk, "feedback_type");
+        cm_pack_str (pk, type);
+        cm_pack_str (pk, "replaced");
+        cm_pack_bool (pk, replaced);
+        rc = s_audit_end (c, log_id);
     }
     TRY (rc);
     c->ok = cm_map_new ();
@@ -2014,6 +2067,11 @@ st_ops_new (st_db_t *db, const st_ops_config_t *config)
         self->config.max_attempts = 1;
     if (self->config.worker_live_ms <= 0)
         self->config.worker_live_ms = 30000;
+    self->packer = cm_packer_new ();
+    if (!self->packer) {
+        free (self);
+        return NULL;
+    }
     pthread_mutex_init (&self->workers_lock, NULL);
     return self;
 }
@@ -2024,6 +2082,7 @@ st_ops_destroy (st_ops_t **self_p)
     if (!self_p || !*self_p)
         return;
     pthread_mutex_destroy (&(*self_p)->workers_lock);
+    cm_packer_destroy (&(*self_p)->packer);
     free (*self_p);
     *self_p = NULL;
 }

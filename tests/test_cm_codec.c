@@ -9,6 +9,7 @@
 #include "cm_error.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -399,10 +400,120 @@ test_non_finite_floats_are_rejected (void **state)
     cm_value_destroy (&map);
 }
 
+//  The streaming packer gives cm_value_encode's bytes for the same map
+//  built in the same order, whatever the types and size classes.
+static void
+test_packer_bytes_equal_value_encoding (void **state)
+{
+    (void) state;
+    static const int64_t ints[] = {0,       1,          127,        128,       255,
+                                   256,     65535,      65536,      INT32_MAX, INT64_MAX,
+                                   -1,      -32,        -33,        -128,      -129,
+                                   -32768,  -32769,     INT32_MIN,  INT64_MIN};
+    static const size_t lengths[] = {0, 1, 31, 32, 255, 256, 65535, 65536};
+    size_t count = 3 + sizeof ints / sizeof ints[0] + sizeof lengths / sizeof lengths[0];
+    char *text = malloc (65537);
+    memset (text, 'x', 65536);
+    cm_value_t *nested = cm_map_new ();
+    cm_map_set_dbl (nested, "score", 0.5);
+    cm_value_t *list = cm_arr_new ();
+    cm_arr_push (list, cm_str_new ("a"));
+    cm_arr_push (list, cm_bin_new ("\0\1", 2));
+    cm_arr_push (list, cm_nil_new ());
+    cm_map_set (nested, "list", list);
+
+    cm_value_t *map = cm_map_new ();
+    cm_packer_t *pk = cm_packer_new ();
+    assert_non_null (pk);
+    for (int round = 0; round < 2; round++) { //  the second reuses the buffer
+        cm_packer_reset (pk);
+        cm_pack_map (pk, count);
+        cm_pack_str (pk, "nil");
+        cm_pack_str (pk, NULL);
+        cm_pack_str (pk, "flags");
+        cm_pack_bool (pk, round == 0);
+        cm_pack_str (pk, "nested");
+        cm_pack_value (pk, nested);
+        if (round == 0) {
+            cm_map_set_nil (map, "nil");
+            cm_map_set_bool (map, "flags", true);
+            cm_map_set (map, "nested", cm_value_dup (nested));
+        }
+        else
+            cm_map_set_bool (map, "flags", false);
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+            char key[16];
+            snprintf (key, sizeof key, "i%zu", i);
+            cm_pack_str (pk, key);
+            cm_pack_int (pk, ints[i]);
+            cm_map_set_int (map, key, ints[i]);
+        }
+        for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+            char key[16];
+            snprintf (key, sizeof key, "s%zu", i);
+            text[lengths[i]] = 0;
+            cm_pack_str (pk, key);
+            cm_pack_str (pk, text);
+            cm_map_set_str (map, key, text);
+            text[lengths[i]] = 'x';
+        }
+        const char *packed;
+        size_t packed_size;
+        assert_int_equal (cm_packer_finish (pk, &packed, &packed_size), 0);
+        char *encoded;
+        size_t encoded_size;
+        assert_int_equal (cm_value_encode (map, &encoded, &encoded_size), 0);
+        assert_int_equal (packed_size, encoded_size);
+        assert_memory_equal (packed, encoded, encoded_size);
+        free (encoded);
+    }
+    cm_value_destroy (&map);
+    cm_value_destroy (&nested);
+    free (text);
+    cm_packer_destroy (&pk);
+    assert_null (pk);
+}
+
+//  The first error sticks until the next reset; a record never half-passes.
+static void
+test_packer_errors_stick_until_reset (void **state)
+{
+    (void) state;
+    cm_packer_t *pk = cm_packer_new ();
+    const char *data;
+    size_t size;
+    cm_value_t *bad = cm_dbl_new (NAN);
+    cm_pack_map (pk, 2);
+    cm_pack_str (pk, "x");
+    cm_pack_value (pk, bad);
+    cm_pack_str (pk, "y");
+    cm_pack_int (pk, 1);
+    assert_int_equal (cm_packer_finish (pk, &data, &size), CM_EINVAL);
+    cm_value_destroy (&bad);
+
+    char *big = malloc (CM_MAX_STRING_BYTES + 2);
+    memset (big, 'b', CM_MAX_STRING_BYTES + 1);
+    big[CM_MAX_STRING_BYTES + 1] = 0;
+    cm_packer_reset (pk);
+    cm_pack_str (pk, big);
+    cm_pack_nil (pk);
+    assert_int_equal (cm_packer_finish (pk, &data, &size), CM_ETOOBIG);
+    free (big);
+
+    cm_packer_reset (pk);
+    cm_pack_nil (pk);
+    assert_int_equal (cm_packer_finish (pk, &data, &size), 0);
+    assert_int_equal (size, 1);
+    assert_int_equal ((unsigned char) data[0], 0xc0);
+    cm_packer_destroy (&pk);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_packer_bytes_equal_value_encoding),
+        cmocka_unit_test (test_packer_errors_stick_until_reset),
         cmocka_unit_test (test_feedback_put_round_trip),
         cmocka_unit_test (test_every_type_round_trips),
         cmocka_unit_test (test_every_type_rejects_missing_and_wrong_typed_fields),

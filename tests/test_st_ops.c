@@ -660,6 +660,121 @@ test_old_records_still_count (void **state)
     cm_envelope_destroy (&reply);
 }
 
+//  The raw bytes under key in which, decoded; they must be exactly the
+//  encoding of what they decode to (one canonical layout).
+static cm_value_t *
+s_raw_record (st_fixture_t *f, st_dbi_t which, const void *key, size_t key_len, bool last)
+{
+    MDB_txn *txn = NULL;
+    assert_int_equal (st_db_read_begin (f->db, &txn), 0);
+    MDB_val k = {key_len, (void *) key}, v;
+    if (last) { //  the newest entry (audit keys start with the time)
+        MDB_cursor *cursor;
+        assert_int_equal (mdb_cursor_open (txn, st_db_dbi (f->db, which), &cursor), 0);
+        assert_int_equal (mdb_cursor_get (cursor, &k, &v, MDB_LAST), 0);
+        mdb_cursor_close (cursor);
+    }
+    else
+        assert_int_equal (mdb_get (txn, st_db_dbi (f->db, which), &k, &v), 0);
+    cm_value_t *record = NULL;
+    assert_int_equal (cm_value_decode (v.mv_data, v.mv_size, &record), 0);
+    char *bytes;
+    size_t size;
+    assert_int_equal (cm_value_encode (record, &bytes, &size), 0);
+    assert_int_equal (size, v.mv_size);
+    assert_memory_equal (bytes, v.mv_data, size);
+    free (bytes);
+    st_db_read_end (f->db, txn);
+    return record;
+}
+
+static void
+s_assert_keys (const cm_value_t *map, const char *const *keys)
+{
+    size_t n = 0;
+    for (; keys[n]; n++)
+        assert_string_equal (cm_map_key_at (map, n), keys[n]);
+    assert_int_equal (cm_value_len (map), n);
+}
+
+//  Feedback and audit records are streamed (cm_packer_t), not built as
+//  maps: they must decode to the maps the store always wrote, key order
+//  included (s_vote_peek reads feedback_type at a fixed offset).
+static void
+test_records_keep_their_layout (void **state)
+{
+    st_fixture_t *f = *state;
+    char asst[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
+    static const char *const audit_keys[] = {"id",      "session_id", "message_id",
+                                             "action_type", "user_id", "details",
+                                             "client_ip", "user_agent", "created_at", NULL};
+    cm_value_t *audit = s_raw_record (f, ST_DBI_AUDIT, NULL, 0, true);
+    s_assert_keys (audit, audit_keys);
+    assert_string_equal (cm_map_str_or (audit, "action_type", ""), "session_start");
+    assert_int_equal (cm_map_get (audit, "message_id")->type, CM_T_STR);
+    assert_int_equal (cm_map_get (audit, "details")->type, CM_T_MAP);
+    cm_value_destroy (&audit);
+
+    cm_envelope_t *vote = st_req (CM_MSG_FEEDBACK_PUT, "alice");
+    cm_map_set_str (vote->payload, "message_id", asst);
+    cm_map_set_str (vote->payload, "feedback_type", "downvote");
+    cm_map_set_str (vote->payload, "reason", "too long");
+    cm_value_t *meta = cm_map_new ();
+    cm_map_set_dbl (meta, "score", 0.25);
+    cm_map_set_str (meta, "tag", "x");
+    cm_map_set (vote->payload, "metadata", meta);
+    cm_value_t *ua = cm_map_take (vote->payload, "ua"); //  absent: packed as nil
+    cm_value_destroy (&ua);
+    assert_int_equal (st_write (f, vote, NULL), 0);
+
+    char fkey[ID + 8];
+    size_t flen = strlen (asst) + 1 + 5;
+    memcpy (fkey, asst, strlen (asst) + 1);
+    memcpy (fkey + strlen (asst) + 1, "alice", 5);
+    cm_value_t *record = s_raw_record (f, ST_DBI_FEEDBACK, fkey, flen, false);
+    static const char *const feedback_keys[] = {
+        "feedback_type", "id", "message_id", "session_id", "user_id", "reason",
+        "metadata", "created_at", "client_ip", "user_agent", NULL};
+    s_assert_keys (record, feedback_keys);
+    assert_string_equal (cm_map_str_or (record, "feedback_type", ""), "downvote");
+    assert_string_equal (cm_map_str_or (record, "message_id", ""), asst);
+    assert_string_equal (cm_map_str_or (record, "session_id", ""), "s1");
+    assert_string_equal (cm_map_str_or (record, "user_id", ""), "alice");
+    assert_string_equal (cm_map_str_or (record, "reason", ""), "too long");
+    assert_int_equal (cm_map_int (record, "created_at", 0), f->now);
+    assert_string_equal (cm_map_str_or (record, "client_ip", ""), "127.0.0.1");
+    assert_int_equal (cm_map_get (record, "user_agent")->type, CM_T_NIL);
+    const cm_value_t *stored_meta = cm_map_get (record, "metadata");
+    assert_true (cm_map_dbl (stored_meta, "score", 0) == 0.25);
+    assert_string_equal (cm_map_key_at (stored_meta, 1), "tag");
+    cm_value_destroy (&record);
+
+    audit = s_raw_record (f, ST_DBI_AUDIT, NULL, 0, true);
+    s_assert_keys (audit, audit_keys);
+    assert_string_equal (cm_map_str_or (audit, "action_type", ""), "feedback");
+    assert_string_equal (cm_map_str_or (audit, "message_id", ""), asst);
+    assert_string_equal (cm_map_str_or (audit, "user_id", ""), "alice");
+    assert_int_equal (cm_map_get (audit, "user_agent")->type, CM_T_NIL);
+    assert_int_equal (cm_map_int (audit, "created_at", 0), f->now);
+    const cm_value_t *details = cm_map_get (audit, "details");
+    static const char *const details_keys[] = {"feedback_type", "replaced", NULL};
+    s_assert_keys (details, details_keys);
+    assert_false (cm_map_bool (details, "replaced", true));
+    cm_value_destroy (&audit);
+
+    //  A repeated vote without reason or metadata: both nil, replaced.
+    assert_int_equal (s_vote (f, "alice", asst, "upvote", 0), 0);
+    record = s_raw_record (f, ST_DBI_FEEDBACK, fkey, flen, false);
+    s_assert_keys (record, feedback_keys);
+    assert_int_equal (cm_map_get (record, "reason")->type, CM_T_NIL);
+    assert_int_equal (cm_map_get (record, "metadata")->type, CM_T_NIL);
+    cm_value_destroy (&record);
+    audit = s_raw_record (f, ST_DBI_AUDIT, NULL, 0, true);
+    assert_true (cm_map_bool (cm_map_get (audit, "details"), "replaced", false));
+    cm_value_destroy (&audit);
+}
+
 static void
 test_map_grows_from_64k (void **state)
 {
@@ -793,6 +908,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failure_after_write_rolls_back_alone, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_old_records_still_count, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_records_keep_their_layout, s_setup, s_teardown),
         cmocka_unit_test (test_map_grows_from_64k),
         cmocka_unit_test_setup_teardown (test_analytics_and_audit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cleanup_requeues_and_expires, s_setup, s_teardown),
