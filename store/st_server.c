@@ -12,9 +12,24 @@
 #define S_BATCH_MAX 256          //  requests per write txn (bounds dirty pages)
 #define S_MAX_WAIT_MS 120000     //  longest task_claim long-poll honoured
 #define S_EVENTS_HWM 100000      //  events queued while the broadcaster is away
+#define S_DRAIN_MAX 512          //  messages main takes from one socket per wake-up
+
+//  A reusable encoding buffer (cm_envelope_encode_into), one per thread.
+typedef struct {
+    char *data;
+    size_t capacity;
+} s_buffer_t;
+
+//  A caller's ROUTER routing id, held inline: zmq caps them at 255 bytes,
+//  and a frame allocation per request was measurable.
+typedef struct {
+    unsigned char data[255];
+    unsigned char size;
+} s_identity_t;
 
 struct st_server {
     st_server_config_t config;
+    s_buffer_t buffer; //  main thread's own replies (errors)
     st_db_t *db;
     st_ops_t *ops;
     zsock_t *router;
@@ -28,22 +43,17 @@ struct st_server {
 //  --------------------------------------------------------------------------
 //  Shared helpers
 
-//  A worker's reusable encoding buffer (cm_envelope_encode_into).
-typedef struct {
-    char *data;
-    size_t capacity;
-} s_buffer_t;
-
-//  Sends [identity, reply] to the main thread and frees reply. Encodes into
-//  the worker's buffer and hands the bytes straight to zmq (which copies
-//  them): no zmsg/zframe allocations per reply.
+//  Sends [identity, reply] (a worker to the main thread, or main on the
+//  ROUTER) and frees reply. Encodes into the thread's buffer and hands the
+//  bytes straight to zmq (which copies them): no allocations per reply.
 static void
-s_send_reply (zsock_t *sock, s_buffer_t *buffer, zframe_t *identity, cm_envelope_t **reply)
+s_send_reply (zsock_t *sock, s_buffer_t *buffer, const s_identity_t *identity,
+              cm_envelope_t **reply)
 {
     size_t size;
     if (*reply && cm_envelope_encode_into (*reply, &buffer->data, &buffer->capacity, &size) == 0) {
         void *handle = zsock_resolve (sock);
-        if (zmq_send (handle, zframe_data (identity), zframe_size (identity), ZMQ_SNDMORE) >= 0)
+        if (zmq_send (handle, identity->data, identity->size, ZMQ_SNDMORE) >= 0)
             zmq_send (handle, buffer->data, size, 0);
     }
     cm_envelope_destroy (reply);
@@ -53,51 +63,54 @@ s_send_reply (zsock_t *sock, s_buffer_t *buffer, zframe_t *identity, cm_envelope
 //  not decode it again) as [identity, pointer]. The worker owns the
 //  envelope once the message is sent; it reads every message before $TERM
 //  (main sends nothing after it), so none is left behind in the pipe.
-//  Returns 1 with the request's identity frame and envelope; 0 for a
-//  command ($TERM or anything else), whose text goes into command; -1 when
-//  nothing could be read (interrupted or the pipe is gone).
+//  Returns 1 with the request's identity and envelope; 0 for a command
+//  ($TERM or anything else), whose text goes into command; -1 when nothing
+//  could be read (interrupted or the pipe is gone).
 static int
-s_receive_request (zsock_t *pipe, zframe_t **identity, cm_envelope_t **request, char *command,
-                   size_t command_size)
+s_receive_request (zsock_t *pipe, s_identity_t *identity, cm_envelope_t **request,
+                   char *command, size_t command_size)
 {
+    void *handle = zsock_resolve (pipe);
     command[0] = 0;
-    zframe_t *first = zframe_recv (pipe);
-    if (!first)
+    zmq_msg_t first, body;
+    zmq_msg_init (&first);
+    if (zmq_msg_recv (&first, handle, 0) < 0) {
+        zmq_msg_close (&first);
         return -1;
-    if (!zframe_more (first)) {
-        size_t n = zframe_size (first) < command_size ? zframe_size (first) : command_size - 1;
-        memcpy (command, zframe_data (first), n);
+    }
+    size_t size = zmq_msg_size (&first);
+    if (!zmq_msg_more (&first)) {
+        size_t n = size < command_size ? size : command_size - 1;
+        memcpy (command, zmq_msg_data (&first), n);
         command[n] = 0;
-        zframe_destroy (&first);
+        zmq_msg_close (&first);
         return 0;
     }
-    zframe_t *body = zframe_recv (pipe);
-    bool ok = body && zframe_size (body) == sizeof (cm_envelope_t *);
+    zmq_msg_init (&body);
+    //  Main sends both parts at once and only identities zmq gave it.
+    bool ok = zmq_msg_recv (&body, handle, 0) >= 0
+              && zmq_msg_size (&body) == sizeof (cm_envelope_t *)
+              && size <= sizeof identity->data;
     if (ok) {
-        memcpy (request, zframe_data (body), sizeof (cm_envelope_t *));
-        *identity = first;
+        memcpy (request, zmq_msg_data (&body), sizeof (cm_envelope_t *));
+        memcpy (identity->data, zmq_msg_data (&first), size);
+        identity->size = (unsigned char) size;
     }
-    else
-        zframe_destroy (&first);
-    zframe_destroy (&body);
+    zmq_msg_close (&body);
+    zmq_msg_close (&first);
     return ok ? 1 : 0;
 }
 
-//  The request_id of a message that failed to decode or its schema check,
-//  so the error reply reaches the caller's cm_call (which matches on
-//  request_id) instead of leaving it to time out.
-static void
-s_salvage_request_id (zframe_t *body, char *request_id, size_t size)
-{
-    if (cm_envelope_peek_request_id (zframe_data (body), zframe_size (body), request_id, size))
-        request_id[0] = 0;
-}
-
+//  An error reply to a message that failed to decode or its schema check.
+//  It carries the message's request_id when that can be read, so it
+//  reaches the caller's cm_call (which matches on request_id) instead of
+//  leaving it to time out.
 static cm_envelope_t *
-s_proto_error (zframe_t *body, const char *why)
+s_proto_error (const void *body, size_t size, const char *why)
 {
     cm_envelope_t shell = {.type = CM_MSG_NONE};
-    s_salvage_request_id (body, shell.request_id, sizeof shell.request_id);
+    if (cm_envelope_peek_request_id (body, size, shell.request_id, sizeof shell.request_id))
+        shell.request_id[0] = 0;
     return cm_envelope_reply_error (&shell, CM_EPROTO, why);
 }
 
@@ -112,7 +125,7 @@ s_reader_actor (zsock_t *pipe, void *args)
     zsock_set_sndtimeo (pipe, 5000);
     zsock_signal (pipe, 0);
     while (true) {
-        zframe_t *identity = NULL;
+        s_identity_t identity;
         cm_envelope_t *request = NULL, *reply = NULL;
         char command[16];
         int got = s_receive_request (pipe, &identity, &request, command, sizeof command);
@@ -123,9 +136,8 @@ s_reader_actor (zsock_t *pipe, void *args)
         if (got == 0)
             continue;
         st_ops_read (self->ops, request, cm_now_ms (), &reply);
-        s_send_reply (pipe, &buffer, identity, &reply);
+        s_send_reply (pipe, &buffer, &identity, &reply);
         cm_envelope_destroy (&request);
-        zframe_destroy (&identity);
     }
     free (buffer.data);
 }
@@ -134,7 +146,7 @@ s_reader_actor (zsock_t *pipe, void *args)
 //  The writer thread
 
 typedef struct s_pending {
-    zframe_t *identity;
+    s_identity_t identity;
     cm_envelope_t *request;
     int64_t deadline; //  monotonic ms; task_claim long-polls only
     struct s_pending *next;
@@ -159,7 +171,6 @@ s_pending_destroy (s_pending_t **item_p)
     s_pending_t *item = *item_p;
     if (!item)
         return;
-    zframe_destroy (&item->identity);
     cm_envelope_destroy (&item->request);
     free (item);
     *item_p = NULL;
@@ -188,7 +199,7 @@ s_answer_empty_claim (s_writer_t *w, s_pending_t *item)
     cm_value_t *ok = cm_map_new ();
     cm_map_set (ok, "tasks", cm_arr_new ());
     cm_envelope_t *reply = cm_envelope_reply_ok (item->request, ok);
-    s_send_reply (w->pipe, &w->buffer, item->identity, &reply);
+    s_send_reply (w->pipe, &w->buffer, &item->identity, &reply);
 }
 
 //  Pushes each event {session_id, event, data} as [session_id, envelope
@@ -265,7 +276,7 @@ s_run_batch (s_writer_t *w, s_pending_t *items)
                 s_park (w, item);
                 continue;
             }
-            s_send_reply (w->pipe, &w->buffer, item->identity, &replies[i]);
+            s_send_reply (w->pipe, &w->buffer, &item->identity, &replies[i]);
             s_pending_destroy (&item);
         }
         s_publish (w, &events);
@@ -277,7 +288,7 @@ s_run_batch (s_writer_t *w, s_pending_t *items)
 static s_pending_t *
 s_receive (s_writer_t *w)
 {
-    zframe_t *identity = NULL;
+    s_identity_t identity;
     cm_envelope_t *request = NULL;
     char command[16];
     int got = s_receive_request (w->pipe, &identity, &request, command, sizeof command);
@@ -289,9 +300,8 @@ s_receive (s_writer_t *w)
     s_pending_t *item = calloc (1, sizeof *item);
     if (!item) {
         cm_envelope_t *reply = cm_envelope_reply_error (request, CM_ENOMEM, NULL);
-        s_send_reply (w->pipe, &w->buffer, identity, &reply);
+        s_send_reply (w->pipe, &w->buffer, &identity, &reply);
         cm_envelope_destroy (&request);
-        zframe_destroy (&identity);
         return NULL;
     }
     item->identity = identity;
@@ -466,12 +476,10 @@ st_server_stop (st_server_t *self)
 //  (s_receive_request); on success the worker owns *request and it is set
 //  to NULL. false = busy: the caller still owns it.
 static bool
-s_forward (zactor_t *actor, zframe_t *identity, cm_envelope_t **request)
+s_forward (zactor_t *actor, const s_identity_t *identity, cm_envelope_t **request)
 {
     void *handle = zsock_resolve (zactor_sock (actor));
-    if (zmq_send (handle, zframe_data (identity), zframe_size (identity),
-                  ZMQ_DONTWAIT | ZMQ_SNDMORE)
-        < 0)
+    if (zmq_send (handle, identity->data, identity->size, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
         return false;
     //  Once the first part is queued the rest of the message always is.
     if (zmq_send (handle, request, sizeof *request, ZMQ_DONTWAIT) < 0)
@@ -481,21 +489,15 @@ s_forward (zactor_t *actor, zframe_t *identity, cm_envelope_t **request)
 }
 
 static void
-s_handle_request (st_server_t *self, zmsg_t *msg)
+s_handle_request (st_server_t *self, const s_identity_t *identity, const void *body,
+                  size_t size)
 {
-    if (zmsg_size (msg) < 2)
-        return;
-    zframe_t *identity = zmsg_first (msg);
-    zframe_t *body = zmsg_last (msg);
-    cm_envelope_t *request = NULL;
+    cm_envelope_t *request = NULL, *reply = NULL;
     char why[160];
-    if (cm_envelope_decode_why (zframe_data (body), zframe_size (body), &request, why,
-                                sizeof why)) {
+    if (cm_envelope_decode_why (body, size, &request, why, sizeof why)) {
         cm_debug ("malformed request: %s", why);
-        cm_envelope_t *reply = s_proto_error (body, why);
-        if (reply)
-            cm_router_reply (self->router, identity, reply);
-        cm_envelope_destroy (&reply);
+        reply = s_proto_error (body, size, why);
+        s_send_reply (self->router, &self->buffer, identity, &reply);
         return;
     }
     zactor_t *target = NULL;
@@ -505,40 +507,96 @@ s_handle_request (st_server_t *self, zmsg_t *msg)
         target = self->readers[self->next_reader];
         self->next_reader = (self->next_reader + 1) % self->reader_count;
     }
-    cm_envelope_t *reply = NULL;
     if (!target)
         reply = cm_envelope_reply_error (request, CM_EPROTO, "not a store request");
     else if (!s_forward (target, identity, &request))
         reply = cm_envelope_reply_error (request, CM_EFULL, "store busy, retry");
-    if (reply)
-        cm_router_reply (self->router, identity, reply);
-    cm_envelope_destroy (&reply);
+    s_send_reply (self->router, &self->buffer, identity, &reply);
     cm_envelope_destroy (&request);
+}
+
+//  Takes one [identity, ..., body] off the ROUTER and dispatches it. false
+//  when nothing is waiting.
+static bool
+s_take_request (st_server_t *self, void *router)
+{
+    zmq_msg_t first, body;
+    zmq_msg_init (&first);
+    if (zmq_msg_recv (&first, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&first);
+        return false;
+    }
+    //  The body is the last part (a REQ caller puts an empty one between).
+    zmq_msg_init (&body);
+    bool complete = false;
+    for (bool more = zmq_msg_more (&first); more; more = zmq_msg_more (&body)) {
+        zmq_msg_close (&body);
+        zmq_msg_init (&body);
+        complete = zmq_msg_recv (&body, router, 0) >= 0;
+        if (!complete)
+            break;
+    }
+    s_identity_t identity = {.size = (unsigned char) zmq_msg_size (&first)};
+    if (complete && zmq_msg_size (&first) <= sizeof identity.data) {
+        memcpy (identity.data, zmq_msg_data (&first), identity.size);
+        s_handle_request (self, &identity, zmq_msg_data (&body), zmq_msg_size (&body));
+    }
+    zmq_msg_close (&body);
+    zmq_msg_close (&first);
+    return true;
+}
+
+//  Moves one worker reply [identity, reply] onto the ROUTER; zmq_msg_send
+//  hands the parts over without copying them. false when nothing is waiting.
+static bool
+s_relay_reply (void *worker, void *router)
+{
+    zmq_msg_t identity, reply;
+    zmq_msg_init (&identity);
+    if (zmq_msg_recv (&identity, worker, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&identity);
+        return false;
+    }
+    zmq_msg_init (&reply);
+    //  A worker sends both parts at once: the second is already there.
+    if (zmq_msg_more (&identity) && zmq_msg_recv (&reply, worker, 0) >= 0
+        && (zmq_msg_send (&identity, router, ZMQ_SNDMORE) < 0
+            || zmq_msg_send (&reply, router, 0) < 0))
+        cm_debug ("reply dropped: caller gone");
+    zmq_msg_close (&reply);
+    zmq_msg_close (&identity);
+    return true;
 }
 
 int
 st_server_run (st_server_t *self)
 {
-    zpoller_t *poller = zpoller_new (self->router, self->writer, NULL);
+    //  Workers' pipes first, the ROUTER last: acknowledgements go out
+    //  before more work comes in.
+    zmq_pollitem_t items[1 + 1 + S_MAX_READERS];
+    int count = 0;
+    items[count++] = (zmq_pollitem_t) {zsock_resolve (self->writer), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < self->reader_count; i++)
-        zpoller_add (poller, self->readers[i]);
+        items[count++] = (zmq_pollitem_t) {zsock_resolve (self->readers[i]), 0, ZMQ_POLLIN, 0};
+    void *router = zsock_resolve (self->router);
+    items[count++] = (zmq_pollitem_t) {router, 0, ZMQ_POLLIN, 0};
     while (!atomic_load (&self->stop) && !zsys_interrupted) {
-        void *which = zpoller_wait (poller, 250);
-        if (!which)
-            continue;
-        zmsg_t *msg = zmsg_recv (which);
-        if (!msg)
-            continue;
-        if (which == self->router)
-            s_handle_request (self, msg);
-        else if (zmsg_size (msg) == 2) {
-            //  A worker's [identity, reply]: only this thread sends on the ROUTER.
-            if (zmsg_send (&msg, self->router))
-                cm_debug ("reply dropped: caller gone");
+        if (zmq_poll (items, count, 250) <= 0)
+            continue; //  timeout or signal: check for stop
+        //  Everything waiting, not one message per poll (a syscall each),
+        //  up to S_DRAIN_MAX per socket so no socket starves the others.
+        for (int i = 0; i < count; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            for (int n = 0; n < S_DRAIN_MAX; n++) {
+                bool took = items[i].socket == router
+                                ? s_take_request (self, router)
+                                : s_relay_reply (items[i].socket, router);
+                if (!took)
+                    break;
+            }
         }
-        zmsg_destroy (&msg);
     }
-    zpoller_destroy (&poller);
     cm_notice ("store shutting down");
     return 0;
 }
@@ -556,6 +614,7 @@ st_server_destroy (st_server_t **self_p)
         zactor_destroy (&self->readers[i]);
     st_ops_destroy (&self->ops);
     st_db_destroy (&self->db);
+    free (self->buffer.data);
     free (self);
     *self_p = NULL;
 }
