@@ -4,12 +4,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*  Memory layout (the writer builds and frees thousands of small trees a
+    second, so allocations per node are what it costs):
+    - a str/bin node and its bytes are one allocation (u.s.ptr points just
+      past the node);
+    - a container's children pointers are one block; for a map the block
+      also holds the keys pointers and the key bytes themselves, behind a
+      small header, so a key costs no allocation of its own:
+          [s_keys_t][items: cap][keys: cap][key bytes: key_cap]
+      The block grows by copying (key pointers rebased); bytes of a key
+      removed by cm_map_take stay unused until the block is freed.        */
+
+typedef struct {
+    size_t key_used;
+    size_t key_cap;
+} s_keys_t;
+
+#define S_FIRST_CAP 8       //  items of a container's first block
+#define S_KEY_BYTES_EACH 16 //  key bytes reserved per item (NUL included)
+
+static s_keys_t *
+s_keys (const cm_value_t *map)
+{
+    return (s_keys_t *) map->u.c.items - 1;
+}
+
 static cm_value_t *
 s_new (cm_type_t type)
 {
-    cm_value_t *self = calloc (1, sizeof *self);
-    if (self)
+    cm_value_t *self = malloc (sizeof *self);
+    if (self) {
         self->type = type;
+        self->u.c.items = NULL; //  also clears a scalar's bits; containers start empty
+        self->u.c.keys = NULL;
+        self->u.c.len = 0;
+        self->u.c.cap = 0;
+    }
     return self;
 }
 
@@ -45,14 +75,13 @@ cm_dbl_new (double d)
 static cm_value_t *
 s_bytes_new (cm_type_t type, const void *data, size_t len)
 {
-    cm_value_t *self = s_new (type);
+    if (len > SIZE_MAX - sizeof (cm_value_t) - 1)
+        return NULL;
+    cm_value_t *self = malloc (sizeof *self + len + 1);
     if (!self)
         return NULL;
-    self->u.s.ptr = malloc (len + 1);
-    if (!self->u.s.ptr) {
-        free (self);
-        return NULL;
-    }
+    self->type = type;
+    self->u.s.ptr = (char *) (self + 1);
     if (len)
         memcpy (self->u.s.ptr, data, len);
     self->u.s.ptr[len] = 0;
@@ -81,22 +110,31 @@ cm_bin_new (const void *data, size_t len)
 cm_value_t *cm_arr_new (void) { return s_new (CM_T_ARR); }
 cm_value_t *cm_map_new (void) { return s_new (CM_T_MAP); }
 
+static void
+s_block_free (cm_value_t *self)
+{
+    if (self->type == CM_T_MAP && self->u.c.items)
+        free (s_keys (self));
+    else
+        free (self->u.c.items);
+}
+
 void
 cm_value_destroy (cm_value_t **value_p)
 {
     if (!value_p || !*value_p)
         return;
     cm_value_t *self = *value_p;
-    if (self->type == CM_T_STR || self->type == CM_T_BIN)
-        free (self->u.s.ptr);
-    else if (self->type == CM_T_ARR || self->type == CM_T_MAP) {
+    if (self->type == CM_T_ARR || self->type == CM_T_MAP) {
         for (size_t i = 0; i < self->u.c.len; i++) {
-            cm_value_destroy (&self->u.c.items[i]);
-            if (self->u.c.keys)
-                free (self->u.c.keys[i]);
+            cm_value_t *child = self->u.c.items[i];
+            //  Leaves need no recursion (most children are leaves).
+            if (child->type == CM_T_ARR || child->type == CM_T_MAP)
+                cm_value_destroy (&child);
+            else
+                free (child);
         }
-        free (self->u.c.items);
-        free (self->u.c.keys);
+        s_block_free (self);
     }
     free (self);
     *value_p = NULL;
@@ -122,8 +160,10 @@ cm_value_dup (const cm_value_t *value)
         case CM_T_ARR:
         case CM_T_MAP: {
             cm_value_t *copy = s_new (value->type);
-            if (!copy)
+            if (!copy || cm_reserve (copy, value->u.c.len)) {
+                cm_value_destroy (&copy);
                 return NULL;
+            }
             for (size_t i = 0; i < value->u.c.len; i++) {
                 cm_value_t *child = cm_value_dup (value->u.c.items[i]);
                 int rc = child ? 0 : CM_ENOMEM;
@@ -177,24 +217,85 @@ cm_value_equal (const cm_value_t *a, const cm_value_t *b)
     return false;
 }
 
+//  Room for cap items and key_cap key bytes (maps), copying what is there.
 static int
-s_reserve (cm_value_t *self)
+s_grow (cm_value_t *self, size_t cap, size_t key_cap)
 {
-    if (self->u.c.len < self->u.c.cap)
-        return 0;
-    size_t cap = self->u.c.cap ? self->u.c.cap * 2 : 8;
-    cm_value_t **items = realloc (self->u.c.items, cap * sizeof *items);
-    if (!items)
-        return CM_ENOMEM;
-    self->u.c.items = items;
-    if (self->type == CM_T_MAP) {
-        char **keys = realloc (self->u.c.keys, cap * sizeof *keys);
-        if (!keys)
+    if (self->type == CM_T_ARR) {
+        if (cap > SIZE_MAX / sizeof (cm_value_t *))
             return CM_ENOMEM;
-        self->u.c.keys = keys;
+        cm_value_t **items = realloc (self->u.c.items, cap * sizeof *items);
+        if (!items)
+            return CM_ENOMEM;
+        self->u.c.items = items;
+        self->u.c.cap = cap;
+        return 0;
     }
+    if (cap > (SIZE_MAX - sizeof (s_keys_t) - key_cap) / (2 * sizeof (char *)))
+        return CM_ENOMEM;
+    s_keys_t *head = malloc (sizeof *head + cap * 2 * sizeof (char *) + key_cap);
+    if (!head)
+        return CM_ENOMEM;
+    cm_value_t **items = (cm_value_t **) (head + 1);
+    char **keys = (char **) (items + cap);
+    char *bytes = (char *) (keys + cap);
+    head->key_used = 0;
+    head->key_cap = key_cap;
+    if (self->u.c.items) {
+        s_keys_t *old = s_keys (self);
+        char *old_bytes = (char *) (self->u.c.keys + self->u.c.cap);
+        memcpy (items, self->u.c.items, self->u.c.len * sizeof *items);
+        memcpy (bytes, old_bytes, old->key_used);
+        for (size_t i = 0; i < self->u.c.len; i++)
+            keys[i] = bytes + (self->u.c.keys[i] - old_bytes);
+        head->key_used = old->key_used;
+        free (old);
+    }
+    self->u.c.items = items;
+    self->u.c.keys = keys;
     self->u.c.cap = cap;
     return 0;
+}
+
+//  Room for one more item whose key (maps) takes key_len + 1 bytes.
+static int
+s_reserve (cm_value_t *self, size_t key_len)
+{
+    size_t cap = self->u.c.cap;
+    if (self->type == CM_T_ARR)
+        return self->u.c.len < cap ? 0 : s_grow (self, cap ? cap * 2 : S_FIRST_CAP, 0);
+    size_t used = self->u.c.items ? s_keys (self)->key_used : 0;
+    size_t key_cap = self->u.c.items ? s_keys (self)->key_cap : 0;
+    if (self->u.c.len < cap && key_cap - used > key_len)
+        return 0;
+    if (self->u.c.len == cap)
+        cap = cap ? cap * 2 : S_FIRST_CAP;
+    if (key_len >= SIZE_MAX / 4 - used)
+        return CM_ENOMEM;
+    size_t want = used + key_len + 1;
+    key_cap = key_cap ? key_cap : cap * S_KEY_BYTES_EACH;
+    while (key_cap < want)
+        key_cap *= 2;
+    if (key_cap < cap * S_KEY_BYTES_EACH)
+        key_cap = cap * S_KEY_BYTES_EACH;
+    return s_grow (self, cap, key_cap);
+}
+
+int
+cm_reserve (cm_value_t *container, size_t count)
+{
+    if (!container || (container->type != CM_T_ARR && container->type != CM_T_MAP))
+        return CM_EINVAL;
+    if (count <= container->u.c.cap)
+        return 0;
+    size_t key_cap = container->u.c.items && container->type == CM_T_MAP
+                         ? s_keys (container)->key_cap
+                         : 0;
+    if (count > SIZE_MAX / 4 / S_KEY_BYTES_EACH)
+        return CM_ENOMEM;
+    if (key_cap < count * S_KEY_BYTES_EACH)
+        key_cap = count * S_KEY_BYTES_EACH;
+    return s_grow (container, count, key_cap);
 }
 
 int
@@ -204,7 +305,7 @@ cm_arr_push (cm_value_t *arr, cm_value_t *child)
         cm_value_destroy (&child);
         return CM_EINVAL;
     }
-    if (s_reserve (arr)) {
+    if (s_reserve (arr, 0)) {
         cm_value_destroy (&child);
         return CM_ENOMEM;
     }
@@ -218,7 +319,7 @@ s_find (const cm_value_t *map, const char *key)
     if (!map || map->type != CM_T_MAP || !key)
         return -1;
     for (size_t i = 0; i < map->u.c.len; i++)
-        if (strcmp (map->u.c.keys[i], key) == 0)
+        if (map->u.c.keys[i][0] == key[0] && strcmp (map->u.c.keys[i], key) == 0)
             return (ssize_t) i;
     return -1;
 }
@@ -236,12 +337,15 @@ cm_map_set (cm_value_t *map, const char *key, cm_value_t *child)
         map->u.c.items[found] = child;
         return 0;
     }
-    char *key_copy = strdup (key);
-    if (!key_copy || s_reserve (map)) {
-        free (key_copy);
+    size_t key_len = strlen (key);
+    if (s_reserve (map, key_len)) {
         cm_value_destroy (&child);
         return CM_ENOMEM;
     }
+    s_keys_t *head = s_keys (map);
+    char *key_copy = (char *) (map->u.c.keys + map->u.c.cap) + head->key_used;
+    memcpy (key_copy, key, key_len + 1);
+    head->key_used += key_len + 1;
     map->u.c.keys[map->u.c.len] = key_copy;
     map->u.c.items[map->u.c.len++] = child;
     return 0;
@@ -290,7 +394,6 @@ cm_map_take (cm_value_t *map, const char *key)
     if (found < 0)
         return NULL;
     cm_value_t *child = map->u.c.items[found];
-    free (map->u.c.keys[found]);
     size_t tail = map->u.c.len - (size_t) found - 1;
     memmove (&map->u.c.items[found], &map->u.c.items[found + 1], tail * sizeof (cm_value_t *));
     memmove (&map->u.c.keys[found], &map->u.c.keys[found + 1], tail * sizeof (char *));

@@ -70,6 +70,9 @@ bool cm_value_equal (const cm_value_t *a, const cm_value_t *b);
 
 //  Containers. Both return 0 or CM_ENOMEM/CM_EINVAL. Take ownership of child.
 int cm_arr_push (cm_value_t *arr, cm_value_t *child);
+//  Room for count items in an array or map without growing again (a
+//  decoder knows the count). 0 or CM_ENOMEM/CM_EINVAL.
+int cm_reserve (cm_value_t *container, size_t count);
 //  Replaces an existing key's value.
 int cm_map_set (cm_value_t *map, const char *key, cm_value_t *child);
 int cm_map_set_str (cm_value_t *map, const char *key, const char *s);
