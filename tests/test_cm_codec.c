@@ -508,10 +508,110 @@ test_packer_errors_stick_until_reset (void **state)
     cm_packer_destroy (&pk);
 }
 
+//  msgpack's smallest form for every size class, byte for byte: the
+//  store's records and every peer depend on these exact encodings.
+typedef struct {
+    cm_value_t *value;
+    const char *head; //  expected leading bytes
+    size_t head_len;
+    size_t body_len; //  bytes after head
+} s_golden_t;
+
+static cm_value_t *
+s_sized (cm_type_t type, size_t n)
+{
+    if (type == CM_T_STR || type == CM_T_BIN) {
+        char *bytes = calloc (1, n + 1);
+        memset (bytes, 'z', n);
+        cm_value_t *v = type == CM_T_STR ? cm_strn_new (bytes, n) : cm_bin_new (bytes, n);
+        free (bytes);
+        return v;
+    }
+    cm_value_t *v = type == CM_T_ARR ? cm_arr_new () : cm_map_new ();
+    for (size_t i = 0; i < n; i++) {
+        if (type == CM_T_ARR)
+            cm_arr_push (v, cm_nil_new ());
+        else {
+            char key[16];
+            snprintf (key, sizeof key, "%05zu", i);
+            cm_map_set_nil (v, key);
+        }
+    }
+    return v;
+}
+
+static void
+test_encodings_match_msgpack_byte_for_byte (void **state)
+{
+    (void) state;
+#define G(v, h, body) {v, h, sizeof h - 1, body}
+    s_golden_t cases[] = {
+        G (cm_nil_new (), "\xc0", 0),
+        G (cm_bool_new (true), "\xc3", 0),
+        G (cm_bool_new (false), "\xc2", 0),
+        G (cm_int_new (0), "\x00", 0),
+        G (cm_int_new (127), "\x7f", 0),
+        G (cm_int_new (128), "\xcc\x80", 0),
+        G (cm_int_new (255), "\xcc\xff", 0),
+        G (cm_int_new (256), "\xcd\x01\x00", 0),
+        G (cm_int_new (65535), "\xcd\xff\xff", 0),
+        G (cm_int_new (65536), "\xce\x00\x01\x00\x00", 0),
+        G (cm_int_new (INT64_C (4294967295)), "\xce\xff\xff\xff\xff", 0),
+        G (cm_int_new (INT64_C (4294967296)), "\xcf\x00\x00\x00\x01\x00\x00\x00\x00", 0),
+        G (cm_int_new (INT64_MAX), "\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 0),
+        G (cm_int_new (-1), "\xff", 0),
+        G (cm_int_new (-32), "\xe0", 0),
+        G (cm_int_new (-33), "\xd0\xdf", 0),
+        G (cm_int_new (-128), "\xd0\x80", 0),
+        G (cm_int_new (-129), "\xd1\xff\x7f", 0),
+        G (cm_int_new (-32768), "\xd1\x80\x00", 0),
+        G (cm_int_new (-32769), "\xd2\xff\xff\x7f\xff", 0),
+        G (cm_int_new (INT32_MIN), "\xd2\x80\x00\x00\x00", 0),
+        G (cm_int_new (INT64_C (-2147483649)), "\xd3\xff\xff\xff\xff\x7f\xff\xff\xff", 0),
+        G (cm_int_new (INT64_MIN), "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 0),
+        G (cm_dbl_new (0.5), "\xcb\x3f\xe0\x00\x00\x00\x00\x00\x00", 0),
+        G (cm_dbl_new (-2.0), "\xcb\xc0\x00\x00\x00\x00\x00\x00\x00", 0),
+        G (s_sized (CM_T_STR, 0), "\xa0", 0),
+        G (s_sized (CM_T_STR, 31), "\xbf", 31),
+        G (s_sized (CM_T_STR, 32), "\xd9\x20", 32),
+        G (s_sized (CM_T_STR, 255), "\xd9\xff", 255),
+        G (s_sized (CM_T_STR, 256), "\xda\x01\x00", 256),
+        G (s_sized (CM_T_STR, 65535), "\xda\xff\xff", 65535),
+        G (s_sized (CM_T_STR, 65536), "\xdb\x00\x01\x00\x00", 65536),
+        G (s_sized (CM_T_BIN, 0), "\xc4\x00", 0),
+        G (s_sized (CM_T_BIN, 255), "\xc4\xff", 255),
+        G (s_sized (CM_T_BIN, 256), "\xc5\x01\x00", 256),
+        G (s_sized (CM_T_BIN, 65536), "\xc6\x00\x01\x00\x00", 65536),
+        G (s_sized (CM_T_ARR, 0), "\x90", 0),
+        G (s_sized (CM_T_ARR, 15), "\x9f", 15),
+        G (s_sized (CM_T_ARR, 16), "\xdc\x00\x10", 16),
+        G (s_sized (CM_T_ARR, 65536), "\xdd\x00\x01\x00\x00", 65536),
+        G (s_sized (CM_T_MAP, 0), "\x80", 0),
+        G (s_sized (CM_T_MAP, 15), "\x8f\xa5" "00000\xc0", 15 * 7 - 7),
+        G (s_sized (CM_T_MAP, 16), "\xde\x00\x10\xa5" "00000\xc0", 16 * 7 - 7),
+    };
+#undef G
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *bytes;
+        size_t size;
+        assert_int_equal (cm_value_encode (cases[i].value, &bytes, &size), 0);
+        if (size != cases[i].head_len + cases[i].body_len
+            || memcmp (bytes, cases[i].head, cases[i].head_len) != 0)
+            fail_msg ("case %zu: %zu bytes, first 0x%02x", i, size, (unsigned char) bytes[0]);
+        cm_value_t *back = NULL;
+        assert_int_equal (cm_value_decode (bytes, size, &back), 0);
+        assert_true (cm_value_equal (back, cases[i].value));
+        cm_value_destroy (&back);
+        free (bytes);
+        cm_value_destroy (&cases[i].value);
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_encodings_match_msgpack_byte_for_byte),
         cmocka_unit_test (test_packer_bytes_equal_value_encoding),
         cmocka_unit_test (test_packer_errors_stick_until_reset),
         cmocka_unit_test (test_feedback_put_round_trip),
