@@ -2,7 +2,6 @@
 #include "cm_error.h"
 
 #include <math.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,95 +553,180 @@ s_prescan (const void *buffer, size_t size)
 }
 
 //  --------------------------------------------------------------------------
-//  msgpack object -> cm_value
+//  Bytes -> cm_value, straight from the buffer once the prescan passed: it
+//  checked every length, count and tag, so these reads stay in bounds and
+//  see no ext types. (Building through msgpack-c's unpacker cost a zone and
+//  an object tree per message on top of the values.)
 
-static cm_value_t *
-s_convert (const msgpack_object *obj)
+typedef struct {
+    cm_type_t type; //  STR and BIN carry bytes/n; ARR and MAP n items
+    uint64_t n;
+    int64_t i;
+    double d;
+    bool b;
+    bool too_big; //  a uint64 past INT64_MAX: no cm_value holds it
+    const char *bytes;
+} s_token_t;
+
+static uint64_t
+s_next (s_scan_t *scan, int bytes)
 {
-    switch (obj->type) {
-        case MSGPACK_OBJECT_NIL:
+    uint64_t v = s_be (scan->p + scan->off, bytes);
+    scan->off += (size_t) bytes;
+    return v;
+}
+
+//  Reads one item's header (and a scalar's value) at scan->off.
+static void
+s_token (s_scan_t *scan, s_token_t *t)
+{
+    uint8_t tag = scan->p[scan->off++];
+    t->too_big = false;
+    t->type = CM_T_INT;
+    if (tag <= 0x7f || tag >= 0xe0) {
+        t->i = (int8_t) tag; //  positive or negative fixint
+        return;
+    }
+    if (tag <= 0x9f) {
+        t->type = tag <= 0x8f ? CM_T_MAP : CM_T_ARR;
+        t->n = tag & 0x0f;
+        return;
+    }
+    if (tag <= 0xbf) {
+        t->type = CM_T_STR;
+        t->n = tag & 0x1f;
+    }
+    else
+        switch (tag) {
+            case 0xc0: t->type = CM_T_NIL; return;
+            case 0xc2: t->type = CM_T_BOOL; t->b = false; return;
+            case 0xc3: t->type = CM_T_BOOL; t->b = true; return;
+            case 0xc4: t->type = CM_T_BIN; t->n = s_next (scan, 1); break;
+            case 0xc5: t->type = CM_T_BIN; t->n = s_next (scan, 2); break;
+            case 0xc6: t->type = CM_T_BIN; t->n = s_next (scan, 4); break;
+            case 0xd9: t->type = CM_T_STR; t->n = s_next (scan, 1); break;
+            case 0xda: t->type = CM_T_STR; t->n = s_next (scan, 2); break;
+            case 0xdb: t->type = CM_T_STR; t->n = s_next (scan, 4); break;
+            case 0xca: {
+                uint32_t bits = (uint32_t) s_next (scan, 4);
+                float f;
+                memcpy (&f, &bits, sizeof f);
+                t->type = CM_T_DBL;
+                t->d = f;
+                return;
+            }
+            case 0xcb: {
+                uint64_t bits = s_next (scan, 8);
+                memcpy (&t->d, &bits, sizeof t->d);
+                t->type = CM_T_DBL;
+                return;
+            }
+            case 0xcc: t->i = (int64_t) s_next (scan, 1); return;
+            case 0xcd: t->i = (int64_t) s_next (scan, 2); return;
+            case 0xce: t->i = (int64_t) s_next (scan, 4); return;
+            case 0xcf: {
+                uint64_t u = s_next (scan, 8);
+                t->too_big = u > (uint64_t) INT64_MAX;
+                t->i = (int64_t) u;
+                return;
+            }
+            case 0xd0: t->i = (int8_t) s_next (scan, 1); return;
+            case 0xd1: t->i = (int16_t) s_next (scan, 2); return;
+            case 0xd2: t->i = (int32_t) s_next (scan, 4); return;
+            case 0xd3: t->i = (int64_t) s_next (scan, 8); return;
+            case 0xdc: t->type = CM_T_ARR; t->n = s_next (scan, 2); return;
+            case 0xdd: t->type = CM_T_ARR; t->n = s_next (scan, 4); return;
+            case 0xde: t->type = CM_T_MAP; t->n = s_next (scan, 2); return;
+            default: t->type = CM_T_MAP; t->n = s_next (scan, 4); return; //  0xdf
+        }
+    t->bytes = (const char *) scan->p + scan->off; //  str or bin body
+    scan->off += (size_t) t->n;
+}
+
+static cm_value_t *s_build (s_scan_t *scan, const s_token_t *t);
+
+//  A map's n entries. Keys are non-empty strings without NULs, at most 256
+//  bytes, each once (duplicates are ambiguous). NULL on any violation.
+static cm_value_t *
+s_build_map (s_scan_t *scan, uint64_t n)
+{
+    cm_value_t *map = cm_map_new ();
+    if (!map || cm_reserve (map, (size_t) n)) {
+        cm_value_destroy (&map);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        s_token_t key, val;
+        s_token (scan, &key);
+        if (key.type != CM_T_STR || key.n == 0 || key.n > 256 || memchr (key.bytes, 0, key.n)) {
+            cm_value_destroy (&map);
+            return NULL;
+        }
+        char name[257];
+        memcpy (name, key.bytes, key.n);
+        name[key.n] = 0;
+        s_token (scan, &val);
+        cm_value_t *child = s_build (scan, &val);
+        size_t before = map->u.c.len;
+        //  cm_map_set replaces a present key: a length that did not grow
+        //  is a duplicate.
+        if (!child || cm_map_set (map, name, child) || map->u.c.len == before) {
+            cm_value_destroy (&map);
+            return NULL;
+        }
+    }
+    return map;
+}
+
+//  The value that t (just read) starts. NULL when it has no cm_value form
+//  (uint64 past INT64_MAX, non-finite float, bad map key) or out of memory.
+static cm_value_t *
+s_build (s_scan_t *scan, const s_token_t *t)
+{
+    switch (t->type) {
+        case CM_T_NIL:
             return cm_nil_new ();
-        case MSGPACK_OBJECT_BOOLEAN:
-            return cm_bool_new (obj->via.boolean);
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            if (obj->via.u64 > (uint64_t) INT64_MAX)
-                return NULL;
-            return cm_int_new ((int64_t) obj->via.u64);
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            return cm_int_new (obj->via.i64);
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
+        case CM_T_BOOL:
+            return cm_bool_new (t->b);
+        case CM_T_INT:
+            return t->too_big ? NULL : cm_int_new (t->i);
+        case CM_T_DBL:
             //  No field means NaN or infinity, and NaN would not even equal
             //  itself after a round trip: the protocol has finite floats only.
-            return isfinite (obj->via.f64) ? cm_dbl_new (obj->via.f64) : NULL;
-        case MSGPACK_OBJECT_STR:
-            return cm_strn_new (obj->via.str.ptr, obj->via.str.size);
-        case MSGPACK_OBJECT_BIN:
-            return cm_bin_new (obj->via.bin.ptr, obj->via.bin.size);
-        case MSGPACK_OBJECT_ARRAY: {
+            return isfinite (t->d) ? cm_dbl_new (t->d) : NULL;
+        case CM_T_STR:
+            return cm_strn_new (t->bytes, (size_t) t->n);
+        case CM_T_BIN:
+            return cm_bin_new (t->bytes, (size_t) t->n);
+        case CM_T_ARR: {
             cm_value_t *arr = cm_arr_new ();
-            for (uint32_t i = 0; arr && i < obj->via.array.size; i++) {
-                cm_value_t *child = s_convert (&obj->via.array.ptr[i]);
+            if (arr && cm_reserve (arr, (size_t) t->n))
+                cm_value_destroy (&arr);
+            for (uint64_t i = 0; arr && i < t->n; i++) {
+                s_token_t item;
+                s_token (scan, &item);
+                cm_value_t *child = s_build (scan, &item);
                 if (!child || cm_arr_push (arr, child))
                     cm_value_destroy (&arr);
             }
             return arr;
         }
-        case MSGPACK_OBJECT_MAP: {
-            cm_value_t *map = cm_map_new ();
-            for (uint32_t i = 0; map && i < obj->via.map.size; i++) {
-                const msgpack_object_kv *kv = &obj->via.map.ptr[i];
-                //  Keys are non-empty strings without NULs.
-                if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0
-                    || kv->key.via.str.size > 256
-                    || memchr (kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
-                    cm_value_destroy (&map);
-                    break;
-                }
-                char key[257];
-                memcpy (key, kv->key.via.str.ptr, kv->key.via.str.size);
-                key[kv->key.via.str.size] = 0;
-                if (cm_map_get (map, key)) { //  duplicate keys are ambiguous
-                    cm_value_destroy (&map);
-                    break;
-                }
-                cm_value_t *child = s_convert (&kv->val);
-                if (!child || cm_map_set (map, key, child))
-                    cm_value_destroy (&map);
-            }
-            return map;
-        }
-        default:
-            return NULL;
+        case CM_T_MAP:
+            return s_build_map (scan, t->n);
     }
-}
-
-//  Runs prescan + msgpack-c, and hands the root object to `use`.
-static int
-s_unpack (const void *buffer, size_t size, msgpack_unpacked *result)
-{
-    int rc = s_prescan (buffer, size);
-    if (rc)
-        return rc;
-    msgpack_unpacked_init (result);
-    size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack_next (result, buffer, size, &offset);
-    if (ret != MSGPACK_UNPACK_SUCCESS || offset != size) {
-        msgpack_unpacked_destroy (result);
-        return CM_EPROTO;
-    }
-    return 0;
+    return NULL;
 }
 
 int
 cm_value_decode (const void *buffer, size_t size, cm_value_t **out)
 {
-    msgpack_unpacked result;
-    int rc = s_unpack (buffer, size, &result);
+    int rc = s_prescan (buffer, size);
     if (rc)
         return rc;
-    cm_value_t *value = s_convert (&result.data);
-    msgpack_unpacked_destroy (&result);
+    s_scan_t scan = {buffer, size, 0, 0};
+    s_token_t root;
+    s_token (&scan, &root);
+    cm_value_t *value = s_build (&scan, &root);
     if (!value)
         return CM_EPROTO;
     *out = value;
@@ -664,59 +748,44 @@ int
 cm_envelope_decode_why (const void *buffer, size_t size, cm_envelope_t **out, char *why,
                         size_t why_size)
 {
-    msgpack_unpacked result;
-    int rc = s_unpack (buffer, size, &result);
+    int rc = s_prescan (buffer, size);
     if (rc)
         return s_why (why, why_size, rc, rc == CM_ETOOBIG ? "message too large"
                                                           : "not one well-formed msgpack object");
-    const msgpack_object *root = &result.data;
-    const msgpack_object *f = root->via.array.ptr;
-    rc = CM_EPROTO;
-    const char *reason = "envelope is not [version, type, request_id, payload]";
+    s_scan_t scan = {buffer, size, 0, 0};
+    s_token_t root, version, name, id, payload;
+    s_token (&scan, &root);
+    if (root.type != CM_T_ARR || root.n != 4)
+        return s_why (why, why_size, CM_EPROTO,
+                      "envelope is not [version, type, request_id, payload]");
+    s_token (&scan, &version);
+    if (version.type != CM_T_INT || version.too_big || version.i != CM_PROTO_VERSION)
+        return s_why (why, why_size, CM_EPROTO, "unsupported protocol version");
+    s_token (&scan, &name);
     cm_msg_t type = CM_MSG_NONE;
-    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 4)
-        goto done;
-    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != CM_PROTO_VERSION) {
-        reason = "unsupported protocol version";
-        goto done;
-    }
-    if (f[1].type != MSGPACK_OBJECT_STR
-        || (type = cm_msg_from_name (f[1].via.str.ptr, f[1].via.str.size)) == CM_MSG_NONE) {
-        reason = "unknown message type";
-        goto done;
-    }
-    if (f[2].type != MSGPACK_OBJECT_STR || f[2].via.str.size > CM_REQUEST_ID_MAX
-        || memchr (f[2].via.str.ptr, 0, f[2].via.str.size)) {
-        reason = "bad request id";
-        goto done;
-    }
-    if (f[3].type != MSGPACK_OBJECT_MAP) {
-        reason = "payload is not a map";
-        goto done;
-    }
-    cm_envelope_t *envelope = cm_envelope_new (type, NULL);
-    if (!envelope) {
-        rc = CM_ENOMEM;
-        reason = "out of memory";
-        goto done;
-    }
-    memcpy (envelope->request_id, f[2].via.str.ptr, f[2].via.str.size);
-    envelope->request_id[f[2].via.str.size] = 0;
-    cm_value_destroy (&envelope->payload);
-    envelope->payload = s_convert (&f[3]);
+    if (name.type != CM_T_STR
+        || (type = cm_msg_from_name (name.bytes, (size_t) name.n)) == CM_MSG_NONE)
+        return s_why (why, why_size, CM_EPROTO, "unknown message type");
+    s_token (&scan, &id);
+    if (id.type != CM_T_STR || id.n > CM_REQUEST_ID_MAX || memchr (id.bytes, 0, id.n))
+        return s_why (why, why_size, CM_EPROTO, "bad request id");
+    s_token (&scan, &payload);
+    if (payload.type != CM_T_MAP)
+        return s_why (why, why_size, CM_EPROTO, "payload is not a map");
+    cm_envelope_t *envelope = calloc (1, sizeof *envelope);
+    if (!envelope)
+        return s_why (why, why_size, CM_ENOMEM, "out of memory");
+    envelope->type = type;
+    memcpy (envelope->request_id, id.bytes, (size_t) id.n);
+    envelope->payload = s_build_map (&scan, payload.n);
     char schema_why[128] = "payload does not convert";
     if (!envelope->payload
         || cm_msg_validate (type, envelope->payload, schema_why, sizeof schema_why)) {
         cm_envelope_destroy (&envelope);
-        msgpack_unpacked_destroy (&result);
         return s_why (why, why_size, CM_EPROTO, schema_why);
     }
     *out = envelope;
-    rc = 0;
-    reason = "";
-done:
-    msgpack_unpacked_destroy (&result);
-    return s_why (why, why_size, rc, reason);
+    return s_why (why, why_size, 0, "");
 }
 
 int
