@@ -172,6 +172,7 @@ test_client_address (void **state)
     //  Spoof attempt: the client's own entries are left of the proxy's.
     assert_string_equal (s_client ("127.0.0.1", "1.2.3.4, 5.6.7.8"), "5.6.7.8");
     assert_string_equal (s_client ("127.0.0.1", "1.2.3.4,5.6.7.8"), "5.6.7.8");
+    assert_string_equal (s_client ("127.0.0.1", "1.2.3.4, 9.9.9.9, 5.6.7.8"), "5.6.7.8");
     //  Trusted peer, no or unusable header: the peer.
     assert_string_equal (s_client ("127.0.0.1", NULL), "127.0.0.1");
     assert_string_equal (s_client ("127.0.0.1", ""), "127.0.0.1");
