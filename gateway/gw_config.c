@@ -35,6 +35,9 @@ static const cm_cfg_spec_t s_specs[] = {
      "regenerations per minute per user (0 = unlimited)"},
     {"CHATMESH_CORS_ORIGINS", "--cors-origins", CM_CFG_STR, "", 0, 1023,
      "comma-separated origins allowed by CORS (empty = none)"},
+    {"CHATMESH_TRUSTED_PROXIES", "--trusted-proxies", CM_CFG_STR, "", 0, 1023,
+     "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the "
+     "client (empty = none; the peer is the client)"},
     {"CHATMESH_WEB_DIR", "--web-dir", CM_CFG_STR, "./web", 1, 1023,
      "directory of the static frontend"},
     {"CHATMESH_SSE_KEEPALIVE_MS", "--sse-keepalive-ms", CM_CFG_INT, "15000", 100, 600000,
@@ -132,6 +135,12 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     config->regen_rate_limit = (int) cm_config_int (cfg, "CHAT_REGENERATION_RATE_LIMIT");
     s_copy (config->cors_origins, sizeof config->cors_origins,
             cm_config_str (cfg, "CHATMESH_CORS_ORIGINS"));
+    char proxy_why[256];
+    if (gw_proxies_parse (cm_config_str (cfg, "CHATMESH_TRUSTED_PROXIES"),
+                          &config->trusted_proxies, proxy_why, sizeof proxy_why)) {
+        snprintf (why, why_size, "CHATMESH_TRUSTED_PROXIES: %s", proxy_why);
+        return CM_EINVAL;
+    }
     s_copy (config->web_dir, sizeof config->web_dir, cm_config_str (cfg, "CHATMESH_WEB_DIR"));
     config->sse_keepalive_ms = (int) cm_config_int (cfg, "CHATMESH_SSE_KEEPALIVE_MS");
     config->sse_queue_bytes = cm_config_int (cfg, "CHATMESH_SSE_QUEUE_BYTES");

@@ -6,6 +6,8 @@
 #ifndef GW_CONFIG_H_INCLUDED
 #define GW_CONFIG_H_INCLUDED
 
+#include "gw_proxy.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +25,7 @@ typedef struct {
     int rate_limit;          //  actions per minute per user, 0 = unlimited
     int regen_rate_limit;    //  regenerations per minute per user
     char cors_origins[1024]; //  comma list, "" = no CORS
+    gw_proxies_t trusted_proxies; //  may name the client in X-Forwarded-For
     char web_dir[1024];
     int sse_keepalive_ms;
     int64_t sse_queue_bytes;

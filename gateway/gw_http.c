@@ -10,6 +10,7 @@
 #include "gw_jwt.h"
 #include "gw_metrics.h"
 #include "gw_openapi.h"
+#include "gw_proxy.h"
 #include "gw_route.h"
 #include "gw_sse.h"
 #include "gw_validate.h"
@@ -80,6 +81,7 @@ typedef struct {
     gw_match_t match;
     const char *origin;     //  CORS origin to echo, or NULL
     char user[GW_USER_MAX + 1];
+    char client[GW_PROXY_ADDR_MAX]; //  the caller's address (gw_proxy.h)
     bool head;              //  HEAD: headers only
     bool body_pending;      //  a request body not (wholly) read
     int status;             //  what was sent
@@ -407,7 +409,7 @@ s_caller (s_req_t *req, bool limited)
     if (!payload)
         return NULL;
     cm_map_set_str (payload, "user", req->user);
-    cm_map_set_str (payload, "ip", req->ri->remote_addr);
+    cm_map_set_str (payload, "ip", req->client);
     const char *ua = mg_get_header (req->conn, "User-Agent");
     if (ua) {
         size_t len = strlen (ua);
@@ -1342,6 +1344,21 @@ s_serve (s_req_t *req)
     return s_send_error (req, 404, "not_found", "There is nothing at this path.", 0, NULL);
 }
 
+//  The last X-Forwarded-For line, or NULL. Several lines are one list in
+//  order (RFC 9110 5.3), so the entry a proxy appended is at the end of the
+//  last line; mg_get_header would give the first line, which a client may
+//  have sent itself when its proxy adds a line instead of rewriting the
+//  header. (nginx's proxy_set_header rewrites it: one line.)
+static const char *
+s_forwarded_for (const struct mg_request_info *ri)
+{
+    const char *value = NULL;
+    for (int i = 0; i < ri->num_headers; i++)
+        if (strcasecmp (ri->http_headers[i].name, "X-Forwarded-For") == 0)
+            value = ri->http_headers[i].value;
+    return value;
+}
+
 static int
 s_handler (struct mg_connection *conn, void *cbdata)
 {
@@ -1354,6 +1371,8 @@ s_handler (struct mg_connection *conn, void *cbdata)
     const char *method = req.ri->request_method ? req.ri->request_method : "";
     req.head = strcmp (method, "HEAD") == 0;
     req.origin = s_cors_origin (self, conn);
+    gw_proxy_client (&self->config.trusted_proxies, req.ri->remote_addr,
+                     s_forwarded_for (req.ri), req.client);
     const char *path = req.ri->local_uri;
     int status;
     if (!path) {
@@ -1374,7 +1393,7 @@ s_handler (struct mg_connection *conn, void *cbdata)
                   req.ri->query_string ? req.ri->query_string : "");
         gw_redact_uri (uri, redacted, sizeof redacted);
         cm_info ("%s %s -> %d (%.1f ms, %s)", method, redacted, status, (double) micros / 1000.0,
-                 req.ri->remote_addr);
+                 req.client);
     }
     return status > 0 ? status : 500;
 }
