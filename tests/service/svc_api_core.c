@@ -3,7 +3,7 @@
     milliseconds), the checks of the original integration guide, delete
     with followers, vote replacement, edit history, the task lifecycle,
     analytics from stored data, the audit log (read straight from the
-    store), and the 400/401/404/413/415/422 answers, probes, metrics,
+    store; its client address behind a trusted proxy), and the 400/401/404/413/415/422 answers, probes, metrics,
     security headers and CORS.
 
     One mesh for the whole group; each test uses its own users and
@@ -623,6 +623,52 @@ test_audit_records_ip_and_agent (void **state)
     ok = sa_audit_query (mesh, "mallory", "grace_audit", &code);
     assert_null (ok);
     assert_int_equal (code, CM_ENOTFOUND);
+    free (token);
+}
+
+//  The client_ip of the one audit entry of session `session` (session_start).
+static void
+s_audit_ip (svc_mesh_t *mesh, const char *user, const char *session, const char *want)
+{
+    int code = 0;
+    cm_value_t *ok = sa_audit_query (mesh, user, session, &code);
+    assert_int_equal (code, 0);
+    const cm_value_t *entries = cm_map_get (ok, "entries");
+    assert_non_null (entries);
+    assert_int_equal (cm_value_len (entries), 1);
+    const cm_value_t *entry = cm_arr_at (entries, 0);
+    assert_string_equal (cm_map_str_or (entry, "action_type", ""), "session_start");
+    const char *ip = cm_map_str_or (entry, "client_ip", "");
+    if (strcmp (ip, want) != 0)
+        fail_msg ("session %s: client_ip '%s', wanted '%s'", session, ip, want);
+    cm_value_destroy (&ok);
+}
+
+//  X-Forwarded-For names the client only when the peer is a trusted proxy:
+//  this mesh's gateway trusts nobody (the default), a second one trusts
+//  127.0.0.1 (where the test's requests come from).
+static void
+test_audit_ip_behind_trusted_proxy (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    static const char *const trusting[] = {"CHATMESH_TRUSTED_PROXIES=127.0.0.1", NULL};
+    assert_int_equal (svc_mesh_spawn_gateway2 (mesh, trusting), 0);
+    char *token = svc_token (mesh, "heidi", 600);
+    const char *query = "{\"query\": \"where am I\"}";
+    svc_response_t r;
+    sa_req_at (svc_mesh_url (mesh), "POST", "/api/run_sse/heidi_direct", token, query, NULL,
+               "X-Forwarded-For: 198.51.100.23", 200, &r);
+    svc_response_free (&r);
+    //  The client's own "1.2.3.4" is left of what the proxy appended.
+    sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_proxied", token, query, NULL,
+               "X-Forwarded-For: 1.2.3.4, 198.51.100.23", 200, &r);
+    svc_response_free (&r);
+    sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_garbled", token, query, NULL,
+               "X-Forwarded-For: 198.51.100.23, unknown", 200, &r);
+    svc_response_free (&r);
+    s_audit_ip (mesh, "heidi", "heidi_direct", "127.0.0.1");
+    s_audit_ip (mesh, "heidi", "heidi_proxied", "198.51.100.23");
+    s_audit_ip (mesh, "heidi", "heidi_garbled", "127.0.0.1");
     free (token);
 }
 
@@ -1324,6 +1370,7 @@ main (void)
         cmocka_unit_test (test_feedback_replacement),
         cmocka_unit_test (test_analytics_from_stored_data),
         cmocka_unit_test (test_audit_records_ip_and_agent),
+        cmocka_unit_test (test_audit_ip_behind_trusted_proxy),
         cmocka_unit_test (test_auth_failures_are_401),
         cmocka_unit_test (test_other_users_things_are_404),
         cmocka_unit_test (test_bad_requests_400_413_415),

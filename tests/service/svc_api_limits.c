@@ -28,7 +28,7 @@ s_setup (void **state)
     svc_mesh_t *mesh = svc_mesh_start (env);
     if (!mesh)
         return -1;
-    if (svc_mesh_spawn_gateway2 (mesh)) {
+    if (svc_mesh_spawn_gateway2 (mesh, NULL)) {
         svc_mesh_stop (&mesh);
         return -1;
     }

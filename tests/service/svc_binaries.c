@@ -57,6 +57,8 @@ test_bad_settings_are_named (void **state)
         {"regenerator", "CHATMESH_GENERATOR", "CHATMESH_GENERATOR=magic"},
         {"gateway", "CHATMESH_JWT_SECRET", "CHATMESH_JWT_SECRET="},
         {"store", "CHATMESH_LOG_LEVEL", "CHATMESH_LOG_LEVEL=loud"},
+        {"gateway", "CHATMESH_TRUSTED_PROXIES",
+         "CHATMESH_JWT_SECRET=0123456789abcdef CHATMESH_TRUSTED_PROXIES=10.0.0.0/8,bogus"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char command[512], output[4096];
@@ -76,6 +78,14 @@ test_bad_settings_are_named (void **state)
               getenv ("CHATMESH_BIN_DIR"));
     assert_int_equal (s_run (command, output, sizeof output), 2);
     assert_non_null (strstr (output, "--no-such-flag"));
+    //  The bad entry is named too, not only the setting.
+    snprintf (command, sizeof command,
+              "%s/gateway/chatmesh-gateway --jwt-secret 0123456789abcdef "
+              "--trusted-proxies '127.0.0.1, 10.0.0.1/8' 2>&1",
+              getenv ("CHATMESH_BIN_DIR"));
+    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_non_null (strstr (output, "CHATMESH_TRUSTED_PROXIES"));
+    assert_non_null (strstr (output, "'10.0.0.1/8'"));
 }
 
 static void

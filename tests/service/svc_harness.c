@@ -256,7 +256,7 @@ s_gateway2_stop (svc_mesh_t *mesh)
 }
 
 int
-svc_mesh_spawn_gateway2 (svc_mesh_t *mesh)
+svc_mesh_spawn_gateway2 (svc_mesh_t *mesh, const char *const *env)
 {
     const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
     if (!bin_dir || mesh->gateway2_pid > 0)
@@ -275,6 +275,8 @@ svc_mesh_spawn_gateway2 (svc_mesh_t *mesh)
     if (pid == 0) {
         for (size_t i = 0; i < mesh->env_count; i++)
             putenv (mesh->env[i]);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv ((char *) env[i]);
         putenv (listen); //  after the mesh's: this one wins
         FILE *out = freopen (log, "a", stderr);
         if (out)

@@ -42,10 +42,11 @@ int svc_mesh_extra_pid (svc_mesh_t *mesh, int handle);
 int svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeout_ms);
 //  "http://127.0.0.1:PORT"
 const char *svc_mesh_url (svc_mesh_t *mesh);
-//  Starts a second gateway with the mesh's settings on another free port
+//  Starts a second gateway with the mesh's settings plus the "NAME=value"
+//  settings in env (NULL-terminated, may be NULL) on another free port
 //  (log: <dir>/log/gateway2.log) and waits until its /readyz answers 200.
 //  svc_mesh_stop stops it too. 0 or -1.
-int svc_mesh_spawn_gateway2 (svc_mesh_t *mesh);
+int svc_mesh_spawn_gateway2 (svc_mesh_t *mesh, const char *const *env);
 //  "http://127.0.0.1:PORT" of the second gateway ("" before it started).
 const char *svc_mesh_url2 (svc_mesh_t *mesh);
 //  The temp dir (logs are <dir>/log/<service>.log).
