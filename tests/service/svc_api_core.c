@@ -3,8 +3,9 @@
     milliseconds), the checks of the original integration guide, delete
     with followers, vote replacement, edit history, the task lifecycle,
     analytics from stored data, the audit log (read straight from the
-    store; its client address behind a trusted proxy), and the 400/401/404/413/415/422 answers, probes, metrics,
-    security headers and CORS.
+    store; its client address behind a trusted proxy), and the
+    400/401/404/413/415/422 answers, probes, metrics, security headers
+    and CORS.
 
     One mesh for the whole group; each test uses its own users and
     sessions so the per-user rate limit (60/min) never interferes.        */
