@@ -1,13 +1,11 @@
 /*  cm_codec.h: msgpack encoding of values and envelopes.
 
-    This is the only module that knows msgpack; it packs and reads the bytes
-    itself (the same bytes msgpack-c writes and reads; no msgpack-c calls on
-    the hot path). Decoders take any bytes: malformed, truncated, oversize,
-    wrong-typed input and trailing garbage give CM_EPROTO (or CM_ETOOBIG
-    past the size limits), never a crash or an assert. Before any value is
-    built, a prescan checks that every declared length and count fits in
-    the bytes that are actually there, so a 5-byte message cannot make the
-    decoder allocate gigabytes.  */
+    This is the only module that includes msgpack headers. Decoders take any
+    bytes: malformed, truncated, oversize, wrong-typed input and trailing
+    garbage give CM_EPROTO (or CM_ETOOBIG past the size limits), never a
+    crash or an assert. Before msgpack-c sees a buffer, a prescan checks that
+    every declared length and count fits in the bytes that are actually
+    there, so a 5-byte message cannot make the decoder allocate gigabytes.  */
 #ifndef CM_CODEC_H_INCLUDED
 #define CM_CODEC_H_INCLUDED
 
