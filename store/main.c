@@ -23,7 +23,8 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_STORE_MAP_MB", "--store-map-mb", CM_CFG_INT, "64", 1, 1048576,
      "initial LMDB map size in MiB (grows by doubling when full)"},
     {"CHATMESH_STORE_SYNC", "--store-sync", CM_CFG_BOOL, "true", 0, 0,
-     "fsync every commit (false: faster, a machine crash may lose the last commits)"},
+     "fsync every commit (false: faster, but a machine crash may lose acknowledged "
+     "commits or, per LMDB, corrupt the database)"},
     {"CHATMESH_STORE_READERS", "--store-readers", CM_CFG_INT, "2", 1, 16,
      "reader threads for read requests"},
     {"CHATMESH_TASK_LEASE_MS", "--task-lease-ms", CM_CFG_INT, "10000", 100, 3600000,

@@ -64,7 +64,8 @@ typedef struct st_db st_db_t;
 
 //  Opens (creating) the environment in dir (the directory must exist) with
 //  an initial map of map_bytes. sync=false skips the fsync at commit
-//  (MDB_NOSYNC): faster, but a machine crash may lose the last commits.
+//  (MDB_NOSYNC): faster, but a machine crash may lose acknowledged commits
+//  or, unless the filesystem keeps write order, corrupt the database.
 //  0, or CM_EDB with the reason logged.
 int st_db_open (const char *dir, size_t map_bytes, bool sync, st_db_t **out);
 void st_db_destroy (st_db_t **self_p);
