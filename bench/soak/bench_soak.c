@@ -32,6 +32,7 @@
 #define S_MAX_SESSIONS 200
 #define S_USERS 4
 #define S_WORKERS 2
+#define S_CLIENT_TIMEOUT_MS 5000 //  a request without an answer by then is an error
 
 static svc_mesh_t *s_mesh;
 static char *s_tokens[S_USERS];
@@ -65,61 +66,25 @@ s_mem (const char *service)
 //  ---------------------------------------------------------------------------
 //  Requests
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_buf_t;
-
-static size_t
-s_collect (char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    s_buf_t *buf = arg;
-    size_t n = size * nmemb;
-    buf->data = realloc (buf->data, buf->len + n + 1);
-    memcpy (buf->data + buf->len, ptr, n);
-    buf->len += n;
-    buf->data[buf->len] = 0;
-    return n;
-}
-
 //  Status (0: no answer) and the parsed body (caller decrefs).
 static long
 s_request (const char *method, const char *path, int user, const char *body, json_t **json)
 {
-    CURL *curl = curl_easy_init ();
-    char url[1024], auth[2048];
-    snprintf (url, sizeof url, "%s%s", svc_mesh_url (s_mesh), path);
-    snprintf (auth, sizeof auth, "Authorization: Bearer %s", s_tokens[user]);
-    struct curl_slist *headers = curl_slist_append (NULL, auth);
-    headers = curl_slist_append (headers, "Expect:");
-    if (body) {
-        headers = curl_slist_append (headers, "Content-Type: application/json");
-        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
-    }
-    s_buf_t out = {NULL, 0};
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
-    long status = 0;
-    CURLcode rc = curl_easy_perform (curl);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    svc_response_t response;
+    int rc = svc_http_timed (s_mesh, method, path, s_tokens[user], body, S_CLIENT_TIMEOUT_MS,
+                             &response);
+    long status = rc == CURLE_OK ? response.status : 0;
     atomic_fetch_add (&s_requests, 1);
     if (status == 409)
         atomic_fetch_add (&s_conflicts, 1);
     else if (status != 200) {
         atomic_fetch_add (&s_errors, 1);
         fprintf (stderr, "soak: %s %s -> %ld %s\n", method, path, status,
-                 rc == CURLE_OK ? (out.data ? out.data : "") : curl_easy_strerror (rc));
+                 rc == CURLE_OK ? (response.body ? response.body : "")
+                                : curl_easy_strerror ((CURLcode) rc));
     }
-    *json = status && out.data ? json_loads (out.data, 0, NULL) : NULL;
-    free (out.data);
-    curl_slist_free_all (headers);
-    curl_easy_cleanup (curl);
+    *json = status ? json_incref (response.json) : NULL;
+    svc_response_free (&response);
     return status;
 }
 

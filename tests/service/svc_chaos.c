@@ -81,58 +81,23 @@ typedef struct {
     bool timed_out;
 } s_answer_t;
 
-typedef struct {
-    char *data;
-    size_t len;
-} s_buf_t;
-
-static size_t
-s_collect (char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    s_buf_t *buf = arg;
-    size_t n = size * nmemb;
-    buf->data = realloc (buf->data, buf->len + n + 1);
-    memcpy (buf->data + buf->len, ptr, n);
-    buf->len += n;
-    buf->data[buf->len] = 0;
-    return n;
-}
-
 //  One request with the 5 s client timeout, classified.
 static void
 s_request (const char *method, const char *path, int user, const char *body, s_answer_t *answer)
 {
     memset (answer, 0, sizeof *answer);
-    CURL *curl = curl_easy_init ();
-    char url[1024], auth[2048];
-    snprintf (url, sizeof url, "%s%s", svc_mesh_url (s_mesh), path);
-    snprintf (auth, sizeof auth, "Authorization: Bearer %s", s_tokens[user]);
-    struct curl_slist *headers = curl_slist_append (NULL, auth);
-    headers = curl_slist_append (headers, "Expect:");
-    if (body) {
-        headers = curl_slist_append (headers, "Content-Type: application/json");
-        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
-    }
-    s_buf_t out = {NULL, 0}, head = {NULL, 0};
-    curl_easy_setopt (curl, CURLOPT_URL, url);
-    curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_collect);
-    curl_easy_setopt (curl, CURLOPT_HEADERDATA, &head);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, (long) S_CLIENT_TIMEOUT_MS);
-    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     pthread_mutex_lock (&s_state_lock);
     const char *down_before = s_down;
     pthread_mutex_unlock (&s_state_lock);
-    CURLcode rc = curl_easy_perform (curl);
+    svc_response_t response;
+    int rc = svc_http_timed (s_mesh, method, path, s_tokens[user], body,
+                             S_CLIENT_TIMEOUT_MS, &response);
     pthread_mutex_lock (&s_state_lock);
     const char *down_after = s_down;
     double gateway_back = s_gateway_back_ms;
     pthread_mutex_unlock (&s_state_lock);
     const char *down = down_before ? down_before : down_after;
-    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &answer->status);
+    answer->status = response.status;
     atomic_fetch_add (&s_requests, 1);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         answer->timed_out = true;
@@ -148,21 +113,23 @@ s_request (const char *method, const char *path, int user, const char *body, s_a
         if (!gateway_moment) {
             atomic_fetch_add (&s_transport_errors, 1);
             fprintf (stderr, "chaos: %s %s: %s (down: %s)\n", method, path,
-                     curl_easy_strerror (rc), down ? down : "none");
+                     curl_easy_strerror ((CURLcode) rc), down ? down : "none");
         }
     } else {
-        answer->json = out.data ? json_loads (out.data, 0, NULL) : NULL;
+        answer->json = json_incref (response.json);
         long status = answer->status;
         if (status == 200)
             atomic_fetch_add (&s_ok, 1);
         else if (status == 503 || status == 504) {
             atomic_fetch_add (&s_unavailable, 1);
-            if (status == 503 && (!head.data || !strcasestr (head.data, "\nRetry-After:")))
+            char retry_after[32];
+            if (status == 503
+                && svc_response_header (&response, "Retry-After", retry_after, sizeof retry_after))
                 atomic_fetch_add (&s_missing_retry_after, 1);
         } else if (status >= 500) {
             atomic_fetch_add (&s_bad_5xx, 1);
             fprintf (stderr, "chaos: %s %s answered %ld: %s\n", method, path, status,
-                     out.data ? out.data : "");
+                     response.body ? response.body : "");
         } else
             atomic_fetch_add (&s_client_errors, 1);
         int index = s_service_index (down);
@@ -174,10 +141,7 @@ s_request (const char *method, const char *path, int user, const char *body, s_a
             pthread_mutex_unlock (&s_state_lock);
         }
     }
-    free (out.data);
-    free (head.data);
-    curl_slist_free_all (headers);
-    curl_easy_cleanup (curl);
+    svc_response_free (&response);
 }
 
 //  ---------------------------------------------------------------------------

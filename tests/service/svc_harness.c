@@ -457,10 +457,11 @@ svc_http_ex (svc_mesh_t *mesh, const char *method, const char *path, const char 
                         response);
 }
 
-int
-svc_http_at (const char *base_url, const char *method, const char *path, const char *token,
-             const char *body, const char *content_type, const char *extra_header,
-             svc_response_t *response)
+//  One request; libcurl's result code.
+static CURLcode
+s_http (const char *base_url, const char *method, const char *path, const char *token,
+        const char *body, const char *content_type, const char *extra_header, long timeout_ms,
+        svc_response_t *response)
 {
     memset (response, 0, sizeof *response);
     CURL *curl = curl_easy_init ();
@@ -489,7 +490,7 @@ svc_http_at (const char *base_url, const char *method, const char *path, const c
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_append);
     curl_easy_setopt (curl, CURLOPT_HEADERDATA, &head);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform (curl);
     curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &response->status);
@@ -498,7 +499,25 @@ svc_http_at (const char *base_url, const char *method, const char *path, const c
     response->body = out.data;
     response->headers = head.data;
     response->json = json_loads (out.data, 0, NULL);
-    return rc == CURLE_OK ? 0 : -1;
+    return rc;
+}
+
+int
+svc_http_at (const char *base_url, const char *method, const char *path, const char *token,
+             const char *body, const char *content_type, const char *extra_header,
+             svc_response_t *response)
+{
+    return s_http (base_url, method, path, token, body, content_type, extra_header, 15000,
+                   response) == CURLE_OK
+               ? 0
+               : -1;
+}
+
+int
+svc_http_timed (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+                const char *body, long timeout_ms, svc_response_t *response)
+{
+    return (int) s_http (mesh->url, method, path, token, body, NULL, NULL, timeout_ms, response);
 }
 
 int

@@ -86,6 +86,11 @@ int svc_http_at (const char *base_url, const char *method, const char *path, con
                  svc_response_t *response);
 int svc_http (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
               const char *body, svc_response_t *response);
+//  svc_http with the caller's own client timeout (load and fault tests
+//  count a request past it as hung). Returns libcurl's result: CURLE_OK,
+//  CURLE_OPERATION_TIMEDOUT, or another transport failure.
+int svc_http_timed (svc_mesh_t *mesh, const char *method, const char *path, const char *token,
+                    const char *body, long timeout_ms, svc_response_t *response);
 void svc_response_free (svc_response_t *response);
 //  Value of a response header (case-insensitive name) into buffer; 0 or -1.
 int svc_response_header (const svc_response_t *response, const char *name, char *buffer,
