@@ -19,6 +19,10 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_HTTP_THREADS", "--http-threads", CM_CFG_INT, "64", GW_API_RESERVE_THREADS, 4096,
      "civetweb worker threads for API requests and keep-alive connections; as many more "
      "(at least 64) set up SSE streams, which then need no thread"},
+    {"CHATMESH_HTTP_REQUEST_TIMEOUT_MS", "--http-request-timeout-ms", CM_CFG_INT, "30000", 1000,
+     600000,
+     "longest a client may take over a request's head and body or over taking a response "
+     "(civetweb request_timeout_ms): cuts off slow clients (slowloris)"},
     {"CHATMESH_JWT_SECRET", "--jwt-secret", CM_CFG_STR, "", 0, GW_SECRET_MAX,
      "HS256 secret for bearer tokens (or use CHATMESH_JWT_SECRET_FILE)"},
     {"CHATMESH_JWT_SECRET_FILE", "--jwt-secret-file", CM_CFG_STR, "", 0, 1023,
@@ -128,6 +132,7 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     config->log_level = level;
     s_copy (config->listen, sizeof config->listen, cm_config_str (cfg, "CHATMESH_HTTP_LISTEN"));
     config->http_threads = (int) cm_config_int (cfg, "CHATMESH_HTTP_THREADS");
+    config->request_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_HTTP_REQUEST_TIMEOUT_MS");
     config->backend_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_BACKEND_TIMEOUT_MS");
     config->max_body_bytes = cm_config_int (cfg, "CHATMESH_MAX_BODY_BYTES");
     config->max_content_chars = (int) cm_config_int (cfg, "CHAT_ACTIONS_MAX_CONTENT_LENGTH");
@@ -182,6 +187,7 @@ gw_config_defaults (gw_config_t *config, const char *secret)
     memset (config, 0, sizeof *config);
     s_copy (config->listen, sizeof config->listen, "127.0.0.1:8080");
     config->http_threads = 64;
+    config->request_timeout_ms = 30000;
     s_copy (config->secret, sizeof config->secret, secret);
     config->secret_len = strlen (config->secret);
     config->backend_timeout_ms = 2000;

@@ -17,6 +17,7 @@
 typedef struct {
     char listen[256];        //  civetweb listening_ports syntax
     int http_threads;        //  API threads; civetweb runs this + sse_max_streams
+    int request_timeout_ms;  //  civetweb request_timeout_ms (slow clients)
     char secret[GW_SECRET_MAX + 1];
     size_t secret_len;
     int backend_timeout_ms;

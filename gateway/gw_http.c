@@ -1468,11 +1468,12 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
                                                             : config->http_threads;
     if (reserve > config->sse_max_streams)
         reserve = config->sse_max_streams;
-    char threads[16];
+    char threads[16], request_timeout[16];
     snprintf (threads, sizeof threads, "%d", config->http_threads + reserve);
+    snprintf (request_timeout, sizeof request_timeout, "%d", config->request_timeout_ms);
     const char *options[] = {"listening_ports", config->listen,
                              "num_threads", threads,
-                             "request_timeout_ms", "30000",
+                             "request_timeout_ms", request_timeout,
                              "enable_keep_alive", "yes",
                              "keep_alive_timeout_ms", "1000",
                              "tcp_nodelay", "1",

@@ -59,6 +59,8 @@ test_bad_settings_are_named (void **state)
         {"store", "CHATMESH_LOG_LEVEL", "CHATMESH_LOG_LEVEL=loud"},
         {"gateway", "CHATMESH_TRUSTED_PROXIES",
          "CHATMESH_JWT_SECRET=0123456789abcdef CHATMESH_TRUSTED_PROXIES=10.0.0.0/8,bogus"},
+        {"gateway", "CHATMESH_HTTP_REQUEST_TIMEOUT_MS",
+         "CHATMESH_JWT_SECRET=0123456789abcdef CHATMESH_HTTP_REQUEST_TIMEOUT_MS=10"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char command[512], output[4096];
