@@ -22,6 +22,8 @@
 #define S_RECORD_MAGIC 0xC1 //  first byte of binary records (st_db.h)
 #define S_RATE_RECORD 25
 #define S_VOTES_RECORD 16
+#define S_THOUGHT_STEPS 32   //  steps of one thought process kept in the store
+#define S_THOUGHT_TEXT 2000  //  bytes kept of each of its texts
 
 typedef struct {
     char name[CM_ID_MAX + 65];
@@ -541,6 +543,98 @@ s_analytics_update (s_ctx_t *c, const char *session_id, const char *counter, int
     return rc;
 }
 
+//  --------------------------------------------------------------------------
+//  Thought process, kept so that a reload shows it
+//
+//  A task's record holds "thoughts": {about, total, steps: [reasoning...],
+//  conclusion}, from its thought_process_* events (task_event). A completed
+//  task leaves its thoughts on the message; task_status shows them while
+//  it runs. The events themselves carry the full texts; the store keeps the
+//  first S_THOUGHT_STEPS steps and S_THOUGHT_TEXT bytes of each text.
+
+//  A copy of at most S_THOUGHT_TEXT bytes of the string at key, never
+//  cutting a UTF-8 sequence; NULL when absent.
+static cm_value_t *
+s_thought_text (const cm_value_t *data, const char *key)
+{
+    const char *text = cm_map_str (data, key);
+    if (!text)
+        return NULL;
+    size_t len = strlen (text);
+    if (len > S_THOUGHT_TEXT) {
+        len = S_THOUGHT_TEXT;
+        while (len > 0 && ((unsigned char) text[len] & 0xc0) == 0x80)
+            len--;
+    }
+    return cm_strn_new (text, len);
+}
+
+//  Adds one thought_process_* event (name, data) to the task's thoughts.
+//  _start begins them afresh: a retried task thinks again.
+static void
+s_thoughts_add (cm_value_t *task, const char *name, const cm_value_t *data)
+{
+    cm_value_t *thoughts = cm_map_take (task, "thoughts");
+    if (!thoughts || thoughts->type != CM_T_MAP || strcmp (name, "thought_process_start") == 0) {
+        cm_value_destroy (&thoughts);
+        thoughts = cm_map_new ();
+        cm_map_set (thoughts, "steps", cm_arr_new ());
+    }
+    cm_value_t *text = NULL;
+    if (strcmp (name, "thought_process_start") == 0
+        && (text = s_thought_text (data, "thinkingAbout")))
+        cm_map_set (thoughts, "about", text);
+    else if (strcmp (name, "thought_process_complete") == 0
+             && (text = s_thought_text (data, "conclusion")))
+        cm_map_set (thoughts, "conclusion", text);
+    else if (strcmp (name, "thought_process_step") == 0) {
+        cm_value_t *steps = cm_map_take (thoughts, "steps");
+        if (!steps || steps->type != CM_T_ARR) {
+            cm_value_destroy (&steps);
+            steps = cm_arr_new ();
+        }
+        if (cm_value_len (steps) < S_THOUGHT_STEPS && (text = s_thought_text (data, "reasoning")))
+            cm_arr_push (steps, text);
+        cm_map_set (thoughts, "steps", steps);
+    }
+    int64_t total = cm_map_int (data, "totalSteps", 0);
+    if (total > 0)
+        cm_map_set_int (thoughts, "total", total);
+    cm_map_set (task, "thoughts", thoughts);
+}
+
+//  The API's shape of stored thoughts (record: a task or a message) as
+//  to["thought_process"], in the events' camelCase: {thinkingAbout,
+//  totalSteps, steps: [{step, reasoning}], conclusion}. Nothing when none.
+static void
+s_thoughts_view (cm_value_t *to, const cm_value_t *record)
+{
+    const cm_value_t *thoughts = cm_map_get (record, "thoughts");
+    if (!thoughts || thoughts->type != CM_T_MAP)
+        return;
+    cm_value_t *view = cm_map_new ();
+    s_copy_str (view, "thinkingAbout", thoughts, "about");
+    int64_t total = cm_map_int (thoughts, "total", 0);
+    if (total > 0)
+        cm_map_set_int (view, "totalSteps", total);
+    else
+        cm_map_set_nil (view, "totalSteps");
+    cm_value_t *steps = cm_arr_new ();
+    const cm_value_t *stored = cm_map_get (thoughts, "steps");
+    for (size_t i = 0; stored && stored->type == CM_T_ARR && i < cm_value_len (stored); i++) {
+        const cm_value_t *reasoning = cm_arr_at (stored, i);
+        if (reasoning->type != CM_T_STR)
+            continue;
+        cm_value_t *step = cm_map_new ();
+        cm_map_set_int (step, "step", (int64_t) i + 1);
+        cm_map_set_strn (step, "reasoning", reasoning->u.s.ptr, reasoning->u.s.len);
+        cm_arr_push (steps, step);
+    }
+    cm_map_set (view, "steps", steps);
+    s_copy_str (view, "conclusion", thoughts, "conclusion");
+    cm_map_set (to, "thought_process", view);
+}
+
 //  The public shape of a message (docs/protocol.md); key is its messages key.
 static cm_value_t *
 s_message_view (s_ctx_t *c, const cm_value_t *key, const cm_value_t *msg)
@@ -561,6 +655,7 @@ s_message_view (s_ctx_t *c, const cm_value_t *key, const cm_value_t *msg)
     cm_map_set_int (meta, "downvotes", downs);
     if (cm_map_str (msg, "model"))
         cm_map_set_str (meta, "model", cm_map_str (msg, "model"));
+    s_thoughts_view (meta, msg);
     cm_map_set (view, "metadata", meta);
     return view;
 }
@@ -1337,6 +1432,7 @@ s_task_status_view (s_ctx_t *c, const cm_value_t *task)
     s_time_set (view, "started_at", cm_map_int (task, "started_at", 0));
     s_time_set (view, "completed_at", cm_map_int (task, "completed_at", 0));
     s_copy_str (view, "error_message", task, "error_message");
+    s_thoughts_view (view, task);
     s_now_set (c, view, "timestamp");
     return view;
 }
@@ -1564,6 +1660,7 @@ s_task_event (s_ctx_t *c)
     cm_value_t *task = NULL;
     TRY (s_task_held (c, &task));
     cm_map_set_int (task, "lease_expires", c->now + c->ops->config.lease_ms);
+    s_thoughts_add (task, name, cm_map_get (c->p, "data"));
     int rc = s_task_put (c, task);
     if (rc == 0) {
         c->ok = cm_map_new ();
@@ -1612,6 +1709,13 @@ s_task_complete (s_ctx_t *c)
             model = cm_map_str (task, "model");
         if (model)
             cm_map_set_str (msg, "model", model);
+        //  The answer's thought process replaces the last one's (or goes,
+        //  when this answer had none).
+        cm_value_t *old = cm_map_take (msg, "thoughts");
+        cm_value_destroy (&old);
+        const cm_value_t *thoughts = cm_map_get (task, "thoughts");
+        if (thoughts)
+            cm_map_set (msg, "thoughts", cm_value_dup (thoughts));
         rc = st_db_put (c->db, c->txn, ST_DBI_MESSAGES, mkey, mlen, msg);
     }
     cm_value_destroy (&msg);

@@ -281,6 +281,124 @@ test_regenerate_rules (void **state)
     cm_envelope_destroy (&reply);
 }
 
+//  One thought_process_* task_event from worker "w".
+static int
+s_thought (st_fixture_t *f, const char *task, const char *event, const char *key,
+           const char *text)
+{
+    cm_envelope_t *request = st_req (CM_MSG_TASK_EVENT, NULL);
+    cm_map_set_str (request->payload, "worker", "w");
+    cm_map_set_str (request->payload, "task_id", task);
+    cm_map_set_str (request->payload, "event", event);
+    cm_value_t *data = cm_map_new ();
+    cm_map_set_str (data, key, text);
+    cm_map_set_int (data, "totalSteps", 40);
+    cm_map_set (request->payload, "data", data);
+    return st_write (f, request, NULL);
+}
+
+static const cm_value_t *
+s_thoughts_of_message (const cm_envelope_t *session_reply, size_t index)
+{
+    const cm_value_t *msg = cm_arr_at (
+        cm_map_get (cm_map_get (session_reply->payload, "session"), "messages"), index);
+    return cm_map_get (cm_map_get (msg, "metadata"), "thought_process");
+}
+
+//  The thought process is kept (task_status while the task runs, then the
+//  message), capped, replaced by the next answer's, and gone with an
+//  answer that had none.
+static void
+test_thought_process_is_kept (void **state)
+{
+    st_fixture_t *f = *state;
+    char user_msg[ID], asst[ID], task[ID], claimed[ID];
+    assert_int_equal (st_start (f, "tia", "s-th", "why?", user_msg, asst, task), 0);
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    assert_int_equal (s_thought (f, task, "thought_process_start", "thinkingAbout", "why?"), 0);
+    //  A long step: kept cut at a code point boundary (2-byte "é"s).
+    char *long_text = malloc (5001);
+    for (int i = 0; i < 2500; i++)
+        memcpy (long_text + 2 * i, "\xc3\xa9", 2);
+    long_text[5000] = 0;
+    assert_int_equal (s_thought (f, task, "thought_process_step", "reasoning", long_text), 0);
+    for (int i = 1; i < 40; i++)
+        assert_int_equal (s_thought (f, task, "thought_process_step", "reasoning", "more"), 0);
+    free (long_text);
+    //  The event still carries what the worker sent.
+    assert_string_equal (cm_map_str_or (st_event_data (f, "thought_process_step"), "reasoning", ""),
+                         "more");
+    assert_int_equal (s_thought (f, task, "thought_process_bogus", "reasoning", "x"), CM_EINVAL);
+
+    cm_envelope_t *status = st_req (CM_MSG_TASK_STATUS, "tia");
+    cm_map_set_str (status->payload, "task_id", task);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_read (f, status, &reply), 0);
+    const cm_value_t *view = cm_map_get (reply->payload, "thought_process");
+    assert_non_null (view);
+    assert_string_equal (cm_map_str_or (view, "thinkingAbout", ""), "why?");
+    assert_int_equal (cm_map_int (view, "totalSteps", 0), 40);
+    const cm_value_t *steps = cm_map_get (view, "steps");
+    assert_int_equal (cm_value_len (steps), 32);
+    const char *first = cm_map_str_or (cm_arr_at (steps, 0), "reasoning", "");
+    assert_int_equal (strlen (first), 2000);
+    assert_int_equal ((unsigned char) first[1998], 0xc3);
+    assert_int_equal (cm_map_int (cm_arr_at (steps, 31), "step", 0), 32);
+    assert_null (cm_map_str (view, "conclusion"));
+    cm_envelope_destroy (&reply);
+
+    assert_int_equal (s_thought (f, task, "thought_process_complete", "conclusion", "because"), 0);
+    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_str (done->payload, "task_id", task);
+    cm_map_set_str (done->payload, "content", "an answer");
+    assert_int_equal (st_write (f, done, NULL), 0);
+    int rc;
+    reply = s_session_get (f, "tia", "s-th", &rc);
+    assert_int_equal (rc, 0);
+    assert_null (s_thoughts_of_message (reply, 0)); //  the user's message has none
+    view = s_thoughts_of_message (reply, 1);
+    assert_non_null (view);
+    assert_string_equal (cm_map_str_or (view, "conclusion", ""), "because");
+    assert_int_equal (cm_value_len (cm_map_get (view, "steps")), 32);
+    cm_envelope_destroy (&reply);
+
+    //  A regeneration that thinks again replaces it; a retried attempt's
+    //  _start begins afresh.
+    char regen[ID];
+    assert_int_equal (s_regen (f, "tia", asst, regen), 0);
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "first try"), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "a"), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "again"), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "b"), 0);
+    done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_str (done->payload, "task_id", regen);
+    cm_map_set_str (done->payload, "content", "a better answer");
+    assert_int_equal (st_write (f, done, NULL), 0);
+    reply = s_session_get (f, "tia", "s-th", &rc);
+    view = s_thoughts_of_message (reply, 1);
+    assert_string_equal (cm_map_str_or (view, "thinkingAbout", ""), "again");
+    steps = cm_map_get (view, "steps");
+    assert_int_equal (cm_value_len (steps), 1);
+    assert_string_equal (cm_map_str_or (cm_arr_at (steps, 0), "reasoning", ""), "b");
+    cm_envelope_destroy (&reply);
+
+    //  An answer without thoughts (CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS off)
+    //  leaves none behind.
+    assert_int_equal (s_regen (f, "tia", asst, regen), 0);
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_str (done->payload, "task_id", regen);
+    cm_map_set_str (done->payload, "content", "plain");
+    assert_int_equal (st_write (f, done, NULL), 0);
+    reply = s_session_get (f, "tia", "s-th", &rc);
+    assert_null (s_thoughts_of_message (reply, 1));
+    cm_envelope_destroy (&reply);
+}
+
 static void
 test_delete_removes_tail_in_order (void **state)
 {
@@ -897,6 +1015,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_edit_records_history_and_regenerates, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_regenerate_rules, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_thought_process_is_kept, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_delete_removes_tail_in_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lease_expiry_and_attempts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fail_retry_then_terminal, s_setup, s_teardown),

@@ -106,7 +106,10 @@ class Mesh:
             if not m:
                 return
             m['content'] = content
-            m['metadata'].update(regenerating=False, regenerated=kind != 'answer', model='mock')
+            m['metadata'].update(regenerating=False, regenerated=kind != 'answer', model='mock',
+                                 thought_process={'thinkingAbout': query[:60], 'totalSteps': 2, 'conclusion': 'done',
+                                                  'steps': [{'step': 1, 'reasoning': 'reasoning 1'},
+                                                            {'step': 2, 'reasoning': 'reasoning 2'}]})
         pub(sid, 'thought_process_complete', {'messageId': mid, 'taskId': task, 'conclusion': 'done', 'totalSteps': 2})
         pub(sid, 'message_regenerated', {'messageId': mid, 'taskId': task, 'content': content})
 

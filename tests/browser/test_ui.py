@@ -358,6 +358,26 @@ class UiTest:
         label = self.button(a, answer, 'downvote').get_attribute('aria-label')
         check(label and '1' in label, f'downvote button label {label!r}')
 
+    def step_reload_keeps_thoughts(self):
+        # The thought process is stored with the answer: a reload (no stream
+        # history to replay) still shows the steps and the conclusion.
+        a = self.a
+        answer = self.messages(a)[1]['id']
+        panel = a.find_element(By.CSS_SELECTOR, f'[data-message-id="{answer}"] details.thought-process')
+        before = [li.text for li in panel.find_elements(By.CSS_SELECTOR, '.thought-steps li')]
+        a.refresh()
+        self.wait(a, self.settled(a, 2), 'the conversation after a reload')
+        self.install_probe(a)
+        panel = self.wait(a, lambda d: (lambda p: p if p.is_displayed() else False)(
+            d.find_element(By.CSS_SELECTOR, f'[data-message-id="{answer}"] details.thought-process')),
+            'the thought-process panel after a reload')
+        panel.find_element(By.TAG_NAME, 'summary').click()
+        after = [li.text for li in panel.find_elements(By.CSS_SELECTOR, '.thought-steps li')]
+        check(after and after == before, f'thought steps after a reload {after!r}, before {before!r}')
+        conclusion = panel.find_element(By.CSS_SELECTOR, '.thought-conclusion')
+        check(conclusion.is_displayed() and conclusion.text.strip(), 'no conclusion after a reload')
+        check('thinking' not in panel.find_element(By.TAG_NAME, 'summary').text, 'a finished thought process shown as running')
+
     def step_reconnect_replay(self):
         # Mock only: the mock can cut the streams on demand. Window B must come
         # back by itself and get what it missed through Last-Event-ID.
@@ -562,6 +582,7 @@ class UiTest:
             self.run_step('second_window', self.step_second_window)
             self.run_step('regenerate', self.step_regenerate)
             self.run_step('votes', self.step_votes)
+            self.run_step('reload_keeps_thoughts', self.step_reload_keeps_thoughts)
             if self.mesh.mock:
                 self.run_step('reconnect_replay', self.step_reconnect_replay)
             self.run_step('edit_with_regeneration', self.step_edit)

@@ -167,6 +167,10 @@ typedef struct {
     double ended_ms;     //  the terminal event received
     char content[16384]; //  message_regenerated's content
     char message_id[400];
+    char about[512];     //  thought_process_start's thinkingAbout
+    char steps[8][512];  //  the first steps' reasoning
+    int step_count;
+    char conclusion[512];
 } s_seen_t;
 
 static bool
@@ -226,17 +230,24 @@ s_check_task (svc_sse_t *sse, const char *task_id, int timeout_ms, s_seen_t *see
         else if (strcmp (type, "thought_process_start") == 0) {
             assert_false (thinking || thought_done);
             assert_non_null (s_str (event->json, "thinkingAbout"));
+            snprintf (seen->about, sizeof seen->about, "%s", s_str (event->json, "thinkingAbout"));
             thinking = true;
             seen->thoughts++;
         }
         else if (strcmp (type, "thought_process_step") == 0) {
             assert_true (thinking);
             assert_non_null (s_str (event->json, "reasoning"));
+            if (seen->step_count < 8)
+                snprintf (seen->steps[seen->step_count], sizeof seen->steps[0], "%s",
+                          s_str (event->json, "reasoning"));
+            seen->step_count++;
             seen->thoughts++;
         }
         else if (strcmp (type, "thought_process_complete") == 0) {
             assert_true (thinking);
             assert_non_null (s_str (event->json, "conclusion"));
+            snprintf (seen->conclusion, sizeof seen->conclusion, "%s",
+                      s_str (event->json, "conclusion"));
             thinking = false;
             thought_done = true;
             seen->thoughts++;
@@ -268,6 +279,28 @@ s_stored (svc_mesh_t *mesh, const char *token, const char *session, const char *
     return found;
 }
 
+//  The stored message's thought process is the one streamed (the builtin
+//  generator's texts are short: nothing is cut), or absent without one.
+static void
+s_check_stored_thoughts (const json_t *message, const s_seen_t *seen)
+{
+    json_t *thoughts = json_object_get (json_object_get (message, "metadata"), "thought_process");
+    if (seen->thoughts == 0) {
+        assert_null (thoughts);
+        return;
+    }
+    assert_non_null (thoughts);
+    assert_string_equal (s_str (thoughts, "thinkingAbout"), seen->about);
+    assert_string_equal (s_str (thoughts, "conclusion"), seen->conclusion);
+    json_t *steps = json_object_get (thoughts, "steps");
+    assert_int_equal (json_array_size (steps), seen->step_count);
+    for (int i = 0; i < seen->step_count && i < 8; i++) {
+        json_t *step = json_array_get (steps, (size_t) i);
+        assert_int_equal (json_integer_value (json_object_get (step, "step")), i + 1);
+        assert_string_equal (s_str (step, "reasoning"), seen->steps[i]);
+    }
+}
+
 //  --------------------------------------------------------------------------
 
 //  Thoughts on: run_sse's answer and a regeneration, each in order, stored
@@ -294,6 +327,7 @@ test_order_thoughts_store_and_edit (void **state)
     assert_non_null (strstr (seen.content, "Which metrics show replication lag?"));
     json_t *message = s_stored (mesh, token, "regen_order", second.assistant_id);
     assert_string_equal (s_str (message, "content"), seen.content);
+    s_check_stored_thoughts (message, &seen); //  a reload shows the thought process
     json_decref (message);
 
     //  A regeneration of that answer.
@@ -307,6 +341,7 @@ test_order_thoughts_store_and_edit (void **state)
     assert_true (json_is_true (json_object_get (meta, "regenerated")));
     assert_false (json_is_true (json_object_get (meta, "regenerating")));
     assert_string_equal (s_str (meta, "model"), "builtin");
+    s_check_stored_thoughts (message, &seen); //  the regeneration's replaced the answer's
     json_decref (message);
     free (task_id);
 
@@ -364,6 +399,7 @@ test_throttle_no_thoughts_and_cancel (void **state)
     assert_true (seen.progress >= (int) (took / 200));
     json_t *message = s_stored (mesh, token, "regen_pace", turn.assistant_id);
     assert_string_equal (s_str (message, "content"), seen.content);
+    s_check_stored_thoughts (message, &seen); //  none
     json_decref (message);
     free (task_id);
 

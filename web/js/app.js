@@ -335,6 +335,12 @@ async function loadSession() {
   // Reconcile streaming state with what the store says.
   for (const m of state.messages) {
     const live = state.live.get(m.id);
+    // A finished answer's stored thought process: after a reload it is all
+    // there is; while the stream runs, the stream's own is newer.
+    const known = state.thoughts.get(m.id);
+    if (m.thoughts && !m.metadata.regenerating && !live && (!known || known.done)) {
+      state.thoughts.set(m.id, m.thoughts);
+    }
     if (m.metadata.regenerating && !live) {
       state.live.set(m.id, { taskId: null, progress: null, text: 'Working…', partial: '', startedAt: issuedAt });
     } else if (!m.metadata.regenerating && live && live.startedAt < issuedAt - 50) {
@@ -363,6 +369,23 @@ function normalizeMessage(m) {
       downvotes: Number(meta.downvotes) || 0,
       model: typeof meta.model === 'string' ? meta.model : '',
     },
+    thoughts: storedThoughts(meta.thought_process),
+  };
+}
+
+// metadata.thought_process (docs/api.md) in the shape the thought_process_*
+// events build, or null.
+function storedThoughts(tp) {
+  if (!tp || typeof tp !== 'object' || !Array.isArray(tp.steps)) return null;
+  return {
+    about: String(tp.thinkingAbout || ''),
+    steps: tp.steps.map((s, i) => ({
+      title: `Step ${(s && Number(s.step)) || i + 1}`,
+      reasoning: String((s && s.reasoning) || ''),
+    })),
+    conclusion: String(tp.conclusion || ''),
+    done: true,
+    total: Number(tp.totalSteps) || 0,
   };
 }
 
