@@ -28,7 +28,11 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_JWT_SECRET_FILE", "--jwt-secret-file", CM_CFG_STR, "", 0, 1023,
      "file holding the HS256 secret"},
     {"CHATMESH_BACKEND_TIMEOUT_MS", "--backend-timeout-ms", CM_CFG_INT, "2000", 50, 60000,
-     "how long to wait for the store / broadcaster before 504"},
+     "how long a call to the store / broadcaster may take in all, waiting for a free "
+     "connection included, before 504"},
+    {"CHATMESH_BACKEND_SOCKETS", "--backend-sockets", CM_CFG_INT, "192", 1, 400,
+     "connections to each of the store and the broadcaster's history: the most calls in "
+     "flight at once (more wait for a free one)"},
     {"CHATMESH_MAX_BODY_BYTES", "--max-body-bytes", CM_CFG_INT, "65536", 1024, 8388608,
      "largest request body accepted (413 beyond)"},
     {"CHAT_ACTIONS_MAX_CONTENT_LENGTH", "--max-content-length", CM_CFG_INT, "10000", 1, 1000000,
@@ -134,6 +138,7 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     config->http_threads = (int) cm_config_int (cfg, "CHATMESH_HTTP_THREADS");
     config->request_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_HTTP_REQUEST_TIMEOUT_MS");
     config->backend_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_BACKEND_TIMEOUT_MS");
+    config->backend_sockets = (int) cm_config_int (cfg, "CHATMESH_BACKEND_SOCKETS");
     config->max_body_bytes = cm_config_int (cfg, "CHATMESH_MAX_BODY_BYTES");
     config->max_content_chars = (int) cm_config_int (cfg, "CHAT_ACTIONS_MAX_CONTENT_LENGTH");
     config->rate_limit = (int) cm_config_int (cfg, "CHAT_ACTIONS_RATE_LIMIT");
@@ -191,6 +196,7 @@ gw_config_defaults (gw_config_t *config, const char *secret)
     s_copy (config->secret, sizeof config->secret, secret);
     config->secret_len = strlen (config->secret);
     config->backend_timeout_ms = 2000;
+    config->backend_sockets = 192;
     config->max_body_bytes = 65536;
     config->max_content_chars = 10000;
     config->rate_limit = 60;

@@ -20,7 +20,8 @@ typedef struct {
     int request_timeout_ms;  //  civetweb request_timeout_ms (slow clients)
     char secret[GW_SECRET_MAX + 1];
     size_t secret_len;
-    int backend_timeout_ms;
+    int backend_timeout_ms;  //  one call's whole budget, pool wait included
+    int backend_sockets;     //  DEALERs per backend pool (calls in flight)
     int64_t max_body_bytes;
     int max_content_chars;   //  CHAT_ACTIONS_MAX_CONTENT_LENGTH, in code points
     int rate_limit;          //  actions per minute per user, 0 = unlimited

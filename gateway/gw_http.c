@@ -41,10 +41,10 @@
 //  nothing for an unconnected peer).
 #define GW_CONNECT_WAIT_MS 250
 #define GW_UA_MAX 500
-//  Backend DEALER sockets per kind (store, history): the most calls in
-//  flight at once, and the most kept idle. libzmq allows 1023 sockets per
-//  process by default; every socket also holds descriptors.
-#define GW_POOL_MAX 192
+//  Backend DEALER sockets per kind (store, history): at most
+//  CHATMESH_BACKEND_SOCKETS (<= 400: libzmq allows 1023 sockets per
+//  process by default, and every socket also holds descriptors) in flight,
+//  at most GW_POOL_IDLE kept idle.
 #define GW_POOL_IDLE 96
 //  civetweb threads kept for event streams being set up (and those that
 //  keep their thread), at least; else as many as the API's.
@@ -309,14 +309,14 @@ s_pool_get (gw_http_t *self, bool history, int wait_ms)
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock (&pool->lock);
-    while (pool->idle_count == 0 && pool->live >= GW_POOL_MAX)
+    while (pool->idle_count == 0 && pool->live >= self->config.backend_sockets)
         if (pthread_cond_timedwait (&pool->freed, &pool->lock, &deadline) == ETIMEDOUT)
             break;
     zsock_t *sock = NULL;
     bool create = false;
     if (pool->idle_count > 0)
         sock = pool->idle[--pool->idle_count];
-    else if (pool->live < GW_POOL_MAX) {
+    else if (pool->live < self->config.backend_sockets) {
         pool->live++;
         create = true;
     }
@@ -370,19 +370,26 @@ s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value
     cm_value_destroy (&request->payload);
     request->payload = payload;
     cm_request_id (request->request_id, sizeof request->request_id);
+    //  One budget for the whole call: the wait for a free socket comes off
+    //  the wait for the reply, so a frozen backend costs a request at most
+    //  CHATMESH_BACKEND_TIMEOUT_MS, even with every socket busy (twice that
+    //  when each wait had its own).
+    int64_t deadline = cm_mono_ms () + self->config.backend_timeout_ms;
     zsock_t *sock = s_pool_get (self, history, self->config.backend_timeout_ms);
     int rc = CM_EBACKEND;
-    if (sock) {
-        int wait = self->config.backend_timeout_ms < GW_CONNECT_WAIT_MS
-                       ? self->config.backend_timeout_ms
-                       : GW_CONNECT_WAIT_MS;
+    int left = (int) (deadline - cm_mono_ms ());
+    if (sock && left <= 0)
+        rc = CM_ETIMEOUT;
+    else if (sock) {
+        int wait = left < GW_CONNECT_WAIT_MS ? left : GW_CONNECT_WAIT_MS;
         //  A pooled socket is usually connected: ask its state first (no
         //  syscall) and poll only while it is still connecting.
         zmq_pollitem_t item = {zsock_resolve (sock), 0, ZMQ_POLLOUT, 0};
         if ((zsock_events (sock) & ZMQ_POLLOUT)
             || (zmq_poll (&item, 1, wait) > 0 && (item.revents & ZMQ_POLLOUT))) {
             cm_envelope_t *reply = NULL;
-            rc = cm_call (sock, request, self->config.backend_timeout_ms, &reply);
+            left = (int) (deadline - cm_mono_ms ());
+            rc = left > 0 ? cm_call (sock, request, left, &reply) : CM_ETIMEOUT;
             if (rc == 0) {
                 *ok = reply->payload;
                 reply->payload = NULL;
@@ -393,8 +400,9 @@ s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value
             }
             cm_envelope_destroy (&reply);
         }
-        s_pool_put (self, history, sock);
     }
+    if (sock)
+        s_pool_put (self, history, sock);
     cm_envelope_destroy (&request);
     if (rc && rc != CM_ENOTFOUND && rc != CM_EINVAL && rc != CM_ECONFLICT
         && rc != CM_ERATELIMIT && rc != CM_EBADSTATE)

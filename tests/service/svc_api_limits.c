@@ -415,6 +415,85 @@ test_store_frozen_504 (void **state)
     free (token);
 }
 
+//  A GET timed from a thread of its own.
+typedef struct {
+    const char *base, *token;
+    svc_response_t response;
+    double took_ms;
+} s_timed_get_t;
+
+static void *
+s_timed_get (void *arg)
+{
+    s_timed_get_t *get = arg;
+    double start = svc_now_ms ();
+    svc_http_at (get->base, "GET", "/api/sessions", get->token, NULL, NULL, NULL, &get->response);
+    get->took_ms = svc_now_ms () - start;
+    return NULL;
+}
+
+//  Runs n concurrent GETs, the ones from `later` on started later_ms after
+//  the first ones; fills gets.
+static void
+s_concurrent_gets (svc_mesh_t *mesh, const char *token, s_timed_get_t *gets, int n, int later,
+                   int later_ms)
+{
+    pthread_t threads[16];
+    for (int i = 0; i < n; i++) {
+        if (i == later)
+            usleep ((useconds_t) later_ms * 1000); //  the load's shape, not a wait
+        gets[i] = (s_timed_get_t) {svc_mesh_url (mesh), token, {0}, 0};
+        assert_int_equal (pthread_create (&threads[i], NULL, s_timed_get, &gets[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join (threads[i], NULL);
+}
+
+//  A frozen store with every backend socket busy: a request that waited for
+//  a socket has only the rest of its CHATMESH_BACKEND_TIMEOUT_MS for the
+//  reply, not a full timeout again (one budget per call). Two requests
+//  take the two sockets; 200 ms later four more wait for them. Those get a
+//  socket when the first two time out, 800 ms into their budget: with a
+//  fresh timeout they would end about 1,800 ms after they began.
+static void
+test_frozen_store_busy_sockets_one_budget (void **state)
+{
+    (void) state; //  its own mesh: two backend sockets
+    static const char *const env[] = {"CHATMESH_BACKEND_TIMEOUT_MS=1000",
+                                      "CHATMESH_BACKEND_SOCKETS=2", "CHATMESH_HTTP_THREADS=12",
+                                      NULL};
+    svc_mesh_t *mesh = svc_mesh_start (env);
+    assert_non_null (mesh);
+    char *token = svc_token (mesh, "sami", 600);
+    s_timed_get_t gets[6];
+    s_concurrent_gets (mesh, token, gets, 2, 2, 0); //  both sockets connected
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (gets[i].response.status, 200);
+        svc_response_free (&gets[i].response);
+    }
+    pid_t pid = svc_mesh_pid (mesh, "store");
+    assert_true (pid > 0);
+    assert_int_equal (kill (pid, SIGSTOP), 0);
+    s_concurrent_gets (mesh, token, gets, 6, 2, 200);
+    kill (pid, SIGCONT); //  before any assertion, so the mesh never stays frozen
+    int timeouts = 0;
+    for (int i = 0; i < 6; i++) {
+        long status = gets[i].response.status;
+        fprintf (stderr, "frozen store, 2 sockets, 6 requests: %ld after %.0f ms\n", status,
+                 gets[i].took_ms);
+        if (status != 503 && status != 504)
+            fail_msg ("frozen store: status %ld", status);
+        if (gets[i].took_ms > 1400)
+            fail_msg ("frozen store: %ld after %.0f ms (budget 1000)", status, gets[i].took_ms);
+        timeouts += status == 504;
+        svc_response_free (&gets[i].response);
+    }
+    assert_true (timeouts >= 2); //  the two connected sockets waited for a reply
+    assert_int_equal (svc_mesh_wait_status (mesh, "/readyz", 200, 10000), 0);
+    free (token);
+    svc_mesh_stop (&mesh);
+}
+
 static void
 test_broadcaster_down_readyz_names_it (void **state)
 {
@@ -452,6 +531,7 @@ main (void)
         cmocka_unit_test (test_concurrent_regenerations_one_wins),
         cmocka_unit_test (test_store_down_503_then_recovers),
         cmocka_unit_test (test_store_frozen_504),
+        cmocka_unit_test (test_frozen_store_busy_sockets_one_budget),
         cmocka_unit_test (test_broadcaster_down_readyz_names_it),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

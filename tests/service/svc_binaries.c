@@ -61,6 +61,8 @@ test_bad_settings_are_named (void **state)
          "CHATMESH_JWT_SECRET=0123456789abcdef CHATMESH_TRUSTED_PROXIES=10.0.0.0/8,bogus"},
         {"gateway", "CHATMESH_HTTP_REQUEST_TIMEOUT_MS",
          "CHATMESH_JWT_SECRET=0123456789abcdef CHATMESH_HTTP_REQUEST_TIMEOUT_MS=10"},
+        {"gateway", "CHATMESH_BACKEND_SOCKETS",
+         "CHATMESH_JWT_SECRET=0123456789abcdef CHATMESH_BACKEND_SOCKETS=401"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char command[512], output[4096];
