@@ -46,6 +46,10 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_TRUSTED_PROXIES", "--trusted-proxies", CM_CFG_STR, "", 0, 1023,
      "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the "
      "client (empty = none; the peer is the client)"},
+    {"CHATMESH_TRUSTED_PROXY_HOPS", "--trusted-proxy-hops", CM_CFG_INT, "1", 1,
+     GW_PROXY_HOPS_MAX,
+     "proxy layers in front of the gateway (e.g. 2 for a CDN before nginx): X-Forwarded-For "
+     "entries taken from the right while each hop is a trusted proxy"},
     {"CHATMESH_WEB_DIR", "--web-dir", CM_CFG_STR, "./web", 1, 1023,
      "directory of the static frontend"},
     {"CHATMESH_SSE_KEEPALIVE_MS", "--sse-keepalive-ms", CM_CFG_INT, "15000", 100, 600000,
@@ -151,6 +155,7 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
         snprintf (why, why_size, "CHATMESH_TRUSTED_PROXIES: %s", proxy_why);
         return CM_EINVAL;
     }
+    config->trusted_proxies.hops = (int) cm_config_int (cfg, "CHATMESH_TRUSTED_PROXY_HOPS");
     s_copy (config->web_dir, sizeof config->web_dir, cm_config_str (cfg, "CHATMESH_WEB_DIR"));
     config->sse_keepalive_ms = (int) cm_config_int (cfg, "CHATMESH_SSE_KEEPALIVE_MS");
     config->sse_queue_bytes = cm_config_int (cfg, "CHATMESH_SSE_QUEUE_BYTES");
@@ -197,6 +202,7 @@ gw_config_defaults (gw_config_t *config, const char *secret)
     config->secret_len = strlen (config->secret);
     config->backend_timeout_ms = 2000;
     config->backend_sockets = 192;
+    config->trusted_proxies.hops = 1;
     config->max_body_bytes = 65536;
     config->max_content_chars = 10000;
     config->rate_limit = 60;

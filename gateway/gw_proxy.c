@@ -127,6 +127,7 @@ int
 gw_proxies_parse (const char *list, gw_proxies_t *proxies, char *why, size_t why_size)
 {
     memset (proxies, 0, sizeof *proxies);
+    proxies->hops = 1;
     if (list[strspn (list, S_BLANK)] == 0)
         return 0;
     for (const char *start = list;;) {
@@ -138,11 +139,13 @@ gw_proxies_parse (const char *list, gw_proxies_t *proxies, char *why, size_t why
         if (proxies->count == GW_PROXY_MAX) {
             snprintf (why, why_size, "more than %d entries", GW_PROXY_MAX);
             memset (proxies, 0, sizeof *proxies);
+            proxies->hops = 1;
             return CM_EINVAL;
         }
         if (s_parse_entry (start, (size_t) (stop - start), &proxies->nets[proxies->count], why,
                            why_size)) {
             memset (proxies, 0, sizeof *proxies);
+            proxies->hops = 1;
             return CM_EINVAL;
         }
         proxies->count++;
@@ -170,23 +173,30 @@ gw_proxy_client (const gw_proxies_t *proxies, const char *remote_addr,
                  const char *forwarded_for, char out[GW_PROXY_ADDR_MAX])
 {
     snprintf (out, GW_PROXY_ADDR_MAX, "%s", remote_addr);
-    if (!forwarded_for || !gw_proxies_trust (proxies, remote_addr))
+    if (!forwarded_for)
         return;
-    //  Only the rightmost entry: the trusted proxy appended it. Entries to
-    //  its left are whatever the client sent and are never looked at, so
+    //  Right to left, one entry per trusted hop: each proxy appended the
+    //  address it saw. Entries past the first untrusted address, or past
+    //  `hops`, are whatever the client sent and are never looked at, so
     //  "X-Forwarded-For: 1.2.3.4" from a client cannot choose its address.
-    const char *start = strrchr (forwarded_for, ',');
-    start = start ? start + 1 : forwarded_for;
-    const char *stop = start + strlen (start);
-    s_trim (&start, &stop);
-    size_t len = (size_t) (stop - start);
-    char text[GW_PROXY_ADDR_MAX];
-    gw_proxy_net_t client;
-    if (len == 0 || len >= sizeof text)
-        return;
-    memcpy (text, start, len);
-    text[len] = 0;
-    //  Canonical text (inet_ntop) so one client reads the same everywhere.
-    if (s_parse_addr (text, &client))
+    const char *end = forwarded_for + strlen (forwarded_for);
+    for (int hop = 0; end && hop < proxies->hops && gw_proxies_trust (proxies, out); hop++) {
+        const char *start = end;
+        while (start > forwarded_for && start[-1] != ',')
+            start--;
+        const char *stop = end;
+        end = start > forwarded_for ? start - 1 : NULL; //  the comma, or no more
+        s_trim (&start, &stop);
+        size_t len = (size_t) (stop - start);
+        char text[GW_PROXY_ADDR_MAX];
+        gw_proxy_net_t client;
+        if (len == 0 || len >= sizeof text)
+            return;
+        memcpy (text, start, len);
+        text[len] = 0;
+        if (!s_parse_addr (text, &client))
+            return;
+        //  Canonical text (inet_ntop) so one client reads the same everywhere.
         inet_ntop (client.family, client.addr, out, GW_PROXY_ADDR_MAX);
+    }
 }

@@ -1,5 +1,6 @@
 /*  test_gw_proxy: CHATMESH_TRUSTED_PROXIES parsing and the client address
-    behind a trusted proxy (rightmost X-Forwarded-For entry only).     */
+    behind trusted proxies (X-Forwarded-For from the right, one entry per
+    trusted hop, CHATMESH_TRUSTED_PROXY_HOPS at most).                   */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,6 +201,41 @@ test_client_address (void **state)
     assert_string_equal (s_client ("127.0.0.1", "5.6.7.8"), "127.0.0.1");
 }
 
+//  Two proxy layers: a CDN (198.51.100.0/24) in front of nginx (10.0.0.5).
+static void
+test_client_address_two_hops (void **state)
+{
+    (void) state;
+    s_parse_ok ("10.0.0.5,198.51.100.0/24", 2);
+    assert_int_equal (s_proxies.hops, 1); //  parse resets it
+    //  One hop (the default): the CDN is logged as the client.
+    assert_string_equal (s_client ("10.0.0.5", "203.0.113.7, 198.51.100.9"), "198.51.100.9");
+    s_proxies.hops = 2;
+    //  Client -> CDN -> nginx -> gateway.
+    assert_string_equal (s_client ("10.0.0.5", "203.0.113.7, 198.51.100.9"), "203.0.113.7");
+    //  A forged entry from the client stays left of what the CDN appended.
+    assert_string_equal (s_client ("10.0.0.5", "1.2.3.4, 203.0.113.7, 198.51.100.9"),
+                         "203.0.113.7");
+    //  Straight to nginx, not through the CDN: the walk stops at the first
+    //  untrusted address, the client's own entries are not looked at.
+    assert_string_equal (s_client ("10.0.0.5", "1.2.3.4, 203.0.113.7"), "203.0.113.7");
+    //  Only as many hops as configured, even when every entry is trusted.
+    assert_string_equal (s_client ("10.0.0.5", "203.0.113.7, 198.51.100.1, 198.51.100.2"),
+                         "198.51.100.1");
+    //  Entries run out while trusted: the leftmost one.
+    assert_string_equal (s_client ("10.0.0.5", "198.51.100.9"), "198.51.100.9");
+    //  Garbage where the CDN's entry should be: the walk ends at the last
+    //  good hop, here nginx's own entry.
+    assert_string_equal (s_client ("10.0.0.5", "203.0.113.7, bogus, 198.51.100.9"),
+                         "198.51.100.9");
+    assert_string_equal (s_client ("10.0.0.5", "203.0.113.7,,198.51.100.9"), "198.51.100.9");
+    //  Untrusted peer: no walk at all.
+    assert_string_equal (s_client ("203.0.113.50", "198.51.100.9"), "203.0.113.50");
+    s_proxies.hops = GW_PROXY_HOPS_MAX;
+    assert_string_equal (s_client ("10.0.0.5", "9.9.9.9, 198.51.100.1, 198.51.100.2, 198.51.100.3"),
+                         "9.9.9.9");
+}
+
 int
 main (void)
 {
@@ -208,6 +244,7 @@ main (void)
         cmocka_unit_test (test_parse_refuses_bad_entries),
         cmocka_unit_test (test_trust),
         cmocka_unit_test (test_client_address),
+        cmocka_unit_test (test_client_address_two_hops),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

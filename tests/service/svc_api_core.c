@@ -647,12 +647,14 @@ s_audit_ip (svc_mesh_t *mesh, const char *user, const char *session, const char 
 
 //  X-Forwarded-For names the client only when the peer is a trusted proxy:
 //  this mesh's gateway trusts nobody (the default), a second one trusts
-//  127.0.0.1 (where the test's requests come from).
+//  127.0.0.1 (where the test's requests come from, as if from nginx) and a
+//  CDN's 192.0.2.0/24 in front of it, two hops.
 static void
 test_audit_ip_behind_trusted_proxy (void **state)
 {
     svc_mesh_t *mesh = *state;
-    static const char *const trusting[] = {"CHATMESH_TRUSTED_PROXIES=127.0.0.1", NULL};
+    static const char *const trusting[] = {"CHATMESH_TRUSTED_PROXIES=127.0.0.1,192.0.2.0/24",
+                                           "CHATMESH_TRUSTED_PROXY_HOPS=2", NULL};
     assert_int_equal (svc_mesh_spawn_gateway2 (mesh, trusting), 0);
     char *token = svc_token (mesh, "heidi", 600);
     const char *query = "{\"query\": \"where am I\"}";
@@ -667,9 +669,15 @@ test_audit_ip_behind_trusted_proxy (void **state)
     sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_garbled", token, query, NULL,
                "X-Forwarded-For: 198.51.100.23, unknown", 200, &r);
     svc_response_free (&r);
+    //  Through the CDN: its entry is trusted, the one left of it is the
+    //  client; the client's own "1.2.3.4" is beyond the two hops.
+    sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_cdn", token, query, NULL,
+               "X-Forwarded-For: 1.2.3.4, 203.0.113.7, 192.0.2.9", 200, &r);
+    svc_response_free (&r);
     s_audit_ip (mesh, "heidi", "heidi_direct", "127.0.0.1");
     s_audit_ip (mesh, "heidi", "heidi_proxied", "198.51.100.23");
     s_audit_ip (mesh, "heidi", "heidi_garbled", "127.0.0.1");
+    s_audit_ip (mesh, "heidi", "heidi_cdn", "203.0.113.7");
     free (token);
 }
 
