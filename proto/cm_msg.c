@@ -18,7 +18,8 @@
 
 static const cm_field_t s_ok[] = {{NULL, CM_T_NIL, false, 0}};
 static const cm_field_t s_error[] = {REQ ("code", CM_T_INT, 0), REQ ("message", CM_T_STR, 4096)};
-static const cm_field_t s_ping[] = {OPT ("from", CM_T_STR, ID_MAX)};
+static const cm_field_t s_ping[] = {OPT ("from", CM_T_STR, ID_MAX),
+                                     OPT ("worker_prefix", CM_T_STR, ID_MAX)};
 static const cm_field_t s_session_start[] = {
     CALLER, LIMITED, REQ ("session_id", CM_T_STR, ID_MAX), REQ ("query", CM_T_STR, 0),
     OPT ("model", CM_T_STR, 128), OPT ("temperature", CM_T_DBL, 0)};

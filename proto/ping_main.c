@@ -1,7 +1,11 @@
 /*  chatmesh-ping: asks a chatmesh ROUTER (store, broadcaster history) for a
     ping reply. Exit 0 and the reply as one line when it answers in time,
     1 otherwise. For health checks and scripts.
-    Usage: chatmesh-ping [--server store|broadcaster] ENDPOINT [TIMEOUT_MS]
+    Usage: chatmesh-ping [--server store|broadcaster] [--worker-prefix P]
+                         ENDPOINT [TIMEOUT_MS]
+    --worker-prefix: the store also reports regenerators_matching, the live
+    regenerators whose worker id starts with P (a regenerator's health
+    check: "rg-<hostname>-").
     With CHATMESH_CURVE_DIR set it connects as a CURVE client using the key
     pair of CHATMESH_CURVE_IDENTITY (default: gateway).                   */
 #include "cm_error.h"
@@ -28,16 +32,24 @@ s_print_reply (const cm_envelope_t *reply)
 int
 main (int argc, char **argv)
 {
-    const char *server = "store";
+    const char *server = "store", *worker_prefix = NULL;
     int arg = 1;
-    if (arg + 1 < argc && strcmp (argv[arg], "--server") == 0) {
-        server = argv[arg + 1];
+    while (arg + 1 < argc) {
+        if (strcmp (argv[arg], "--server") == 0)
+            server = argv[arg + 1];
+        else if (strcmp (argv[arg], "--worker-prefix") == 0)
+            worker_prefix = argv[arg + 1];
+        else
+            break;
         arg += 2;
     }
     if (arg >= argc || argv[arg][0] == '-') {
         fprintf (arg >= argc ? stderr : stdout,
-                 "Usage: chatmesh-ping [--server store|broadcaster] ENDPOINT [TIMEOUT_MS]\n"
+                 "Usage: chatmesh-ping [--server store|broadcaster] [--worker-prefix P] "
+                 "ENDPOINT [TIMEOUT_MS]\n"
                  "Sends a ping to a chatmesh store or broadcaster history socket.\n"
+                 "--worker-prefix P: the store also counts its live regenerators whose\n"
+                 "  worker id starts with P (regenerators_matching=N).\n"
                  "CHATMESH_CURVE_DIR / CHATMESH_CURVE_IDENTITY: connect with CURVE.\n");
         return arg >= argc ? 2 : 0;
     }
@@ -63,6 +75,8 @@ main (int argc, char **argv)
     cm_request_id (id, sizeof id);
     cm_envelope_t *request = cm_envelope_new (CM_MSG_PING, id), *reply = NULL;
     cm_map_set_str (request->payload, "from", "chatmesh-ping");
+    if (worker_prefix)
+        cm_map_set_str (request->payload, "worker_prefix", worker_prefix);
     //  ZMQ_IMMEDIATE makes a send fail until the connection (and its CURVE
     //  handshake) is up: retry that for the whole timeout.
     int rc = CM_EBACKEND;

@@ -863,6 +863,9 @@ s_task_held (s_ctx_t *c, cm_value_t **task_out)
         cm_value_destroy (&task);
         return CM_ELEASE;
     }
+    //  Working on a lease is a sign of life too: a regenerator whose every
+    //  slot is busy claims nothing for a while (ping's regenerators).
+    st_ops_worker_seen (c->ops, worker, c->now);
     *task_out = task;
     return 0;
 }
@@ -2366,7 +2369,12 @@ st_ops_read (st_ops_t *self, const cm_envelope_t *request, int64_t now, cm_envel
     if (request->type == CM_MSG_PING) {
         cm_value_t *ok = cm_map_new ();
         cm_map_set_str (ok, "service", "store");
-        cm_map_set_int (ok, "regenerators", st_ops_live_workers (self, now));
+        cm_map_set_int (ok, "regenerators", st_ops_live_workers (self, now, NULL));
+        //  A regenerator's health check asks about itself: worker ids
+        //  start "rg-<host>-<pid>-" (rg_service.c).
+        const char *prefix = cm_map_str (request->payload, "worker_prefix");
+        if (prefix)
+            cm_map_set_int (ok, "regenerators_matching", st_ops_live_workers (self, now, prefix));
         *reply = cm_envelope_reply_ok (request, ok);
     }
     else
@@ -2475,12 +2483,14 @@ st_ops_worker_seen (st_ops_t *self, const char *worker, int64_t now)
 }
 
 int
-st_ops_live_workers (st_ops_t *self, int64_t now)
+st_ops_live_workers (st_ops_t *self, int64_t now, const char *prefix)
 {
     int live = 0;
+    size_t prefix_len = prefix ? strlen (prefix) : 0;
     pthread_mutex_lock (&self->workers_lock);
     for (int i = 0; i < S_MAX_WORKERS; i++)
-        if (self->workers[i].name[0] && now - self->workers[i].seen <= self->config.worker_live_ms)
+        if (self->workers[i].name[0] && now - self->workers[i].seen <= self->config.worker_live_ms
+            && strncmp (self->workers[i].name, prefix ? prefix : "", prefix_len) == 0)
             live++;
     pthread_mutex_unlock (&self->workers_lock);
     return live;

@@ -68,7 +68,8 @@ int64_t st_ops_next_lease_expiry (st_ops_t *self);
 
 //  Records that a regenerator asked for work (any thread).
 void st_ops_worker_seen (st_ops_t *self, const char *worker, int64_t now);
-//  Regenerators seen within worker_live_ms (any thread).
-int st_ops_live_workers (st_ops_t *self, int64_t now);
+//  Regenerators seen within worker_live_ms (any thread) whose worker id
+//  starts with prefix ("" or NULL: all of them).
+int st_ops_live_workers (st_ops_t *self, int64_t now, const char *prefix);
 
 #endif

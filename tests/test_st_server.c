@@ -175,7 +175,19 @@ test_slice (void **state)
 
     assert_int_equal (s_call (env->client, st_req (CM_MSG_PING, NULL), &reply), 0);
     assert_int_equal (cm_map_int (reply->payload, "regenerators", 0), 1);
+    assert_null (cm_map_get (reply->payload, "regenerators_matching"));
     cm_envelope_destroy (&reply);
+    //  A health check asks about one regenerator by its id's prefix.
+    const char *prefixes[] = {"w", "w1", "w2", "x"};
+    int matching[] = {1, 1, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        cm_envelope_t *ping = st_req (CM_MSG_PING, NULL);
+        cm_map_set_str (ping->payload, "worker_prefix", prefixes[i]);
+        assert_int_equal (s_call (env->client, ping, &reply), 0);
+        assert_int_equal (cm_map_int (reply->payload, "regenerators", 0), 1);
+        assert_int_equal (cm_map_int (reply->payload, "regenerators_matching", -1), matching[i]);
+        cm_envelope_destroy (&reply);
+    }
 
     cm_envelope_t *progress = st_req (CM_MSG_TASK_PROGRESS, NULL);
     cm_map_set_str (progress->payload, "worker", "w1");
