@@ -299,6 +299,18 @@ test_store_down_503_then_recovers (void **state)
 
     svc_response_t r;
     const char *gw[2] = {svc_mesh_url (mesh), svc_mesh_url2 (mesh)};
+    //  Until a gateway's I/O thread has seen the connection drop, a call
+    //  still goes out and times out (504): wait for both to know, as their
+    //  /readyz tells, before timing the 503s.
+    for (int i = 0; i < 2; i++) {
+        long status = 0;
+        for (double until = svc_now_ms () + 5000; status != 503 && svc_now_ms () < until;) {
+            svc_http_at (gw[i], "GET", "/readyz", NULL, NULL, NULL, NULL, &r);
+            status = r.status;
+            svc_response_free (&r);
+        }
+        assert_int_equal (status, 503);
+    }
     for (int i = 0; i < 2; i++) {
         double start = svc_now_ms ();
         sa_req_at (gw[i], "GET", "/api/sessions/quinn_down", token, NULL, NULL, NULL, 503, &r);
