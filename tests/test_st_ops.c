@@ -30,6 +30,17 @@ s_session_get (st_fixture_t *f, const char *user, const char *session, int *rc)
     return reply;
 }
 
+//  Worker "w" completes task with content.
+static int
+s_complete (st_fixture_t *f, const char *task, const char *content)
+{
+    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_str (done->payload, "task_id", task);
+    cm_map_set_str (done->payload, "content", content);
+    return st_write (f, done, NULL);
+}
+
 //  Claims and completes the pending task of a fresh session turn.
 static void
 s_finish_answer (st_fixture_t *f, const char *task)
@@ -37,11 +48,7 @@ s_finish_answer (st_fixture_t *f, const char *task)
     char claimed[ID];
     assert_int_equal (st_claim (f, "w", claimed), 1);
     assert_string_equal (claimed, task);
-    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
-    cm_map_set_str (done->payload, "worker", "w");
-    cm_map_set_str (done->payload, "task_id", task);
-    cm_map_set_str (done->payload, "content", "an answer");
-    assert_int_equal (st_write (f, done, NULL), 0);
+    assert_int_equal (s_complete (f, task, "an answer"), 0);
 }
 
 static int
@@ -348,11 +355,7 @@ test_thought_process_is_kept (void **state)
     cm_envelope_destroy (&reply);
 
     assert_int_equal (s_thought (f, task, "thought_process_complete", "conclusion", "because"), 0);
-    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
-    cm_map_set_str (done->payload, "worker", "w");
-    cm_map_set_str (done->payload, "task_id", task);
-    cm_map_set_str (done->payload, "content", "an answer");
-    assert_int_equal (st_write (f, done, NULL), 0);
+    assert_int_equal (s_complete (f, task, "an answer"), 0);
     int rc;
     reply = s_session_get (f, "tia", "s-th", &rc);
     assert_int_equal (rc, 0);
@@ -372,11 +375,7 @@ test_thought_process_is_kept (void **state)
     assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "a"), 0);
     assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "again"), 0);
     assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "b"), 0);
-    done = st_req (CM_MSG_TASK_COMPLETE, NULL);
-    cm_map_set_str (done->payload, "worker", "w");
-    cm_map_set_str (done->payload, "task_id", regen);
-    cm_map_set_str (done->payload, "content", "a better answer");
-    assert_int_equal (st_write (f, done, NULL), 0);
+    assert_int_equal (s_complete (f, regen, "a better answer"), 0);
     reply = s_session_get (f, "tia", "s-th", &rc);
     view = s_thoughts_of_message (reply, 1);
     assert_string_equal (cm_map_str_or (view, "thinkingAbout", ""), "again");
@@ -389,11 +388,7 @@ test_thought_process_is_kept (void **state)
     //  leaves none behind.
     assert_int_equal (s_regen (f, "tia", asst, regen), 0);
     assert_int_equal (st_claim (f, "w", claimed), 1);
-    done = st_req (CM_MSG_TASK_COMPLETE, NULL);
-    cm_map_set_str (done->payload, "worker", "w");
-    cm_map_set_str (done->payload, "task_id", regen);
-    cm_map_set_str (done->payload, "content", "plain");
-    assert_int_equal (st_write (f, done, NULL), 0);
+    assert_int_equal (s_complete (f, regen, "plain"), 0);
     reply = s_session_get (f, "tia", "s-th", &rc);
     assert_null (s_thoughts_of_message (reply, 1));
     cm_envelope_destroy (&reply);
