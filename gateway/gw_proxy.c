@@ -123,11 +123,18 @@ s_parse_entry (const char *entry, size_t len, gw_proxy_net_t *net, char *why, si
     return 0;
 }
 
-int
-gw_proxies_parse (const char *list, gw_proxies_t *proxies, char *why, size_t why_size)
+//  The empty list: trust nobody, one hop.
+static void
+s_reset (gw_proxies_t *proxies)
 {
     memset (proxies, 0, sizeof *proxies);
     proxies->hops = 1;
+}
+
+int
+gw_proxies_parse (const char *list, gw_proxies_t *proxies, char *why, size_t why_size)
+{
+    s_reset (proxies);
     if (list[strspn (list, S_BLANK)] == 0)
         return 0;
     for (const char *start = list;;) {
@@ -138,14 +145,12 @@ gw_proxies_parse (const char *list, gw_proxies_t *proxies, char *why, size_t why
         s_trim (&start, &stop);
         if (proxies->count == GW_PROXY_MAX) {
             snprintf (why, why_size, "more than %d entries", GW_PROXY_MAX);
-            memset (proxies, 0, sizeof *proxies);
-            proxies->hops = 1;
+            s_reset (proxies);
             return CM_EINVAL;
         }
         if (s_parse_entry (start, (size_t) (stop - start), &proxies->nets[proxies->count], why,
                            why_size)) {
-            memset (proxies, 0, sizeof *proxies);
-            proxies->hops = 1;
+            s_reset (proxies);
             return CM_EINVAL;
         }
         proxies->count++;
