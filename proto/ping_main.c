@@ -11,6 +11,7 @@
 #include "cm_error.h"
 #include "cm_rpc.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +44,18 @@ main (int argc, char **argv)
             break;
         arg += 2;
     }
+    bool help = arg < argc && (strcmp (argv[arg], "--help") == 0 || strcmp (argv[arg], "-h") == 0);
     if (arg >= argc || argv[arg][0] == '-') {
-        fprintf (arg >= argc ? stderr : stdout,
+        if (!help && arg < argc)
+            fprintf (stderr, "chatmesh-ping: unknown option '%s'\n", argv[arg]);
+        fprintf (help ? stdout : stderr,
                  "Usage: chatmesh-ping [--server store|broadcaster] [--worker-prefix P] "
                  "ENDPOINT [TIMEOUT_MS]\n"
                  "Sends a ping to a chatmesh store or broadcaster history socket.\n"
                  "--worker-prefix P: the store also counts its live regenerators whose\n"
                  "  worker id starts with P (regenerators_matching=N).\n"
                  "CHATMESH_CURVE_DIR / CHATMESH_CURVE_IDENTITY: connect with CURVE.\n");
-        return arg >= argc ? 2 : 0;
+        return help ? 0 : 2;
     }
     const char *endpoint = argv[arg];
     int timeout_ms = arg + 1 < argc ? atoi (argv[arg + 1]) : 2000;

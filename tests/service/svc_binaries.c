@@ -44,6 +44,24 @@ test_help_lists_the_settings (void **state)
     }
 }
 
+//  chatmesh-ping (health checks): --help answers 0, a mistyped option is
+//  named and exits 2 instead of passing for a ping.
+static void
+test_ping_options (void **state)
+{
+    (void) state;
+    char command[512], output[4096];
+    snprintf (command, sizeof command, "%s/proto/chatmesh-ping --help 2>&1",
+              getenv ("CHATMESH_BIN_DIR"));
+    assert_int_equal (s_run (command, output, sizeof output), 0);
+    assert_non_null (strstr (output, "--worker-prefix"));
+    snprintf (command, sizeof command,
+              "%s/proto/chatmesh-ping --worker-prefx rg- tcp://127.0.0.1:1 100 2>&1",
+              getenv ("CHATMESH_BIN_DIR"));
+    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_non_null (strstr (output, "unknown option '--worker-prefx'"));
+}
+
 static void
 test_bad_settings_are_named (void **state)
 {
@@ -123,6 +141,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_help_lists_the_settings),
+        cmocka_unit_test (test_ping_options),
         cmocka_unit_test (test_bad_settings_are_named),
         cmocka_unit_test (test_sigterm_exits_cleanly),
     };
