@@ -657,27 +657,30 @@ test_audit_ip_behind_trusted_proxy (void **state)
                                            "CHATMESH_TRUSTED_PROXY_HOPS=2", NULL};
     assert_int_equal (svc_mesh_spawn_gateway2 (mesh, trusting), 0);
     char *token = svc_token (mesh, "heidi", 600);
-    const char *query = "{\"query\": \"where am I\"}";
-    svc_response_t r;
-    sa_req_at (svc_mesh_url (mesh), "POST", "/api/run_sse/heidi_direct", token, query, NULL,
-               "X-Forwarded-For: 198.51.100.23", 200, &r);
-    svc_response_free (&r);
-    //  The client's own "1.2.3.4" is left of what the proxy appended.
-    sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_proxied", token, query, NULL,
-               "X-Forwarded-For: 1.2.3.4, 198.51.100.23", 200, &r);
-    svc_response_free (&r);
-    sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_garbled", token, query, NULL,
-               "X-Forwarded-For: 198.51.100.23, unknown", 200, &r);
-    svc_response_free (&r);
-    //  Through the CDN: its entry is trusted, the one left of it is the
-    //  client; the client's own "1.2.3.4" is beyond the two hops.
-    sa_req_at (svc_mesh_url2 (mesh), "POST", "/api/run_sse/heidi_cdn", token, query, NULL,
-               "X-Forwarded-For: 1.2.3.4, 203.0.113.7, 192.0.2.9", 200, &r);
-    svc_response_free (&r);
-    s_audit_ip (mesh, "heidi", "heidi_direct", "127.0.0.1");
-    s_audit_ip (mesh, "heidi", "heidi_proxied", "198.51.100.23");
-    s_audit_ip (mesh, "heidi", "heidi_garbled", "127.0.0.1");
-    s_audit_ip (mesh, "heidi", "heidi_cdn", "203.0.113.7");
+    struct {
+        const char *base, *session, *forwarded_for, *client;
+    } cases[] = {
+        //  The first gateway trusts nobody: the peer.
+        {svc_mesh_url (mesh), "heidi_direct", "198.51.100.23", "127.0.0.1"},
+        //  The client's own "1.2.3.4" is left of what the proxy appended.
+        {svc_mesh_url2 (mesh), "heidi_proxied", "1.2.3.4, 198.51.100.23", "198.51.100.23"},
+        {svc_mesh_url2 (mesh), "heidi_garbled", "198.51.100.23, unknown", "127.0.0.1"},
+        //  Through the CDN: its entry is trusted, the one left of it is the
+        //  client; the client's own "1.2.3.4" is beyond the two hops.
+        {svc_mesh_url2 (mesh), "heidi_cdn", "1.2.3.4, 203.0.113.7, 192.0.2.9", "203.0.113.7"},
+    };
+    size_t count = sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < count; i++) {
+        char path[100], header[200];
+        snprintf (path, sizeof path, "/api/run_sse/%s", cases[i].session);
+        snprintf (header, sizeof header, "X-Forwarded-For: %s", cases[i].forwarded_for);
+        svc_response_t r;
+        sa_req_at (cases[i].base, "POST", path, token, "{\"query\": \"where am I\"}", NULL,
+                   header, 200, &r);
+        svc_response_free (&r);
+    }
+    for (size_t i = 0; i < count; i++)
+        s_audit_ip (mesh, "heidi", cases[i].session, cases[i].client);
     free (token);
 }
 
