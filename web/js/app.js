@@ -373,16 +373,21 @@ function normalizeMessage(m) {
   };
 }
 
+// One thought step, a {step, reasoning} object or a bare text (the i-th),
+// as the panel shows it: {title, reasoning}.
+function stepView(s, i) {
+  return s && typeof s === 'object'
+    ? { title: `Step ${s.step ?? i + 1}`, reasoning: String(s.reasoning || '') }
+    : { title: `Step ${i + 1}`, reasoning: String(s) };
+}
+
 // metadata.thought_process (docs/api.md) in the shape the thought_process_*
 // events build, or null.
 function storedThoughts(tp) {
   if (!tp || typeof tp !== 'object' || !Array.isArray(tp.steps)) return null;
   return {
     about: String(tp.thinkingAbout || ''),
-    steps: tp.steps.map((s, i) => ({
-      title: `Step ${(s && Number(s.step)) || i + 1}`,
-      reasoning: String((s && s.reasoning) || ''),
-    })),
+    steps: tp.steps.map(stepView),
     conclusion: String(tp.conclusion || ''),
     done: true,
     total: Number(tp.totalSteps) || 0,
@@ -879,9 +884,7 @@ function handleEvent(type, d) {
       t.conclusion = String(d.conclusion || '');
       t.done = true;
       if (Array.isArray(d.steps) && d.steps.length > t.steps.length) {
-        t.steps = d.steps.map((s, i) => (s && typeof s === 'object'
-          ? { title: String(s.step ?? `Step ${i + 1}`), reasoning: String(s.reasoning || '') }
-          : { title: `Step ${i + 1}`, reasoning: String(s) }));
+        t.steps = d.steps.map(stepView);
       }
       renderOne(m.id);
       return;
