@@ -44,7 +44,8 @@ main (int argc, char **argv)
             break;
         arg += 2;
     }
-    bool help = arg < argc && (strcmp (argv[arg], "--help") == 0 || strcmp (argv[arg], "-h") == 0);
+    bool help = arg < argc
+                && (strcmp (argv[arg], "--help") == 0 || strcmp (argv[arg], "-h") == 0);
     if (arg >= argc || argv[arg][0] == '-') {
         if (!help && arg < argc)
             fprintf (stderr, "chatmesh-ping: unknown option '%s'\n", argv[arg]);
