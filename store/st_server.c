@@ -29,10 +29,13 @@ typedef struct {
 
 struct st_server {
     st_server_config_t config;
-    s_buffer_t buffer; //  main thread's own replies (errors)
+    s_buffer_t buffer; //  main thread's replies and events are encoded here
     st_db_t *db;
     st_ops_t *ops;
     zsock_t *router;
+    zsock_t *events;           //  PUSH to the broadcaster (main sends on it)
+    char event_id_prefix[32];  //  "<pid>.e": events' request ids, minted
+    uint64_t event_count;      //  without a syscall per event
     zactor_t *writer;
     zactor_t *readers[S_MAX_READERS];
     int reader_count;
@@ -148,21 +151,32 @@ s_reader_actor (zsock_t *pipe, void *args)
 typedef struct s_pending {
     s_identity_t identity;
     cm_envelope_t *request;
-    int64_t deadline; //  monotonic ms; task_claim long-polls only
+    cm_envelope_t *reply; //  set once committed (or refused), then sent by main
+    int64_t deadline;     //  monotonic ms; task_claim long-polls only
     struct s_pending *next;
 } s_pending_t;
+
+//  What the writer hands main after a commit: the answered requests (each
+//  with its reply) and the events to publish, in order. Main encodes and
+//  sends them while the writer starts on the next batch, so the writer's
+//  serial cycle is apply + commit and little else. Sent over the pipe as
+//  [empty frame, pointer] (zmq never gives a ROUTER caller an empty id).
+typedef struct {
+    s_pending_t *answered;
+    s_pending_t **answered_tail;
+    cm_value_t *events; //  array of {session_id, event, data}, or NULL
+} s_outbox_t;
 
 typedef struct {
     st_server_t *server;
     zsock_t *pipe;
-    zsock_t *events;
     s_pending_t *parked; //  FIFO of long-polling claims
     s_pending_t **parked_tail;
+    s_outbox_t *outbox;  //  what this loop turn answered, for main
     int64_t next_cleanup;
-    bool terminated;
-    s_buffer_t buffer;         //  replies and events are encoded here
-    char event_id_prefix[32];  //  "<pid>.e": events' request ids, minted
-    uint64_t event_count;      //  without a syscall per event
+    bool terminated;     //  "DRAIN" or $TERM came
+    bool term_received;  //  $TERM came: main waits for nothing more
+    s_buffer_t buffer;   //  replies sent from here (out of memory only)
 } s_writer_t;
 
 static void
@@ -172,8 +186,90 @@ s_pending_destroy (s_pending_t **item_p)
     if (!item)
         return;
     cm_envelope_destroy (&item->request);
+    cm_envelope_destroy (&item->reply);
     free (item);
     *item_p = NULL;
+}
+
+static void
+s_outbox_destroy (s_outbox_t **outbox_p)
+{
+    s_outbox_t *outbox = *outbox_p;
+    if (!outbox)
+        return;
+    while (outbox->answered) {
+        s_pending_t *next = outbox->answered->next;
+        s_pending_destroy (&outbox->answered);
+        outbox->answered = next;
+    }
+    cm_value_destroy (&outbox->events);
+    free (outbox);
+    *outbox_p = NULL;
+}
+
+//  The outbox this loop turn fills; NULL when out of memory.
+static s_outbox_t *
+s_outbox (s_writer_t *w)
+{
+    if (!w->outbox) {
+        w->outbox = calloc (1, sizeof *w->outbox);
+        if (w->outbox)
+            w->outbox->answered_tail = &w->outbox->answered;
+    }
+    return w->outbox;
+}
+
+//  Queues item's answer for main, which sends it and frees item. Without
+//  an outbox (out of memory) the writer sends the reply itself.
+static void
+s_answer (s_writer_t *w, s_pending_t *item, cm_envelope_t **reply)
+{
+    s_outbox_t *outbox = s_outbox (w);
+    if (!outbox) {
+        s_send_reply (w->pipe, &w->buffer, &item->identity, reply);
+        s_pending_destroy (&item);
+        return;
+    }
+    item->reply = *reply;
+    *reply = NULL;
+    item->next = NULL;
+    *outbox->answered_tail = item;
+    outbox->answered_tail = &item->next;
+}
+
+//  Hands the outbox to main: one message per commit however many answers.
+static void
+s_flush_outbox (s_writer_t *w)
+{
+    if (!w->outbox)
+        return;
+    void *handle = zsock_resolve (w->pipe);
+    if (zmq_send (handle, "", 0, ZMQ_SNDMORE) < 0
+        || zmq_send (handle, &w->outbox, sizeof w->outbox, 0) < 0) {
+        cm_error ("cannot hand replies to the main thread: %s", zmq_strerror (zmq_errno ()));
+        s_outbox_destroy (&w->outbox);
+    }
+    w->outbox = NULL;
+}
+
+//  Queues one commit's events (an array, taken) for main to publish after
+//  that commit's replies; the caller flushes the outbox next.
+static void
+s_queue_events (s_writer_t *w, cm_value_t **events_p)
+{
+    cm_value_t *events = *events_p;
+    if (!events || cm_value_len (events) == 0) {
+        cm_value_destroy (events_p);
+        return;
+    }
+    s_outbox_t *outbox = s_outbox (w);
+    if (!outbox) {
+        cm_warning ("%zu events dropped: out of memory", cm_value_len (events));
+        cm_value_destroy (events_p);
+        return;
+    }
+    outbox->events = events;
+    *events_p = NULL;
 }
 
 static void
@@ -199,42 +295,7 @@ s_answer_empty_claim (s_writer_t *w, s_pending_t *item)
     cm_value_t *ok = cm_map_new ();
     cm_map_set (ok, "tasks", cm_arr_new ());
     cm_envelope_t *reply = cm_envelope_reply_ok (item->request, ok);
-    s_send_reply (w->pipe, &w->buffer, &item->identity, &reply);
-}
-
-//  Pushes each event {session_id, event, data} as [session_id, envelope
-//  {event, data}]. The event map itself becomes the envelope's payload once
-//  session_id is taken out (no copy of data), and is encoded into the
-//  writer's buffer and sent from there.
-static void
-s_publish (s_writer_t *w, cm_value_t **events_p)
-{
-    cm_value_t *events = *events_p;
-    void *handle = zsock_resolve (w->events);
-    for (size_t i = 0; events && i < cm_value_len (events); i++) {
-        cm_value_t *event = (cm_value_t *) cm_arr_at (events, i);
-        cm_value_t *session = cm_map_take (event, "session_id");
-        const char *session_id = session && session->type == CM_T_STR ? session->u.s.ptr : "";
-        cm_envelope_t envelope = {.type = CM_MSG_EVENT, .payload = event};
-        snprintf (envelope.request_id, sizeof envelope.request_id, "%s%llu", w->event_id_prefix,
-                  (unsigned long long) ++w->event_count);
-        size_t size;
-        if (cm_envelope_encode_into (&envelope, &w->buffer.data, &w->buffer.capacity, &size)
-            == 0) {
-            //  Never block the writer on a slow or absent broadcaster; its
-            //  PUSH queue (S_EVENTS_HWM) covers restarts. Past that, gateways
-            //  resync from the store, which is the truth. Both parts go or
-            //  neither: the HWM is checked on the first part only.
-            bool sent = zmq_send (handle, session_id, strlen (session_id),
-                                  ZMQ_DONTWAIT | ZMQ_SNDMORE)
-                            >= 0
-                        && zmq_send (handle, w->buffer.data, size, ZMQ_DONTWAIT) >= 0;
-            if (!sent)
-                cm_warning ("event dropped: broadcaster queue full (session=%s)", session_id);
-        }
-        cm_value_destroy (&session);
-    }
-    cm_value_destroy (events_p);
+    s_answer (w, item, &reply);
 }
 
 static bool
@@ -276,10 +337,10 @@ s_run_batch (s_writer_t *w, s_pending_t *items)
                 s_park (w, item);
                 continue;
             }
-            s_send_reply (w->pipe, &w->buffer, &item->identity, &replies[i]);
-            s_pending_destroy (&item);
+            s_answer (w, item, &replies[i]);
         }
-        s_publish (w, &events);
+        s_queue_events (w, &events);
+        s_flush_outbox (w);
     }
 }
 
@@ -293,7 +354,8 @@ s_receive (s_writer_t *w)
     char command[16];
     int got = s_receive_request (w->pipe, &identity, &request, command, sizeof command);
     if (got <= 0) {
-        if (streq (command, "$TERM"))
+        w->term_received = streq (command, "$TERM");
+        if (w->term_received || streq (command, "DRAIN"))
             w->terminated = true;
         return NULL;
     }
@@ -321,7 +383,8 @@ s_cleanup (s_writer_t *w)
     int64_t started = cm_mono_ms ();
     if (st_ops_cleanup (w->server->ops, cm_now_ms (), &events) == 0)
         cm_info ("cleanup done in %lld ms", (long long) (cm_mono_ms () - started));
-    s_publish (w, &events);
+    s_queue_events (w, &events);
+    s_flush_outbox (w);
 }
 
 static void
@@ -329,14 +392,7 @@ s_writer_actor (zsock_t *pipe, void *args)
 {
     s_writer_t w = {.server = args, .pipe = pipe};
     w.parked_tail = &w.parked;
-    snprintf (w.event_id_prefix, sizeof w.event_id_prefix, "%d.e", (int) getpid ());
     const st_server_config_t *config = &w.server->config;
-    w.events = zsock_new (ZMQ_PUSH);
-    zsock_set_sndhwm (w.events, S_EVENTS_HWM);
-    zsock_set_linger (w.events, 2000);
-    cm_curve_client (config->curve, w.events, "broadcaster");
-    if (zsock_connect (w.events, "%s", config->events_endpoint))
-        cm_error ("cannot connect events to %s", config->events_endpoint);
     zsock_set_sndtimeo (pipe, 5000);
     int64_t interval = config->cleanup_interval_ms;
     w.next_cleanup = interval > 0 ? cm_mono_ms () + interval : 0;
@@ -393,10 +449,8 @@ s_writer_actor (zsock_t *pipe, void *args)
         s_pending_t *parked = s_take_parked (&w);
         while (parked) {
             s_pending_t *next = parked->next;
-            if (parked->deadline <= now) {
+            if (parked->deadline <= now)
                 s_answer_empty_claim (&w, parked);
-                s_pending_destroy (&parked);
-            }
             else {
                 st_ops_worker_seen (w.server->ops,
                                     cm_map_str_or (parked->request->payload, "worker", ""),
@@ -409,6 +463,7 @@ s_writer_actor (zsock_t *pipe, void *args)
             s_cleanup (&w);
             w.next_cleanup = now + interval;
         }
+        s_flush_outbox (&w);
         retry_parked = st_ops_take_tasks_changed (w.server->ops) && w.parked;
     }
     //  Shutting down: nobody waits forever on a claim.
@@ -416,10 +471,21 @@ s_writer_actor (zsock_t *pipe, void *args)
     while (parked) {
         s_pending_t *next = parked->next;
         s_answer_empty_claim (&w, parked);
-        s_pending_destroy (&parked);
         parked = next;
     }
-    zsock_destroy (&w.events);
+    s_flush_outbox (&w);
+    //  Main, draining (st_server_destroy), reads every outbox up to
+    //  "DRAINED", so none is left in the pipe to leak; then it sends $TERM.
+    if (!w.term_received) {
+        zstr_send (pipe, "DRAINED");
+        char *command;
+        while ((command = zstr_recv (pipe))) {
+            bool term = streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+        }
+    }
     free (w.buffer.data);
 }
 
@@ -439,10 +505,17 @@ st_server_new (const st_server_config_t *config)
     }
     self->ops = st_ops_new (self->db, &config->ops);
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->ops || !self->router) {
+    self->events = zsock_new (ZMQ_PUSH);
+    if (!self->ops || !self->router || !self->events) {
         st_server_destroy (&self);
         return NULL;
     }
+    snprintf (self->event_id_prefix, sizeof self->event_id_prefix, "%d.e", (int) getpid ());
+    zsock_set_sndhwm (self->events, S_EVENTS_HWM);
+    zsock_set_linger (self->events, 2000);
+    cm_curve_client (config->curve, self->events, "broadcaster");
+    if (zsock_connect (self->events, "%s", config->events_endpoint))
+        cm_error ("cannot connect events to %s", config->events_endpoint);
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 0);
@@ -546,22 +619,89 @@ s_take_request (st_server_t *self, void *router)
     return true;
 }
 
-//  Moves one worker reply [identity, reply] onto the ROUTER; zmq_msg_send
-//  hands the parts over without copying them. false when nothing is waiting.
+//  Pushes each event {session_id, event, data} as [session_id, envelope
+//  {event, data}]. The event map itself becomes the envelope's payload once
+//  session_id is taken out (no copy of data), and is encoded into main's
+//  buffer and sent from there.
+static void
+s_publish (st_server_t *self, cm_value_t **events_p)
+{
+    cm_value_t *events = *events_p;
+    void *handle = zsock_resolve (self->events);
+    for (size_t i = 0; events && i < cm_value_len (events); i++) {
+        cm_value_t *event = (cm_value_t *) cm_arr_at (events, i);
+        cm_value_t *session = cm_map_take (event, "session_id");
+        const char *session_id = session && session->type == CM_T_STR ? session->u.s.ptr : "";
+        cm_envelope_t envelope = {.type = CM_MSG_EVENT, .payload = event};
+        snprintf (envelope.request_id, sizeof envelope.request_id, "%s%llu",
+                  self->event_id_prefix, (unsigned long long) ++self->event_count);
+        size_t size;
+        if (cm_envelope_encode_into (&envelope, &self->buffer.data, &self->buffer.capacity, &size)
+            == 0) {
+            //  Never block main on a slow or absent broadcaster; its PUSH
+            //  queue (S_EVENTS_HWM) covers restarts. Past that, gateways
+            //  resync from the store, which is the truth. Both parts go or
+            //  neither: the HWM is checked on the first part only.
+            bool sent = zmq_send (handle, session_id, strlen (session_id),
+                                  ZMQ_DONTWAIT | ZMQ_SNDMORE)
+                            >= 0
+                        && zmq_send (handle, self->buffer.data, size, ZMQ_DONTWAIT) >= 0;
+            if (!sent)
+                cm_warning ("event dropped: broadcaster queue full (session=%s)", session_id);
+        }
+        cm_value_destroy (&session);
+    }
+    cm_value_destroy (events_p);
+}
+
+//  Sends an outbox's replies on the ROUTER, then publishes its events, and
+//  frees it.
+static void
+s_deliver (st_server_t *self, s_outbox_t **outbox_p)
+{
+    s_outbox_t *outbox = *outbox_p;
+    for (s_pending_t *item = outbox->answered; item; item = item->next)
+        s_send_reply (self->router, &self->buffer, &item->identity, &item->reply);
+    s_publish (self, &outbox->events);
+    s_outbox_destroy (outbox_p);
+}
+
+//  Takes one message off a worker's pipe: a reader's (or an out-of-memory
+//  writer's) [identity, reply], moved onto the ROUTER without copying, or
+//  the writer's [empty, outbox], delivered. *command gets a single-part
+//  message's text (the writer's "DRAINED") when command is not NULL.
+//  false when nothing is waiting.
 static bool
-s_relay_reply (void *worker, void *router)
+s_take_worker_message (st_server_t *self, void *worker, int flags, char *command,
+                       size_t command_size)
 {
     zmq_msg_t identity, reply;
     zmq_msg_init (&identity);
-    if (zmq_msg_recv (&identity, worker, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv (&identity, worker, flags) < 0) {
         zmq_msg_close (&identity);
         return false;
     }
     zmq_msg_init (&reply);
     //  A worker sends both parts at once: the second is already there.
-    if (zmq_msg_more (&identity) && zmq_msg_recv (&reply, worker, 0) >= 0
-        && (zmq_msg_send (&identity, router, ZMQ_SNDMORE) < 0
-            || zmq_msg_send (&reply, router, 0) < 0))
+    if (!zmq_msg_more (&identity)) {
+        size_t size = zmq_msg_size (&identity);
+        if (command && command_size > 0) {
+            size = size < command_size ? size : command_size - 1;
+            memcpy (command, zmq_msg_data (&identity), size);
+            command[size] = 0;
+        }
+    }
+    else if (zmq_msg_recv (&reply, worker, 0) < 0)
+        ;
+    else if (zmq_msg_size (&identity) == 0) {
+        s_outbox_t *outbox;
+        if (zmq_msg_size (&reply) == sizeof outbox) {
+            memcpy (&outbox, zmq_msg_data (&reply), sizeof outbox);
+            s_deliver (self, &outbox);
+        }
+    }
+    else if (zmq_msg_send (&identity, zsock_resolve (self->router), ZMQ_SNDMORE) < 0
+             || zmq_msg_send (&reply, zsock_resolve (self->router), 0) < 0)
         cm_debug ("reply dropped: caller gone");
     zmq_msg_close (&reply);
     zmq_msg_close (&identity);
@@ -591,7 +731,8 @@ st_server_run (st_server_t *self)
             for (int n = 0; n < S_DRAIN_MAX; n++) {
                 bool took = items[i].socket == router
                                 ? s_take_request (self, router)
-                                : s_relay_reply (items[i].socket, router);
+                                : s_take_worker_message (self, items[i].socket, ZMQ_DONTWAIT,
+                                                         NULL, 0);
                 if (!took)
                     break;
             }
@@ -607,11 +748,25 @@ st_server_destroy (st_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     st_server_t *self = *self_p;
-    //  Stop accepting first, then let the workers finish what they hold.
+    //  The writer answers its parked claims and hands main every outbox it
+    //  holds, up to "DRAINED"; they go out before the ROUTER closes.
+    if (self->writer && zstr_send (self->writer, "DRAIN") == 0) {
+        void *pipe = zsock_resolve (zactor_sock (self->writer));
+        zsock_set_rcvtimeo (zactor_sock (self->writer), 5000);
+        char command[16] = "";
+        while (!streq (command, "DRAINED")
+               && s_take_worker_message (self, pipe, 0, command, sizeof command))
+            ;
+    }
+    //  Those answers (and nothing new: run has returned) may still sit in
+    //  the ROUTER's queues; give them a moment to leave.
+    if (self->router)
+        zsock_set_linger (self->router, 1000);
     zsock_destroy (&self->router);
     zactor_destroy (&self->writer);
     for (int i = 0; i < self->reader_count; i++)
         zactor_destroy (&self->readers[i]);
+    zsock_destroy (&self->events);
     st_ops_destroy (&self->ops);
     st_db_destroy (&self->db);
     free (self->buffer.data);

@@ -1,12 +1,14 @@
 /*  st_server.h: the store process's threads and sockets.
 
-    The main thread owns the ROUTER (only it sends on it). Write requests go
-    to ONE writer thread: it takes every write waiting, applies them in one
-    LMDB transaction (st_ops_write_batch), commits, THEN replies to all of
-    them, THEN pushes their events to the broadcaster as [session_id, event
-    envelope]. Nothing is replied or published before its commit. Reads run
-    on CHATMESH_STORE_READERS reader threads in read-only txns. Workers send
-    replies back to the main thread over their actor pipes.
+    The main thread owns the ROUTER and the events PUSH (only it sends on
+    them). Write requests go to ONE writer thread: it takes every write
+    waiting, applies them in one LMDB transaction (st_ops_write_batch),
+    commits, THEN hands main the batch's replies and events in one message;
+    main sends the replies, THEN pushes the events to the broadcaster as
+    [session_id, event envelope], while the writer goes on to the next
+    batch. Nothing is replied or published before its commit. Reads run on
+    CHATMESH_STORE_READERS reader threads in read-only txns, which send
+    their encoded replies to main over their actor pipes.
 
     task_claim long-polls: a claim that finds nothing is parked in the
     writer and answered as soon as a task becomes claimable (after the
@@ -42,8 +44,10 @@ st_server_t *st_server_new (const st_server_config_t *config);
 int st_server_run (st_server_t *self);
 //  Asks run to return (any thread).
 void st_server_stop (st_server_t *self);
-//  Stops the threads (parked claims get their empty answer, queued events
-//  are flushed for up to 2 s) and closes LMDB.
+//  Stops the threads and closes LMDB. Writes already handed to the writer
+//  are committed and answered, parked claims get their empty answer (the
+//  ROUTER lingers 1 s to send them), queued events are flushed for up to
+//  2 s.
 void st_server_destroy (st_server_t **self_p);
 
 #endif

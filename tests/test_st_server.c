@@ -59,9 +59,11 @@ s_teardown (void **state)
 {
     s_env_t *env = *state;
     zsock_destroy (&env->client);
-    st_server_stop (env->server);
-    pthread_join (env->thread, NULL);
-    st_server_destroy (&env->server);
+    if (env->server) {
+        st_server_stop (env->server);
+        pthread_join (env->thread, NULL);
+        st_server_destroy (&env->server);
+    }
     zsock_destroy (&env->events);
     st_rmtree (env->dir);
     free (env);
@@ -257,6 +259,54 @@ test_claim_times_out_empty (void **state)
     cm_envelope_destroy (&reply);
 }
 
+//  A store shutting down answers a parked long-poll (empty) before its
+//  ROUTER closes: the regenerator hears at once instead of waiting out
+//  wait_ms on a dead connection.
+static void
+test_shutdown_answers_parked_claim (void **state)
+{
+    s_env_t *env = *state;
+    zsock_t *worker = cm_dealer_new (env->endpoint);
+    cm_envelope_t *claim = st_req (CM_MSG_TASK_CLAIM, NULL);
+    cm_map_set_str (claim->payload, "worker", "w3");
+    cm_map_set_int (claim->payload, "wait_ms", 60000);
+    strcpy (claim->request_id, "claim-3");
+    zframe_t *frame = NULL;
+    assert_int_equal (cm_frame_encode (claim, &frame), 0);
+    cm_envelope_destroy (&claim);
+    while (zframe_send (&frame, worker, ZFRAME_DONTWAIT | ZFRAME_REUSE))
+        zclock_sleep (5);
+    zframe_destroy (&frame);
+    //  A parked claim counts its worker as live: ask until it does.
+    cm_envelope_t *reply = NULL;
+    int64_t live = 0;
+    for (int tries = 0; tries < 500 && live != 1; tries++) {
+        if (tries)
+            zclock_sleep (10);
+        cm_envelope_t *ping = st_req (CM_MSG_PING, NULL);
+        cm_map_set_str (ping->payload, "worker_prefix", "w3");
+        assert_int_equal (s_call (env->client, ping, &reply), 0);
+        live = cm_map_int (reply->payload, "regenerators_matching", 0);
+        cm_envelope_destroy (&reply);
+    }
+    assert_int_equal (live, 1);
+
+    st_server_stop (env->server);
+    pthread_join (env->thread, NULL);
+    st_server_destroy (&env->server);
+    zsock_set_rcvtimeo (worker, 3000);
+    zframe_t *answer = zframe_recv (worker);
+    assert_non_null (answer);
+    cm_envelope_t *empty = NULL;
+    assert_int_equal (cm_frame_decode (answer, &empty), 0);
+    zframe_destroy (&answer);
+    assert_string_equal (empty->request_id, "claim-3");
+    assert_int_equal (empty->type, CM_MSG_OK);
+    assert_int_equal (cm_value_len (cm_map_get (empty->payload, "tasks")), 0);
+    cm_envelope_destroy (&empty);
+    zsock_destroy (&worker);
+}
+
 static void
 test_malformed_gets_eproto (void **state)
 {
@@ -299,6 +349,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_slice, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_claim_times_out_empty, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_gets_eproto, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_shutdown_answers_parked_claim, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
