@@ -6,6 +6,7 @@
 #include "cm_time.h"
 
 #include <czmq.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define S_MAX_READERS 16
@@ -125,6 +126,8 @@ s_reader_actor (zsock_t *pipe, void *args)
 {
     st_server_t *self = args;
     s_buffer_t buffer = {NULL, 0};
+    //  Named for top -H, perf and renice (docs/performance.md, Round 6).
+    pthread_setname_np (pthread_self (), "store-reader");
     zsock_set_sndtimeo (pipe, 5000);
     zsock_signal (pipe, 0);
     while (true) {
@@ -392,6 +395,7 @@ s_writer_actor (zsock_t *pipe, void *args)
 {
     s_writer_t w = {.server = args, .pipe = pipe};
     w.parked_tail = &w.parked;
+    pthread_setname_np (pthread_self (), "store-writer");
     const st_server_config_t *config = &w.server->config;
     zsock_set_sndtimeo (pipe, 5000);
     int64_t interval = config->cleanup_interval_ms;
