@@ -122,6 +122,27 @@ s_expect_event (s_env_t *env, const char *session, const char *name)
     cm_envelope_destroy (&event);
 }
 
+//  A new connection that sends a task_claim long-poll as `worker` (not
+//  cm_call: the answer is awaited by the test). Returns the connection.
+static zsock_t *
+s_long_poll (s_env_t *env, const char *worker_id, int64_t wait_ms, const char *request_id)
+{
+    zsock_t *worker = cm_dealer_new (env->endpoint);
+    assert_non_null (worker);
+    cm_envelope_t *claim = st_req (CM_MSG_TASK_CLAIM, NULL);
+    cm_map_set_str (claim->payload, "worker", worker_id);
+    cm_map_set_int (claim->payload, "wait_ms", wait_ms);
+    snprintf (claim->request_id, sizeof claim->request_id, "%s", request_id);
+    zframe_t *frame = NULL;
+    assert_int_equal (cm_frame_encode (claim, &frame), 0);
+    cm_envelope_destroy (&claim);
+    //  Give the connection time to come up (ZMQ_IMMEDIATE drops otherwise).
+    while (zframe_send (&frame, worker, ZFRAME_DONTWAIT | ZFRAME_REUSE))
+        zclock_sleep (5);
+    zframe_destroy (&frame);
+    return worker;
+}
+
 static void
 test_slice (void **state)
 {
@@ -132,18 +153,7 @@ test_slice (void **state)
     cm_envelope_destroy (&reply);
 
     //  A regenerator long-polls before any task exists...
-    zsock_t *worker = cm_dealer_new (env->endpoint);
-    cm_envelope_t *claim = st_req (CM_MSG_TASK_CLAIM, NULL);
-    cm_map_set_str (claim->payload, "worker", "w1");
-    cm_map_set_int (claim->payload, "wait_ms", 10000);
-    strcpy (claim->request_id, "claim-1");
-    zframe_t *frame = NULL;
-    assert_int_equal (cm_frame_encode (claim, &frame), 0);
-    cm_envelope_destroy (&claim);
-    //  Give the connection time to come up (ZMQ_IMMEDIATE drops otherwise).
-    while (zframe_send (&frame, worker, ZFRAME_DONTWAIT | ZFRAME_REUSE))
-        zclock_sleep (5);
-    zframe_destroy (&frame);
+    zsock_t *worker = s_long_poll (env, "w1", 10000, "claim-1");
 
     //  ...and is answered right after the commit that creates one.
     cm_envelope_t *start = st_req (CM_MSG_SESSION_START, "alice");
@@ -266,17 +276,7 @@ static void
 test_shutdown_answers_parked_claim (void **state)
 {
     s_env_t *env = *state;
-    zsock_t *worker = cm_dealer_new (env->endpoint);
-    cm_envelope_t *claim = st_req (CM_MSG_TASK_CLAIM, NULL);
-    cm_map_set_str (claim->payload, "worker", "w3");
-    cm_map_set_int (claim->payload, "wait_ms", 60000);
-    strcpy (claim->request_id, "claim-3");
-    zframe_t *frame = NULL;
-    assert_int_equal (cm_frame_encode (claim, &frame), 0);
-    cm_envelope_destroy (&claim);
-    while (zframe_send (&frame, worker, ZFRAME_DONTWAIT | ZFRAME_REUSE))
-        zclock_sleep (5);
-    zframe_destroy (&frame);
+    zsock_t *worker = s_long_poll (env, "w3", 60000, "claim-3");
     //  A parked claim counts its worker as live: ask until it does.
     cm_envelope_t *reply = NULL;
     int64_t live = 0;
