@@ -256,7 +256,8 @@ s_flush_outbox (s_writer_t *w)
 }
 
 //  Queues one commit's events (an array, taken) for main to publish after
-//  that commit's replies; the caller flushes the outbox next.
+//  that commit's replies; the caller flushes the outbox next (an outbox
+//  holding another commit's events is flushed first).
 static void
 s_queue_events (s_writer_t *w, cm_value_t **events_p)
 {
@@ -265,6 +266,8 @@ s_queue_events (s_writer_t *w, cm_value_t **events_p)
         cm_value_destroy (events_p);
         return;
     }
+    if (w->outbox && w->outbox->events)
+        s_flush_outbox (w);
     s_outbox_t *outbox = s_outbox (w);
     if (!outbox) {
         cm_warning ("%zu events dropped: out of memory", cm_value_len (events));
