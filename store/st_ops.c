@@ -635,6 +635,30 @@ s_thoughts_view (cm_value_t *to, const cm_value_t *record)
     cm_map_set (to, "thought_process", view);
 }
 
+static int s_task_load (s_ctx_t *c, const char *task_id, cm_value_t **task);
+
+//  While a message is being generated, its thought process is the running
+//  generation's steps so far (kept in the task record, no conclusion yet):
+//  a page loaded mid-generation shows them, not the last generation's.
+static void
+s_running_thoughts_view (s_ctx_t *c, cm_value_t *to, const cm_value_t *msg)
+{
+    const char *message_id = cm_map_str_or (msg, "id", "");
+    const void *data;
+    size_t size;
+    char task_id[CM_ID_MAX + 1];
+    if (st_db_get_raw (c->db, c->txn, ST_DBI_ACTIVE, message_id, strlen (message_id), &data,
+                       &size)
+        || size > CM_ID_MAX)
+        return;
+    memcpy (task_id, data, size);
+    task_id[size] = 0;
+    cm_value_t *task = NULL;
+    if (s_task_load (c, task_id, &task) == 0)
+        s_thoughts_view (to, task);
+    cm_value_destroy (&task);
+}
+
 //  The public shape of a message (docs/protocol.md); key is its messages key.
 static cm_value_t *
 s_message_view (s_ctx_t *c, const cm_value_t *key, const cm_value_t *msg)
@@ -655,7 +679,10 @@ s_message_view (s_ctx_t *c, const cm_value_t *key, const cm_value_t *msg)
     cm_map_set_int (meta, "downvotes", downs);
     if (cm_map_str (msg, "model"))
         cm_map_set_str (meta, "model", cm_map_str (msg, "model"));
-    s_thoughts_view (meta, msg);
+    if (cm_map_bool (msg, "regenerating", false))
+        s_running_thoughts_view (c, meta, msg);
+    else
+        s_thoughts_view (meta, msg);
     cm_map_set (view, "metadata", meta);
     return view;
 }

@@ -353,10 +353,18 @@ test_thought_process_is_kept (void **state)
     assert_int_equal (cm_map_int (cm_arr_at (steps, 31), "step", 0), 32);
     assert_null (cm_map_str (view, "conclusion"));
     cm_envelope_destroy (&reply);
+    //  Mid-generation, the session shows the running steps so far.
+    int rc;
+    reply = s_session_get (f, "tia", "s-th", &rc);
+    assert_int_equal (rc, 0);
+    view = s_thoughts_of_message (reply, 1);
+    assert_non_null (view);
+    assert_int_equal (cm_value_len (cm_map_get (view, "steps")), 32);
+    assert_null (cm_map_str (view, "conclusion"));
+    cm_envelope_destroy (&reply);
 
     assert_int_equal (s_thought (f, task, "thought_process_complete", "conclusion", "because"), 0);
     assert_int_equal (s_complete (f, task, "an answer"), 0);
-    int rc;
     reply = s_session_get (f, "tia", "s-th", &rc);
     assert_int_equal (rc, 0);
     assert_null (s_thoughts_of_message (reply, 0)); //  the user's message has none
@@ -371,6 +379,11 @@ test_thought_process_is_kept (void **state)
     char regen[ID];
     assert_int_equal (s_regen (f, "tia", asst, regen), 0);
     assert_int_equal (st_claim (f, "w", claimed), 1);
+    //  Until the new generation thinks, it has no thought process: the last
+    //  one's is not shown as if it were the running one's.
+    reply = s_session_get (f, "tia", "s-th", &rc);
+    assert_null (s_thoughts_of_message (reply, 1));
+    cm_envelope_destroy (&reply);
     assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "first try"), 0);
     assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "a"), 0);
     assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "again"), 0);

@@ -555,6 +555,53 @@ s_assert_log (svc_mesh_t *mesh, const char *name, const char *needle)
     free (log);
 }
 
+//  A page loaded in the middle of a generation: the session already shows
+//  that generation's thought steps so far, so the frontend need not wait
+//  for the next event (which the builtin generator may never send: its
+//  thoughts come first, then the answer's tokens).
+static void
+test_running_thoughts_in_session (void **state)
+{
+    (void) state;
+    svc_mesh_t *mesh = s_mesh ("CHATMESH_BUILTIN_TOKENS_PER_SEC=40",
+                               "CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS=true", NULL, NULL);
+    char *token = svc_token (mesh, "erin", 600);
+    s_turn_t turn = s_ask (mesh, token, "regen_running", "Why do caches need eviction?");
+    assert_int_equal (s_wait_task (mesh, token, turn.task_id, 20000), 0);
+    svc_sse_t *sse = svc_sse_open (mesh, "/api/run_sse/regen_running", token, NULL);
+    assert_non_null (sse);
+    //  A new question, so the running thought process differs from the
+    //  stored one of the first answer.
+    char path[600];
+    snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
+    json_t *json = s_call (mesh, token, "PUT", path,
+                           "{\"content\": \"What makes a good shard key?\", "
+                           "\"trigger_regeneration\": true}");
+    char task_id[80];
+    snprintf (task_id, sizeof task_id, "%s",
+              s_str (json_object_get (json, "data"), "regeneration_task_id"));
+    json_decref (json);
+    long start = s_find (sse, 0, "thought_process_start", task_id, 20000);
+    long step = s_find (sse, 0, "thought_process_step", task_id, 20000);
+    assert_true (start >= 0 && step > start);
+    const char *about = s_str (svc_sse_at (sse, (size_t) start)->json, "thinkingAbout");
+    const char *reasoning = s_str (svc_sse_at (sse, (size_t) step)->json, "reasoning");
+    //  The step was committed before its event went out.
+    json_t *message = s_stored (mesh, token, "regen_running", turn.assistant_id);
+    json_t *meta = json_object_get (message, "metadata");
+    assert_true (json_is_true (json_object_get (meta, "regenerating")));
+    json_t *thoughts = json_object_get (meta, "thought_process");
+    assert_non_null (thoughts);
+    assert_string_equal (s_str (thoughts, "thinkingAbout"), about);
+    json_t *steps = json_object_get (thoughts, "steps");
+    assert_true (json_array_size (steps) >= 1);
+    assert_string_equal (s_str (json_array_get (steps, 0), "reasoning"), reasoning);
+    json_decref (message);
+    svc_sse_close (&sse);
+    free (token);
+    svc_mesh_stop (&mesh);
+}
+
 //  kill -9 a regenerator in the middle of 20 generations while a second
 //  one runs: every task ends (none stays in_progress) within the lease,
 //  and completed answers are stored whole. Then the restart variant.
@@ -630,6 +677,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_order_thoughts_store_and_edit),
         cmocka_unit_test (test_throttle_no_thoughts_and_cancel),
+        cmocka_unit_test (test_running_thoughts_in_session),
         cmocka_unit_test (test_task_time_limit),
         cmocka_unit_test (test_regenerator_crash),
     };
