@@ -87,6 +87,9 @@ class Mesh:
             if not m:
                 return
             m['metadata']['regenerating'] = True
+            # Like the store: while generating, the running thought process.
+            running = {'thinkingAbout': query[:60], 'totalSteps': None, 'steps': [], 'conclusion': None}
+            m['metadata']['thought_process'] = running
         task = 'regen_' + uuid.uuid4().hex
         pub(sid, 'message_regenerating', {'messageId': mid, 'taskId': task, 'originalMessageId': mid, 'userQuery': query})
         pub(sid, 'thought_process_start', {'messageId': mid, 'taskId': task, 'thinkingAbout': query[:60]})
@@ -99,7 +102,11 @@ class Mesh:
             pub(sid, 'regeneration_progress', {'messageId': mid, 'taskId': task, 'progress': i * 100 // (steps + 1),
                                                'message': 'Generating…', 'partialContent': partial})
             if i in (2, 4):
-                pub(sid, 'thought_process_step', {'messageId': mid, 'taskId': task, 'step': i // 2, 'reasoning': f'reasoning {i // 2}'})
+                with self.lock:
+                    running['steps'].append({'step': i // 2, 'reasoning': f'reasoning {i // 2}'})
+                    texts = [st['reasoning'] for st in running['steps']]
+                pub(sid, 'thought_process_step', {'messageId': mid, 'taskId': task, 'step': i // 2,
+                                                  'reasoning': f'reasoning {i // 2}', 'steps': texts})
         content = ' '.join(words)
         with self.lock:
             m = self.message(sid, mid)

@@ -141,6 +141,8 @@ class Mesh:
             self.data_dir = tempfile.mkdtemp(prefix='chatmesh-ui-')
             port = free_port()
             self.env = dict(os.environ, CHATMESH_DATA_DIR=self.data_dir, CHATMESH_HTTP_PORT=str(port))
+            # Answers that take ~2 s: a reload can land in the middle of one.
+            self.env.setdefault('CHATMESH_BUILTIN_TOKENS_PER_SEC', '60')
             for k in ('CHATMESH_HTTP_LISTEN', 'CHATMESH_WEB_DIR'):
                 self.env.pop(k, None)
             print(f'starting a mesh on 127.0.0.1:{port} (data {self.data_dir})', flush=True)
@@ -378,6 +380,32 @@ class UiTest:
         check(conclusion.is_displayed() and conclusion.text.strip(), 'no conclusion after a reload')
         check('thinking' not in panel.find_element(By.TAG_NAME, 'summary').text, 'a finished thought process shown as running')
 
+    def step_reload_mid_generation(self):
+        # A reload while the answer is still being generated: the steps it
+        # already thought show at once (the store has them), not only the
+        # ones streamed after the reload (the builtin generator thinks first,
+        # so there are none). A regeneration may end before the reloaded page
+        # shows it: then try again, up to three times.
+        a = self.a
+        answer = self.messages(a)[1]['id']
+        steps = lambda d: self.js(d, 'return document.querySelectorAll(arguments[0]).length',  # noqa: E731
+                                  f'[data-message-id="{answer}"] .thought-steps li')
+        for _ in range(3):
+            self.button(a, answer, 'regenerate').click()
+            self.wait(a, lambda d: self.messages(d)[1]['streaming'] and steps(d) >= 1,
+                      'a thought step while regenerating')
+            before = steps(a)
+            a.refresh()
+            shown = self.wait(a, lambda d: (lambda m: m if len(m) == 2 else False)(self.messages(d)),
+                              'the conversation after a reload')
+            still, after = shown[1]['streaming'], steps(a)
+            self.wait(a, self.settled(a, 2), 'the regeneration finished')
+            self.install_probe(a)
+            if still:
+                break
+        check(still, 'every regeneration ended before the reloaded page showed it')
+        check(after >= before, f'{after} thought steps right after a reload mid-generation, {before} before it')
+
     def step_reconnect_replay(self):
         # Mock only: the mock can cut the streams on demand. Window B must come
         # back by itself and get what it missed through Last-Event-ID.
@@ -583,6 +611,7 @@ class UiTest:
             self.run_step('regenerate', self.step_regenerate)
             self.run_step('votes', self.step_votes)
             self.run_step('reload_keeps_thoughts', self.step_reload_keeps_thoughts)
+            self.run_step('reload_mid_generation', self.step_reload_mid_generation)
             if self.mesh.mock:
                 self.run_step('reconnect_replay', self.step_reconnect_replay)
             self.run_step('edit_with_regeneration', self.step_edit)

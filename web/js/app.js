@@ -340,6 +340,11 @@ async function loadSession() {
     const known = state.thoughts.get(m.id);
     if (m.thoughts && !m.metadata.regenerating && !live && (!known || known.done)) {
       state.thoughts.set(m.id, m.thoughts);
+    } else if (m.thoughts && m.metadata.regenerating
+        && (!known || (!known.done && known.steps.length < m.thoughts.steps.length))) {
+      // A generation that was thinking before this page (or its stream)
+      // began: the store has its steps so far, the stream adds the rest.
+      state.thoughts.set(m.id, m.thoughts);
     }
     if (m.metadata.regenerating && !live) {
       state.live.set(m.id, { taskId: null, progress: null, text: 'Working…', partial: '', startedAt: issuedAt });
@@ -369,7 +374,7 @@ function normalizeMessage(m) {
       downvotes: Number(meta.downvotes) || 0,
       model: typeof meta.model === 'string' ? meta.model : '',
     },
-    thoughts: storedThoughts(meta.thought_process),
+    thoughts: storedThoughts(meta.thought_process, !meta.regenerating),
   };
 }
 
@@ -382,14 +387,15 @@ function stepView(s, i) {
 }
 
 // metadata.thought_process (docs/api.md) in the shape the thought_process_*
-// events build, or null.
-function storedThoughts(tp) {
+// events build, or null. A message still generating has its running
+// thought process there, done once it has its conclusion.
+function storedThoughts(tp, finished) {
   if (!tp || typeof tp !== 'object' || !Array.isArray(tp.steps)) return null;
   return {
     about: String(tp.thinkingAbout || ''),
     steps: tp.steps.map(stepView),
     conclusion: String(tp.conclusion || ''),
-    done: true,
+    done: finished || Boolean(tp.conclusion),
     total: Number(tp.totalSteps) || 0,
   };
 }
@@ -875,6 +881,9 @@ function handleEvent(type, d) {
       const t = thoughtsFor(m.id);
       const title = typeof d.step === 'number' ? `Step ${d.step}` : String(d.step || '');
       t.steps.push({ title, reasoning: String(d.reasoning || '') });
+      // The event carries every step so far: a page that joined late (a
+      // reload mid-generation) gets the ones it missed.
+      if (Array.isArray(d.steps) && d.steps.length > t.steps.length) t.steps = d.steps.map(stepView);
       renderOne(m.id);
       return;
     }
