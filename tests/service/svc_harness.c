@@ -175,11 +175,43 @@ svc_now_ms (void)
     return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }
 
+//  Meshes started and not yet stopped. A failing assertion leaves its
+//  test (cmocka jumps out) without svc_mesh_stop: at exit their services
+//  are killed, so a failed run leaves no processes behind.
+#define S_LIVE_MAX 16
+static svc_mesh_t *s_live[S_LIVE_MAX];
+
+static void
+s_kill_pid (pid_t pid)
+{
+    if (pid > 0 && kill (pid, SIGKILL) == 0)
+        waitpid (pid, NULL, 0);
+}
+
+static void
+s_kill_live_meshes (void)
+{
+    for (int m = 0; m < S_LIVE_MAX; m++) {
+        svc_mesh_t *mesh = s_live[m];
+        if (!mesh)
+            continue;
+        for (int i = 0; i < SVC_COUNT; i++)
+            s_kill_pid (mesh->pids[i]);
+        for (int i = 0; i < mesh->extra_count; i++)
+            s_kill_pid (mesh->extra[i]);
+        s_kill_pid (mesh->gateway2_pid);
+        fprintf (stderr, "harness: a test ended without stopping its mesh; killed its services,"
+                         " logs kept in %s/log\n", mesh->dir);
+        s_live[m] = NULL;
+    }
+}
+
 static void
 s_curl_init (void)
 {
     curl_global_init (CURL_GLOBAL_ALL);
     signal (SIGPIPE, SIG_IGN);
+    atexit (s_kill_live_meshes);
 }
 
 svc_mesh_t *
@@ -195,6 +227,11 @@ svc_mesh_start (const char *const *env)
         free (mesh);
         return NULL;
     }
+    for (int m = 0; m < S_LIVE_MAX; m++)
+        if (!s_live[m]) {
+            s_live[m] = mesh;
+            break;
+        }
     char path[300];
     snprintf (path, sizeof path, "%s/log", mesh->dir);
     mkdir (path, 0700);
@@ -373,6 +410,9 @@ svc_mesh_stop (svc_mesh_t **mesh_p)
     if (!mesh_p || !*mesh_p)
         return;
     svc_mesh_t *mesh = *mesh_p;
+    for (int m = 0; m < S_LIVE_MAX; m++)
+        if (s_live[m] == mesh)
+            s_live[m] = NULL;
     for (int i = 0; i < mesh->extra_count; i++)
         svc_mesh_kill_extra (mesh, i, SIGTERM);
     s_gateway2_stop (mesh);
