@@ -85,6 +85,23 @@ s_regenerate (svc_mesh_t *mesh, const char *token, const char *message_id)
     return task_id;
 }
 
+//  Edits a user message to content (a plain sentence: no JSON escaping)
+//  with trigger_regeneration; returns the regeneration's task id.
+static char *
+s_edit (svc_mesh_t *mesh, const char *token, const char *message_id, const char *content)
+{
+    char path[600], body[600];
+    snprintf (path, sizeof path, "/api/messages/%s", message_id);
+    snprintf (body, sizeof body, "{\"content\": \"%s\", \"trigger_regeneration\": true}",
+              content);
+    json_t *json = s_call (mesh, token, "PUT", path, body);
+    json_t *data = json_object_get (json, "data");
+    assert_true (json_is_true (json_object_get (data, "triggered_regeneration")));
+    char *task_id = strdup (s_str (data, "regeneration_task_id"));
+    json_decref (json);
+    return task_id;
+}
+
 //  status of a task into buffer; the whole reply when wanted.
 static void
 s_status (svc_mesh_t *mesh, const char *token, const char *task_id, char *status, size_t size,
@@ -301,6 +318,21 @@ s_check_stored_thoughts (const json_t *message, const s_seen_t *seen)
     }
 }
 
+//  A session whose first question was asked and answered, and its event
+//  stream opened after that (the answer's events are not in it).
+static svc_sse_t *
+s_answered (svc_mesh_t *mesh, const char *token, const char *session, const char *query,
+            s_turn_t *turn)
+{
+    *turn = s_ask (mesh, token, session, query);
+    assert_int_equal (s_wait_task (mesh, token, turn->task_id, 20000), 0);
+    char path[300];
+    snprintf (path, sizeof path, "/api/run_sse/%s", session);
+    svc_sse_t *sse = svc_sse_open (mesh, path, token, NULL);
+    assert_non_null (sse);
+    return sse;
+}
+
 //  --------------------------------------------------------------------------
 
 //  Thoughts on: run_sse's answer and a regeneration, each in order, stored
@@ -312,10 +344,9 @@ test_order_thoughts_store_and_edit (void **state)
     svc_mesh_t *mesh = s_mesh ("CHATMESH_BUILTIN_TOKENS_PER_SEC=400",
                                "CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS=true", NULL, NULL);
     char *token = svc_token (mesh, "alice", 600);
-    s_turn_t first = s_ask (mesh, token, "regen_order", "How do I size a connection pool?");
-    assert_int_equal (s_wait_task (mesh, token, first.task_id, 20000), 0);
-    svc_sse_t *sse = svc_sse_open (mesh, "/api/run_sse/regen_order", token, NULL);
-    assert_non_null (sse);
+    s_turn_t first;
+    svc_sse_t *sse = s_answered (mesh, token, "regen_order", "How do I size a connection pool?",
+                                 &first);
 
     //  The first answer of a run_sse question goes through the same stages.
     s_turn_t second = s_ask (mesh, token, "regen_order", "Which metrics show replication lag?");
@@ -347,16 +378,7 @@ test_order_thoughts_store_and_edit (void **state)
 
     //  Edit the first question: the NEXT assistant message (the first
     //  answer) is regenerated, and the new answer restates the edited text.
-    char path[600];
-    snprintf (path, sizeof path, "/api/messages/%s", first.user_id);
-    json_t *json = s_call (mesh, token, "PUT", path,
-                           "{\"content\": \"How does Raft elect a leader?\", "
-                           "\"trigger_regeneration\": true}");
-    json_t *data = json_object_get (json, "data");
-    assert_true (json_is_true (json_object_get (data, "triggered_regeneration")));
-    char edit_task[80];
-    snprintf (edit_task, sizeof edit_task, "%s", s_str (data, "regeneration_task_id"));
-    json_decref (json);
+    char *edit_task = s_edit (mesh, token, first.user_id, "How does Raft elect a leader?");
     s_check_task (sse, edit_task, 20000, &seen);
     assert_string_equal (seen.message_id, first.assistant_id);
     assert_non_null (strstr (seen.content, "How does Raft elect a leader?"));
@@ -366,6 +388,7 @@ test_order_thoughts_store_and_edit (void **state)
     assert_true (json_is_true (json_object_get (json_object_get (message, "metadata"),
                                                 "regenerated")));
     json_decref (message);
+    free (edit_task);
 
     s_check_ids (sse);
     svc_sse_close (&sse);
@@ -566,21 +589,12 @@ test_running_thoughts_in_session (void **state)
     svc_mesh_t *mesh = s_mesh ("CHATMESH_BUILTIN_TOKENS_PER_SEC=40",
                                "CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS=true", NULL, NULL);
     char *token = svc_token (mesh, "erin", 600);
-    s_turn_t turn = s_ask (mesh, token, "regen_running", "Why do caches need eviction?");
-    assert_int_equal (s_wait_task (mesh, token, turn.task_id, 20000), 0);
-    svc_sse_t *sse = svc_sse_open (mesh, "/api/run_sse/regen_running", token, NULL);
-    assert_non_null (sse);
+    s_turn_t turn;
+    svc_sse_t *sse = s_answered (mesh, token, "regen_running", "Why do caches need eviction?",
+                                 &turn);
     //  A new question, so the running thought process differs from the
     //  stored one of the first answer.
-    char path[600];
-    snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
-    json_t *json = s_call (mesh, token, "PUT", path,
-                           "{\"content\": \"What makes a good shard key?\", "
-                           "\"trigger_regeneration\": true}");
-    char task_id[80];
-    snprintf (task_id, sizeof task_id, "%s",
-              s_str (json_object_get (json, "data"), "regeneration_task_id"));
-    json_decref (json);
+    char *task_id = s_edit (mesh, token, turn.user_id, "What makes a good shard key?");
     long start = s_find (sse, 0, "thought_process_start", task_id, 20000);
     long step = s_find (sse, 0, "thought_process_step", task_id, 20000);
     assert_true (start >= 0 && step > start);
@@ -597,6 +611,7 @@ test_running_thoughts_in_session (void **state)
     assert_true (json_array_size (steps) >= 1);
     assert_string_equal (s_str (json_array_get (steps, 0), "reasoning"), reasoning);
     json_decref (message);
+    free (task_id);
     svc_sse_close (&sse);
     free (token);
     svc_mesh_stop (&mesh);
