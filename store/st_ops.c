@@ -638,8 +638,9 @@ s_thoughts_view (cm_value_t *to, const cm_value_t *record)
 static int s_task_load (s_ctx_t *c, const char *task_id, cm_value_t **task);
 
 //  While a message is being generated, its thought process is the running
-//  generation's steps so far (kept in the task record, no conclusion yet):
-//  a page loaded mid-generation shows them, not the last generation's.
+//  generation's so far (kept in the task record; the conclusion once it is
+//  reached): a page loaded mid-generation shows it, not the last
+//  generation's.
 static void
 s_running_thoughts_view (s_ctx_t *c, cm_value_t *to, const cm_value_t *msg)
 {
