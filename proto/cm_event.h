@@ -1,0 +1,84 @@
+/*  cm_event.h: every event a session's SSE stream can carry, in one table.
+
+    An event travels store -> broadcaster -> gateway as the envelope
+    `event {event: name, data: map}` (cm_msg.h) and reaches the browser as
+    `event: <name>\ndata: <data as JSON>`. Every event's data carries
+    `sessionId` and `timestamp` (ISO 8601, UTC); the other fields are listed
+    per event in cm_event.c (cm_event_fields), which the OpenAPI document,
+    the frontend's event list and the tests are all made from.
+
+    CM_EVENTS(X): X (ENUM, "wire name", ORIGIN, terminal, "what it says")
+      ORIGIN    who mints it: STORE (after the commit that it reports),
+                REGENERATOR (sent as task_event, published by the store after
+                its checkpoint), GATEWAY (written by the gateway itself into
+                one stream, never published), BROADCASTER (internal notice to
+                gateways, never written to a browser)
+      terminal  true for the events that end a task: exactly one per task  */
+#ifndef CM_EVENT_H_INCLUDED
+#define CM_EVENT_H_INCLUDED
+
+#include "cm_msg.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CM_EVENTS(X)                                                                        \
+    X (CONNECTION_STATUS, "connection_status", GATEWAY, false,                              \
+       "first event of every stream: the stream is attached")                               \
+    X (SESSION_UPDATED, "session_updated", STORE, false,                                    \
+       "a message was added (status message_added), or the reader must reload (resync)")    \
+    X (MESSAGE_EDITED, "message_edited", STORE, false, "a message's content was replaced")   \
+    X (MESSAGE_DELETED, "message_deleted", STORE, false, "messages were deleted")           \
+    X (FEEDBACK_SUBMITTED, "feedback_submitted", STORE, false, "a vote was recorded")       \
+    X (MESSAGE_REGENERATING, "message_regenerating", STORE, false,                          \
+       "a generation attempt started (again after a takeover)")                             \
+    X (REGENERATION_PROGRESS, "regeneration_progress", STORE, false,                        \
+       "a checkpoint: progress percent and the answer so far")                              \
+    X (THOUGHT_PROCESS_START, "thought_process_start", REGENERATOR, false,                  \
+       "the generator started thinking")                                                    \
+    X (THOUGHT_PROCESS_STEP, "thought_process_step", REGENERATOR, false,                    \
+       "one thought step, with every step so far")                                          \
+    X (THOUGHT_PROCESS_COMPLETE, "thought_process_complete", REGENERATOR, false,            \
+       "the thinking reached its conclusion")                                               \
+    X (MESSAGE_REGENERATED, "message_regenerated", STORE, true,                             \
+       "the answer is committed: its whole content")                                        \
+    X (REGENERATION_ERROR, "regeneration_error", STORE, true,                               \
+       "the task ended without an answer (failed or cancelled)")                            \
+    X (SUBSCRIBED, "subscribed", BROADCASTER, false,                                        \
+       "internal: the broadcaster sends this session's events from now on")
+
+typedef enum {
+    CM_EVENT_NONE = 0,
+#define X(name, wire, origin, terminal, doc) CM_EVENT_##name,
+    CM_EVENTS (X)
+#undef X
+        CM_EVENT_COUNT
+} cm_event_t;
+
+typedef enum {
+    CM_EVENT_FROM_STORE,
+    CM_EVENT_FROM_REGENERATOR,
+    CM_EVENT_FROM_GATEWAY,
+    CM_EVENT_FROM_BROADCASTER
+} cm_event_origin_t;
+
+//  Wire name ("feedback_submitted"); "?" for CM_EVENT_NONE or out of range.
+const char *cm_event_name (cm_event_t event);
+//  Event of a wire name (len bytes, need not be terminated), or CM_EVENT_NONE.
+cm_event_t cm_event_from_name (const char *name, size_t len);
+cm_event_origin_t cm_event_origin (cm_event_t event);
+//  True for message_regenerated and regeneration_error.
+bool cm_event_terminal (cm_event_t event);
+//  One line of what the event says. Never NULL; static storage.
+const char *cm_event_doc (cm_event_t event);
+//  True when a browser's stream may carry it (every origin but BROADCASTER).
+bool cm_event_for_clients (cm_event_t event);
+//  The data fields beyond sessionId and timestamp: *count entries. Never
+//  NULL (may be empty). Types as in cm_msg_schema (CM_T_DBL accepts ints).
+const cm_field_t *cm_event_fields (cm_event_t event, size_t *count);
+
+//  Checks an event's data map against its fields (sessionId and timestamp
+//  included). 0 or CM_EPROTO with a short reason in `why` when given.
+int cm_event_validate (cm_event_t event, const cm_value_t *data, char *why, size_t why_size);
+
+#endif
