@@ -4,10 +4,11 @@
     `event {event: name, data: map}` (cm_msg.h) and reaches the browser as
     `event: <name>\ndata: <data as JSON>`. Every event's data carries
     `sessionId` and `timestamp` (ISO 8601, UTC); the other fields are listed
-    per event in cm_event.c (cm_event_fields), which the OpenAPI document,
-    the frontend's event list and the tests are all made from.
+    per event in the table below (cm_event_fields), which the OpenAPI
+    document, the frontend's event list and the tests are all made from.
 
-    CM_EVENTS(X): X (ENUM, "wire name", ORIGIN, terminal, "what it says")
+    CM_EVENTS(X): X (ENUM, "wire name", ORIGIN, terminal, "what it says",
+                     data fields...)
       ORIGIN    who mints it: STORE (after the commit that it reports),
                 REGENERATOR (sent as task_event, published by the store after
                 its checkpoint), GATEWAY (written by the gateway itself into
@@ -22,34 +23,61 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CM_EVENTS(X)                                                                        \
-    X (CONNECTION_STATUS, "connection_status", GATEWAY, false,                              \
-       "first event of every stream: the stream is attached")                               \
-    X (SESSION_UPDATED, "session_updated", STORE, false,                                    \
-       "a message was added (status message_added), or the reader must reload (resync)")    \
-    X (MESSAGE_EDITED, "message_edited", STORE, false, "a message's content was replaced")   \
-    X (MESSAGE_DELETED, "message_deleted", STORE, false, "messages were deleted")           \
-    X (FEEDBACK_SUBMITTED, "feedback_submitted", STORE, false, "a vote was recorded")       \
-    X (MESSAGE_REGENERATING, "message_regenerating", STORE, false,                          \
-       "a generation attempt started (again after a takeover)")                             \
-    X (REGENERATION_PROGRESS, "regeneration_progress", STORE, false,                        \
-       "a checkpoint: progress percent and the answer so far")                              \
-    X (THOUGHT_PROCESS_START, "thought_process_start", REGENERATOR, false,                  \
-       "the generator started thinking")                                                    \
-    X (THOUGHT_PROCESS_STEP, "thought_process_step", REGENERATOR, false,                    \
-       "one thought step, with every step so far")                                          \
-    X (THOUGHT_PROCESS_COMPLETE, "thought_process_complete", REGENERATOR, false,            \
-       "the thinking reached its conclusion")                                               \
-    X (MESSAGE_REGENERATED, "message_regenerated", STORE, true,                             \
-       "the answer is committed: its whole content")                                        \
-    X (REGENERATION_ERROR, "regeneration_error", STORE, true,                               \
-       "the task ended without an answer (failed or cancelled)")                            \
-    X (SUBSCRIBED, "subscribed", BROADCASTER, false,                                        \
-       "internal: the broadcaster sends this session's events from now on")
+//  One data field of an event: name, cm_type_t suffix (STR, INT, BOOL, ARR,
+//  MAP, DBL), required. CM_EVENT_NO_FIELDS marks an event with none.
+#define CM_EVENT_FIELD(name, type, required) {name, CM_T_##type, required, 0}
+#define CM_EVENT_NO_FIELDS {NULL, CM_T_NIL, false, 0}
+#define CM_EV_REQ_(name, type) CM_EVENT_FIELD (name, type, true)
+#define CM_EV_OPT_(name, type) CM_EVENT_FIELD (name, type, false)
+//  Every task event names its task and the message it writes.
+#define CM_EV_TASK_ CM_EV_REQ_ ("taskId", STR), CM_EV_REQ_ ("messageId", STR)
+
+#define CM_EVENTS(X)                                                                         \
+    X (CONNECTION_STATUS, "connection_status", GATEWAY, false,                               \
+       "first event of every stream: the stream is attached", CM_EV_REQ_ ("status", STR))     \
+    X (SESSION_UPDATED, "session_updated", STORE, false,                                     \
+       "a message was added (status message_added), or the reader must reload (resync)",     \
+       CM_EV_REQ_ ("status", STR), CM_EV_OPT_ ("resync", BOOL))                              \
+    X (MESSAGE_EDITED, "message_edited", STORE, false, "a message's content was replaced",   \
+       CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("content", STR),                           \
+       CM_EV_REQ_ ("previousContent", STR), CM_EV_REQ_ ("edited", BOOL))                     \
+    X (MESSAGE_DELETED, "message_deleted", STORE, false, "messages were deleted",            \
+       CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("deletedCount", INT),                      \
+       CM_EV_REQ_ ("deletedMessageIds", ARR))                                                \
+    X (FEEDBACK_SUBMITTED, "feedback_submitted", STORE, false, "a vote was recorded",        \
+       CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("feedbackId", STR),                        \
+       CM_EV_REQ_ ("feedbackType", STR), CM_EV_REQ_ ("upvotes", INT),                        \
+       CM_EV_REQ_ ("downvotes", INT))                                                        \
+    X (MESSAGE_REGENERATING, "message_regenerating", STORE, false,                           \
+       "a generation attempt started (again after a takeover)", CM_EV_TASK_,                 \
+       CM_EV_OPT_ ("originalMessageId", STR), CM_EV_OPT_ ("userQuery", STR))                 \
+    X (REGENERATION_PROGRESS, "regeneration_progress", STORE, false,                         \
+       "a checkpoint: progress percent and the answer so far", CM_EV_TASK_,                  \
+       CM_EV_REQ_ ("progress", INT), CM_EV_OPT_ ("message", STR),                            \
+       CM_EV_OPT_ ("partialContent", STR))                                                   \
+    X (THOUGHT_PROCESS_START, "thought_process_start", REGENERATOR, false,                   \
+       "the generator started thinking", CM_EV_TASK_, CM_EV_REQ_ ("thinkingAbout", STR),     \
+       CM_EV_OPT_ ("totalSteps", INT))                                                       \
+    X (THOUGHT_PROCESS_STEP, "thought_process_step", REGENERATOR, false,                     \
+       "one thought step, with every step so far", CM_EV_TASK_, CM_EV_REQ_ ("step", INT),    \
+       CM_EV_REQ_ ("reasoning", STR), CM_EV_OPT_ ("steps", ARR),                             \
+       CM_EV_OPT_ ("totalSteps", INT))                                                       \
+    X (THOUGHT_PROCESS_COMPLETE, "thought_process_complete", REGENERATOR, false,             \
+       "the thinking reached its conclusion", CM_EV_TASK_, CM_EV_REQ_ ("conclusion", STR),   \
+       CM_EV_OPT_ ("totalSteps", INT))                                                       \
+    X (MESSAGE_REGENERATED, "message_regenerated", STORE, true,                              \
+       "the answer is committed: its whole content", CM_EV_TASK_,                            \
+       CM_EV_REQ_ ("content", STR))                                                          \
+    X (REGENERATION_ERROR, "regeneration_error", STORE, true,                                \
+       "the task ended without an answer (failed or cancelled)", CM_EV_TASK_,                \
+       CM_EV_REQ_ ("error", STR))                                                            \
+    X (SUBSCRIBED, "subscribed", BROADCASTER, false,                                         \
+       "internal: the broadcaster sends this session's events from now on",                  \
+       CM_EVENT_NO_FIELDS)
 
 typedef enum {
     CM_EVENT_NONE = 0,
-#define X(name, wire, origin, terminal, doc) CM_EVENT_##name,
+#define X(name, wire, origin, terminal, doc, ...) CM_EVENT_##name,
     CM_EVENTS (X)
 #undef X
         CM_EVENT_COUNT
