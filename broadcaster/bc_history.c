@@ -22,19 +22,16 @@ struct s_session {
     size_t cap;      //  ring slots allocated (grows up to max_events)
     size_t head;     //  index of the oldest held event
     size_t count;    //  events held
-    uint64_t next_seq;
+    uint64_t epoch;  //  of the held events (and of last_seq)
+    uint64_t last_seq; //  of the newest held event (0: none held yet)
     int64_t last_ms; //  time of the last append
     s_session_t *prev, *next;
 };
 
 struct bc_history {
-    uint64_t epoch;
     bc_history_limits_t limits;
     zhashx_t *sessions; //  id -> s_session_t (not owned by the hash)
     s_session_t *oldest, *newest;
-    //  Highest seq ever issued to a session we dropped: a session that comes
-    //  back starts above it, so its ids never repeat within the epoch.
-    uint64_t dropped_max_seq;
 };
 
 static void
@@ -79,8 +76,6 @@ s_link_newest (bc_history_t *self, s_session_t *session)
 static void
 s_drop_session (bc_history_t *self, s_session_t *session)
 {
-    if (session->next_seq > 1 && session->next_seq - 1 > self->dropped_max_seq)
-        self->dropped_max_seq = session->next_seq - 1;
     s_unlink (self, session);
     zhashx_delete (self->sessions, session->id);
     s_session_free (&session);
@@ -132,7 +127,7 @@ s_make_room (const bc_history_t *self, s_session_t *session)
 }
 
 bc_history_t *
-bc_history_new (uint64_t epoch, const bc_history_limits_t *limits)
+bc_history_new (const bc_history_limits_t *limits)
 {
     if (!limits || limits->max_events < 1 || limits->max_age_ms < 1
         || limits->max_sessions < 1)
@@ -140,7 +135,6 @@ bc_history_new (uint64_t epoch, const bc_history_limits_t *limits)
     bc_history_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->epoch = epoch;
     self->limits = *limits;
     self->sessions = zhashx_new ();
     if (!self->sessions) {
@@ -167,12 +161,6 @@ bc_history_destroy (bc_history_t **self_p)
     *self_p = NULL;
 }
 
-uint64_t
-bc_history_epoch (const bc_history_t *self)
-{
-    return self->epoch;
-}
-
 size_t
 bc_history_sessions (const bc_history_t *self)
 {
@@ -187,20 +175,27 @@ bc_history_session_events (const bc_history_t *self, const char *session_id)
 }
 
 int
-bc_history_append (bc_history_t *self, const char *session_id, const void *body,
-                   size_t size, int64_t now_ms, cm_event_id_t *id)
+bc_history_append (bc_history_t *self, const char *session_id, cm_event_id_t id,
+                   const void *body, size_t size, int64_t now_ms)
 {
-    if (!cm_session_id_valid (session_id))
+    if (!cm_session_id_valid (session_id) || id.seq == 0)
         return CM_EINVAL;
+    s_session_t *session = zhashx_lookup (self->sessions, session_id);
+    if (session && session->epoch == id.epoch && id.seq <= session->last_seq)
+        return BC_HISTORY_DUPLICATE;
     void *copy = malloc (size ? size : 1);
     if (!copy)
         return CM_ENOMEM;
     if (size)
         memcpy (copy, body, size);
 
-    s_session_t *session = zhashx_lookup (self->sessions, session_id);
-    if (session)
+    if (session) {
         s_unlink (self, session);
+        //  Not the next event of the held range: start the range again.
+        if (session->epoch != id.epoch || id.seq != session->last_seq + 1)
+            while (session->count)
+                s_drop_front (session);
+    }
     else {
         while (zhashx_size (self->sessions) >= self->limits.max_sessions && self->oldest)
             s_drop_session (self, self->oldest);
@@ -210,7 +205,6 @@ bc_history_append (bc_history_t *self, const char *session_id, const void *body,
             return CM_ENOMEM;
         }
         snprintf (session->id, sizeof session->id, "%s", session_id);
-        session->next_seq = self->dropped_max_seq + 1;
         if (zhashx_insert (self->sessions, session->id, session)) {
             free (session);
             free (copy);
@@ -224,16 +218,14 @@ bc_history_append (bc_history_t *self, const char *session_id, const void *body,
         return CM_ENOMEM;
     }
     s_event_t *event = &session->ring[(session->head + session->count) % session->cap];
-    event->seq = session->next_seq++;
+    event->seq = id.seq;
     event->at_ms = now_ms;
     event->body = copy;
     event->size = size;
     session->count++;
+    session->epoch = id.epoch;
+    session->last_seq = id.seq;
     session->last_ms = now_ms;
-    if (id) {
-        id->epoch = self->epoch;
-        id->seq = event->seq;
-    }
     return 0;
 }
 
@@ -247,18 +239,16 @@ bc_history_replay (bc_history_t *self, const char *session_id, const cm_event_id
     uint64_t from_seq = 0; //  visit seqs > from_seq
     if (!after)
         *complete = true;
-    else if (after->epoch != self->epoch)
-        *complete = false; //  another start of ours: nothing is comparable
-    else if (!session)
-        //  It had an id of ours, so it was held and later dropped: whatever
-        //  came after `after` may be gone.
+    else if (!session || after->epoch != session->epoch)
+        //  Dropped, never held, or another store's id: whatever came after
+        //  `after` is not here (the store's event log may have it).
         *complete = false;
     else {
         uint64_t first_seq = session->count ? session->ring[session->head].seq
-                                            : session->next_seq;
-        *complete = after->seq + 1 >= first_seq && after->seq < session->next_seq;
-        //  An id we never issued: replay everything held, the caller resyncs.
-        from_seq = after->seq < session->next_seq ? after->seq : 0;
+                                            : session->last_seq + 1;
+        *complete = after->seq + 1 >= first_seq && after->seq <= session->last_seq;
+        //  Past what we hold: replay everything held, the caller asks on.
+        from_seq = after->seq <= session->last_seq ? after->seq : 0;
     }
     if (!session)
         return 0;
@@ -266,7 +256,7 @@ bc_history_replay (bc_history_t *self, const char *session_id, const cm_event_id
         const s_event_t *held = &session->ring[(session->head + i) % session->cap];
         if (held->seq <= from_seq)
             continue;
-        bc_event_t event = {{self->epoch, held->seq}, held->body, held->size};
+        bc_event_t event = {{session->epoch, held->seq}, held->body, held->size};
         int rc = visit (&event, arg);
         if (rc)
             return rc;

@@ -11,10 +11,12 @@
 #define S_EVENT_OVERHEAD 96
 
 struct bc_server {
+    uint64_t epoch; //  this broadcaster's start (ping only)
     bc_history_t *history;
     uint64_t events_in;
     uint64_t events_out;
     uint64_t events_rejected;
+    uint64_t events_duplicate;
 };
 
 bc_server_t *
@@ -23,7 +25,8 @@ bc_server_new (uint64_t epoch, const bc_history_limits_t *limits)
     bc_server_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->history = bc_history_new (epoch, limits);
+    self->epoch = epoch;
+    self->history = bc_history_new (limits);
     if (!self->history) {
         free (self);
         return NULL;
@@ -65,16 +68,22 @@ bc_server_ingest (bc_server_t *self, const void *session, size_t session_size,
     char why[128] = "";
     int rc = cm_envelope_decode_why (body, body_size, &envelope, why, sizeof why);
     bool is_event = rc == 0 && envelope->type == CM_MSG_EVENT;
+    cm_event_id_t id = {0, 0};
+    bool has_id = is_event && cm_event_id_parse (cm_map_str (envelope->payload, "id"), &id) == 0
+                  && id.seq > 0;
     cm_envelope_destroy (&envelope);
-    if (!is_event) {
+    if (!has_id) {
         self->events_rejected++;
         cm_warning ("event dropped: %s (session=%s)",
-                    rc ? (why[0] ? why : cm_strerror (rc)) : "not an event envelope",
+                    rc          ? (why[0] ? why : cm_strerror (rc))
+                    : is_event ? "no store event id <epoch>-<seq> in it"
+                               : "not an event envelope",
                     session_id);
         return CM_EPROTO;
     }
-    cm_event_id_t id;
-    rc = bc_history_append (self->history, session_id, body, body_size, now_ms, &id);
+    rc = bc_history_append (self->history, session_id, id, body, body_size, now_ms);
+    if (rc == BC_HISTORY_DUPLICATE)
+        self->events_duplicate++;
     if (rc)
         return rc;
     self->events_in++;
@@ -190,8 +199,6 @@ s_handle_history (bc_server_t *self, const cm_envelope_t *request, int64_t now_m
         rc = bc_history_replay (self->history, session_id, after_p, now_ms,
                                 &complete_ignored, s_collect, &collect);
     if (rc == 0)
-        rc = cm_map_set_int (payload, "epoch", (int64_t) bc_history_epoch (self->history));
-    if (rc == 0)
         rc = cm_map_set_bool (payload, "complete", complete);
     if (rc == 0) {
         rc = cm_map_set (payload, "events", collect.events);
@@ -211,11 +218,12 @@ s_handle_ping (bc_server_t *self, const cm_envelope_t *request, cm_envelope_t **
 {
     cm_value_t *payload = cm_map_new ();
     if (!payload || cm_map_set_str (payload, "service", "broadcaster")
-        || cm_map_set_int (payload, "epoch", (int64_t) bc_history_epoch (self->history))
+        || cm_map_set_int (payload, "epoch", (int64_t) self->epoch)
         || cm_map_set_int (payload, "sessions", (int64_t) bc_history_sessions (self->history))
         || cm_map_set_int (payload, "events_in", (int64_t) self->events_in)
         || cm_map_set_int (payload, "events_out", (int64_t) self->events_out)
-        || cm_map_set_int (payload, "events_rejected", (int64_t) self->events_rejected)) {
+        || cm_map_set_int (payload, "events_rejected", (int64_t) self->events_rejected)
+        || cm_map_set_int (payload, "events_duplicate", (int64_t) self->events_duplicate)) {
         cm_value_destroy (&payload);
         return CM_ENOMEM;
     }
@@ -293,5 +301,11 @@ bc_server_sessions (const bc_server_t *self)
 uint64_t
 bc_server_epoch (const bc_server_t *self)
 {
-    return bc_history_epoch (self->history);
+    return self->epoch;
+}
+
+uint64_t
+bc_server_events_duplicate (const bc_server_t *self)
+{
+    return self->events_duplicate;
 }

@@ -21,14 +21,17 @@ typedef struct bc_server bc_server_t;
 //  Event ids as text: "<epoch>-<seq>", 20 + 1 + 20 digits and the NUL.
 #define BC_EVENT_ID_SIZE 42
 
-//  NULL on out-of-memory or bad limits.
+//  epoch: this broadcaster's start, reported by ping (event ids are the
+//  store's). NULL on out-of-memory or bad limits.
 bc_server_t *bc_server_new (uint64_t epoch, const bc_history_limits_t *limits);
 void bc_server_destroy (bc_server_t **self_p);
 
 //  Checks one store message: the session frame must be a valid session id
-//  and the body an `event` envelope. On success it is recorded and its id
-//  written into event_id (BC_EVENT_ID_SIZE bytes). CM_EPROTO for a bad
-//  message (counted as rejected, nothing recorded), CM_ENOMEM.
+//  and the body an `event` envelope carrying the store's id (payload "id",
+//  store/st_events.h). On success it is recorded and its id written into
+//  event_id (BC_EVENT_ID_SIZE bytes). CM_EPROTO for a bad message (counted
+//  as rejected, nothing recorded), BC_HISTORY_DUPLICATE for an id already held
+//  (counted as duplicate, not to be published again), CM_ENOMEM.
 int bc_server_ingest (bc_server_t *self, const void *session, size_t session_size,
                       const void *body, size_t body_size, int64_t now_ms, char *event_id,
                       size_t event_id_size);
@@ -54,5 +57,6 @@ uint64_t bc_server_events_out (const bc_server_t *self);
 uint64_t bc_server_events_rejected (const bc_server_t *self);
 size_t bc_server_sessions (const bc_server_t *self);
 uint64_t bc_server_epoch (const bc_server_t *self);
+uint64_t bc_server_events_duplicate (const bc_server_t *self);
 
 #endif

@@ -1,6 +1,7 @@
 #include "bc_service.h"
 #include "bc_server.h"
 #include "cm_error.h"
+#include "cm_event.h"
 #include "cm_ids.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
@@ -108,7 +109,7 @@ s_on_event (zloop_t *loop, zsock_t *reader, void *arg)
                                zframe_data (body), zframe_size (body), cm_mono_ms (),
                                event_id, sizeof event_id);
     if (rc) {
-        if (rc != CM_EPROTO) //  bc_server_ingest logged the CM_EPROTO ones
+        if (rc != CM_EPROTO && rc != BC_HISTORY_DUPLICATE) //  logged / counted by ingest
             cm_error ("event dropped: %s", cm_strerror (rc));
         zmsg_destroy (&msg);
         return 0;
@@ -136,7 +137,7 @@ s_send_welcome (zsock_t *xpub, const char *session_id)
     cm_envelope_t *notice = cm_envelope_new (CM_MSG_EVENT, "");
     cm_value_t *data = cm_map_new ();
     cm_map_set_str (data, "sessionId", session_id);
-    cm_map_set_str (notice->payload, "event", "subscribed");
+    cm_map_set_str (notice->payload, "event", cm_event_name (CM_EVENT_SUBSCRIBED));
     cm_map_set (notice->payload, "data", data);
     zframe_t *body = NULL;
     if (cm_frame_encode (notice, &body) == 0) {

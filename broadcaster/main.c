@@ -8,12 +8,9 @@
 #include <stdio.h>
 
 static const cm_cfg_spec_t s_settings[] = {
-    {"CHATMESH_EVENTS_IN_ENDPOINT", "--events-in-endpoint", CM_CFG_STR,
-     "tcp://127.0.0.1:7102", 1, 1024, "PULL bind: events from the store"},
-    {"CHATMESH_EVENTS_OUT_ENDPOINT", "--events-out-endpoint", CM_CFG_STR,
-     "tcp://127.0.0.1:7103", 1, 1024, "XPUB bind: events to gateways"},
-    {"CHATMESH_HISTORY_ENDPOINT", "--history-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7104",
-     1, 1024, "ROUTER bind: history replay and ping"},
+    CM_CFG_EVENTS_IN_ENDPOINT,
+    CM_CFG_EVENTS_OUT_ENDPOINT,
+    CM_CFG_HISTORY_ENDPOINT,
     {"CHATMESH_HISTORY_MAX_EVENTS", "--history-max-events", CM_CFG_INT, "500", 1, 1000000,
      "events kept per session"},
     {"CHATMESH_HISTORY_MAX_AGE_MS", "--history-max-age-ms", CM_CFG_INT, "300000", 1,

@@ -123,7 +123,7 @@ s_one (const uint8_t *data, size_t size)
         rc = gw_validate_regenerate (json, max_chars, payload, &verdict);
         break;
     case S_EDIT: rc = gw_validate_edit (json, max_chars, payload, &verdict); break;
-    default: rc = gw_validate_feedback (json, payload, &verdict); break;
+    default: rc = gw_validate_feedback (json, max_chars, payload, &verdict); break;
     }
     if (rc == 0)
         s_check_payload (payload);

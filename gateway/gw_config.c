@@ -3,8 +3,10 @@
 #include "cm_config.h"
 #include "cm_error.h"
 #include "cm_log.h"
+#include "cm_service.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 //  Fewest API worker threads: SSE streams never take these, so /healthz,
@@ -17,12 +19,18 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_HTTP_LISTEN", "--http-listen", CM_CFG_STR, "127.0.0.1:8080", 1, 255,
      "civetweb listening_ports (e.g. 127.0.0.1:8080)"},
     {"CHATMESH_HTTP_THREADS", "--http-threads", CM_CFG_INT, "64", GW_API_RESERVE_THREADS, 4096,
-     "civetweb worker threads for API requests and keep-alive connections; as many more "
+     "civetweb worker threads for API requests (each connection closes after its answer); as many more "
      "(at least 64) set up SSE streams, which then need no thread"},
     {"CHATMESH_HTTP_REQUEST_TIMEOUT_MS", "--http-request-timeout-ms", CM_CFG_INT, "30000", 1000,
      600000,
      "longest a client may take over a request's head and body or over taking a response "
      "(civetweb request_timeout_ms): cuts off slow clients (slowloris)"},
+    {"CHATMESH_HEADER_TIMEOUT_MS", "--header-timeout-ms", CM_CFG_INT, "10000", 100, 600000,
+     "a new connection must have sent its whole request head within this, else it gets a 408 "
+     "and is closed (it waits in the vestibule meanwhile, holding no thread)"},
+    {"CHATMESH_MAX_CONNS_PER_ADDR", "--max-conns-per-addr", CM_CFG_INT, "256", 0, 1000000,
+     "connections from one client address that may wait for their request head at once; "
+     "more get a 429 and are closed, with a warning (0 = no cap)"},
     {"CHATMESH_JWT_SECRET", "--jwt-secret", CM_CFG_STR, "", 0, GW_SECRET_MAX,
      "HS256 secret for bearer tokens (or use CHATMESH_JWT_SECRET_FILE)"},
     {"CHATMESH_JWT_SECRET_FILE", "--jwt-secret-file", CM_CFG_STR, "", 0, 1023,
@@ -43,6 +51,9 @@ static const cm_cfg_spec_t s_specs[] = {
      "regenerations per minute per user (0 = unlimited)"},
     {"CHATMESH_CORS_ORIGINS", "--cors-origins", CM_CFG_STR, "", 0, 1023,
      "comma-separated origins allowed by CORS (empty = none)"},
+    {"CHATMESH_ADMIN_USERS", "--admin-users", CM_CFG_STR, "", 0, 1023,
+     "comma-separated users (token sub) who are operators, as if their token said role "
+     "\"admin\" (empty = only such tokens)"},
     {"CHATMESH_TRUSTED_PROXIES", "--trusted-proxies", CM_CFG_STR, "", 0, 1023,
      "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the "
      "client (empty = none; the peer is the client)"},
@@ -52,6 +63,9 @@ static const cm_cfg_spec_t s_specs[] = {
      "entries taken from the right while each hop is a trusted proxy"},
     {"CHATMESH_WEB_DIR", "--web-dir", CM_CFG_STR, "./web", 1, 1023,
      "directory of the static frontend"},
+    {"CHATMESH_WEB_LIBS", "--web-libs", CM_CFG_STR, GW_WEB_LIBS_DEFAULT, 0, 1023,
+     "JavaScript libraries of the frontend, NAME=/absolute/file,... each served at /lib/NAME "
+     "(the defaults are the files of Debian's libjs-marked, node-dompurify, libjs-highlight.js)"},
     {"CHATMESH_SSE_KEEPALIVE_MS", "--sse-keepalive-ms", CM_CFG_INT, "15000", 100, 600000,
      "comment line after this much silence on a stream"},
     {"CHATMESH_SSE_QUEUE_BYTES", "--sse-queue-bytes", CM_CFG_INT, "1048576", 4096, 1073741824,
@@ -62,12 +76,9 @@ static const cm_cfg_spec_t s_specs[] = {
      "threads that write live events to the parked SSE streams"},
     {"CHATMESH_SSE_TEST_DROP_EVERY", "--sse-test-drop-every", CM_CFG_INT, "0", 0, 1000000,
      "TEST ONLY: drop every Nth live event (streams must fill it from history); 0 = off"},
-    {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101", 1, 255,
-     "store ROUTER"},
-    {"CHATMESH_EVENTS_OUT_ENDPOINT", "--events-out-endpoint", CM_CFG_STR,
-     "tcp://127.0.0.1:7103", 1, 255, "broadcaster XPUB (live events)"},
-    {"CHATMESH_HISTORY_ENDPOINT", "--history-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7104", 1,
-     255, "broadcaster ROUTER (event history)"},
+    CM_CFG_STORE_ENDPOINT,
+    CM_CFG_EVENTS_OUT_ENDPOINT,
+    CM_CFG_HISTORY_ENDPOINT,
 };
 
 int
@@ -127,20 +138,20 @@ s_copy (char *dest, size_t size, const char *src)
     snprintf (dest, size, "%s", src ? src : "");
 }
 
+//  Every setting but the secret, from a loaded table.
 static int
-s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
+s_fill_settings (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
 {
     memset (config, 0, sizeof *config);
-    int level = cm_log_level_parse (cm_config_str (cfg, "CHATMESH_LOG_LEVEL"));
-    if (level < 0) {
-        snprintf (why, why_size, "CHATMESH_LOG_LEVEL: '%s' is not error|warning|notice|info|debug",
-                  cm_config_str (cfg, "CHATMESH_LOG_LEVEL"));
+    int level = cm_service_log_level (cfg, why, why_size);
+    if (level < 0)
         return CM_EINVAL;
-    }
     config->log_level = level;
     s_copy (config->listen, sizeof config->listen, cm_config_str (cfg, "CHATMESH_HTTP_LISTEN"));
     config->http_threads = (int) cm_config_int (cfg, "CHATMESH_HTTP_THREADS");
     config->request_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_HTTP_REQUEST_TIMEOUT_MS");
+    config->header_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_HEADER_TIMEOUT_MS");
+    config->max_conns_per_addr = (int) cm_config_int (cfg, "CHATMESH_MAX_CONNS_PER_ADDR");
     config->backend_timeout_ms = (int) cm_config_int (cfg, "CHATMESH_BACKEND_TIMEOUT_MS");
     config->backend_sockets = (int) cm_config_int (cfg, "CHATMESH_BACKEND_SOCKETS");
     config->max_body_bytes = cm_config_int (cfg, "CHATMESH_MAX_BODY_BYTES");
@@ -149,6 +160,8 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     config->regen_rate_limit = (int) cm_config_int (cfg, "CHAT_REGENERATION_RATE_LIMIT");
     s_copy (config->cors_origins, sizeof config->cors_origins,
             cm_config_str (cfg, "CHATMESH_CORS_ORIGINS"));
+    s_copy (config->admin_users, sizeof config->admin_users,
+            cm_config_str (cfg, "CHATMESH_ADMIN_USERS"));
     char proxy_why[256];
     if (gw_proxies_parse (cm_config_str (cfg, "CHATMESH_TRUSTED_PROXIES"),
                           &config->trusted_proxies, proxy_why, sizeof proxy_why)) {
@@ -157,6 +170,12 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     }
     config->trusted_proxies.hops = (int) cm_config_int (cfg, "CHATMESH_TRUSTED_PROXY_HOPS");
     s_copy (config->web_dir, sizeof config->web_dir, cm_config_str (cfg, "CHATMESH_WEB_DIR"));
+    char libs_why[256];
+    if (gw_web_libs_parse (cm_config_str (cfg, "CHATMESH_WEB_LIBS"), &config->web_libs, libs_why,
+                           sizeof libs_why)) {
+        snprintf (why, why_size, "CHATMESH_WEB_LIBS: %s", libs_why);
+        return CM_EINVAL;
+    }
     config->sse_keepalive_ms = (int) cm_config_int (cfg, "CHATMESH_SSE_KEEPALIVE_MS");
     config->sse_queue_bytes = cm_config_int (cfg, "CHATMESH_SSE_QUEUE_BYTES");
     config->sse_max_streams = (int) cm_config_int (cfg, "CHATMESH_SSE_MAX_STREAMS");
@@ -169,6 +188,15 @@ s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
     s_copy (config->history_endpoint, sizeof config->history_endpoint,
             cm_config_str (cfg, "CHATMESH_HISTORY_ENDPOINT"));
     s_copy (config->curve_dir, sizeof config->curve_dir, cm_config_str (cfg, "CHATMESH_CURVE_DIR"));
+    return 0;
+}
+
+static int
+s_fill (const cm_config_t *cfg, gw_config_t *config, char *why, size_t why_size)
+{
+    int rc = s_fill_settings (cfg, config, why, why_size);
+    if (rc)
+        return rc;
     return gw_config_secret (cm_config_str (cfg, "CHATMESH_JWT_SECRET"),
                              cm_config_str (cfg, "CHATMESH_JWT_SECRET_FILE"), config->secret,
                              sizeof config->secret, &config->secret_len, why, why_size);
@@ -194,26 +222,16 @@ gw_config_load (int argc, char **argv, gw_config_t *config, char *why, size_t wh
 void
 gw_config_defaults (gw_config_t *config, const char *secret)
 {
-    memset (config, 0, sizeof *config);
-    s_copy (config->listen, sizeof config->listen, "127.0.0.1:8080");
-    config->http_threads = 64;
-    config->request_timeout_ms = 30000;
+    cm_config_t *cfg = NULL;
+    char why[256];
+    //  The table's defaults are in bounds (test_gw_config checks it), so
+    //  neither call can fail but by a bug in the table.
+    if (cm_config_defaults (s_specs, sizeof s_specs / sizeof s_specs[0], &cfg, why, sizeof why)
+        || s_fill_settings (cfg, config, why, sizeof why)) {
+        fprintf (stderr, "gw_config_defaults: %s\n", why);
+        abort ();
+    }
+    cm_config_destroy (&cfg);
     s_copy (config->secret, sizeof config->secret, secret);
     config->secret_len = strlen (config->secret);
-    config->backend_timeout_ms = 2000;
-    config->backend_sockets = 192;
-    config->trusted_proxies.hops = 1;
-    config->max_body_bytes = 65536;
-    config->max_content_chars = 10000;
-    config->rate_limit = 60;
-    config->regen_rate_limit = 10;
-    s_copy (config->web_dir, sizeof config->web_dir, "./web");
-    config->sse_keepalive_ms = 15000;
-    config->sse_queue_bytes = 1048576;
-    config->sse_max_streams = 64;
-    config->sse_writers = 2;
-    s_copy (config->store_endpoint, sizeof config->store_endpoint, "tcp://127.0.0.1:7101");
-    s_copy (config->events_endpoint, sizeof config->events_endpoint, "tcp://127.0.0.1:7103");
-    s_copy (config->history_endpoint, sizeof config->history_endpoint, "tcp://127.0.0.1:7104");
-    config->log_level = CM_LOG_NOTICE;
 }

@@ -6,7 +6,9 @@
 #ifndef GW_CONFIG_H_INCLUDED
 #define GW_CONFIG_H_INCLUDED
 
+#include "cm_config.h"
 #include "gw_proxy.h"
+#include "gw_static.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +20,8 @@ typedef struct {
     char listen[256];        //  civetweb listening_ports syntax
     int http_threads;        //  API threads; civetweb runs this + sse_max_streams
     int request_timeout_ms;  //  civetweb request_timeout_ms (slow clients)
+    int header_timeout_ms;   //  the vestibule's request-head deadline (gw_accept.h)
+    int max_conns_per_addr;  //  connections waiting for their head per address, 0 = no cap
     char secret[GW_SECRET_MAX + 1];
     size_t secret_len;
     int backend_timeout_ms;  //  one call's whole budget, pool wait included
@@ -27,17 +31,19 @@ typedef struct {
     int rate_limit;          //  actions per minute per user, 0 = unlimited
     int regen_rate_limit;    //  regenerations per minute per user
     char cors_origins[1024]; //  comma list, "" = no CORS
+    char admin_users[1024];  //  comma list of operators (gw_admin.h), "" = none
     gw_proxies_t trusted_proxies; //  may name the client in X-Forwarded-For
     char web_dir[1024];
+    gw_web_libs_t web_libs;  //  CHATMESH_WEB_LIBS, served at /lib/NAME (gw_static.h)
     int sse_keepalive_ms;
     int64_t sse_queue_bytes;
     int sse_max_streams;     //  stream cap (each stream holds a parked thread)
-    int sse_writers;         //  writer threads of the fast path (gw_sse.h)
+    int sse_writers;         //  writer threads of the fast path (gw_stream.h)
     int sse_test_drop_every; //  TEST ONLY: drop every Nth live event
-    char store_endpoint[256];
-    char events_endpoint[256];
-    char history_endpoint[256];
-    char curve_dir[1024];    //  CHATMESH_CURVE_DIR, "" = CURVE off
+    char store_endpoint[CM_ENDPOINT_MAX + 1];
+    char events_endpoint[CM_ENDPOINT_MAX + 1];
+    char history_endpoint[CM_ENDPOINT_MAX + 1];
+    char curve_dir[4097];    //  CHATMESH_CURVE_DIR (CM_CFG_COMMON: up to 4096), "" = CURVE off
     int log_level;           //  cm_log_level_t
 } gw_config_t;
 

@@ -3,27 +3,31 @@
 #include "cm_codec.h"
 #include "cm_error.h"
 #include "cm_log.h"
-#include "cm_rpc.h"
 #include "cm_time.h"
+#include "gw_accept.h"
+#include "gw_backend.h"
 #include "gw_errors.h"
+#include "gw_idem.h"
 #include "gw_json.h"
+#include "gw_admin.h"
+#include "gw_manage.h"
 #include "gw_jwt.h"
 #include "gw_metrics.h"
 #include "gw_openapi.h"
 #include "gw_proxy.h"
+#include "gw_replay.h"
 #include "gw_route.h"
-#include "gw_sse.h"
+#include "gw_static.h"
+#include "gw_hub.h"
 #include "gw_validate.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
-#include <czmq.h>
-#include <dlfcn.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,34 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
-//  Longest static file served (the frontend is a handful of small files).
-#define GW_STATIC_MAX (16 * 1024 * 1024)
-//  How long a fresh or reconnecting DEALER may take to attach to its peer
-//  before a call fails as "backend unavailable" (ZMQ_IMMEDIATE queues
-//  nothing for an unconnected peer).
-#define GW_CONNECT_WAIT_MS 250
-#define GW_UA_MAX 500
-//  Backend DEALER sockets per kind (store, history): at most
-//  CHATMESH_BACKEND_SOCKETS (<= 400: libzmq allows 1023 sockets per
-//  process by default, and every socket also holds descriptors) in flight,
-//  at most GW_POOL_IDLE kept idle.
-#define GW_POOL_IDLE 96
 //  civetweb threads kept for event streams being set up (and those that
 //  keep their thread), at least; else as many as the API's.
 #define GW_SSE_THREADS_MIN 64
-
-//  A pool of DEALERs for one backend. Requests borrow one for the length of
-//  a call. (Each worker thread used to own its sockets; with one parked
-//  worker thread per SSE stream that meant thousands of sockets.) A socket
-//  moves between threads only through the pool's mutex, the full memory
-//  barrier ZeroMQ asks for when a socket changes threads.
-typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t freed;
-    zsock_t *idle[GW_POOL_IDLE];
-    int idle_count;
-    int live;               //  idle + borrowed
-} s_pool_t;
 
 struct gw_http {
     gw_config_t config;
@@ -70,8 +49,11 @@ struct gw_http {
     cm_curve_t *curve;      //  NULL = CURVE off
     gw_metrics_t *metrics;
     atomic_int streams;     //  SSE streams open now
-    s_pool_t pools[2];      //  [0] store, [1] history
-    bool pools_ready;
+    //  [0] store, [1] history: CHATMESH_BACKEND_SOCKETS each (<= 400:
+    //  libzmq allows 1023 sockets per process by default, and every
+    //  socket also holds descriptors)
+    gw_backend_t *backends[2];
+    bool vestibule;         //  gw_accept_start succeeded: stop it in destroy
 };
 
 typedef struct {
@@ -81,9 +63,9 @@ typedef struct {
     gw_match_t match;
     const char *origin;     //  CORS origin to echo, or NULL
     char user[GW_USER_MAX + 1];
+    bool admin;             //  an operator (gw_admin.h), set by s_auth
     char client[GW_PROXY_ADDR_MAX]; //  the caller's address (gw_proxy.h)
     bool head;              //  HEAD: headers only
-    bool body_pending;      //  a request body not (wholly) read
     int status;             //  what was sent
 } s_req_t;
 
@@ -98,6 +80,7 @@ s_reason (int status)
         case 204: return "No Content";
         case 400: return "Bad Request";
         case 401: return "Unauthorized";
+        case 403: return "Forbidden";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
         case 409: return "Conflict";
@@ -108,6 +91,8 @@ s_reason (int status)
         case 500: return "Internal Server Error";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
+        case 507: return "Insufficient Storage";
         default: return "Status";
     }
 }
@@ -139,23 +124,6 @@ s_cors_origin (gw_http_t *self, struct mg_connection *conn)
 //  more complete "Name: value\r\n" lines.
 typedef enum { S_KIND_API, S_KIND_STATIC, S_KIND_SSE } s_kind_t;
 
-//  Whether the connection may carry another request after this response.
-//  Mirrors civetweb's own rule (it closes after a 401, when the client asked
-//  for close, or for HTTP/1.0 without keep-alive), and closes on its own
-//  account after event streams and when a request body was not read: civetweb
-//  would otherwise read (and discard) the rest of it, and a 413 must read
-//  nothing past the limit.
-static bool
-s_keep_alive (s_req_t *req, int status, s_kind_t kind)
-{
-    if (kind == S_KIND_SSE || status == 401 || status == 413 || req->body_pending)
-        return false;
-    const char *connection = mg_get_header (req->conn, "Connection");
-    if (connection)
-        return strcasestr (connection, "keep-alive") != NULL;
-    return req->ri->http_version && strcmp (req->ri->http_version, "1.1") == 0;
-}
-
 //  Status line, the headers every response carries and then body (may be
 //  NULL), written with one send: two sends would cost two syscalls and,
 //  with TCP_NODELAY, two segments per response. `extra` is zero or more
@@ -165,15 +133,17 @@ s_respond (s_req_t *req, int status, const char *content_type, long long length,
            const char *extra, const char *body, size_t body_len)
 {
     req->status = status;
-    bool keep = s_keep_alive (req, status, kind);
-    if (!keep)
-        mg_disable_connection_keep_alive (req->conn);
     char cors[600] = "";
     if (req->origin)
         snprintf (cors, sizeof cors,
                   "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-                  "Access-Control-Expose-Headers: Retry-After\r\n",
+                  "Access-Control-Expose-Headers: Retry-After, X-Next-Cursor, "
+                  "Idempotent-Replayed\r\n",
                   req->origin);
+    else if (req->self->config.cors_origins[0])
+        //  The answer depends on Origin: caches must not hand one
+        //  origin's answer to another.
+        snprintf (cors, sizeof cors, "Vary: Origin\r\n");
     char length_line[64] = "";
     if (length >= 0)
         snprintf (length_line, sizeof length_line, "Content-Length: %lld\r\n", length);
@@ -186,7 +156,7 @@ s_respond (s_req_t *req, int status, const char *content_type, long long length,
                       "Referrer-Policy: no-referrer\r\n"
                       "%s"
                       "%s%s"
-                      "Connection: %s\r\n\r\n",
+                      "Connection: close\r\n\r\n",
                       status, s_reason (status), content_type, length_line,
                       kind == S_KIND_API   ? "Cache-Control: no-store\r\n"
                       : kind == S_KIND_SSE ? "Cache-Control: no-cache\r\n"
@@ -194,7 +164,7 @@ s_respond (s_req_t *req, int status, const char *content_type, long long length,
                                              "Content-Security-Policy: default-src 'self'; "
                                              "frame-ancestors 'none'; base-uri 'self'\r\n"
                                              "X-Frame-Options: DENY\r\n",
-                      cors, extra ? extra : "", keep ? "keep-alive" : "close");
+                      cors, extra ? extra : "");
     if (n < 0 || (size_t) n >= sizeof head)
         return -1; //  cannot happen with the bounded parts above
     if (!body || !body_len)
@@ -241,11 +211,15 @@ s_send_json (s_req_t *req, int status, json_t *body, const char *extra)
     char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
     json_decref (body);
     if (!text) {
-        static const char oom[]
-            = "{\"success\":false,\"error\":\"The gateway is out of memory; please retry.\","
-              "\"code\":\"internal_error\"}";
-        return s_send (req, 503, "application/json", oom, sizeof oom - 1, true,
-                       "Retry-After: 1\r\n");
+        //  Formatted on the stack: no allocation left to fail.
+        const gw_http_error_info_t *info = gw_http_error_info (GW_E_INTERNAL_ERROR);
+        char oom[160], retry[40];
+        int len = snprintf (oom, sizeof oom,
+                            "{\"success\":false,\"error\":\"The gateway is out of memory; "
+                            "please retry.\",\"code\":\"%s\"}",
+                            info->code);
+        snprintf (retry, sizeof retry, "Retry-After: %d\r\n", info->retry_after);
+        return s_send (req, info->status, "application/json", oom, (size_t) len, true, retry);
     }
     int rc = s_send (req, status, "application/json", text, strlen (text), true, extra);
     free (text);
@@ -265,6 +239,14 @@ s_send_error (s_req_t *req, int status, const char *code, const char *error, int
     return s_send_json (req, status, gw_error_body (code, error), headers);
 }
 
+//  An error of the table (gw_errors.h): its status, code and Retry-After.
+static int
+s_error (s_req_t *req, gw_http_error_t code, const char *error, const char *extra)
+{
+    const gw_http_error_info_t *info = gw_http_error_info (code);
+    return s_send_error (req, info->status, info->code, error, info->retry_after, extra);
+}
+
 static int
 s_send_mapped (s_req_t *req, const gw_error_t *error)
 {
@@ -274,138 +256,15 @@ s_send_mapped (s_req_t *req, const gw_error_t *error)
 //  ---------------------------------------------------------------------
 //  Backend calls
 
-static void
-s_pool_init (s_pool_t *pool)
-{
-    pthread_mutex_init (&pool->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    pthread_cond_init (&pool->freed, &attr);
-    pthread_condattr_destroy (&attr);
-}
-
-static void
-s_pool_fini (s_pool_t *pool)
-{
-    for (int i = 0; i < pool->idle_count; i++)
-        zsock_destroy (&pool->idle[i]);
-    pthread_cond_destroy (&pool->freed);
-    pthread_mutex_destroy (&pool->lock);
-}
-
-//  A connected-or-connecting DEALER for this backend, or NULL when none
-//  could be had within wait_ms (all in use, or the endpoint is bad).
-static zsock_t *
-s_pool_get (gw_http_t *self, bool history, int wait_ms)
-{
-    s_pool_t *pool = &self->pools[history];
-    struct timespec deadline;
-    clock_gettime (CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (long) (wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock (&pool->lock);
-    while (pool->idle_count == 0 && pool->live >= self->config.backend_sockets)
-        if (pthread_cond_timedwait (&pool->freed, &pool->lock, &deadline) == ETIMEDOUT)
-            break;
-    zsock_t *sock = NULL;
-    bool create = false;
-    if (pool->idle_count > 0)
-        sock = pool->idle[--pool->idle_count];
-    else if (pool->live < self->config.backend_sockets) {
-        pool->live++;
-        create = true;
-    }
-    pthread_mutex_unlock (&pool->lock);
-    if (create) {
-        sock = history ? cm_dealer_new_curve (self->config.history_endpoint, self->curve,
-                                              "broadcaster")
-                       : cm_dealer_new_curve (self->config.store_endpoint, self->curve, "store");
-        if (!sock) {
-            pthread_mutex_lock (&pool->lock);
-            pool->live--;
-            pthread_cond_signal (&pool->freed);
-            pthread_mutex_unlock (&pool->lock);
-        }
-    }
-    return sock;
-}
-
-static void
-s_pool_put (gw_http_t *self, bool history, zsock_t *sock)
-{
-    s_pool_t *pool = &self->pools[history];
-    pthread_mutex_lock (&pool->lock);
-    if (pool->idle_count < GW_POOL_IDLE)
-        pool->idle[pool->idle_count++] = sock;
-    else {
-        pool->live--;
-        zsock_destroy (&sock);
-    }
-    pthread_cond_signal (&pool->freed);
-    pthread_mutex_unlock (&pool->lock);
-}
-
-//  Calls a backend on this thread's DEALER (created on first use). On 0
-//  *ok is the ok payload; on error *err (may be NULL) the error payload.
-//  Takes ownership of payload.
+//  A backend call (gw_backend.h) on the store's pool, or history's;
+//  failures that are not the client's are counted in /metrics.
 static int
 s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
         cm_value_t **err)
 {
     gw_http_t *self = req->self;
-    *ok = NULL;
-    if (err)
-        *err = NULL;
-    cm_envelope_t *request = cm_envelope_new (type, NULL);
-    if (!request || !payload) {
-        cm_envelope_destroy (&request);
-        cm_value_destroy (&payload);
-        return CM_ENOMEM;
-    }
-    cm_value_destroy (&request->payload);
-    request->payload = payload;
-    cm_request_id (request->request_id, sizeof request->request_id);
-    //  One budget for the whole call: the wait for a free socket comes off
-    //  the wait for the reply, so a frozen backend costs a request at most
-    //  CHATMESH_BACKEND_TIMEOUT_MS, even with every socket busy (twice that
-    //  when each wait had its own).
-    int64_t deadline = cm_mono_ms () + self->config.backend_timeout_ms;
-    zsock_t *sock = s_pool_get (self, history, self->config.backend_timeout_ms);
-    int rc = CM_EBACKEND;
-    int left = (int) (deadline - cm_mono_ms ());
-    if (sock && left <= 0)
-        rc = CM_ETIMEOUT;
-    else if (sock) {
-        int wait = left < GW_CONNECT_WAIT_MS ? left : GW_CONNECT_WAIT_MS;
-        //  A pooled socket is usually connected: ask its state first (no
-        //  syscall) and poll only while it is still connecting.
-        zmq_pollitem_t item = {zsock_resolve (sock), 0, ZMQ_POLLOUT, 0};
-        if ((zsock_events (sock) & ZMQ_POLLOUT)
-            || (zmq_poll (&item, 1, wait) > 0 && (item.revents & ZMQ_POLLOUT))) {
-            cm_envelope_t *reply = NULL;
-            left = (int) (deadline - cm_mono_ms ());
-            rc = left > 0 ? cm_call (sock, request, left, &reply) : CM_ETIMEOUT;
-            if (rc == 0) {
-                *ok = reply->payload;
-                reply->payload = NULL;
-            }
-            else if (reply && err) {
-                *err = reply->payload;
-                reply->payload = NULL;
-            }
-            cm_envelope_destroy (&reply);
-        }
-    }
-    if (sock)
-        s_pool_put (self, history, sock);
-    cm_envelope_destroy (&request);
-    if (rc && rc != CM_ENOTFOUND && rc != CM_EINVAL && rc != CM_ECONFLICT
-        && rc != CM_ERATELIMIT && rc != CM_EBADSTATE)
+    int rc = gw_backend_call (self->backends[history], type, payload, ok, err);
+    if (rc && !gw_error_is_client (rc))
         gw_metrics_backend_error (self->metrics, rc);
     return rc;
 }
@@ -421,8 +280,8 @@ s_caller (s_req_t *req, bool limited)
     const char *ua = mg_get_header (req->conn, "User-Agent");
     if (ua) {
         size_t len = strlen (ua);
-        if (len > GW_UA_MAX) {
-            len = GW_UA_MAX;
+        if (len > CM_UA_MAX) {
+            len = CM_UA_MAX;
             //  Never cut a UTF-8 sequence in half.
             while (len > 0 && ((unsigned char) ua[len] & 0xc0) == 0x80)
                 len--;
@@ -462,9 +321,39 @@ s_forward (s_req_t *req, cm_msg_t type, cm_value_t *payload)
         cm_value_destroy (&err);
         return s_send_mapped (req, &error);
     }
+    bool replayed = gw_idem_replayed (ok);
     json_t *body = s_success (ok);
     cm_value_destroy (&ok);
-    return s_send_json (req, 200, body, NULL);
+    return s_send_json (req, 200, body, replayed ? GW_IDEM_REPLAYED_HEADER : NULL);
+}
+
+//  s_forward for an export: the reply's entries as JSONL (gw_admin.h), the
+//  next page's cursor in X-Next-Cursor.
+static int
+s_forward_ndjson (s_req_t *req, cm_msg_t type, cm_value_t *payload)
+{
+    cm_value_t *ok = NULL, *err = NULL;
+    int rc = s_call (req, false, type, payload, &ok, &err);
+    if (rc) {
+        gw_error_t error;
+        gw_error_map (req->match.route, rc, err, &error);
+        cm_value_destroy (&err);
+        return s_send_mapped (req, &error);
+    }
+    json_t *body = s_success (ok);
+    cm_value_destroy (&ok);
+    size_t len = 0;
+    char *text = body ? gw_admin_ndjson (body, &len) : NULL;
+    const char *next = json_string_value (json_object_get (body, "next_cursor"));
+    char extra[CM_AUDIT_CURSOR_MAX + 40] = "";
+    if (next)
+        snprintf (extra, sizeof extra, "X-Next-Cursor: %s\r\n", next);
+    json_decref (body);
+    if (!text)
+        return s_error (req, GW_E_INTERNAL_ERROR, "Out of memory; retry.", NULL);
+    int status = s_send (req, 200, "application/x-ndjson", text, len, true, extra);
+    free (text);
+    return status;
 }
 
 //  ---------------------------------------------------------------------
@@ -486,24 +375,32 @@ s_auth (s_req_t *req, bool query_allowed)
             value++;
         snprintf (token, sizeof token, "%s", value);
     }
-    else if (query_allowed && req->ri->query_string)
-        gw_query_get (req->ri->query_string, "access_token", token, sizeof token);
-    if (!token[0]) {
+    else if (query_allowed && req->ri->query_string
+             && gw_query_get (req->ri->query_string, "access_token", token, sizeof token)
+                    == CM_EINVAL) {
         s_send_error (req, 401, "unauthorized",
-                      "Sign in: send 'Authorization: Bearer <token>'.", 0,
-                      "WWW-Authenticate: Bearer\r\n");
+                      "The bearer token was rejected (access_token is given more than once); "
+                      "send it once.",
+                      0, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n");
+        return -1;
+    }
+    if (!token[0]) {
+        s_error (req, GW_E_UNAUTHORIZED, "Sign in: send 'Authorization: Bearer <token>'.",
+                 "WWW-Authenticate: Bearer\r\n");
         return -1;
     }
     const char *why = NULL;
-    if (gw_jwt_verify (req->self->config.secret, req->self->config.secret_len, token,
-                       (int64_t) time (NULL), req->user, &why)) {
+    bool token_admin = false;
+    if (gw_jwt_verify_role (req->self->config.secret, req->self->config.secret_len, token,
+                            (int64_t) time (NULL), req->user, &token_admin, &why)) {
         char error[128];
         snprintf (error, sizeof error, "The bearer token was rejected (%s); sign in again.",
                   why ? why : "invalid token");
-        s_send_error (req, 401, "unauthorized", error, 0,
-                      "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
+        s_error (req, GW_E_UNAUTHORIZED, error,
+                 "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
         return -1;
     }
+    req->admin = gw_admin_is (req->self->config.admin_users, req->user, token_admin);
     return 0;
 }
 
@@ -519,7 +416,7 @@ s_body (s_req_t *req, bool required, json_t **json)
         //  Refused on the header alone: nothing of the body is read.
         char error[128];
         snprintf (error, sizeof error, "The request body is larger than %lld bytes.", max);
-        s_send_error (req, 413, "payload_too_large", error, 0, NULL);
+        s_error (req, GW_E_PAYLOAD_TOO_LARGE, error, NULL);
         return -1;
     }
     const char *type = mg_get_header (req->conn, "Content-Type");
@@ -529,29 +426,26 @@ s_body (s_req_t *req, bool required, json_t **json)
     if (maybe_body && !gw_content_type_is_json (type)) {
         if (!required && declared < 0 && !type)
             return 0; //  no length, no type: a bare POST without a body
-        s_send_error (req, 415, "unsupported_media_type",
-                      "Send the request body as application/json.", 0, NULL);
+        s_error (req, GW_E_UNSUPPORTED_MEDIA_TYPE, "Send the request body as application/json.",
+                 NULL);
         return -1;
     }
     char *buffer = malloc ((size_t) max + 1);
     if (!buffer) {
-        s_send_error (req, 503, "internal_error", "The gateway is out of memory; please retry.",
-                      1, NULL);
+        s_error (req, GW_E_INTERNAL_ERROR, "The gateway is out of memory; please retry.", NULL);
         return -1;
     }
     size_t len = 0;
     while (maybe_body) {
         int n = mg_read (req->conn, buffer + len, (size_t) max + 1 - len);
-        if (n <= 0) {
-            req->body_pending = n < 0;
+        if (n <= 0)
             break;
-        }
         len += (size_t) n;
         if ((long long) len > max) {
             free (buffer);
             char error[128];
             snprintf (error, sizeof error, "The request body is larger than %lld bytes.", max);
-            s_send_error (req, 413, "payload_too_large", error, 0, NULL);
+            s_error (req, GW_E_PAYLOAD_TOO_LARGE, error, NULL);
             return -1;
         }
     }
@@ -559,7 +453,7 @@ s_body (s_req_t *req, bool required, json_t **json)
         free (buffer);
         if (!required)
             return 0;
-        s_send_error (req, 400, "missing_body", "This request needs a JSON body.", 0, NULL);
+        s_error (req, GW_E_MISSING_BODY, "This request needs a JSON body.", NULL);
         return -1;
     }
     gw_verdict_t verdict;
@@ -573,190 +467,9 @@ s_body (s_req_t *req, bool required, json_t **json)
 }
 
 //  ---------------------------------------------------------------------
-//  Connection sockets: accept() interposition
-//
-//  civetweb 1.15's API gives a handler no socket descriptor, and the SSE
-//  fast path (gw_sse.h) writes to sockets directly. So this executable
-//  defines accept(): libcivetweb.so resolves accept through the global
-//  symbol scope, where the executable comes first, so its calls land here;
-//  the real accept is the next definition (dlsym RTLD_NEXT). Each accepted
-//  socket is recorded under its peer address and port. An SSE handler finds
-//  its socket by the peer address civetweb reports, and checks the find
-//  with getpeername and getsockname: a recorded descriptor may since have
-//  been closed and reused. When nothing is found the stream simply stays
-//  on its own thread (slower, still correct). docs/architecture.md, SSE.
-
-typedef struct {
-    unsigned char addr[16];
-    uint16_t port;
-    sa_family_t family;
-} s_peer_key_t;
-
-typedef struct {
-    s_peer_key_t key;
-    int next; //  next fd + 1 in the bucket, 0 = end
-    bool used;
-} s_peer_t;
-
-#define S_PEER_BUCKETS 8192
-static pthread_mutex_t s_peers_lock = PTHREAD_MUTEX_INITIALIZER;
-static s_peer_t *s_peers; //  indexed by fd; lives as long as the process
-static int s_peers_cap;
-static int s_peer_buckets[S_PEER_BUCKETS]; //  fd + 1, 0 = empty
-
-static bool
-s_peer_key (const struct sockaddr *sa, socklen_t len, s_peer_key_t *key)
-{
-    memset (key, 0, sizeof *key);
-    key->family = sa->sa_family;
-    if (sa->sa_family == AF_INET && len >= sizeof (struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
-        memcpy (key->addr, &in->sin_addr, 4);
-        key->port = ntohs (in->sin_port);
-        return true;
-    }
-    if (sa->sa_family == AF_INET6 && len >= sizeof (struct sockaddr_in6)) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
-        memcpy (key->addr, &in6->sin6_addr, 16);
-        key->port = ntohs (in6->sin6_port);
-        return true;
-    }
-    return false;
-}
-
-static size_t
-s_peer_hash (const s_peer_key_t *key)
-{
-    uint32_t hash = 2166136261u;
-    for (size_t i = 0; i < sizeof key->addr; i++)
-        hash = (hash ^ key->addr[i]) * 16777619u;
-    hash = (hash ^ (key->port & 0xff)) * 16777619u;
-    hash = (hash ^ (key->port >> 8)) * 16777619u;
-    return hash & (S_PEER_BUCKETS - 1);
-}
-
-static bool
-s_peer_equal (const s_peer_key_t *a, const s_peer_key_t *b)
-{
-    return a->family == b->family && a->port == b->port && memcmp (a->addr, b->addr, 16) == 0;
-}
-
-//  Called with the lock held.
-static void
-s_peer_unlink (int fd)
-{
-    if (fd >= s_peers_cap || !s_peers[fd].used)
-        return;
-    int *link = &s_peer_buckets[s_peer_hash (&s_peers[fd].key)];
-    while (*link) {
-        if (*link - 1 == fd) {
-            *link = s_peers[fd].next;
-            break;
-        }
-        link = &s_peers[*link - 1].next;
-    }
-    s_peers[fd].used = false;
-}
-
-static void
-s_peer_record (int fd, const struct sockaddr *sa, socklen_t len)
-{
-    s_peer_key_t key;
-    if (!s_peer_key (sa, len, &key))
-        return;
-    pthread_mutex_lock (&s_peers_lock);
-    if (fd >= s_peers_cap) {
-        int cap = s_peers_cap ? s_peers_cap : 1024;
-        while (cap <= fd)
-            cap *= 2;
-        s_peer_t *peers = realloc (s_peers, (size_t) cap * sizeof *peers);
-        if (!peers) {
-            pthread_mutex_unlock (&s_peers_lock);
-            return;
-        }
-        memset (peers + s_peers_cap, 0, (size_t) (cap - s_peers_cap) * sizeof *peers);
-        s_peers = peers;
-        s_peers_cap = cap;
-    }
-    //  The fd was free again, so whatever it was recorded as is closed.
-    s_peer_unlink (fd);
-    size_t bucket = s_peer_hash (&key);
-    s_peers[fd].key = key;
-    s_peers[fd].used = true;
-    s_peers[fd].next = s_peer_buckets[bucket];
-    s_peer_buckets[bucket] = fd + 1;
-    pthread_mutex_unlock (&s_peers_lock);
-}
-
-static bool
-s_peer_verify (int fd, const s_peer_key_t *key, int local_port)
-{
-    struct sockaddr_storage addr;
-    socklen_t len = sizeof addr;
-    s_peer_key_t found;
-    if (getpeername (fd, (struct sockaddr *) &addr, &len) || !s_peer_key ((struct sockaddr *) &addr, len, &found)
-        || !s_peer_equal (&found, key))
-        return false;
-    len = sizeof addr;
-    return getsockname (fd, (struct sockaddr *) &addr, &len) == 0
-           && s_peer_key ((struct sockaddr *) &addr, len, &found) && found.port == local_port;
-}
-
-//  The socket of the connection from remote_addr:remote_port to our
-//  local_port, or -1.
-static int
-s_peer_fd (const char *remote_addr, int remote_port, int local_port)
-{
-    s_peer_key_t key;
-    memset (&key, 0, sizeof key);
-    key.port = (uint16_t) remote_port;
-    if (inet_pton (AF_INET, remote_addr, key.addr) == 1)
-        key.family = AF_INET;
-    else if (inet_pton (AF_INET6, remote_addr, key.addr) == 1)
-        key.family = AF_INET6;
-    else
-        return -1;
-    int fd = -1;
-    pthread_mutex_lock (&s_peers_lock);
-    for (int link = s_peer_buckets[s_peer_hash (&key)]; link && fd < 0; link = s_peers[link - 1].next)
-        if (s_peer_equal (&s_peers[link - 1].key, &key) && s_peer_verify (link - 1, &key, local_port))
-            fd = link - 1;
-    pthread_mutex_unlock (&s_peers_lock);
-    return fd;
-}
-
-typedef int (*s_accept_fn_t) (int, __SOCKADDR_ARG, socklen_t *__restrict);
-static s_accept_fn_t s_real_accept;
-static pthread_once_t s_accept_once = PTHREAD_ONCE_INIT;
-
-static void
-s_accept_resolve (void)
-{
-    s_real_accept = (s_accept_fn_t) dlsym (RTLD_NEXT, "accept");
-}
-
-int
-accept (int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_len)
-{
-    pthread_once (&s_accept_once, s_accept_resolve);
-    if (!s_real_accept) {
-        errno = ENOSYS;
-        return -1;
-    }
-    struct sockaddr_storage own;
-    socklen_t own_len = sizeof own;
-    struct sockaddr *sa = addr.__sockaddr__ && addr_len ? addr.__sockaddr__ : (struct sockaddr *) &own;
-    socklen_t *len = addr.__sockaddr__ && addr_len ? addr_len : &own_len;
-    int client = s_real_accept (fd, sa, len);
-    if (client >= 0)
-        s_peer_record (client, sa, *len);
-    return client;
-}
-
-//  ---------------------------------------------------------------------
 //  SSE
 
-//  One stream's context: the arg of its gw_sse callbacks. Heap-allocated,
+//  One stream's context: the arg of its gw_stream callbacks. Heap-allocated,
 //  as a detached stream outlives its request (it is freed in s_sse_ended
 //  then, else by the handler).
 typedef struct {
@@ -778,9 +491,10 @@ s_sse_write (void *arg, const char *data, size_t len)
 }
 
 static int
-s_sse_history (void *arg, const char *after, cm_value_t **payload)
+s_sse_ask (void *arg, bool from_store, const char *after, cm_value_t **payload)
 {
     s_sse_ctx_t *ctx = arg;
+    bool broadcaster = !from_store;
     //  s_call needs only req.self: this also runs on the hub's slow-path
     //  threads, after the request is gone.
     s_req_t req = {.self = ctx->self};
@@ -791,11 +505,20 @@ s_sse_history (void *arg, const char *after, cm_value_t **payload)
     if (after && *after)
         cm_map_set_str (request, "after", after);
     cm_value_t *err = NULL;
-    int rc = s_call (&req, true, CM_MSG_HISTORY, request, payload, &err);
+    int rc = s_call (&req, broadcaster, broadcaster ? CM_MSG_HISTORY : CM_MSG_EVENTS_AFTER,
+                     request, payload, &err);
     cm_value_destroy (&err);
     if (rc)
-        cm_warning ("history replay failed: %s (session=%s)", cm_strerror (rc), ctx->session_id);
+        cm_warning ("%s replay failed: %s (session=%s)", broadcaster ? "history" : "event log",
+                    cm_strerror (rc), ctx->session_id);
     return rc;
+}
+
+//  A broadcaster's history, else the store's event log (gw_replay.h).
+static int
+s_sse_history (void *arg, const char *after, cm_value_t **payload)
+{
+    return gw_replay_fill (s_sse_ask, arg, after, payload, NULL);
 }
 
 static void
@@ -812,9 +535,8 @@ s_stream_slot (s_req_t *req)
     gw_http_t *self = req->self;
     if (atomic_fetch_add (&self->streams, 1) >= self->config.sse_max_streams) {
         atomic_fetch_sub (&self->streams, 1);
-        s_send_error (req, 503, "too_many_streams",
-                      "This gateway has no room for another event stream; retry shortly.", 5,
-                      NULL);
+        s_error (req, GW_E_TOO_MANY_STREAMS,
+                 "This gateway has no room for another event stream; retry shortly.", NULL);
         return false;
     }
     gw_metrics_sse_streams (self->metrics, 1);
@@ -832,12 +554,12 @@ static void
 s_sse_log_end (s_sse_ctx_t *ctx, int end)
 {
     cm_debug ("stream ended: %s (session=%s)",
-              end == GW_SSE_CLIENT_GONE ? "client gone"
-              : end == GW_SSE_OVERFLOW  ? "overflow"
-              : end == GW_SSE_CLOSED    ? "shutdown"
+              end == GW_STREAM_END_CLIENT_GONE ? "client gone"
+              : end == GW_STREAM_END_OVERFLOW  ? "overflow"
+              : end == GW_STREAM_END_CLOSED    ? "shutdown"
                                         : "task done",
               ctx->session_id);
-    if (end == GW_SSE_OVERFLOW) {
+    if (end == GW_STREAM_END_OVERFLOW) {
         gw_metrics_sse_dropped (ctx->self->metrics);
         cm_notice ("closing a stream that fell behind by more than %lld bytes (session=%s)",
                    (long long) ctx->self->config.sse_queue_bytes, ctx->session_id);
@@ -889,7 +611,7 @@ s_stream_new (s_req_t *req, s_sse_ctx_t **ctx_p, int *dummy)
     snprintf (ctx->session_id, sizeof ctx->session_id, "%s", req->match.session_id);
     ctx->fd = -1;
     ctx->origin_fd = req->ri->is_ssl ? -1
-                                     : s_peer_fd (req->ri->remote_addr, req->ri->remote_port,
+                                     : gw_accept_peer_fd (req->ri->remote_addr, req->ri->remote_port,
                                                   req->ri->server_port);
     if (ctx->origin_fd >= 0) {
         //  The stand-in: one end of a socket pair whose other end is
@@ -925,7 +647,7 @@ s_stream_run (s_req_t *req, gw_stream_t *stream, s_sse_ctx_t *ctx, int dummy,
 {
     s_head (req, 200, "text/event-stream", -1, S_KIND_SSE, "X-Accel-Buffering: no\r\n");
     int origin_fd = ctx->origin_fd;
-    gw_sse_params_t params = {
+    gw_stream_params_t params = {
         .session_id = ctx->session_id,
         .last_event_id = last_event_id,
         .until_task_id = until_task_id,
@@ -936,8 +658,8 @@ s_stream_run (s_req_t *req, gw_stream_t *stream, s_sse_ctx_t *ctx, int dummy,
         .ended = ctx->fd >= 0 && dummy >= 0 ? s_sse_ended : NULL,
         .arg = ctx,
     };
-    gw_sse_end_t end = gw_sse_run (stream, &params);
-    if (end == GW_SSE_DETACHED) {
+    gw_stream_end_t end = gw_stream_run (stream, &params);
+    if (end == GW_STREAM_END_DETACHED) {
         //  ctx may be gone already (the stream may have ended on a
         //  slow-path thread): only the locals are used. civetweb's
         //  descriptor now names the stand-in; "Connection: close" went out
@@ -986,8 +708,7 @@ s_run_sse_get (s_req_t *req)
         gw_stream_destroy (&stream);
         s_sse_ctx_free (&ctx);
         s_stream_slot_release (req->self);
-        return s_send_error (req, 503, "shutting_down", "The gateway is shutting down; retry.",
-                             1, NULL);
+        return s_error (req, GW_E_SHUTTING_DOWN, "The gateway is shutting down; retry.", NULL);
     }
     bool detached = s_stream_run (req, stream, ctx, dummy, last_event_id, NULL);
     if (dummy >= 0)
@@ -1020,17 +741,19 @@ s_run_sse_post (s_req_t *req)
     gw_verdict_t verdict;
     if (!payload) {
         json_decref (body);
-        return s_send_error (req, 503, "internal_error", "Out of memory; retry.", 1, NULL);
+        return s_error (req, GW_E_INTERNAL_ERROR, "Out of memory; retry.", NULL);
     }
     cm_map_set_str (payload, "session_id", req->match.session_id);
-    if (gw_validate_run_sse (body, req->self->config.max_content_chars, payload, &verdict)) {
+    const gw_route_info_t *route = gw_route_info (req->match.route);
+    if (gw_idem_take (mg_get_header (req->conn, GW_IDEM_HEADER), payload, &verdict)
+        || route->validate (body, req->self->config.max_content_chars, payload, &verdict)) {
         json_decref (body);
         cm_value_destroy (&payload);
         return s_send_error (req, verdict.status, verdict.code, verdict.error, 0, NULL);
     }
     json_decref (body);
     if (!s_accepts_sse (req))
-        return s_forward (req, CM_MSG_SESSION_START, payload);
+        return s_forward (req, route->message, payload);
 
     //  Streaming variant: subscribe before starting so no event of the new
     //  task can be missed, then stream until that task's terminal event.
@@ -1049,19 +772,21 @@ s_run_sse_post (s_req_t *req)
         s_sse_ctx_free (&ctx);
         cm_value_destroy (&payload);
         s_stream_slot_release (req->self);
-        return s_send_error (req, 503, "shutting_down", "The gateway is shutting down; retry.",
-                             1, NULL);
+        return s_error (req, GW_E_SHUTTING_DOWN, "The gateway is shutting down; retry.", NULL);
     }
     cm_value_t *ok = NULL, *err = NULL;
-    int rc = s_call (req, false, CM_MSG_SESSION_START, payload, &ok, &err);
+    int rc = s_call (req, false, route->message, payload, &ok, &err);
     int status = 200;
     if (rc) {
         gw_error_t error;
         gw_error_map (req->match.route, rc, err, &error);
         status = s_send_mapped (req, &error);
     }
+    else if (gw_idem_replayed (ok))
+        //  A retry: the first answer, as JSON (its task may be over).
+        status = s_send_json (req, 200, s_success (ok), GW_IDEM_REPLAYED_HEADER);
     else {
-        char task_id[GW_TASK_ID_MAX + 1];
+        char task_id[CM_TASK_ID_MAX + 1];
         snprintf (task_id, sizeof task_id, "%s",
                   cm_map_str_or (cm_map_get (ok, "data"), "task_id", ""));
         s_stream_run (req, stream, ctx, -1, NULL, task_id[0] ? task_id : NULL);
@@ -1078,50 +803,47 @@ s_run_sse_post (s_req_t *req)
 //  ---------------------------------------------------------------------
 //  JSON endpoints
 
-typedef enum { S_NO_BODY, S_BODY_OPTIONAL, S_BODY_REQUIRED } s_body_need_t;
-
+//  A route of one store request: what it sends, and how its body is
+//  checked, is its row of the route table (gw_route.h).
 static int
-s_api (s_req_t *req, cm_msg_t type, bool limited, s_body_need_t need)
+s_api (s_req_t *req)
 {
+    const gw_route_info_t *route = gw_route_info (req->match.route);
     if (s_auth (req, false))
         return req->status;
+    if (gw_route_admin (req->match.route) && !req->admin)
+        return s_error (req, GW_E_FORBIDDEN,
+                        "Only operators may use this endpoint (a token with role \"admin\", or "
+                        "a user named in CHATMESH_ADMIN_USERS).",
+                        NULL);
     json_t *body = NULL;
-    if (need != S_NO_BODY && s_body (req, need == S_BODY_REQUIRED, &body))
+    if (route->body != GW_BODY_NONE && s_body (req, route->body == GW_BODY_REQUIRED, &body))
         return req->status;
-    cm_value_t *payload = s_caller (req, limited);
+    cm_value_t *payload = s_caller (req, route->limited);
     if (!payload) {
         json_decref (body);
-        return s_send_error (req, 503, "internal_error", "Out of memory; retry.", 1, NULL);
+        return s_error (req, GW_E_INTERNAL_ERROR, "Out of memory; retry.", NULL);
     }
-    const gw_match_t *match = &req->match;
-    if (match->session_id[0])
-        cm_map_set_str (payload, "session_id", match->session_id);
-    if (match->message_id[0])
-        cm_map_set_str (payload, "message_id", match->message_id);
-    if (match->task_id[0])
-        cm_map_set_str (payload, "task_id", match->task_id);
+    gw_match_payload (&req->match, payload);
     gw_verdict_t verdict = {0};
-    int max = req->self->config.max_content_chars;
-    int rc = 0;
-    switch (match->route) {
-        case GW_R_MESSAGE_EDIT:
-            rc = gw_validate_edit (body, max, payload, &verdict);
-            break;
-        case GW_R_FEEDBACK_PUT:
-            rc = gw_validate_feedback (body, payload, &verdict);
-            break;
-        case GW_R_REGENERATE:
-            rc = gw_validate_regenerate (body, max, payload, &verdict);
-            break;
-        default:
-            break;
-    }
+    int rc = route->limited
+                 ? gw_idem_take (mg_get_header (req->conn, GW_IDEM_HEADER), payload, &verdict)
+                 : 0;
+    if (rc == 0 && route->validate)
+        rc = route->validate (body, req->self->config.max_content_chars, payload, &verdict);
     json_decref (body);
+    bool admin = gw_route_admin (req->match.route);
+    if (rc == 0 && admin)
+        rc = gw_admin_query (req->match.route, req->ri->query_string, payload, &verdict);
+    else if (rc == 0)
+        rc = gw_manage_query (req->match.route, req->ri->query_string, payload, &verdict);
     if (rc) {
         cm_value_destroy (&payload);
         return s_send_error (req, verdict.status, verdict.code, verdict.error, 0, NULL);
     }
-    return s_forward (req, type, payload);
+    if (admin && gw_admin_wants_ndjson (mg_get_header (req->conn, "Accept")))
+        return s_forward_ndjson (req, route->message, payload);
+    return s_forward (req, route->message, payload);
 }
 
 //  ---------------------------------------------------------------------
@@ -1141,6 +863,11 @@ s_readyz (s_req_t *req)
     //  A store that does not report regenerators is not held against
     //  readiness; one that reports zero is.
     long long regenerators = regen && regen->type == CM_T_INT ? (long long) regen->u.i : -1;
+    //  Set while the store refuses writes because its disk is full.
+    char refused_since[64] = "";
+    const char *since = ok ? cm_map_str (ok, "writes_refused_since") : NULL;
+    if (since)
+        snprintf (refused_since, sizeof refused_since, "%s", since);
     cm_value_destroy (&ok);
     ping = cm_map_new ();
     if (ping)
@@ -1152,7 +879,10 @@ s_readyz (s_req_t *req)
     if (store_rc)
         snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
                   "store: %s; ", cm_strerror (store_rc));
-    else if (regenerators == 0)
+    else if (refused_since[0])
+        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
+                  "store: writes refused since %s, its disk is full; ", refused_since);
+    if (!store_rc && regenerators == 0)
         snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
                   "regenerator: none connected to the store; ");
     if (history_rc)
@@ -1163,6 +893,9 @@ s_readyz (s_req_t *req)
                               regenerators == 0 ? "down" : regenerators > 0 ? "ok" : "unknown");
     if (body && regenerators >= 0)
         json_object_set_new (body, "regenerators", json_integer (regenerators));
+    if (body && !store_rc)
+        json_object_set_new (body, "store_writes",
+                             json_string (refused_since[0] ? "refused_disk_full" : "ok"));
     if (!problems[0]) {
         json_object_set_new (body, "status", json_string ("ready"));
         return s_send_json (req, 200, body, NULL);
@@ -1170,108 +903,94 @@ s_readyz (s_req_t *req)
     problems[strlen (problems) - 2] = 0;
     char error[400];
     snprintf (error, sizeof error, "Not ready: %s.", problems);
+    const gw_http_error_info_t *info = gw_http_error_info (GW_E_NOT_READY);
+    char retry[40];
+    snprintf (retry, sizeof retry, "Retry-After: %d\r\n", info->retry_after);
     json_object_set_new (body, "success", json_false ());
-    json_object_set_new (body, "status", json_string ("not_ready"));
+    json_object_set_new (body, "status", json_string (info->code));
     json_object_set_new (body, "error", json_string (error));
-    json_object_set_new (body, "code", json_string ("not_ready"));
-    return s_send_json (req, 503, body, "Retry-After: 1\r\n");
+    json_object_set_new (body, "code", json_string (info->code));
+    return s_send_json (req, info->status, body, retry);
 }
 
 static int
 s_metrics (s_req_t *req)
 {
+    gw_metrics_vestibule (req->self->metrics, gw_accept_held ());
+    cm_value_t *ping = cm_map_new (), *ok = NULL, *err = NULL;
+    if (ping)
+        cm_map_set_str (ping, "from", "gateway");
+    const cm_value_t *stale = NULL;
+    if (s_call (req, false, CM_MSG_PING, ping, &ok, &err) == 0)
+        stale = cm_map_get (ok, "stale_writes_refused");
+    gw_metrics_store_stale (req->self->metrics,
+                            stale && stale->type == CM_T_INT ? (long long) stale->u.i : -1);
+    cm_value_destroy (&ok);
+    cm_value_destroy (&err);
     char *text = gw_metrics_render (req->self->metrics);
-    if (!text)
-        return s_send_error (req, 503, "internal_error", "Out of memory; retry.", 1, NULL);
-    int status = s_send (req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen (text),
-                         true, NULL);
-    free (text);
+    //  The store's action counters, when it answers (the gateway's own
+    //  metrics go out either way).
+    cm_value_t *ask = cm_map_new ();
+    if (ask)
+        cm_map_set_str (ask, "from", "gateway");
+    char *actions = s_call (req, false, CM_MSG_ANALYTICS_TOTALS, ask, &ok, &err) == 0
+                        ? gw_admin_metrics (ok)
+                        : NULL;
+    cm_value_destroy (&ok);
+    cm_value_destroy (&err);
+    size_t len = text ? strlen (text) : 0, more = actions ? strlen (actions) : 0;
+    char *joined = text ? realloc (text, len + more + 1) : NULL;
+    if (joined && actions)
+        memcpy (joined + len, actions, more + 1);
+    free (actions);
+    if (!joined) {
+        free (text);
+        return s_error (req, GW_E_INTERNAL_ERROR, "Out of memory; retry.", NULL);
+    }
+    int status = s_send (req, 200, "text/plain; version=0.0.4; charset=utf-8", joined,
+                         strlen (joined), true, NULL);
+    free (joined);
     return status;
 }
 
+//  A preflight names the methods of the path it asks about (those a
+//  method no route has is told are allowed: match.allow) and fixed request
+//  headers, never what the request asked for. Without an allowed Origin
+//  the answer carries no CORS headers and the browser refuses the
+//  cross-origin request.
 static int
 s_preflight (s_req_t *req)
 {
-    //  Without an allowed Origin the answer carries no CORS headers and the
-    //  browser refuses the cross-origin request.
-    return s_send (req, 204, "text/plain", "", 0, true,
-                   req->origin ? "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
-                                 "Access-Control-Allow-Headers: Authorization, Content-Type, "
-                                 "Last-Event-ID\r\n"
-                                 "Access-Control-Max-Age: 600\r\n"
-                               : NULL);
+    gw_match_t probe;
+    gw_route_match ("", req->ri->local_uri, &probe);
+    char headers[256] = "";
+    if (req->origin && probe.allow[0])
+        snprintf (headers, sizeof headers,
+                  "Access-Control-Allow-Methods: %s\r\n"
+                  "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID, "
+                  "Idempotency-Key\r\n"
+                  "Access-Control-Max-Age: 600\r\n",
+                  probe.allow);
+    return s_send (req, 204, "text/plain", "", 0, true, headers[0] ? headers : NULL);
 }
 
 //  ---------------------------------------------------------------------
 //  Static files
 
-static const char *
-s_mime (const char *path)
-{
-    static const struct {
-        const char *ext, *type;
-    } types[] = {
-        {".html", "text/html; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},
-        {".json", "application/json"},
-        {".svg", "image/svg+xml"},
-        {".png", "image/png"},
-        {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"},
-        {".map", "application/json"},
-        {".woff2", "font/woff2"},
-    };
-    const char *dot = strrchr (path, '.');
-    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
-        if (strcasecmp (dot, types[i].ext) == 0)
-            return types[i].type;
-    return "application/octet-stream";
-}
-
-//  True when path is a plain relative file path: no "..", no hidden
-//  segments, no backslashes or control characters.
-static bool
-s_static_path_ok (const char *path)
-{
-    if (path[0] != '/')
-        return false;
-    for (const char *p = path; *p; p++)
-        if ((unsigned char) *p < 0x20 || *p == '\\' || *p == 0x7f)
-            return false;
-    for (const char *seg = path; seg; seg = strchr (seg + 1, '/'))
-        if (seg[1] == '.' || (seg[1] == '/' && seg != path))
-            return false;
-    return true;
-}
-
-//  Out of line: its 12 KB of path buffers would otherwise sit in
-//  s_handler's frame, above every parked SSE stream (gw_sse.c, stack trim).
+//  Out of line: its path buffers (and gw_static_resolve's) would otherwise sit in
+//  s_handler's frame, above every parked SSE stream (gw_stream.c, stack trim).
 static __attribute__ ((noinline)) int
 s_static (s_req_t *req)
 {
-    const char *uri = req->ri->local_uri;
-    char path[PATH_MAX], root[PATH_MAX], real[PATH_MAX];
-    if (!s_static_path_ok (uri) || strlen (uri) > 512)
-        return s_send_error (req, 404, "not_found", "No such file.", 0, NULL);
-    const char *file = strcmp (uri, "/") == 0 ? "/index.html" : uri;
-    if (!realpath (req->self->config.web_dir, root))
-        return s_send_error (req, 404, "not_found", "No such file.", 0, NULL);
-    if (strlen (root) + strlen (file) + 1 > sizeof path)
-        return s_send_error (req, 404, "not_found", "No such file.", 0, NULL);
-    memcpy (path, root, strlen (root));
-    memcpy (path + strlen (root), file, strlen (file) + 1);
-    //  realpath resolves symlinks too: the file must stay under the root.
-    size_t root_len = strlen (root);
-    struct stat st;
-    if (!realpath (path, real) || strncmp (real, root, root_len) != 0 || real[root_len] != '/'
-        || stat (real, &st) || !S_ISREG (st.st_mode) || st.st_size > GW_STATIC_MAX)
-        return s_send_error (req, 404, "not_found", "No such file.", 0, NULL);
+    char real[PATH_MAX];
+    int64_t file_size;
+    if (gw_static_resolve (req->self->config.web_dir, &req->self->config.web_libs,
+                           req->ri->local_uri, real, &file_size))
+        return s_error (req, GW_E_NOT_FOUND, "No such file.", NULL);
     int fd = open (real, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return s_send_error (req, 404, "not_found", "No such file.", 0, NULL);
-    size_t size = (size_t) st.st_size;
+        return s_error (req, GW_E_NOT_FOUND, "No such file.", NULL);
+    size_t size = (size_t) file_size;
     char *content = malloc (size ? size : 1);
     size_t got = 0;
     while (content && got < size) {
@@ -1283,10 +1002,9 @@ s_static (s_req_t *req)
     close (fd);
     int status;
     if (!content || got != size)
-        status = s_send_error (req, 503, "internal_error", "The file could not be read; retry.",
-                               1, NULL);
+        status = s_error (req, GW_E_INTERNAL_ERROR, "The file could not be read; retry.", NULL);
     else
-        status = s_send (req, 200, s_mime (real), content, size, false, NULL);
+        status = s_send (req, 200, gw_static_mime (real), content, size, false, NULL);
     free (content);
     return status;
 }
@@ -1300,14 +1018,17 @@ s_serve (s_req_t *req)
     const gw_match_t *match = &req->match;
     switch (match->route) {
         case GW_R_NONE: {
-            char allow[64] = "";
-            if (match->allow)
+            char allow[GW_ALLOW_MAX + 16] = "";
+            if (match->allow[0])
                 snprintf (allow, sizeof allow, "Allow: %s\r\n", match->allow);
             return s_send_error (req, match->status, match->code, match->error, 0,
                                  allow[0] ? allow : NULL);
         }
         case GW_R_HEALTHZ:
-            return s_send_json (req, 200, json_pack ("{s:s}", "status", "ok"), NULL);
+            return s_send_json (req, 200,
+                                json_pack ("{s:s, s:I}", "status", "ok", "pid",
+                                           (json_int_t) getpid ()),
+                                NULL);
         case GW_R_READYZ:
             return s_readyz (req);
         case GW_R_METRICS:
@@ -1324,32 +1045,13 @@ s_serve (s_req_t *req)
             return s_run_sse_get (req);
         case GW_R_RUN_SSE_POST:
             return s_run_sse_post (req);
-        case GW_R_SESSION_LIST:
-            return s_api (req, CM_MSG_SESSION_LIST, false, S_NO_BODY);
-        case GW_R_SESSION_GET:
-            return s_api (req, CM_MSG_SESSION_GET, false, S_NO_BODY);
-        case GW_R_ANALYTICS:
-            return s_api (req, CM_MSG_ANALYTICS_GET, false, S_NO_BODY);
-        case GW_R_MESSAGE_EDIT:
-            return s_api (req, CM_MSG_MESSAGE_EDIT, true, S_BODY_REQUIRED);
-        case GW_R_MESSAGE_DELETE:
-            return s_api (req, CM_MSG_MESSAGE_DELETE, true, S_NO_BODY);
-        case GW_R_REGENERATE:
-            return s_api (req, CM_MSG_REGEN_CREATE, true, S_BODY_OPTIONAL);
-        case GW_R_FEEDBACK_PUT:
-            return s_api (req, CM_MSG_FEEDBACK_PUT, true, S_BODY_REQUIRED);
-        case GW_R_FEEDBACK_GET:
-            return s_api (req, CM_MSG_FEEDBACK_GET, false, S_NO_BODY);
-        case GW_R_HISTORY_GET:
-            return s_api (req, CM_MSG_HISTORY_GET, false, S_NO_BODY);
-        case GW_R_TASK_STATUS:
-            return s_api (req, CM_MSG_TASK_STATUS, false, S_NO_BODY);
-        case GW_R_TASK_CANCEL:
-            return s_api (req, CM_MSG_TASK_CANCEL, true, S_NO_BODY);
-        case GW_R_COUNT:
+        default:
+            //  Every other route is one store request (its table row).
+            if (gw_route_info (match->route)->message != CM_MSG_NONE)
+                return s_api (req);
             break;
     }
-    return s_send_error (req, 404, "not_found", "There is nothing at this path.", 0, NULL);
+    return s_error (req, GW_E_NOT_FOUND, "There is nothing at this path.", NULL);
 }
 
 //  The last X-Forwarded-For line, or NULL. Several lines are one list in
@@ -1374,19 +1076,22 @@ s_handler (struct mg_connection *conn, void *cbdata)
     int64_t start = cm_mono_us ();
     gw_metrics_inflight (self->metrics, 1);
     s_req_t req = {.self = self, .conn = conn, .ri = mg_get_request_info (conn)};
-    req.body_pending = req.ri->content_length > 0
-                       || (req.ri->content_length < 0 && mg_get_header (conn, "Transfer-Encoding"));
     const char *method = req.ri->request_method ? req.ri->request_method : "";
     req.head = strcmp (method, "HEAD") == 0;
     req.origin = s_cors_origin (self, conn);
     gw_proxy_client (&self->config.trusted_proxies, req.ri->remote_addr,
                      s_forwarded_for (req.ri), req.client);
+    //  civetweb turns a backslash into '/' when it cleans the path (a
+    //  Windows guard), which moves segments: /api/messages/%5C/feedback
+    //  would become /api/messages/feedback. The uncleaned path is routed
+    //  then, so the backslash stays in its segment and is refused there.
     const char *path = req.ri->local_uri;
+    if (req.ri->local_uri_raw && strchr (req.ri->local_uri_raw, '\\'))
+        path = req.ri->local_uri_raw;
     int status;
     if (!path) {
         gw_route_match (method, "", &req.match);
-        status = s_send_error (&req, 400, "bad_request", "The request target is not a path.", 0,
-                               NULL);
+        status = s_error (&req, GW_E_BAD_REQUEST, "The request target is not a path.", NULL);
     }
     else {
         gw_route_match (method, path, &req.match);
@@ -1408,6 +1113,83 @@ s_handler (struct mg_connection *conn, void *cbdata)
 
 //  ---------------------------------------------------------------------
 //  civetweb callbacks
+
+//  The methods civetweb 1.15 parses (http_methods[] in civetweb.c); it
+//  refuses any other with a plain-text 400 before a handler runs.
+static bool
+s_civetweb_method (const char *method)
+{
+    static const char *const known[]
+        = {"GET",   "POST",     "PUT",   "DELETE", "HEAD",  "OPTIONS",   "CONNECT",
+           "PATCH", "PROPFIND", "MKCOL", "LOCK",   "UNLOCK", "PROPPATCH", "REPORT"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp (method, known[i]) == 0)
+            return true;
+    return false;
+}
+
+//  A method token (RFC 9110 5.6.2), at most 32 characters.
+static bool
+s_method_token (const char *method)
+{
+    size_t len = strlen (method);
+    if (len == 0 || len > 32)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) method[i]) && !strchr ("!#$%&'*+-.^_`|~", method[i]))
+            return false;
+    return true;
+}
+
+//  Longest target routed for an unknown method (longer: 400, no path).
+#define S_ERROR_PATH_MAX 1024
+
+//  civetweb's own error answers (a request it could not parse, a head too
+//  large, an HTTP version it does not speak) are JSON like every other, and
+//  close the connection: what follows a head civetweb refused has no
+//  trusted framing. A request line with a well-formed method civetweb does
+//  not know (TRACE, FOO) is routed like any unsupported method: the JSON
+//  405 with Allow (or the 404/400 its path gets).
+static int
+s_http_error (struct mg_connection *conn, int status, const char *message)
+{
+    const struct mg_request_info *ri = mg_get_request_info (conn);
+    gw_http_t *self = mg_get_user_data (mg_get_context (conn));
+    int64_t start = cm_mono_us ();
+    s_req_t req = {.self = self, .conn = conn, .ri = ri};
+    //  No headers may have been parsed: the peer's address, never a
+    //  forwarded one.
+    gw_proxy_client (&self->config.trusted_proxies, ri->remote_addr, NULL, req.client);
+    //  parse_http_request sets method, target and version before it checks
+    //  the method, and resets them for every request.
+    bool unknown_method = status == 400 && ri->request_method && ri->request_uri
+                          && ri->http_version && !s_civetweb_method (ri->request_method)
+                          && s_method_token (ri->request_method);
+    if (unknown_method) {
+        char path[S_ERROR_PATH_MAX + 1] = "";
+        const char *target = ri->request_uri;
+        size_t target_len = strcspn (target, "?");
+        if (target[0] == '/' && target_len <= S_ERROR_PATH_MAX)
+            mg_url_decode (target, (int) target_len, path, (int) sizeof path, 0);
+        gw_route_match (ri->request_method, path, &req.match);
+        status = s_serve (&req);
+    }
+    else {
+        char error[256];
+        snprintf (error, sizeof error, "The request was refused before routing (%s).",
+                  message && *message ? message : s_reason (status));
+        const char *code = status == 413   ? "request_too_large"
+                           : status == 505 ? "http_version_not_supported"
+                           : status >= 500 ? "internal_error"
+                                           : "bad_request";
+        status = s_send_error (&req, status, code, error, 0, NULL);
+    }
+    gw_metrics_request (self->metrics, req.match.route, status, cm_mono_us () - start);
+    cm_info ("%s %s -> %d (refused by civetweb: %s; %s)",
+             ri->request_method ? ri->request_method : "-", unknown_method ? "request" : "head",
+             status, message ? message : "", req.client);
+    return 0;
+}
 
 static int
 s_log_message (const struct mg_connection *conn, const char *message)
@@ -1439,10 +1221,22 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         return NULL;
     }
     self->config = *config;
-    s_pool_init (&self->pools[0]);
-    s_pool_init (&self->pools[1]);
-    self->pools_ready = true;
+    gw_backend_options_t store = {.endpoint = config->store_endpoint,
+                                  .server = "store",
+                                  .sockets = config->backend_sockets,
+                                  .timeout_ms = config->backend_timeout_ms};
+    gw_backend_options_t history = store;
+    history.endpoint = config->history_endpoint;
+    history.server = "broadcaster";
     if (cm_curve_new (config->curve_dir, "gateway", &self->curve, why, why_size)) {
+        gw_http_destroy (&self);
+        return NULL;
+    }
+    store.curve = history.curve = self->curve;
+    self->backends[0] = gw_backend_new (&store);
+    self->backends[1] = gw_backend_new (&history);
+    if (!self->backends[0] || !self->backends[1]) {
+        snprintf (why, why_size, "out of memory (backend pools)");
         gw_http_destroy (&self);
         return NULL;
     }
@@ -1468,10 +1262,10 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
     }
     //  civetweb runs one thread per connection and starts them all now.
     //  A live event stream needs none (it is detached once set up, see
-    //  gw_sse.h), so: the API's threads plus a reserve for streams being
+    //  gw_stream.h), so: the API's threads plus a reserve for streams being
     //  set up and for those that keep their thread (POST run_sse, no
-    //  socket found). Keep-alive: a thread waits up to 1 s for the next
-    //  request of its connection, then serves another connection.
+    //  socket found). No keep-alive: civetweb would read a connection's
+    //  next request itself, past the vestibule's check (gw_accept.h).
     int reserve = config->http_threads < GW_SSE_THREADS_MIN ? GW_SSE_THREADS_MIN
                                                             : config->http_threads;
     if (reserve > config->sse_max_streams)
@@ -1482,15 +1276,30 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
     const char *options[] = {"listening_ports", config->listen,
                              "num_threads", threads,
                              "request_timeout_ms", request_timeout,
-                             "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", "1000",
+                             "enable_keep_alive", "no",
+                             "max_request_size", "32768",
                              "tcp_nodelay", "1",
                              "linger_timeout_ms", "1000",
                              "decode_url", "yes",
+                             //  civetweb answers a CORS preflight itself
+                             //  (200, Allow-Origin "*", the requested
+                             //  method and headers echoed) unless these
+                             //  are empty; s_preflight answers instead.
+                             "access_control_allow_origin", "",
+                             "access_control_allow_methods", "",
+                             "access_control_allow_headers", "",
                              NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof callbacks);
     callbacks.log_message = s_log_message;
+    callbacks.http_error = s_http_error;
+    gw_accept_options_t intake = {.header_timeout_ms = config->header_timeout_ms,
+                                  .max_conns_per_addr = config->max_conns_per_addr};
+    if (gw_accept_start (&intake, why, why_size)) {
+        gw_http_destroy (&self);
+        return NULL;
+    }
+    self->vestibule = true;
     mg_init_library (0);
     self->ctx = mg_start (&callbacks, self, options);
     if (!self->ctx) {
@@ -1521,11 +1330,11 @@ gw_http_destroy (gw_http_t **self_p)
         mg_stop (self->ctx);
         mg_exit_library ();
     }
+    if (self->vestibule)
+        gw_accept_stop ();
     gw_hub_destroy (&self->hub);
-    if (self->pools_ready) {
-        s_pool_fini (&self->pools[0]);
-        s_pool_fini (&self->pools[1]);
-    }
+    gw_backend_destroy (&self->backends[0]);
+    gw_backend_destroy (&self->backends[1]);
     cm_curve_destroy (&self->curve);
     gw_metrics_destroy (&self->metrics);
     free (self);

@@ -1,13 +1,11 @@
 /*  gw_http.h: the gateway's HTTP server (civetweb) and its request handling.
 
     Requests borrow DEALER sockets to the store and to the broadcaster's
-    history from a pool per backend (created on demand, at most a few
-    hundred): a socket is used by one thread at a time and changes threads
-    only through the pool's mutex. Live events reach SSE streams through
+    history from a pool per backend (gw_backend.h). Live events reach SSE streams through
     one gw_hub (one SUB socket, one dispatcher thread, a few writer
-    threads; gw_sse.h). civetweb keeps connections alive between requests;
-    event streams, 401/413 answers and requests whose body was not read
-    close the connection.                                                  */
+    threads; gw_hub.h). Every answer closes its connection (no
+    keep-alive: a kept-alive connection's next head would reach civetweb
+    without the vestibule's check, docs/api.md "Security").                                                  */
 #ifndef GW_HTTP_H_INCLUDED
 #define GW_HTTP_H_INCLUDED
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const int s_statuses[] = {200, 204, 304, 400, 401, 403, 404, 405, 409, 413,
-                                 415, 422, 429, 500, 503, 504};
+                                 415, 422, 429, 500, 503, 504, 507};
 #define STATUS_COUNT (sizeof s_statuses / sizeof s_statuses[0])
 #define STATUS_OTHER STATUS_COUNT
 
@@ -19,8 +19,8 @@ static const double s_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                    0.1,   0.25,   0.5,   1,    2.5,   5,   10};
 #define BUCKET_COUNT (sizeof s_buckets / sizeof s_buckets[0])
 
-//  CM_E* codes are -1..-15; index by -code.
-#define CODE_SLOTS 16
+//  CM_E* codes are -1..-17; index by -code (room for more).
+#define CODE_SLOTS 32
 
 struct gw_metrics {
     atomic_ullong requests[GW_R_COUNT][STATUS_COUNT + 1];
@@ -29,6 +29,8 @@ struct gw_metrics {
     atomic_ullong latency_count;
     atomic_llong inflight;
     atomic_llong sse_streams;
+    atomic_llong vestibule;
+    atomic_llong store_stale; //  -1: unknown
     atomic_ullong sse_events;
     atomic_ullong sse_dropped;
     atomic_ullong backend_errors[CODE_SLOTS];
@@ -37,7 +39,10 @@ struct gw_metrics {
 gw_metrics_t *
 gw_metrics_new (void)
 {
-    return calloc (1, sizeof (gw_metrics_t));
+    gw_metrics_t *self = calloc (1, sizeof (gw_metrics_t));
+    if (self)
+        atomic_init (&self->store_stale, -1);
+    return self;
 }
 
 void
@@ -73,6 +78,13 @@ gw_metrics_request (gw_metrics_t *self, gw_route_id_t route, int status, int64_t
 
 void gw_metrics_inflight (gw_metrics_t *self, int delta) { atomic_fetch_add (&self->inflight, delta); }
 void gw_metrics_sse_streams (gw_metrics_t *self, int delta) { atomic_fetch_add (&self->sse_streams, delta); }
+void gw_metrics_vestibule (gw_metrics_t *self, long held) { atomic_store (&self->vestibule, held); }
+
+void
+gw_metrics_store_stale (gw_metrics_t *self, long long refused)
+{
+    atomic_store (&self->store_stale, refused);
+}
 void gw_metrics_sse_event (gw_metrics_t *self) { atomic_fetch_add (&self->sse_events, 1); }
 void gw_metrics_sse_dropped (gw_metrics_t *self) { atomic_fetch_add (&self->sse_dropped, 1); }
 
@@ -163,6 +175,12 @@ gw_metrics_render (gw_metrics_t *self)
            "chatmesh_gateway_sse_connections %lld\n",
            atomic_load (&self->sse_streams));
     s_add (&buf,
+           "# HELP chatmesh_gateway_vestibule_connections Connections waiting for their request "
+           "head (or draining after a refusal), holding no thread.\n"
+           "# TYPE chatmesh_gateway_vestibule_connections gauge\n"
+           "chatmesh_gateway_vestibule_connections %lld\n",
+           atomic_load (&self->vestibule));
+    s_add (&buf,
            "# HELP chatmesh_gateway_sse_events_total Events written to SSE streams.\n"
            "# TYPE chatmesh_gateway_sse_events_total counter\n"
            "chatmesh_gateway_sse_events_total %llu\n",
@@ -182,6 +200,15 @@ gw_metrics_render (gw_metrics_t *self)
             s_add (&buf, "chatmesh_gateway_backend_errors_total{code=\"%s\"} %llu\n",
                    slot ? cm_error_name (-slot) : "other", n);
     }
+    long long stale = atomic_load (&self->store_stale);
+    if (stale >= 0)
+        s_add (&buf,
+               "# HELP chatmesh_store_stale_writes_refused_total Regenerator writes the store "
+               "refused for a stale fencing token (a worker whose lease was taken over), since "
+               "the store started.\n"
+               "# TYPE chatmesh_store_stale_writes_refused_total counter\n"
+               "chatmesh_store_stale_writes_refused_total %lld\n",
+               stale);
     if (buf.failed) {
         free (buf.text);
         return NULL;

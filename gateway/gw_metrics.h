@@ -21,6 +21,12 @@ void gw_metrics_sse_streams (gw_metrics_t *self, int delta);
 void gw_metrics_sse_event (gw_metrics_t *self);
 void gw_metrics_sse_dropped (gw_metrics_t *self);
 void gw_metrics_backend_error (gw_metrics_t *self, int code);
+//  Connections the vestibule holds now (gw_accept_held), set at each scrape.
+void gw_metrics_vestibule (gw_metrics_t *self, long held);
+//  The store's count of regenerator writes it refused for a stale fencing
+//  token (its ping's stale_writes_refused), set at each scrape; -1 when the
+//  store did not answer (the line is then left out).
+void gw_metrics_store_stale (gw_metrics_t *self, long long refused);
 
 //  The exposition text; caller frees. NULL on out-of-memory.
 char *gw_metrics_render (gw_metrics_t *self);

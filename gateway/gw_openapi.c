@@ -1,251 +1,497 @@
-/*  gw_openapi.c: the OpenAPI 3 document of every route (generated once from a
-    readable description, kept here as one C string; tests/test_gw_openapi.c
-    checks it covers the router exactly).  */
 #include "gw_openapi.h"
 
-static const char s_document[] =
-    "{\"openapi\":\"3.0.3\",\"info\":{\"title\":\"chatmesh gateway\",\"version\":\"1.0.0\",\"description\":\"Mes"
-    "sage actions (regenerate, edit, delete, vote) over HTTP JSON and SSE. Errors are {success:"
-    "false, error, code}. Auth: Authorization: Bearer <HS256 JWT, sub = user>; GET /api/run_sse"
-    " also takes ?access_token=. Reconnect with Last-Event-ID (or ?last_event_id=).\"},\"componen"
-    "ts\":{\"securitySchemes\":{\"bearer\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\"},\"q"
-    "uery\":{\"type\":\"apiKey\",\"in\":\"query\",\"name\":\"access_token\"}},\"schemas\":{\"Error\":{\"type\":\"ob"
-    "ject\",\"required\":[\"success\",\"error\",\"code\"],\"properties\":{\"success\":{\"type\":\"boolean\",\"enu"
-    "m\":[false]},\"error\":{\"type\":\"string\"},\"code\":{\"type\":\"string\"}}},\"Success\":{\"type\":\"object"
-    "\",\"required\":[\"success\"],\"properties\":{\"success\":{\"type\":\"boolean\",\"enum\":[true]}},\"additi"
-    "onalProperties\":true},\"Query\":{\"type\":\"object\",\"required\":[\"query\"],\"properties\":{\"query\":"
-    "{\"type\":\"string\",\"minLength\":1,\"description\":\"1..CHAT_ACTIONS_MAX_CONTENT_LENGTH character"
-    "s after trimming\"},\"model\":{\"type\":\"string\"},\"temperature\":{\"type\":\"number\",\"minimum\":0,\"m"
-    "aximum\":2}}},\"Regenerate\":{\"type\":\"object\",\"properties\":{\"context\":{\"type\":\"string\"},\"mode"
-    "l\":{\"type\":\"string\"},\"temperature\":{\"type\":\"number\",\"minimum\":0,\"maximum\":2}}},\"Edit\":{\"ty"
-    "pe\":\"object\",\"required\":[\"content\"],\"properties\":{\"content\":{\"type\":\"string\",\"minLength\":1"
-    "},\"trigger_regeneration\":{\"type\":\"boolean\",\"default\":true}}},\"Feedback\":{\"type\":\"object\",\""
-    "required\":[\"feedback_type\"],\"properties\":{\"feedback_type\":{\"type\":\"string\",\"enum\":[\"upvote"
-    "\",\"downvote\"]},\"reason\":{\"type\":\"string\",\"maxLength\":500},\"metadata\":{\"type\":\"object\"}}}}}"
-    ",\"security\":[{\"bearer\":[]}],\"paths\":{\"/healthz\":{\"get\":{\"summary\":\"Liveness\",\"operationId\""
-    ":\"healthz\",\"parameters\":[],\"responses\":{\"200\":{\"description\":\"Alive\",\"content\":{\"applicati"
-    "on/json\":{\"schema\":{\"type\":\"object\"}}}}},\"security\":[]}},\"/readyz\":{\"get\":{\"summary\":\"Read"
-    "iness: store (with regenerators) and broadcaster answer\",\"operationId\":\"readyz\",\"parameter"
-    "s\":[],\"responses\":{\"200\":{\"description\":\"Ready\",\"content\":{\"application/json\":{\"schema\":{\""
-    "type\":\"object\"}}}},\"503\":{\"description\":\"Something is down (named in error)\",\"content\":{\"a"
-    "pplication/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}},\"security\":[]}},\"/met"
-    "rics\":{\"get\":{\"summary\":\"Prometheus metrics\",\"operationId\":\"metrics\",\"parameters\":[],\"resp"
-    "onses\":{\"200\":{\"description\":\"Prometheus text format\",\"content\":{\"text/plain\":{\"schema\":{\""
-    "type\":\"string\"}}}}},\"security\":[]}},\"/api/openapi.json\":{\"get\":{\"summary\":\"This document\","
-    "\"operationId\":\"openapi\",\"parameters\":[],\"responses\":{\"200\":{\"description\":\"OpenAPI 3 docum"
-    "ent\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\"}}}}},\"security\":[]}},\"/api/r"
-    "un_sse/{session_id}\":{\"post\":{\"summary\":\"Start or continue a session with a query\",\"operat"
-    "ionId\":\"runSsePost\",\"parameters\":[{\"name\":\"session_id\",\"in\":\"path\",\"required\":true,\"schema"
-    "\":{\"type\":\"string\"},\"description\":\"1-128 chars of [A-Za-z0-9_-]\"}],\"responses\":{\"200\":{\"de"
-    "scription\":\"JSON, or with Accept: text/event-stream the session's events until the answer "
-    "is done\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}},"
-    "\"text/event-stream\":{\"schema\":{\"type\":\"string\"}}}},\"400\":{\"description\":\"Malformed JSON or"
-    " id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"413"
-    "\":{\"description\":\"Body too large\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/compo"
-    "nents/schemas/Error\"}}}},\"415\":{\"description\":\"Body is not application/json\",\"content\":{\"a"
-    "pplication/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"422\":{\"description\":\""
-    "A field is missing or out of range\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/com"
-    "ponents/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or expired token\",\"conte"
-    "nt\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"descrip"
-    "tion\":\"Not found, or not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/compone"
-    "nts/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"appli"
-    "cation/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A ba"
-    "ckend service is down (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/co"
-    "mponents/schemas/Error\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content\""
-    ":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}},\"requestBody\":{\"r"
-    "equired\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Query\""
-    "}}}}},\"get\":{\"summary\":\"SSE stream of the session's events\",\"operationId\":\"runSseGet\",\"par"
-    "ameters\":[{\"name\":\"session_id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"des"
-    "cription\":\"1-128 chars of [A-Za-z0-9_-]\"},{\"name\":\"access_token\",\"in\":\"query\",\"required\":f"
-    "alse,\"schema\":{\"type\":\"string\"}},{\"name\":\"last_event_id\",\"in\":\"query\",\"required\":false,\"sc"
-    "hema\":{\"type\":\"string\"}},{\"name\":\"Last-Event-ID\",\"in\":\"header\",\"required\":false,\"schema\":{"
-    "\"type\":\"string\"}}],\"responses\":{\"200\":{\"description\":\"text/event-stream of the session's e"
-    "vents (id/event/data frames, ': keepalive' comments). A session_updated event with resync:"
-    "true means history was lost: refetch state.\",\"content\":{\"text/event-stream\":{\"schema\":{\"ty"
-    "pe\":\"string\"}}}},\"400\":{\"description\":\"Malformed JSON or id\",\"content\":{\"application/json\""
-    ":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"Too many SSE str"
-    "eams, or a backend is down (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
-    "\"#/components/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or expired token\","
-    "\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"d"
-    "escription\":\"Not found, or not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/c"
-    "omponents/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{"
-    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"504\":{\"description\""
-    ":\"Backend timeout (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/compon"
-    "ents/schemas/Error\"}}}}},\"security\":[{\"bearer\":[]},{\"query\":[]}]}},\"/api/sessions\":{\"get\":"
-    "{\"summary\":\"The caller's sessions\",\"operationId\":\"sessionList\",\"parameters\":[],\"responses\""
-    ":{\"200\":{\"description\":\"sessions: [{session_id, title, created_at, updated_at, message_cou"
-    "nt}]\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\""
-    "401\":{\"description\":\"Missing, invalid or expired token\",\"content\":{\"application/json\":{\"sc"
-    "hema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"description\":\"Not found, or not you"
-    "rs\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"429\""
-    ":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$re"
-    "f\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A backend service is down (Retry"
-    "-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},"
-    "\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content\":{\"application/json\":{\"schem"
-    "a\":{\"$ref\":\"#/components/schemas/Error\"}}}}}}},\"/api/sessions/{session_id}\":{\"get\":{\"summa"
-    "ry\":\"A session with its messages\",\"operationId\":\"sessionGet\",\"parameters\":[{\"name\":\"sessio"
-    "n_id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"description\":\"1-128 chars of"
-    " [A-Za-z0-9_-]\"}],\"responses\":{\"200\":{\"description\":\"session: {session_id, title, created_"
-    "at, updated_at, message_count, messages}\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
-    "\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malformed JSON or id\",\"content\":{"
-    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"401\":{\"description\""
-    ":\"Missing, invalid or expired token\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/co"
-    "mponents/schemas/Error\"}}}},\"404\":{\"description\":\"Not found, or not yours\",\"content\":{\"app"
-    "lication/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"429\":{\"description\":\"Ra"
-    "te limited (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/sc"
-    "hemas/Error\"}}}},\"503\":{\"description\":\"A backend service is down (Retry-After)\",\"content\":"
-    "{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"504\":{\"description"
-    "\":\"Backend timeout (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/compo"
-    "nents/schemas/Error\"}}}}}}},\"/api/sessions/{session_id}/analytics\":{\"get\":{\"summary\":\"Sess"
-    "ion analytics\",\"operationId\":\"analytics\",\"parameters\":[{\"name\":\"session_id\",\"in\":\"path\",\"r"
-    "equired\":true,\"schema\":{\"type\":\"string\"},\"description\":\"1-128 chars of [A-Za-z0-9_-]\"}],\"r"
-    "esponses\":{\"200\":{\"description\":\"session_id, analytics, timestamp\",\"content\":{\"application"
-    "/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malforme"
-    "d JSON or id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\""
-    "}}}},\"401\":{\"description\":\"Missing, invalid or expired token\",\"content\":{\"application/json"
-    "\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"description\":\"Not found, or n"
-    "ot yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}"
-    ",\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"application/json\":{\"schema\""
-    ":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A backend service is down "
-    "(Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error"
-    "\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content\":{\"application/json\":{"
-    "\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}}},\"/api/messages/{message_id}\":{\"put\":{"
-    "\"summary\":\"Edit a message\",\"operationId\":\"messageEdit\",\"parameters\":[{\"name\":\"message_id\","
-    "\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"description\":\"msg_{uuid}_{session_"
-    "id}_{role}\"}],\"responses\":{\"200\":{\"description\":\"operation: edit, data: {original_content,"
-    " new_content, triggered_regeneration, regeneration_task_id}\",\"content\":{\"application/json\""
-    ":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malformed JSON"
-    " or id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\""
-    "409\":{\"description\":\"Conflict\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/componen"
-    "ts/schemas/Error\"}}}},\"413\":{\"description\":\"Body too large\",\"content\":{\"application/json\":"
-    "{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"415\":{\"description\":\"Body is not appli"
-    "cation/json\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}"
-    "}}},\"422\":{\"description\":\"A field is missing or out of range\",\"content\":{\"application/json"
-    "\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invali"
-    "d or expired token\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/"
-    "Error\"}}}},\"404\":{\"description\":\"Not found, or not yours\",\"content\":{\"application/json\":{\""
-    "schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry"
-    "-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},"
-    "\"503\":{\"description\":\"A backend service is down (Retry-After)\",\"content\":{\"application/jso"
-    "n\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"504\":{\"description\":\"Backend timeou"
-    "t (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Err"
-    "or\"}}}}},\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#"
-    "/components/schemas/Edit\"}}}}},\"delete\":{\"summary\":\"Delete a message and every later one\","
-    "\"operationId\":\"messageDelete\",\"parameters\":[{\"name\":\"message_id\",\"in\":\"path\",\"required\":tr"
-    "ue,\"schema\":{\"type\":\"string\"},\"description\":\"msg_{uuid}_{session_id}_{role}\"}],\"responses\""
-    ":{\"200\":{\"description\":\"operation: delete, data: {deleted_count, deleted_message_ids}\",\"co"
-    "ntent\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"de"
-    "scription\":\"Malformed JSON or id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/compo"
-    "nents/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or expired token\",\"content"
-    "\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"descripti"
-    "on\":\"Not found, or not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/component"
-    "s/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"applica"
-    "tion/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A back"
-    "end service is down (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/comp"
-    "onents/schemas/Error\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content\":{"
-    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}}},\"/api/messages/{m"
-    "essage_id}/regenerate\":{\"post\":{\"summary\":\"Regenerate an assistant message\",\"operationId\":"
-    "\"regenerate\",\"parameters\":[{\"name\":\"message_id\",\"in\":\"path\",\"required\":true,\"schema\":{\"typ"
-    "e\":\"string\"},\"description\":\"msg_{uuid}_{session_id}_{role}\"}],\"responses\":{\"200\":{\"descrip"
-    "tion\":\"operation: regenerate, data: {task_id, original_message_id}\",\"content\":{\"applicatio"
-    "n/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malform"
-    "ed JSON or id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error"
-    "\"}}}},\"409\":{\"description\":\"Conflict\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/c"
-    "omponents/schemas/Error\"}}}},\"413\":{\"description\":\"Body too large\",\"content\":{\"application"
-    "/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"415\":{\"description\":\"Body is no"
-    "t application/json\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/"
-    "Error\"}}}},\"422\":{\"description\":\"A field is missing or out of range\",\"content\":{\"applicati"
-    "on/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"401\":{\"description\":\"Missing,"
-    " invalid or expired token\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/s"
-    "chemas/Error\"}}}},\"404\":{\"description\":\"Not found, or not yours\",\"content\":{\"application/j"
-    "son\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited"
-    " (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Erro"
-    "r\"}}}},\"503\":{\"description\":\"A backend service is down (Retry-After)\",\"content\":{\"applicat"
-    "ion/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"504\":{\"description\":\"Backend"
-    " timeout (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/sche"
-    "mas/Error\"}}}}},\"requestBody\":{\"required\":false,\"content\":{\"application/json\":{\"schema\":{\""
-    "$ref\":\"#/components/schemas/Regenerate\"}}}}}},\"/api/messages/{message_id}/feedback\":{\"post"
-    "\":{\"summary\":\"Vote on a message (a second vote replaces the first)\",\"operationId\":\"feedbac"
-    "kPut\",\"parameters\":[{\"name\":\"message_id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"str"
-    "ing\"},\"description\":\"msg_{uuid}_{session_id}_{role}\"}],\"responses\":{\"200\":{\"description\":\""
-    "feedback_id, message_id, session_id, timestamp\",\"content\":{\"application/json\":{\"schema\":{\""
-    "$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malformed JSON or id\",\"cont"
-    "ent\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"413\":{\"descri"
-    "ption\":\"Body too large\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/sche"
-    "mas/Error\"}}}},\"415\":{\"description\":\"Body is not application/json\",\"content\":{\"application"
-    "/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"422\":{\"description\":\"A field is"
-    " missing or out of range\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/sc"
-    "hemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or expired token\",\"content\":{\"appl"
-    "ication/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"description\":\"Not"
-    " found, or not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schema"
-    "s/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"application/jso"
-    "n\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A backend serv"
-    "ice is down (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/s"
-    "chemas/Error\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content\":{\"applica"
-    "tion/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}},\"requestBody\":{\"required\":t"
-    "rue,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Feedback\"}}}}},\""
-    "get\":{\"summary\":\"Vote summary and recent feedback\",\"operationId\":\"feedbackGet\",\"parameters"
-    "\":[{\"name\":\"message_id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"descriptio"
-    "n\":\"msg_{uuid}_{session_id}_{role}\"}],\"responses\":{\"200\":{\"description\":\"message_id, feedb"
-    "ack_summary {upvotes, downvotes, total}, recent_feedback, timestamp\",\"content\":{\"applicati"
-    "on/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malfor"
-    "med JSON or id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Erro"
-    "r\"}}}},\"401\":{\"description\":\"Missing, invalid or expired token\",\"content\":{\"application/js"
-    "on\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"description\":\"Not found, or"
-    " not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}"
-    "}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"application/json\":{\"schem"
-    "a\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A backend service is dow"
-    "n (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Err"
-    "or\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content\":{\"application/json\""
-    ":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}}},\"/api/messages/{message_id}/history"
-    "\":{\"get\":{\"summary\":\"Edit history\",\"operationId\":\"historyGet\",\"parameters\":[{\"name\":\"messa"
-    "ge_id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"},\"description\":\"msg_{uuid}_{s"
-    "ession_id}_{role}\"}],\"responses\":{\"200\":{\"description\":\"message_id, edit_count, history, t"
-    "imestamp\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}"
-    "}},\"400\":{\"description\":\"Malformed JSON or id\",\"content\":{\"application/json\":{\"schema\":{\"$"
-    "ref\":\"#/components/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or expired to"
-    "ken\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404"
-    "\":{\"description\":\"Not found, or not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\""
-    ":\"#/components/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"conte"
-    "nt\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"descrip"
-    "tion\":\"A backend service is down (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\""
-    "$ref\":\"#/components/schemas/Error\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)"
-    "\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}}},\"/ap"
-    "i/messages/tasks/{task_id}/status\":{\"get\":{\"summary\":\"A regeneration task's status\",\"opera"
-    "tionId\":\"taskStatus\",\"parameters\":[{\"name\":\"task_id\",\"in\":\"path\",\"required\":true,\"schema\":"
-    "{\"type\":\"string\"},\"description\":\"regen_{uuid}\"}],\"responses\":{\"200\":{\"description\":\"task_i"
-    "d, status, progress, message_id, session_id, created_at, started_at, completed_at, error_m"
-    "essage, timestamp\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/S"
-    "uccess\"}}}},\"400\":{\"description\":\"Malformed JSON or id\",\"content\":{\"application/json\":{\"sc"
-    "hema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or e"
-    "xpired token\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\""
-    "}}}},\"404\":{\"description\":\"Not found, or not yours\",\"content\":{\"application/json\":{\"schema"
-    "\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After"
-    ")\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":"
-    "{\"description\":\"A backend service is down (Retry-After)\",\"content\":{\"application/json\":{\"s"
-    "chema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"504\":{\"description\":\"Backend timeout (Ret"
-    "ry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}"
-    "}}}},\"/api/messages/tasks/{task_id}/cancel\":{\"post\":{\"summary\":\"Cancel a pending or runnin"
-    "g regeneration\",\"operationId\":\"taskCancel\",\"parameters\":[{\"name\":\"task_id\",\"in\":\"path\",\"re"
-    "quired\":true,\"schema\":{\"type\":\"string\"},\"description\":\"regen_{uuid}\"}],\"responses\":{\"200\":"
-    "{\"description\":\"task_id, status: failed, error_message: cancelled\",\"content\":{\"application"
-    "/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Success\"}}}},\"400\":{\"description\":\"Malforme"
-    "d JSON or id\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\""
-    "}}}},\"409\":{\"description\":\"Conflict\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/co"
-    "mponents/schemas/Error\"}}}},\"401\":{\"description\":\"Missing, invalid or expired token\",\"cont"
-    "ent\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"404\":{\"descri"
-    "ption\":\"Not found, or not yours\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/compon"
-    "ents/schemas/Error\"}}}},\"429\":{\"description\":\"Rate limited (Retry-After)\",\"content\":{\"appl"
-    "ication/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}},\"503\":{\"description\":\"A b"
-    "ackend service is down (Retry-After)\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/c"
-    "omponents/schemas/Error\"}}}},\"504\":{\"description\":\"Backend timeout (Retry-After)\",\"content"
-    "\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}}},\"/\":{\"get\":{\"s"
-    "ummary\":\"The chat frontend (static files from CHATMESH_WEB_DIR)\",\"operationId\":\"frontend\","
-    "\"parameters\":[],\"responses\":{\"200\":{\"description\":\"HTML\",\"content\":{\"text/html\":{\"schema\":"
-    "{\"type\":\"string\"}}}},\"404\":{\"description\":\"No such file\"}},\"security\":[]}}}}";
+#include "gw_admin.h"
 
-const char *
-gw_openapi_json (void)
+#include "cm_error.h"
+#include "cm_event.h"
+#include "gw_errors.h"
+#include "gw_idem.h"
+#include "gw_manage.h"
+#include "gw_route.h"
+#include "gw_validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+//  A title (gw_validate_rename): no control character, and something
+//  besides spaces.
+#define S_TITLE_PATTERN                                                                          \
+    "^[^\\u0000-\\u001f\\u007f]*[^\\u0000-\\u001f\\u007f ][^\\u0000-\\u001f\\u007f]*$"
+
+static const int s_store_codes[] = {
+#define X(name, code, text) CM_##name,
+    CM_ERRORS (X)
+#undef X
+};
+
+//  The routes whose 200 may be an event stream.
+static bool
+s_streams (gw_route_id_t route)
 {
-    return s_document;
+    return route == GW_R_RUN_SSE_GET || route == GW_R_RUN_SSE_POST;
+}
+
+//  True when `error` can answer `route`: derived from the route's row
+//  (path ids, auth, body, store request) and, for store failures, from
+//  gw_error_map itself.
+static bool
+s_applies (gw_route_id_t route, gw_http_error_t error)
+{
+    const gw_route_info_t *info = gw_route_info (route);
+    switch (error) {
+        case GW_E_METHOD_NOT_ALLOWED:
+        case GW_E_INTERNAL_ERROR:
+            return true;
+        case GW_E_BAD_REQUEST: //  a target that is no path has no route
+            return false;
+        case GW_E_INVALID_IDEMPOTENCY_KEY:
+        case GW_E_IDEMPOTENCY_KEY_REUSED:
+            return info->limited;
+        case GW_E_INVALID_SESSION_ID:
+            return strstr (info->pattern, "{session_id}") != NULL;
+        case GW_E_INVALID_MESSAGE_ID:
+            return strstr (info->pattern, "{message_id}") != NULL;
+        case GW_E_INVALID_TASK_ID:
+            return strstr (info->pattern, "{task_id}") != NULL;
+        case GW_E_INVALID_VERSION:
+            return strstr (info->pattern, "{version}") != NULL;
+        case GW_E_UNAUTHORIZED:
+            return info->auth;
+        case GW_E_FORBIDDEN:
+            return gw_route_admin (route);
+        case GW_E_MISSING_BODY:
+            return info->body == GW_BODY_REQUIRED;
+        case GW_E_INVALID_JSON:
+        case GW_E_UNSUPPORTED_MEDIA_TYPE:
+        case GW_E_INVALID_BODY:
+        case GW_E_INVALID_UTF8:
+        case GW_E_MISSING_FIELD:
+        case GW_E_EMPTY_FIELD:
+        case GW_E_FIELD_TOO_LONG:
+            return info->body != GW_BODY_NONE;
+        case GW_E_INVALID_FIELD:
+        case GW_E_FIELD_OUT_OF_RANGE:
+            //  The admin routes' query parameters (gw_admin_query).
+            return info->body != GW_BODY_NONE || gw_route_admin (route)
+                   || gw_manage_params (route, &(size_t) {0});
+        case GW_E_PAYLOAD_TOO_LARGE:
+            if (info->body != GW_BODY_NONE)
+                return true;
+            break;
+        case GW_E_NOT_FOUND:
+            if (route == GW_R_STATIC)
+                return true;
+            break;
+        case GW_E_NOT_READY:
+            return route == GW_R_READYZ;
+        case GW_E_TOO_MANY_STREAMS:
+        case GW_E_SHUTTING_DOWN:
+            return s_streams (route);
+        default:
+            break;
+    }
+    if (info->message == CM_MSG_NONE)
+        return false;
+    const gw_http_error_info_t *want = gw_http_error_info (error);
+    for (size_t i = 0; i < sizeof s_store_codes / sizeof s_store_codes[0]; i++) {
+        gw_error_t mapped;
+        gw_error_map (route, s_store_codes[i], NULL, &mapped);
+        if (mapped.code == want->code)
+            return true;
+    }
+    return false;
+}
+
+static json_t *
+s_ref (const char *name)
+{
+    char ref[128];
+    snprintf (ref, sizeof ref, "#/components/schemas/%s", name);
+    return json_pack ("{s:s}", "$ref", ref);
+}
+
+//  The error responses of one route: one per status, its schema naming
+//  exactly the codes that status can carry here.
+static int
+s_error_responses (gw_route_id_t route, json_t *responses)
+{
+    for (int status = 400; status < 600; status++) {
+        json_t *codes = json_array ();
+        char description[1024] = "";
+        bool retry = false;
+        for (int e = GW_E_NONE + 1; e < GW_E_COUNT; e++) {
+            const gw_http_error_info_t *info = gw_http_error_info ((gw_http_error_t) e);
+            if (info->status != status || !s_applies (route, (gw_http_error_t) e))
+                continue;
+            json_array_append_new (codes, json_string (info->code));
+            size_t used = strlen (description);
+            snprintf (description + used, sizeof description - used, "%s%s: %s",
+                      used ? "; " : "", info->code, info->when);
+            retry |= info->retry_after > 0;
+        }
+        if (json_array_size (codes) == 0) {
+            json_decref (codes);
+            continue;
+        }
+        json_t *schema = json_pack (
+            "{s:s, s:[s,s,s], s:{s:{s:s, s:[b]}, s:{s:s}, s:{s:s, s:o}}}", "type", "object",
+            "required", "success", "error", "code", "properties", "success", "type", "boolean",
+            "enum", 0, "error", "type", "string", "code", "type", "string", "enum", codes);
+        json_t *response = json_pack ("{s:s, s:{s:{s:o}}}", "description", description,
+                                      "content", "application/json", "schema", schema);
+        json_t *headers = json_object ();
+        if (status == 405)
+            json_object_set_new (headers, "Allow",
+                                 json_pack ("{s:s, s:{s:s}}", "description",
+                                            "the methods of this path", "schema", "type",
+                                            "string"));
+        if (retry)
+            json_object_set_new (headers, "Retry-After",
+                                 json_pack ("{s:s, s:{s:s}}", "description",
+                                            "seconds to wait before retrying", "schema", "type",
+                                            "integer"));
+        if (json_object_size (headers))
+            json_object_set_new (response, "headers", headers);
+        else
+            json_decref (headers);
+        char key[8];
+        snprintf (key, sizeof key, "%d", status);
+        if (!response || json_object_set_new (responses, key, response))
+            return -1;
+    }
+    return 0;
+}
+
+static json_t *
+s_id_parameter (const char *name, const char *pattern, int max, const char *description)
+{
+    return json_pack ("{s:s, s:s, s:b, s:{s:s, s:i, s:i, s:s}, s:s}", "name", name, "in", "path",
+                      "required", 1, "schema", "type", "string", "minLength", 1, "maxLength", max,
+                      "pattern", pattern, "description", description);
+}
+
+static json_t *
+s_parameters (gw_route_id_t route)
+{
+    const gw_route_info_t *info = gw_route_info (route);
+    json_t *parameters = json_array ();
+    if (strstr (info->pattern, "{session_id}"))
+        json_array_append_new (parameters,
+                               s_id_parameter ("session_id", GW_SESSION_ID_PATTERN,
+                                               CM_SESSION_ID_MAX, "A-Z, a-z, 0-9, '_', '-'"));
+    if (strstr (info->pattern, "{message_id}"))
+        json_array_append_new (parameters,
+                               s_id_parameter ("message_id", GW_MESSAGE_ID_PATTERN,
+                                               CM_MESSAGE_ID_MAX, "msg_{uuid}_{session_id}_{role}"));
+    if (strstr (info->pattern, "{task_id}"))
+        json_array_append_new (parameters,
+                               s_id_parameter ("task_id", GW_TASK_ID_PATTERN, CM_TASK_ID_MAX,
+                                               "regen_{uuid}"));
+    if (info->limited)
+        json_array_append_new (
+            parameters,
+            json_pack ("{s:s, s:s, s:b, s:{s:s, s:i, s:i, s:s}, s:s}", "name", GW_IDEM_HEADER,
+                       "in", "header", "required", 0, "schema", "type", "string", "minLength", 1,
+                       "maxLength", CM_IDEM_KEY_MAX, "pattern", "^[!-~]+$", "description",
+                       "One per user action (e.g. a UUID): a retry with the same key and "
+                       "request within 24 h answers the first response and has no second "
+                       "effect; the same key with another request is 422 "
+                       "idempotency_key_reused."));
+    if (strstr (info->pattern, "{version}"))
+        json_array_append_new (parameters,
+                               json_pack ("{s:s, s:s, s:b, s:{s:s, s:i, s:i}, s:s}", "name",
+                                          "version", "in", "path", "required", 1, "schema", "type",
+                                          "integer", "minimum", 1, "maximum", CM_VERSIONS_MAX,
+                                          "description", "1-based: version_ids[version - 1]"));
+    size_t count;
+    const gw_admin_param_t *params = gw_admin_params (route, &count);
+    if (!params)
+        params = gw_manage_params (route, &count);
+    for (size_t i = 0; i < count; i++) {
+        json_t *schema = json_pack ("{s:s}", "type", params[i].type);
+        bool text = strcmp (params[i].type, "string") == 0;
+        if (params[i].maximum && text) {
+            json_object_set_new (schema, "minLength", json_integer (1));
+            json_object_set_new (schema, "maxLength", json_integer (params[i].maximum));
+        } else if (params[i].maximum) {
+            json_object_set_new (schema, "minimum", json_integer (params[i].minimum));
+            json_object_set_new (schema, "maximum", json_integer (params[i].maximum));
+        }
+        if (params[i].pattern)
+            json_object_set_new (schema, "pattern", json_string (params[i].pattern));
+        json_array_append_new (parameters,
+                               json_pack ("{s:s, s:s, s:b, s:o, s:s}", "name", params[i].name,
+                                          "in", "query", "required", 0, "schema", schema,
+                                          "description", params[i].description));
+    }
+    if (route == GW_R_RUN_SSE_GET) {
+        json_array_append_new (parameters,
+                               json_pack ("{s:s, s:s, s:b, s:{s:s}}", "name", "access_token", "in",
+                                          "query", "required", 0, "schema", "type", "string"));
+        json_array_append_new (parameters,
+                               json_pack ("{s:s, s:s, s:b, s:{s:s}}", "name", "last_event_id",
+                                          "in", "query", "required", 0, "schema", "type",
+                                          "string"));
+        json_array_append_new (parameters,
+                               json_pack ("{s:s, s:s, s:b, s:{s:s}}", "name", "Last-Event-ID",
+                                          "in", "header", "required", 0, "schema", "type",
+                                          "string"));
+    }
+    return parameters;
+}
+
+//  The body schema of a validator (components/schemas), or NULL.
+static const char *
+s_body_schema (const gw_route_info_t *info)
+{
+    if (info->validate == gw_validate_run_sse)
+        return "Query";
+    if (info->validate == gw_validate_regenerate)
+        return "Regenerate";
+    if (info->validate == gw_validate_edit)
+        return "Edit";
+    if (info->validate == gw_validate_feedback)
+        return "Feedback";
+    if (info->validate == gw_validate_rename)
+        return "Rename";
+    return NULL;
+}
+
+static json_t *
+s_events_ref (void)
+{
+    json_t *events = json_object ();
+    for (int e = CM_EVENT_NONE + 1; e < CM_EVENT_COUNT; e++) {
+        if (!cm_event_for_clients ((cm_event_t) e))
+            continue;
+        char name[96];
+        snprintf (name, sizeof name, "Event_%s", cm_event_name ((cm_event_t) e));
+        json_object_set_new (events, cm_event_name ((cm_event_t) e), s_ref (name));
+    }
+    return events;
+}
+
+static json_t *
+s_success_response (gw_route_id_t route)
+{
+    const gw_route_info_t *info = gw_route_info (route);
+    json_t *content = json_object ();
+    if (route == GW_R_METRICS)
+        json_object_set_new (content, "text/plain", json_pack ("{s:{s:s}}", "schema", "type", "string"));
+    else if (route == GW_R_STATIC)
+        json_object_set_new (content, "text/html", json_pack ("{s:{s:s}}", "schema", "type", "string"));
+    else if (route != GW_R_RUN_SSE_GET)
+        json_object_set_new (content, "application/json",
+                             json_pack ("{s:o}", "schema",
+                                        info->message != CM_MSG_NONE
+                                            ? s_ref ("Success")
+                                            : json_pack ("{s:s}", "type", "object")));
+    if (route == GW_R_ADMIN_AUDIT)
+        json_object_set_new (content, "application/x-ndjson",
+                             json_pack ("{s:{s:s, s:s}}", "schema", "type", "string",
+                                        "description",
+                                        "one audit entry (JSON object) per line, newest first"));
+    if (s_streams (route))
+        json_object_set_new (content, "text/event-stream",
+                             json_pack ("{s:{s:s, s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}},"
+                                        " s:o}",
+                                        "schema", "type", "object", "description",
+                                        "one event of the stream (event, data, id, retry)",
+                                        "properties", "event", "type", "string", "data", "type",
+                                        "string", "id", "type", "string", "retry", "type",
+                                        "string", "x-chatmesh-events", s_events_ref ()));
+    return json_pack ("{s:s, s:o}", "description", info->reply, "content", content);
+}
+
+static json_t *
+s_operation (gw_route_id_t route)
+{
+    const gw_route_info_t *info = gw_route_info (route);
+    json_t *responses = json_object ();
+    json_object_set_new (responses, "200", s_success_response (route));
+    if (s_error_responses (route, responses)) {
+        json_decref (responses);
+        return NULL;
+    }
+    json_t *op = json_pack ("{s:s, s:s, s:o, s:o}", "summary", info->summary, "operationId",
+                            info->name, "parameters", s_parameters (route), "responses",
+                            responses);
+    const char *body = s_body_schema (info);
+    if (op && body)
+        json_object_set_new (op, "requestBody",
+                             json_pack ("{s:b, s:{s:{s:o}}}", "required",
+                                        info->body == GW_BODY_REQUIRED, "content",
+                                        "application/json", "schema", s_ref (body)));
+    if (op && !info->auth)
+        json_object_set_new (op, "security", json_array ());
+    else if (op && route == GW_R_RUN_SSE_GET)
+        json_object_set_new (op, "security",
+                             json_pack ("[{s:[]}, {s:[]}]", "bearer", "query"));
+    return op;
+}
+
+static json_t *
+s_json_type (cm_type_t type)
+{
+    const char *name = type == CM_T_BOOL  ? "boolean"
+                       : type == CM_T_INT ? "integer"
+                       : type == CM_T_DBL ? "number"
+                       : type == CM_T_ARR ? "array"
+                       : type == CM_T_MAP ? "object"
+                                          : "string";
+    return json_pack ("{s:s}", "type", name);
+}
+
+static void
+s_event_schemas (json_t *schemas)
+{
+    for (int e = CM_EVENT_NONE + 1; e < CM_EVENT_COUNT; e++) {
+        if (!cm_event_for_clients ((cm_event_t) e))
+            continue;
+        json_t *properties = json_pack ("{s:{s:s}, s:{s:s, s:s}}", "sessionId", "type", "string",
+                                        "timestamp", "type", "string", "format", "date-time");
+        json_t *required = json_pack ("[s,s]", "sessionId", "timestamp");
+        size_t count;
+        const cm_field_t *fields = cm_event_fields ((cm_event_t) e, &count);
+        for (size_t i = 0; i < count; i++) {
+            json_object_set_new (properties, fields[i].name, s_json_type (fields[i].type));
+            if (fields[i].required)
+                json_array_append_new (required, json_string (fields[i].name));
+        }
+        char name[96];
+        snprintf (name, sizeof name, "Event_%s", cm_event_name ((cm_event_t) e));
+        json_object_set_new (schemas, name,
+                             json_pack ("{s:s, s:s, s:o, s:o}", "type", "object", "description",
+                                        cm_event_doc ((cm_event_t) e), "required", required,
+                                        "properties", properties));
+    }
+}
+
+static json_t *
+s_components (void)
+{
+    json_t *codes = json_array ();
+    for (int e = GW_E_NONE + 1; e < GW_E_COUNT; e++)
+        json_array_append_new (codes, json_string (gw_http_error_info ((gw_http_error_t) e)->code));
+    json_t *temperature = json_pack ("{s:s, s:i, s:i}", "type", "number", "minimum", 0,
+                                     "maximum", 2);
+    json_t *schemas = json_pack (
+        "{s:{s:s, s:[s,s,s], s:{s:{s:s, s:[b]}, s:{s:s}, s:{s:s, s:o}}},"
+        " s:{s:s, s:[s], s:{s:{s:s, s:[b]}}, s:b},"
+        " s:{s:s, s:[s], s:{s:{s:s, s:i, s:s}, s:{s:s}, s:O}},"
+        " s:{s:s, s:{s:{s:s}, s:{s:s}, s:O}},"
+        " s:{s:s, s:[s], s:{s:{s:s, s:i}, s:{s:s, s:b}}},"
+        " s:{s:s, s:[s], s:{s:{s:s, s:[s,s]}, s:{s:s, s:i}, s:{s:s}}}}",
+        "Error", "type", "object", "required", "success", "error", "code", "properties",
+        "success", "type", "boolean", "enum", 0, "error", "type", "string", "code", "type",
+        "string", "enum", codes,
+        "Success", "type", "object", "required", "success", "properties", "success", "type",
+        "boolean", "enum", 1, "additionalProperties", 1,
+        "Query", "type", "object", "required", "query", "properties", "query", "type", "string",
+        "minLength", 1, "description",
+        "1..CHAT_ACTIONS_MAX_CONTENT_LENGTH characters after trimming", "model", "type",
+        "string", "temperature", temperature,
+        "Regenerate", "type", "object", "properties", "context", "type", "string", "model",
+        "type", "string", "temperature", temperature,
+        "Edit", "type", "object", "required", "content", "properties", "content", "type",
+        "string", "minLength", 1, "trigger_regeneration", "type", "boolean", "default", 1,
+        "Feedback", "type", "object", "required", "feedback_type", "properties",
+        "feedback_type", "type", "string", "enum", "upvote", "downvote", "reason", "type",
+        "string", "maxLength", GW_REASON_MAX_CHARS, "metadata", "type", "object");
+    //  The version a vote is on (default: the one the message shows).
+    json_object_set_new (
+        json_object_get (json_object_get (schemas, "Feedback"), "properties"), "version",
+        json_pack ("{s:s, s:i, s:i}", "type", "integer", "minimum", 1, "maximum",
+                   CM_VERSIONS_MAX));
+    json_decref (temperature);
+    if (schemas)
+        json_object_set_new (schemas, "Rename",
+                             json_pack ("{s:s, s:[s], s:{s:{s:s, s:i, s:i, s:s}}}", "type",
+                                        "object", "required", "title", "properties", "title",
+                                        "type", "string", "minLength", 1, "maxLength",
+                                        GW_TITLE_MAX_CHARS, "pattern", S_TITLE_PATTERN));
+    if (!schemas)
+        return NULL;
+    //  A question or an edit is text with something besides the spaces
+    //  gw_validate trims (an unanchored pattern: a character not one of them).
+    const struct {
+        const char *schema, *field;
+    } texts[] = {{"Query", "query"}, {"Edit", "content"}};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_t *field = json_object_get (
+            json_object_get (json_object_get (schemas, texts[i].schema), "properties"),
+            texts[i].field);
+        if (field)
+            json_object_set_new (field, "pattern", json_string ("[^ \\t\\n\\r\\v\\f]"));
+    }
+    //  A model name is 1..GW_MODEL_MAX_CHARS code points wherever it is taken.
+    const char *with_model[] = {"Query", "Regenerate"};
+    for (size_t i = 0; i < sizeof with_model / sizeof with_model[0]; i++)
+        json_object_set_new (
+            json_object_get (json_object_get (schemas, with_model[i]), "properties"), "model",
+            json_pack ("{s:s, s:i, s:i}", "type", "string", "minLength", 1, "maxLength",
+                       GW_MODEL_MAX_CHARS));
+    //  The gateway reads an optional field sent as null as one not sent
+    //  (gw_validate.c), so the document says so: otherwise such a request
+    //  is one the schema refuses and the gateway accepts.
+    const char *bodies[] = {"Query", "Regenerate", "Edit", "Feedback"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        json_t *body = json_object_get (schemas, bodies[i]);
+        json_t *required = json_object_get (body, "required");
+        const char *name;
+        json_t *property;
+        json_object_foreach (json_object_get (body, "properties"), name, property) {
+            bool is_required = false;
+            size_t at;
+            json_t *item;
+            json_array_foreach (required, at, item)
+                is_required |= strcmp (json_string_value (item), name) == 0;
+            if (!is_required)
+                json_object_set_new (property, "nullable", json_true ());
+        }
+    }
+    s_event_schemas (schemas);
+    return json_pack ("{s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:o}", "securitySchemes",
+                      "bearer", "type", "http", "scheme", "bearer", "bearerFormat", "JWT", "query",
+                      "type", "apiKey", "in", "query", "name", "access_token", "schemas", schemas);
+}
+
+json_t *
+gw_openapi_build (void)
+{
+    json_t *paths = json_object ();
+    for (int r = GW_R_NONE + 1; r < GW_R_COUNT && paths; r++) {
+        const gw_route_info_t *info = gw_route_info ((gw_route_id_t) r);
+        if (r == GW_R_PREFLIGHT)
+            continue; //  OPTIONS is CORS, not an operation
+        json_t *item = json_object_get (paths, info->pattern);
+        if (!item) {
+            item = json_object ();
+            json_object_set_new (paths, info->pattern, item);
+        }
+        char method[16];
+        size_t i = 0;
+        for (; info->method[i] && i + 1 < sizeof method; i++)
+            method[i] = (char) (info->method[i] | 0x20); //  "GET" -> "get"
+        method[i] = 0;
+        json_t *op = s_operation ((gw_route_id_t) r);
+        if (!op || json_object_set_new (item, method, op)) {
+            json_decref (paths);
+            return NULL;
+        }
+    }
+    json_t *components = s_components ();
+    if (!paths || !components) {
+        json_decref (paths);
+        json_decref (components);
+        return NULL;
+    }
+    return json_pack (
+        "{s:s, s:{s:s, s:s, s:s}, s:o, s:[{s:[]}], s:o}", "openapi", "3.0.3", "info", "title",
+        "chatmesh gateway", "version", "1.0.0", "description",
+        "Message actions (regenerate, edit, delete, vote) over HTTP JSON and SSE. Errors are "
+        "{success: false, error, code}. Auth: Authorization: Bearer <HS256 JWT, sub = user>; "
+        "GET /api/run_sse also takes ?access_token=. Reconnect with Last-Event-ID (or "
+        "?last_event_id=).",
+        "components", components, "security", "bearer", "paths", paths);
 }

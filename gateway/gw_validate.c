@@ -1,6 +1,7 @@
 #include "gw_validate.h"
 
 #include "cm_error.h"
+#include "gw_errors.h"
 #include "gw_json.h"
 
 #include <stdarg.h>
@@ -9,10 +10,10 @@
 #include <strings.h>
 
 static int
-s_reject (gw_verdict_t *verdict, int status, const char *code, const char *format, ...)
+s_reject (gw_verdict_t *verdict, gw_http_error_t code, const char *format, ...)
 {
-    verdict->status = status;
-    verdict->code = code;
+    verdict->status = gw_http_error_info (code)->status;
+    verdict->code = gw_http_error_info (code)->code;
     va_list args;
     va_start (args, format);
     vsnprintf (verdict->error, sizeof verdict->error, format, args);
@@ -80,18 +81,29 @@ int
 gw_body_parse (const char *body, size_t len, json_t **out, gw_verdict_t *verdict)
 {
     if (gw_json_text_depth (body, len, GW_BODY_MAX_DEPTH) > GW_BODY_MAX_DEPTH)
-        return s_reject (verdict, 400, "invalid_json",
+        return s_reject (verdict, GW_E_INVALID_JSON,
                          "The request body is nested more than %d levels deep.",
                          GW_BODY_MAX_DEPTH);
     json_error_t error;
     json_t *json = json_loadb (body, len, JSON_REJECT_DUPLICATES, &error);
-    if (!json)
-        return s_reject (verdict, 400, "invalid_json",
-                         "The request body is not valid JSON (line %d, column %d).", error.line,
+    //  JSON sets no range on integers; jansson's is 64 bits. A larger one is
+    //  read as a floating point number rather than refused.
+    if (!json && json_error_code (&error) == json_error_numeric_overflow)
+        json = json_loadb (body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &error);
+    if (!json) {
+        enum json_error_code code = json_error_code (&error);
+        const char *what = code == json_error_duplicate_key     ? "repeats a name in an object"
+                           : code == json_error_null_character  ? "holds the character U+0000"
+                           : code == json_error_null_byte_in_key ? "holds the character U+0000"
+                           : code == json_error_numeric_overflow ? "holds a number out of range"
+                                                                 : "is not valid JSON";
+        return s_reject (verdict, GW_E_INVALID_JSON,
+                         "The request body %s (line %d, column %d).", what, error.line,
                          error.column);
+    }
     if (!json_is_object (json)) {
         json_decref (json);
-        return s_reject (verdict, 422, "invalid_body", "The request body must be a JSON object.");
+        return s_reject (verdict, GW_E_INVALID_BODY, "The request body must be a JSON object.");
     }
     *out = json;
     return 0;
@@ -112,11 +124,11 @@ s_text (const json_t *body, const char *field, bool required, int max_chars, cm_
     json_t *value = json_object_get (body, field);
     if (!value || json_is_null (value)) {
         if (required)
-            return s_reject (verdict, 422, "missing_field", "The field '%s' is required.", field);
+            return s_reject (verdict, GW_E_MISSING_FIELD, "The field '%s' is required.", field);
         return 0;
     }
     if (!json_is_string (value))
-        return s_reject (verdict, 422, "invalid_field", "The field '%s' must be a string.", field);
+        return s_reject (verdict, GW_E_INVALID_FIELD, "The field '%s' must be a string.", field);
     const char *text = json_string_value (value);
     size_t len = json_string_length (value);
     while (len > 0 && s_space (text[0])) {
@@ -127,17 +139,17 @@ s_text (const json_t *body, const char *field, bool required, int max_chars, cm_
         len--;
     long chars = gw_utf8_chars (text, len);
     if (chars < 0)
-        return s_reject (verdict, 400, "invalid_utf8", "The field '%s' is not valid UTF-8.",
+        return s_reject (verdict, GW_E_INVALID_UTF8, "The field '%s' is not valid UTF-8.",
                          field);
     if (chars == 0 && required)
-        return s_reject (verdict, 422, "empty_field", "The field '%s' must not be empty.", field);
+        return s_reject (verdict, GW_E_EMPTY_FIELD, "The field '%s' must not be empty.", field);
     if (chars > max_chars)
-        return s_reject (verdict, 422, "field_too_long",
+        return s_reject (verdict, GW_E_FIELD_TOO_LONG,
                          "The field '%s' is %ld characters long; the limit is %d.", field, chars,
                          max_chars);
     if (chars == 0)
         return 0; //  optional and blank: as if absent
-    return cm_map_set_strn (payload, field, text, len) ? s_reject (verdict, 500, "internal_error",
+    return cm_map_set_strn (payload, field, text, len) ? s_reject (verdict, GW_E_INTERNAL_ERROR,
                                                                    "Out of memory.")
                                                        : 0;
 }
@@ -148,21 +160,23 @@ s_model_temperature (const json_t *body, cm_value_t *payload, gw_verdict_t *verd
     json_t *model = json_object_get (body, "model");
     if (model && !json_is_null (model)) {
         if (!json_is_string (model))
-            return s_reject (verdict, 422, "invalid_field", "The field 'model' must be a string.");
+            return s_reject (verdict, GW_E_INVALID_FIELD, "The field 'model' must be a string.");
         size_t len = json_string_length (model);
-        if (len == 0 || len > GW_MODEL_MAX_BYTES)
-            return s_reject (verdict, 422, "invalid_field",
-                             "The field 'model' must be 1-%d bytes long.", GW_MODEL_MAX_BYTES);
+        long chars = gw_utf8_chars (json_string_value (model), len);
+        if (chars < 1 || chars > GW_MODEL_MAX_CHARS)
+            return s_reject (verdict, GW_E_INVALID_FIELD,
+                             "The field 'model' must be 1-%d characters long.",
+                             GW_MODEL_MAX_CHARS);
         cm_map_set_strn (payload, "model", json_string_value (model), len);
     }
     json_t *temperature = json_object_get (body, "temperature");
     if (temperature && !json_is_null (temperature)) {
         if (!json_is_number (temperature))
-            return s_reject (verdict, 422, "invalid_field",
+            return s_reject (verdict, GW_E_INVALID_FIELD,
                              "The field 'temperature' must be a number.");
         double t = json_number_value (temperature);
         if (!(t >= 0.0 && t <= 2.0))
-            return s_reject (verdict, 422, "field_out_of_range",
+            return s_reject (verdict, GW_E_FIELD_OUT_OF_RANGE,
                              "The field 'temperature' must be between 0.0 and 2.0.");
         cm_map_set_dbl (payload, "temperature", t);
     }
@@ -197,7 +211,7 @@ gw_validate_edit (const json_t *body, int max_chars, cm_value_t *payload, gw_ver
     bool value = true;
     if (trigger && !json_is_null (trigger)) {
         if (!json_is_boolean (trigger))
-            return s_reject (verdict, 422, "invalid_field",
+            return s_reject (verdict, GW_E_INVALID_FIELD,
                              "The field 'trigger_regeneration' must be true or false.");
         value = json_is_true (trigger);
     }
@@ -205,7 +219,7 @@ gw_validate_edit (const json_t *body, int max_chars, cm_value_t *payload, gw_ver
     return 0;
 }
 
-//  The wire protocol carries map keys of 1..256 bytes only: any other key
+//  The wire protocol carries map keys of 1..CM_MAP_KEY_MAX bytes only: any other key
 //  would make the store reject the whole request.
 static bool
 s_keys_ok (const json_t *json)
@@ -226,14 +240,15 @@ s_keys_ok (const json_t *json)
 }
 
 int
-gw_validate_feedback (const json_t *body, cm_value_t *payload, gw_verdict_t *verdict)
+gw_validate_feedback (const json_t *body, int max_chars, cm_value_t *payload, gw_verdict_t *verdict)
 {
+    (void) max_chars; //  reason has its own limit
     json_t *type = json_object_get (body, "feedback_type");
     if (!type || json_is_null (type))
-        return s_reject (verdict, 422, "missing_field", "The field 'feedback_type' is required.");
+        return s_reject (verdict, GW_E_MISSING_FIELD, "The field 'feedback_type' is required.");
     const char *text = json_string_value (type);
     if (!text || (strcmp (text, "upvote") != 0 && strcmp (text, "downvote") != 0))
-        return s_reject (verdict, 422, "invalid_field",
+        return s_reject (verdict, GW_E_INVALID_FIELD,
                          "The field 'feedback_type' must be \"upvote\" or \"downvote\".");
     cm_map_set_str (payload, "feedback_type", text);
     int rc = s_text (body, "reason", false, GW_REASON_MAX_CHARS, payload, verdict);
@@ -242,18 +257,62 @@ gw_validate_feedback (const json_t *body, cm_value_t *payload, gw_verdict_t *ver
     json_t *metadata = json_object_get (body, "metadata");
     if (metadata && !json_is_null (metadata)) {
         if (!json_is_object (metadata))
-            return s_reject (verdict, 422, "invalid_field",
+            return s_reject (verdict, GW_E_INVALID_FIELD,
                              "The field 'metadata' must be a JSON object.");
         if (gw_json_depth (metadata) > GW_METADATA_MAX_DEPTH)
-            return s_reject (verdict, 422, "invalid_field",
+            return s_reject (verdict, GW_E_INVALID_FIELD,
                              "The field 'metadata' is nested more than %d levels deep.",
                              GW_METADATA_MAX_DEPTH);
         if (!s_keys_ok (metadata))
-            return s_reject (verdict, 422, "invalid_field",
+            return s_reject (verdict, GW_E_INVALID_FIELD,
                              "Keys in 'metadata' must be 1 to %d bytes long.", GW_METADATA_KEY_MAX);
         cm_value_t *value = gw_json_to_value (metadata, GW_METADATA_MAX_DEPTH);
         if (!value || cm_map_set (payload, "metadata", value))
-            return s_reject (verdict, 500, "internal_error", "Out of memory.");
+            return s_reject (verdict, GW_E_INTERNAL_ERROR, "Out of memory.");
     }
+    json_t *version = json_object_get (body, "version");
+    if (version && !json_is_null (version)) {
+        if (!json_is_integer (version))
+            return s_reject (verdict, GW_E_INVALID_FIELD,
+                             "The field 'version' must be an integer.");
+        json_int_t n = json_integer_value (version);
+        if (n < 1 || n > CM_VERSIONS_MAX)
+            return s_reject (verdict, GW_E_FIELD_OUT_OF_RANGE,
+                             "The field 'version' must be between 1 and %d.", CM_VERSIONS_MAX);
+        cm_map_set_int (payload, "version", (int64_t) n);
+    }
+    return 0;
+}
+
+int
+gw_validate_rename (const json_t *body, int max_chars, cm_value_t *payload,
+                    gw_verdict_t *verdict)
+{
+    (void) max_chars; //  a title has its own limit
+    json_t *title = json_object_get (body, "title");
+    if (!title || json_is_null (title))
+        return s_reject (verdict, GW_E_MISSING_FIELD, "The field 'title' is required.");
+    if (!json_is_string (title))
+        return s_reject (verdict, GW_E_INVALID_FIELD, "The field 'title' must be a string.");
+    const char *text = json_string_value (title);
+    size_t len = json_string_length (title);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
+            return s_reject (verdict, GW_E_INVALID_FIELD,
+                             "The field 'title' must not hold control characters.");
+    while (len && text[0] == ' ')
+        text++, len--;
+    while (len && text[len - 1] == ' ')
+        len--;
+    if (!len)
+        return s_reject (verdict, GW_E_EMPTY_FIELD, "The field 'title' must not be empty.");
+    if (gw_utf8_chars (text, len) > GW_TITLE_MAX_CHARS)
+        return s_reject (verdict, GW_E_FIELD_TOO_LONG,
+                         "The field 'title' must be at most %d characters.", GW_TITLE_MAX_CHARS);
+    char *copy = strndup (text, len);
+    if (!copy)
+        return s_reject (verdict, GW_E_INTERNAL_ERROR, "Out of memory; retry.");
+    cm_map_set_str (payload, "title", copy);
+    free (copy);
     return 0;
 }

@@ -1,7 +1,8 @@
 /*  gw_validate.h: request bodies of the API, checked before the store sees
     them.
 
-    Each gw_validate_* takes the parsed JSON body and adds the validated
+    Each gw_validate_* has the one signature of gw_validator_fn (gw_route.h,
+    whose table names each route's validator), takes the parsed JSON body and adds the validated
     fields to the store request's payload map. On a bad body it fills a
     verdict (HTTP status, snake_case code, a sentence naming the field) and
     returns CM_EINVAL; the payload may then hold some fields and is simply
@@ -10,6 +11,7 @@
 #ifndef GW_VALIDATE_H_INCLUDED
 #define GW_VALIDATE_H_INCLUDED
 
+#include "cm_msg.h"
 #include "cm_value.h"
 
 #include <jansson.h>
@@ -23,10 +25,10 @@ typedef struct {
 } gw_verdict_t;
 
 #define GW_REASON_MAX_CHARS 500
-#define GW_MODEL_MAX_BYTES 128
+#define GW_MODEL_MAX_CHARS CM_MODEL_MAX_CHARS //  code points, as JSON Schema maxLength counts
 #define GW_METADATA_MAX_DEPTH 8
 #define GW_BODY_MAX_DEPTH 32   //  checked on the text, before parsing
-#define GW_METADATA_KEY_MAX 256 //  bytes, the wire protocol's key limit
+#define GW_METADATA_KEY_MAX CM_MAP_KEY_MAX //  bytes, the wire protocol's key limit
 
 //  True when a Content-Type header names application/json (any case,
 //  parameters such as charset allowed).
@@ -50,10 +52,17 @@ int gw_validate_run_sse (const json_t *body, int max_chars, cm_value_t *payload,
 int gw_validate_regenerate (const json_t *body, int max_chars, cm_value_t *payload,
                             gw_verdict_t *verdict);
 //  PUT message: content (1..max_chars after trimming), trigger_regeneration?
+//  PATCH session: title (1..GW_TITLE_MAX_CHARS code points after trimming
+//  blanks, no control characters), trimmed.
+#define GW_TITLE_MAX_CHARS 200
+int gw_validate_rename (const json_t *body, int max_chars, cm_value_t *payload,
+                        gw_verdict_t *verdict);
 int gw_validate_edit (const json_t *body, int max_chars, cm_value_t *payload,
                       gw_verdict_t *verdict);
-//  POST feedback: feedback_type upvote|downvote, reason? (<= 500 chars),
-//  metadata? (object).
-int gw_validate_feedback (const json_t *body, cm_value_t *payload, gw_verdict_t *verdict);
+//  POST feedback: feedback_type upvote|downvote, reason? (<=
+//  GW_REASON_MAX_CHARS, whatever max_chars says), metadata? (object),
+//  version? (an integer 1..CM_VERSIONS_MAX: the version voted on).
+int gw_validate_feedback (const json_t *body, int max_chars, cm_value_t *payload,
+                          gw_verdict_t *verdict);
 
 #endif

@@ -1,6 +1,6 @@
 /*  chatmesh-token: mints a development bearer token for the gateway.
 
-    chatmesh-token --user NAME [--ttl SECONDS]
+    chatmesh-token --user NAME [--ttl SECONDS] [--admin]
     The secret comes from CHATMESH_JWT_SECRET or CHATMESH_JWT_SECRET_FILE,
     the same settings the gateway reads. Prints the token on stdout.   */
 #include "cm_error.h"
@@ -15,9 +15,10 @@
 static void
 s_usage (FILE *out)
 {
-    fprintf (out, "Usage: chatmesh-token --user NAME [--ttl SECONDS]\n"
+    fprintf (out, "Usage: chatmesh-token --user NAME [--ttl SECONDS] [--admin]\n"
                   "Prints an HS256 token for the chatmesh gateway. The secret comes from\n"
-                  "CHATMESH_JWT_SECRET or CHATMESH_JWT_SECRET_FILE. Default ttl: 3600.\n");
+                  "CHATMESH_JWT_SECRET or CHATMESH_JWT_SECRET_FILE. Default ttl: 3600.\n"
+                  "--admin adds the claim role: \"admin\" (an operator: /api/admin/...).\n");
 }
 
 int
@@ -25,12 +26,15 @@ main (int argc, char **argv)
 {
     const char *user = NULL;
     long long ttl = 3600;
+    bool admin = false; //  role "admin": an operator (gw_admin.h)
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
             s_usage (stdout);
             return 0;
         }
-        if (strcmp (argv[i], "--user") == 0 && i + 1 < argc)
+        if (strcmp (argv[i], "--admin") == 0)
+            admin = true;
+        else if (strcmp (argv[i], "--user") == 0 && i + 1 < argc)
             user = argv[++i];
         else if (strncmp (argv[i], "--user=", 7) == 0)
             user = argv[i] + 7;
@@ -62,7 +66,8 @@ main (int argc, char **argv)
         fprintf (stderr, "chatmesh-token: %s\n", why);
         return 2;
     }
-    char *token = gw_jwt_mint (secret, secret_len, user, (int64_t) time (NULL), ttl);
+    char *token = gw_jwt_mint_role (secret, secret_len, user, admin ? "admin" : NULL,
+                                     (int64_t) time (NULL), ttl);
     if (!token) {
         fprintf (stderr, "chatmesh-token: cannot mint a token for that user\n");
         return 1;

@@ -298,6 +298,15 @@ cm_pack_nil (cm_packer_t *self)
 }
 
 void
+cm_pack_bin (cm_packer_t *self, const void *data, size_t size)
+{
+    if (self->rc == 0)
+        self->rc = s_grew (msgpack_pack_bin (&self->pk, size));
+    if (self->rc == 0)
+        self->rc = s_grew (msgpack_pack_bin_body (&self->pk, data, size));
+}
+
+void
 cm_pack_value (cm_packer_t *self, const cm_value_t *value)
 {
     if (self->rc == 0)
@@ -493,12 +502,12 @@ s_convert (const msgpack_object *obj)
                 const msgpack_object_kv *kv = &obj->via.map.ptr[i];
                 //  Keys are non-empty strings without NULs.
                 if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0
-                    || kv->key.via.str.size > 256
+                    || kv->key.via.str.size > CM_MAP_KEY_MAX
                     || memchr (kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
                     cm_value_destroy (&map);
                     break;
                 }
-                char key[257];
+                char key[CM_MAP_KEY_MAX + 1];
                 memcpy (key, kv->key.via.str.ptr, kv->key.via.str.size);
                 key[kv->key.via.str.size] = 0;
                 if (cm_map_get (map, key)) { //  duplicate keys are ambiguous

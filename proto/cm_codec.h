@@ -76,6 +76,7 @@ void cm_pack_str (cm_packer_t *self, const char *s); //  NULL packs nil
 void cm_pack_int (cm_packer_t *self, int64_t i);
 void cm_pack_bool (cm_packer_t *self, bool b);
 void cm_pack_nil (cm_packer_t *self);
+void cm_pack_bin (cm_packer_t *self, const void *data, size_t size);
 //  Any value, as cm_value_encode packs it; NULL packs nil.
 void cm_pack_value (cm_packer_t *self, const cm_value_t *value);
 //  0 with the record's bytes (valid until the next reset), or the first

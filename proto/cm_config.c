@@ -93,15 +93,39 @@ s_parse (const cm_cfg_spec_t *spec, const char *text, const char *origin, s_valu
     return CM_EINVAL;
 }
 
+//  The accepted values, as --help and the README show them.
+static void
+s_format_range (const cm_cfg_spec_t *spec, char *out, size_t size)
+{
+    switch (spec->type) {
+        case CM_CFG_INT:
+            snprintf (out, size, "%.0f..%.0f", spec->min, spec->max);
+            break;
+        case CM_CFG_DBL:
+            snprintf (out, size, "%g..%g", spec->min, spec->max);
+            break;
+        case CM_CFG_BOOL:
+            snprintf (out, size, "true/false");
+            break;
+        case CM_CFG_STR:
+            snprintf (out, size, "%.0f..%.0f characters", spec->min, spec->max);
+            break;
+    }
+}
+
 static void
 s_print_help (const cm_cfg_spec_t *specs, size_t count, const char *program,
               const char *summary)
 {
     printf ("Usage: %s [--FLAG VALUE]...\n%s\n\n", program, summary);
     printf ("Each flag mirrors an environment variable; flags win.\n\n");
-    for (size_t i = 0; i < count; i++)
-        printf ("  %-28s %-36s default: %s\n      %s\n", specs[i].flag, specs[i].env,
-                specs[i].dflt[0] ? specs[i].dflt : "(empty)", specs[i].help);
+    for (size_t i = 0; i < count; i++) {
+        char range[64];
+        s_format_range (&specs[i], range, sizeof range);
+        printf ("  %-28s %-36s default: %s\n      %s\n      range: %s\n", specs[i].flag,
+                specs[i].env, specs[i].dflt[0] ? specs[i].dflt : "(empty)", specs[i].help,
+                range);
+    }
     printf ("  %-28s %-36s\n      %s\n", "--help", "", "print this help and exit");
 }
 
@@ -118,16 +142,11 @@ cm_config_destroy (cm_config_t **self_p)
     *self_p = NULL;
 }
 
-int
-cm_config_load (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
-                const char *program, const char *summary, cm_config_t **out, char *why,
-                size_t why_size)
+//  Defaults, then (when with_environment) the environment, then flags.
+static int
+s_load (const cm_cfg_spec_t *specs, size_t count, bool with_environment, int argc, char **argv,
+        cm_config_t **out, char *why, size_t why_size)
 {
-    for (int arg = 1; arg < argc; arg++)
-        if (strcmp (argv[arg], "--help") == 0 || strcmp (argv[arg], "-h") == 0) {
-            s_print_help (specs, count, program, summary);
-            return CM_CONFIG_HELP;
-        }
     cm_config_t *self = calloc (1, sizeof *self);
     if (!self || !(self->values = calloc (count, sizeof (s_value_t)))) {
         free (self);
@@ -139,7 +158,7 @@ cm_config_load (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         rc = s_parse (&specs[i], specs[i].dflt, "default", &self->values[i], why, why_size);
-        const char *env = getenv (specs[i].env);
+        const char *env = with_environment ? getenv (specs[i].env) : NULL;
         if (rc == 0 && env)
             rc = s_parse (&specs[i], env, "environment", &self->values[i], why, why_size);
     }
@@ -170,6 +189,26 @@ cm_config_load (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
     }
     *out = self;
     return 0;
+}
+
+int
+cm_config_load (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
+                const char *program, const char *summary, cm_config_t **out, char *why,
+                size_t why_size)
+{
+    for (int arg = 1; arg < argc; arg++)
+        if (strcmp (argv[arg], "--help") == 0 || strcmp (argv[arg], "-h") == 0) {
+            s_print_help (specs, count, program, summary);
+            return CM_CONFIG_HELP;
+        }
+    return s_load (specs, count, true, argc, argv, out, why, why_size);
+}
+
+int
+cm_config_defaults (const cm_cfg_spec_t *specs, size_t count, cm_config_t **out, char *why,
+                    size_t why_size)
+{
+    return s_load (specs, count, false, 0, NULL, out, why, why_size);
 }
 
 static const s_value_t *

@@ -30,6 +30,28 @@ typedef struct {
     {"CHATMESH_CURVE_DIR", "--curve-dir", CM_CFG_STR, "", 0, 4096,                     \
      "CURVE keys (./chatmesh keys DIR); empty: links unencrypted"}
 
+//  The mesh's endpoints, one row each, used by every service that binds or
+//  connects them: one default, one length limit, one line of help.
+#define CM_ENDPOINT_MAX 255
+#define CM_CFG_STORE_ENDPOINT                                                          \
+    {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101",  \
+     1, CM_ENDPOINT_MAX, "store ROUTER: requests (the store binds; regenerators and gateways connect)"}
+#define CM_CFG_EVENTS_IN_ENDPOINT                                                      \
+    {"CHATMESH_EVENTS_IN_ENDPOINT", "--events-in-endpoint", CM_CFG_STR,                 \
+     "tcp://127.0.0.1:7102", 1, CM_ENDPOINT_MAX,                                       \
+     "broadcaster PULL: events from the store (each broadcaster binds its own; the store "   \
+     "connects to every one of a comma list)"}
+#define CM_CFG_EVENTS_OUT_ENDPOINT                                                     \
+    {"CHATMESH_EVENTS_OUT_ENDPOINT", "--events-out-endpoint", CM_CFG_STR,               \
+     "tcp://127.0.0.1:7103", 1, CM_ENDPOINT_MAX,                                       \
+     "broadcaster XPUB: live events (each broadcaster binds its own; gateways subscribe "   \
+     "to every one of a comma list)"}
+#define CM_CFG_HISTORY_ENDPOINT                                                        \
+    {"CHATMESH_HISTORY_ENDPOINT", "--history-endpoint", CM_CFG_STR,                     \
+     "tcp://127.0.0.1:7104", 1, CM_ENDPOINT_MAX,                                       \
+     "broadcaster ROUTER: history replay and ping (each broadcaster binds its own; "        \
+     "gateways connect to every one of a comma list)"}
+
 typedef struct cm_config cm_config_t;
 
 #define CM_CONFIG_HELP 1
@@ -39,6 +61,11 @@ typedef struct cm_config cm_config_t;
 int cm_config_load (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
                     const char *program, const char *summary, cm_config_t **out,
                     char *why, size_t why_size);
+//  The table's defaults only (no environment, no flags): what a test or an
+//  embedding program starts from. 0, or CM_EINVAL when a default itself is
+//  out of its bounds (a bug in the table).
+int cm_config_defaults (const cm_cfg_spec_t *specs, size_t count, cm_config_t **out, char *why,
+                        size_t why_size);
 void cm_config_destroy (cm_config_t **self_p);
 
 //  Typed getters by environment name. Asking for a name that is not in the

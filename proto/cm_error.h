@@ -22,7 +22,12 @@
     X (ECANCELLED, -12, "cancelled")                                         \
     X (EBADSTATE, -13, "operation not allowed in the record's current state") \
     X (EFULL, -14, "queue full")                                             \
-    X (EIO, -15, "input/output error")
+    X (EIO, -15, "input/output error")                                       \
+    X (ECORRUPT, -16, "stored record is damaged (checksum mismatch)")        \
+    X (ENOSPC, -17, "no space left on the store's disk")                    \
+    X (ENOVERSION, -18, "no such version of the message")                  \
+    X (ESTALE, -19, "stale fencing token: the task was taken over")         \
+    X (EIDEMPOTENCY, -20, "idempotency key already used for another request")
 
 typedef enum {
     CM_OK = 0,

@@ -44,33 +44,47 @@
     X (MESSAGE_DELETED, "message_deleted", STORE, false, "messages were deleted",            \
        CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("deletedCount", INT),                      \
        CM_EV_REQ_ ("deletedMessageIds", ARR))                                                \
-    X (FEEDBACK_SUBMITTED, "feedback_submitted", STORE, false, "a vote was recorded",        \
+    X (MESSAGE_RESTORED, "message_restored", STORE, false,                                   \
+       "deleted messages are back (an undo): reload them", CM_EV_REQ_ ("messageId", STR),     \
+       CM_EV_REQ_ ("restoredCount", INT), CM_EV_REQ_ ("restoredMessageIds", ARR))             \
+    X (FEEDBACK_SUBMITTED, "feedback_submitted", STORE, false, "a vote was recorded (counts: the voted version's)",        \
        CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("feedbackId", STR),                        \
        CM_EV_REQ_ ("feedbackType", STR), CM_EV_REQ_ ("upvotes", INT),                        \
-       CM_EV_REQ_ ("downvotes", INT))                                                        \
+       CM_EV_REQ_ ("downvotes", INT), CM_EV_OPT_ ("versionIndex", INT))                      \
+    X (FEEDBACK_WITHDRAWN, "feedback_withdrawn", STORE, false,                               \
+       "a vote was withdrawn: the type it had and the counts now (the version's)",          \
+       CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("feedbackType", STR),                      \
+       CM_EV_REQ_ ("upvotes", INT), CM_EV_REQ_ ("downvotes", INT),                           \
+       CM_EV_OPT_ ("versionIndex", INT))                                                     \
     X (MESSAGE_REGENERATING, "message_regenerating", STORE, false,                           \
        "a generation attempt started (again after a takeover)", CM_EV_TASK_,                 \
        CM_EV_OPT_ ("originalMessageId", STR), CM_EV_OPT_ ("userQuery", STR))                 \
     X (REGENERATION_PROGRESS, "regeneration_progress", STORE, false,                         \
        "a checkpoint: progress percent and the answer so far", CM_EV_TASK_,                  \
        CM_EV_REQ_ ("progress", INT), CM_EV_OPT_ ("message", STR),                            \
-       CM_EV_OPT_ ("partialContent", STR))                                                   \
+       CM_EV_OPT_ ("partialContent", STR), CM_EV_OPT_ ("resumed", BOOL))                     \
     X (THOUGHT_PROCESS_START, "thought_process_start", REGENERATOR, false,                   \
        "the generator started thinking", CM_EV_TASK_, CM_EV_REQ_ ("thinkingAbout", STR),     \
        CM_EV_OPT_ ("totalSteps", INT))                                                       \
     X (THOUGHT_PROCESS_STEP, "thought_process_step", REGENERATOR, false,                     \
-       "one thought step, with every step so far", CM_EV_TASK_, CM_EV_REQ_ ("step", INT),    \
-       CM_EV_REQ_ ("reasoning", STR), CM_EV_OPT_ ("steps", ARR),                             \
+       "one thought step; steps: every step so far, [{step, reasoning}]", CM_EV_TASK_,       \
+       CM_EV_REQ_ ("step", INT), CM_EV_REQ_ ("reasoning", STR), CM_EV_OPT_ ("steps", ARR),   \
        CM_EV_OPT_ ("totalSteps", INT))                                                       \
     X (THOUGHT_PROCESS_COMPLETE, "thought_process_complete", REGENERATOR, false,             \
        "the thinking reached its conclusion", CM_EV_TASK_, CM_EV_REQ_ ("conclusion", STR),   \
        CM_EV_OPT_ ("totalSteps", INT))                                                       \
     X (MESSAGE_REGENERATED, "message_regenerated", STORE, true,                              \
-       "the answer is committed: its whole content", CM_EV_TASK_,                            \
-       CM_EV_REQ_ ("content", STR))                                                          \
+       "the answer is committed: its whole content, and the version it is (a regenerate "    \
+       "adds one)", CM_EV_TASK_, CM_EV_REQ_ ("content", STR), CM_EV_OPT_ ("versionIndex", INT), \
+       CM_EV_OPT_ ("versionCount", INT), CM_EV_OPT_ ("versionId", STR))                      \
     X (REGENERATION_ERROR, "regeneration_error", STORE, true,                                \
        "the task ended without an answer (failed or cancelled)", CM_EV_TASK_,                \
        CM_EV_REQ_ ("error", STR))                                                            \
+    X (VERSION_ACTIVATED, "version_activated", STORE, false,                                 \
+       "a turn shows another of its versions: its content and version fields",               \
+       CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("content", STR),                           \
+       CM_EV_REQ_ ("versionIndex", INT), CM_EV_REQ_ ("versionCount", INT),                   \
+       CM_EV_REQ_ ("versionId", STR))                                                        \
     X (SUBSCRIBED, "subscribed", BROADCASTER, false,                                         \
        "internal: the broadcaster sends this session's events from now on",                  \
        CM_EVENT_NO_FIELDS)

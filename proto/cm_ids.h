@@ -18,6 +18,7 @@
 #define CM_MSGID_UUID_MAX 64 //  uuid part of ids minted elsewhere
 #define CM_MESSAGE_ID_MAX (4 + CM_MSGID_UUID_MAX + 1 + CM_SESSION_ID_MAX + 1 + CM_ROLE_MAX)
 #define CM_ID_MAX 64 //  regen_/fb_/hist_/log_ ids
+#define CM_TASK_ID_MAX CM_ID_MAX //  a task id is a regen_ id
 
 typedef struct {
     char uuid[CM_MSGID_UUID_MAX + 1];

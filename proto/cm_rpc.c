@@ -3,6 +3,7 @@
 #include "cm_time.h"
 
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 zsock_t *
@@ -24,11 +25,27 @@ cm_dealer_new_curve (const char *endpoint, cm_curve_t *curve, const char *server
     zsock_set_immediate (dealer, 1);
     zsock_set_linger (dealer, 0);
     zsock_set_sndtimeo (dealer, 0);
-    if (zsock_connect (dealer, "%s", endpoint)) {
+    if (cm_connect_list (dealer, endpoint)) {
         zsock_destroy (&dealer);
         return NULL;
     }
     return dealer;
+}
+
+int
+cm_connect_list (zsock_t *sock, const char *list)
+{
+    int connected = 0;
+    while (list && *list) {
+        size_t len = strcspn (list, ",");
+        if (len > 0) {
+            if (zsock_connect (sock, "%.*s", (int) len, list))
+                return -1;
+            connected++;
+        }
+        list += len + (list[len] == ',');
+    }
+    return connected ? 0 : -1;
 }
 
 void

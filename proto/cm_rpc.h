@@ -12,7 +12,13 @@
 
 #include <czmq.h>
 
-//  A DEALER connected to endpoint, tuned for request/reply with timeouts:
+//  Connects sock to every endpoint of a comma list ("tcp://a:1,tcp://b:2";
+//  empty items skipped). 0, or -1 when the list names none or one does not
+//  connect (the endpoints before it stay connected).
+int cm_connect_list (zsock_t *sock, const char *list);
+
+//  A DEALER connected to endpoint (a comma list: requests go round robin
+//  to the peers connected), tuned for request/reply with timeouts:
 //  ZMQ_IMMEDIATE (queue nothing for a peer that is not connected, so a dead
 //  backend is an immediate CM_EBACKEND, not a request that runs minutes
 //  later), linger 0. NULL when the endpoint is invalid.

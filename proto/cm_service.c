@@ -4,6 +4,18 @@
 #include <stdio.h>
 
 int
+cm_service_log_level (const cm_config_t *config, char *why, size_t why_size)
+{
+    const char *text = cm_config_str (config, "CHATMESH_LOG_LEVEL");
+    int level = cm_log_level_parse (text);
+    if (level < 0)
+        snprintf (why, why_size,
+                  "CHATMESH_LOG_LEVEL: '%s' is not one of error, warning, notice, info, debug",
+                  text);
+    return level;
+}
+
+int
 cm_service_start (const cm_cfg_spec_t *specs, size_t count, int argc, char **argv,
                   const char *service, const char *summary, cm_config_t **config,
                   cm_curve_t **curve)
@@ -17,11 +29,9 @@ cm_service_start (const cm_cfg_spec_t *specs, size_t count, int argc, char **arg
         fprintf (stderr, "%s: %s\n", program, why);
         return 2;
     }
-    const char *level_text = cm_config_str (*config, "CHATMESH_LOG_LEVEL");
-    int level = cm_log_level_parse (level_text);
+    int level = cm_service_log_level (*config, why, sizeof why);
     if (level < 0) {
-        fprintf (stderr, "%s: CHATMESH_LOG_LEVEL: '%s' is not one of error, warning, notice, "
-                         "info, debug\n", program, level_text);
+        fprintf (stderr, "%s: %s\n", program, why);
         cm_config_destroy (config);
         return 2;
     }

@@ -17,4 +17,8 @@ int cm_service_start (const cm_cfg_spec_t *specs, size_t count, int argc, char *
                       const char *service, const char *summary, cm_config_t **config,
                       cm_curve_t **curve);
 
+//  The CHATMESH_LOG_LEVEL of a loaded table (CM_CFG_COMMON), or -1 with a
+//  one-line reason naming the setting.
+int cm_service_log_level (const cm_config_t *config, char *why, size_t why_size);
+
 #endif

@@ -16,6 +16,18 @@ int64_t cm_now_ms (void) { return s_clock_us (CLOCK_REALTIME) / 1000; }
 int64_t cm_mono_ms (void) { return s_clock_us (CLOCK_MONOTONIC) / 1000; }
 int64_t cm_mono_us (void) { return s_clock_us (CLOCK_MONOTONIC); }
 
+void
+cm_mono_deadline (struct timespec *deadline, int timeout_ms)
+{
+    clock_gettime (CLOCK_MONOTONIC, deadline);
+    deadline->tv_sec += timeout_ms / 1000;
+    deadline->tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+    if (deadline->tv_nsec >= 1000000000L) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000L;
+    }
+}
+
 #define S_YEAR_10000_MS INT64_C (253402300800000) //  first ms that needs 5 digits
 
 //  Writes value as exactly `digits` decimal digits ending before end.

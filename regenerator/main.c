@@ -8,11 +8,46 @@
 #include "rg_service.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#define S_PROMPT_FILE_MAX (1024 * 1024)
+
+//  The system prompt: the setting, or the whole file the other setting
+//  names (trailing newlines cut, as an editor leaves one). NULL with why
+//  filled when both are set or the file cannot be read. Caller frees.
+static char *
+s_system_prompt (const cm_config_t *config, char *why, size_t why_size)
+{
+    const char *text = cm_config_str (config, "CHATMESH_SYSTEM_PROMPT");
+    const char *path = cm_config_str (config, "CHATMESH_SYSTEM_PROMPT_FILE");
+    if (!path[0])
+        return strdup (text);
+    if (text[0]) {
+        snprintf (why, why_size, "CHATMESH_SYSTEM_PROMPT and CHATMESH_SYSTEM_PROMPT_FILE are "
+                                 "both set; set one");
+        return NULL;
+    }
+    FILE *file = fopen (path, "rb");
+    char *prompt = file ? malloc (S_PROMPT_FILE_MAX + 1) : NULL;
+    size_t len = prompt ? fread (prompt, 1, S_PROMPT_FILE_MAX + 1, file) : 0;
+    bool failed = !file || !prompt || ferror (file);
+    if (file)
+        fclose (file);
+    if (failed || len > S_PROMPT_FILE_MAX) {
+        snprintf (why, why_size, "CHATMESH_SYSTEM_PROMPT_FILE: %s: %s", path,
+                  failed ? "cannot be read" : "longer than 1 MiB");
+        free (prompt);
+        return NULL;
+    }
+    while (len && (prompt[len - 1] == '\n' || prompt[len - 1] == '\r'))
+        len--;
+    prompt[len] = '\0';
+    return prompt;
+}
+
 static const cm_cfg_spec_t s_settings[] = {
-    {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101", 1,
-     1024, "the store's ROUTER (DEALER connects)"},
+    CM_CFG_STORE_ENDPOINT,
     {"CHATMESH_REGEN_CONCURRENCY", "--regen-concurrency", CM_CFG_INT, "32", 1, 1024,
      "generations run at once (one worker thread each)"},
     {"CHATMESH_GENERATOR", "--generator", CM_CFG_STR, "builtin", 1, 16,
@@ -29,6 +64,20 @@ static const cm_cfg_spec_t s_settings[] = {
      1, 512, "openai backend: server base URL (POST <url>/v1/chat/completions)"},
     {"CHATMESH_OPENAI_MODEL", "--openai-model", CM_CFG_STR, "", 0, 128,
      "openai backend: model name (empty: the task's model)"},
+    {"CHATMESH_OPENAI_MODELS", "--openai-models", CM_CFG_STR, "", 0, 4096,
+     "openai backend: comma-separated models a request may ask for (others fail the task, "
+     "not retried); empty: any"},
+    {"CHATMESH_OPENAI_MAX_TOKENS", "--openai-max-tokens", CM_CFG_INT, "1024", 0, 1048576,
+     "openai backend: sent as max_tokens, the longest answer in tokens (0: not sent)"},
+    {"CHATMESH_OPENAI_CONTEXT_TOKENS", "--openai-context-tokens", CM_CFG_INT, "0", 0,
+     16777216,
+     "openai backend: budget of the messages sent, estimated as bytes/4 + 4 per message; "
+     "oldest turns dropped first, the system prompt and the question always sent (0: no "
+     "budget)"},
+    {"CHATMESH_SYSTEM_PROMPT", "--system-prompt", CM_CFG_STR, "", 0, 16384,
+     "openai backend: system message sent first (a request's context follows it)"},
+    {"CHATMESH_SYSTEM_PROMPT_FILE", "--system-prompt-file", CM_CFG_STR, "", 0, 4096,
+     "file holding the system prompt (instead of CHATMESH_SYSTEM_PROMPT; at most 1 MiB)"},
     {"CHATMESH_OPENAI_API_KEY", "--openai-api-key", CM_CFG_STR, "", 0, 1024,
      "openai backend: bearer token (empty: none)"},
     {"CHATMESH_OPENAI_CONNECT_TIMEOUT_MS", "--openai-connect-timeout-ms", CM_CFG_INT, "10000",
@@ -54,14 +103,26 @@ main (int argc, char **argv)
     const char *generator = cm_config_str (config, "CHATMESH_GENERATOR");
     bool openai = strcmp (generator, "openai") == 0;
     const char *base_url = cm_config_str (config, "CHATMESH_OPENAI_BASE_URL");
+    char why[512] = "";
+    char *system_prompt = s_system_prompt (config, why, sizeof why);
+    rg_prompt_options_t prompt = {
+        .model = cm_config_str (config, "CHATMESH_OPENAI_MODEL"),
+        .models = cm_config_str (config, "CHATMESH_OPENAI_MODELS"),
+        .system_prompt = system_prompt ? system_prompt : "",
+        .context_tokens = cm_config_int (config, "CHATMESH_OPENAI_CONTEXT_TOKENS"),
+        .max_tokens = cm_config_int (config, "CHATMESH_OPENAI_MAX_TOKENS"),
+    };
     const char *bad = NULL;
-    if (!openai && strcmp (generator, "builtin") != 0)
+    if (!system_prompt || rg_prompt_check (&prompt, why, sizeof why))
+        bad = why;
+    else if (!openai && strcmp (generator, "builtin") != 0)
         bad = "CHATMESH_GENERATOR: not one of builtin, openai";
     else if (openai && strncmp (base_url, "http://", 7) != 0
              && strncmp (base_url, "https://", 8) != 0)
         bad = "CHATMESH_OPENAI_BASE_URL: not an http:// or https:// URL";
     if (bad) {
         fprintf (stderr, "chatmesh-regenerator: %s\n", bad);
+        free (system_prompt);
         cm_curve_destroy (&curve);
         cm_config_destroy (&config);
         return 2;
@@ -72,7 +133,7 @@ main (int argc, char **argv)
         rg_openai_options_t openai_options = {
             .base_url = base_url,
             .api_key = cm_config_str (config, "CHATMESH_OPENAI_API_KEY"),
-            .model = cm_config_str (config, "CHATMESH_OPENAI_MODEL"),
+            .prompt = prompt,
             .connect_timeout_ms = (int) cm_config_int (config, "CHATMESH_OPENAI_CONNECT_TIMEOUT_MS"),
             .idle_timeout_ms = (int) cm_config_int (config, "CHATMESH_OPENAI_IDLE_TIMEOUT_MS"),
             .max_retries = (int) cm_config_int (config, "CHATMESH_OPENAI_MAX_RETRIES"),
@@ -81,6 +142,7 @@ main (int argc, char **argv)
     }
     else
         backend = rg_builtin_new ((int) cm_config_int (config, "CHATMESH_BUILTIN_TOKENS_PER_SEC"));
+    free (system_prompt); //  the backend keeps its own copy
     rg_service_options_t options = {
         .store_endpoint = cm_config_str (config, "CHATMESH_STORE_ENDPOINT"),
         .curve = curve,

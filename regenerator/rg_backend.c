@@ -106,6 +106,12 @@ rg_stream_model (rg_stream_t *self)
     return self->ops->model (self->impl);
 }
 
+bool
+rg_stream_usage (rg_stream_t *self, int64_t *prompt_tokens, int64_t *completion_tokens)
+{
+    return self->ops->usage && self->ops->usage (self->impl, prompt_tokens, completion_tokens);
+}
+
 void
 rg_stream_cancel (rg_stream_t *self)
 {

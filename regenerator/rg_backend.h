@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     RG_CHUNK_THINK_START, //  text = what the model thinks about; total_steps
@@ -63,6 +64,8 @@ typedef struct {
     const char *(*model) (void *stream);
     void (*close) (void **stream);
     void (*destroy) (void **state);
+    //  Tokens the server counted for this answer, when it said (NULL: never).
+    bool (*usage) (void *stream, int64_t *prompt_tokens, int64_t *completion_tokens);
 } rg_backend_ops_t;
 
 typedef struct rg_backend rg_backend_t;
@@ -86,6 +89,8 @@ int rg_stream_next (rg_stream_t *self, int wait_ms, rg_chunk_t *chunk);
 //  After a negative rg_stream_next: why, and whether retrying may help.
 const char *rg_stream_error (const rg_stream_t *self, bool *retryable);
 const char *rg_stream_model (rg_stream_t *self);
+//  True with the server's token counts of the answer, false when it gave none.
+bool rg_stream_usage (rg_stream_t *self, int64_t *prompt_tokens, int64_t *completion_tokens);
 //  May be called from any thread; the stream ends with CM_ECANCELLED.
 void rg_stream_cancel (rg_stream_t *self);
 bool rg_stream_cancelled (const rg_stream_t *self);

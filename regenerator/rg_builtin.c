@@ -545,9 +545,19 @@ s_open (void *state_arg, const rg_task_t *task, const rg_open_options_t *options
     stream->think_index = stream->thoughts ? 0 : stream->text.step_count + 2;
     stream->tokens_per_sec = state->tokens_per_sec;
     stream->start_us = cm_mono_us ();
+    //  A takeover: the same task composes the same answer, so the text an
+    //  earlier lease checkpointed is its prefix; go on from its end.
+    size_t resume = strlen (task->partial);
+    if (resume > strlen (stream->text.answer)
+        || strncmp (stream->text.answer, task->partial, resume) != 0)
+        resume = 0;
     for (size_t pos = 0, len; (len = rg_builtin_token_len (stream->text.answer, pos));
-         pos += len)
+         pos += len) {
         stream->tokens_total++;
+        if (pos < resume)
+            stream->tokens_sent++;
+    }
+    stream->pos = resume;
     *stream_p = stream;
     return 0;
 }
@@ -658,7 +668,7 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const rg_backend_ops_t s_ops = {"builtin", s_open, s_next, s_model, s_close, s_destroy};
+static const rg_backend_ops_t s_ops = {"builtin", s_open, s_next, s_model, s_close, s_destroy, NULL};
 
 rg_backend_t *
 rg_builtin_new (int tokens_per_sec)

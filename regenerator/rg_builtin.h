@@ -5,7 +5,11 @@
     question and the earlier messages, and concludes. The same seed and
     temperature always give the same text; the seed is derived from the
     task id (so a retried task writes the same answer) and the temperature.
-    It streams the answer word by word at a configured rate.              */
+    It streams the answer word by word at a configured rate. A task with
+    checkpointed text (task->partial, a takeover) streams only what follows
+    it: the whole text is then byte for byte the uninterrupted answer. A
+    partial that is not a prefix of the answer (another backend wrote it)
+    gets the whole answer after it.              */
 #ifndef RG_BUILTIN_H_INCLUDED
 #define RG_BUILTIN_H_INCLUDED
 

@@ -1,7 +1,9 @@
 #include "rg_openai.h"
 #include "cm_error.h"
 #include "cm_log.h"
+#include "cm_msg.h"
 #include "cm_time.h"
+#include "rg_think.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -17,6 +19,9 @@ typedef struct {
     char *base_url;
     char *api_key;
     char *model;
+    char *models;
+    char *system_prompt;
+    rg_prompt_options_t prompt; //  points into the strings above
     int connect_timeout_ms;
     int idle_timeout_ms;
     int max_retries;
@@ -31,7 +36,7 @@ typedef struct {
 typedef struct {
     const s_state_t *state;
     char *body;            //  the JSON request
-    char model[129];
+    char model[CM_MODEL_MAX + 1];
     CURLM *multi;
     CURL *easy;
     struct curl_slist *headers;
@@ -47,9 +52,11 @@ typedef struct {
     int attempt;
     int64_t retry_at_ms;   //  0: not waiting to retry
     bool first_token;
+    rg_openai_usage_t usage; //  -1 until the server reports it
     bool thinking;         //  THINK_START sent, THINK_DONE not yet
     int steps;
     char *reasoning;       //  reasoning not yet cut into a step
+    rg_think_t think;      //  <think> blocks in the content
     size_t reasoning_len;
     s_item_t queue[S_QUEUE_MAX];
     size_t head, count;
@@ -58,10 +65,12 @@ typedef struct {
 
 int
 rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
-                      char **model, bool *finished)
+                      char **model, bool *finished, rg_openai_usage_t *usage)
 {
     *content = *reasoning = *model = NULL;
     *finished = false;
+    if (usage)
+        usage->prompt_tokens = usage->completion_tokens = -1;
     while (len && (*data == ' ' || *data == '\t')) {
         data++;
         len--;
@@ -82,6 +91,14 @@ rg_openai_parse_data (const char *data, size_t len, char **content, char **reaso
     json_t *choice = json_array_get (json_object_get (root, "choices"), 0);
     json_t *delta = json_object_get (choice, "delta");
     *finished = json_is_string (json_object_get (choice, "finish_reason"));
+    json_t *counts = json_object_get (root, "usage");
+    json_t *prompt = json_object_get (counts, "prompt_tokens");
+    json_t *completion = json_object_get (counts, "completion_tokens");
+    if (usage && json_is_integer (prompt) && json_is_integer (completion)
+        && json_integer_value (prompt) >= 0 && json_integer_value (completion) >= 0) {
+        usage->prompt_tokens = json_integer_value (prompt);
+        usage->completion_tokens = json_integer_value (completion);
+    }
     const char *text = json_string_value (json_object_get (delta, "content"));
     if (text && *text)
         *content = strdup (text);
@@ -131,13 +148,12 @@ s_flush_reasoning (s_stream_t *stream)
 }
 
 static void
-s_on_reasoning (s_stream_t *stream, const char *text)
+s_on_reasoning (s_stream_t *stream, const char *text, size_t len)
 {
     if (!stream->thinking && !stream->first_token) {
         stream->thinking = true;
         s_push (stream, RG_CHUNK_THINK_START, strdup ("the question"), 0);
     }
-    size_t len = strlen (text);
     char *grown = realloc (stream->reasoning, stream->reasoning_len + len + 1);
     if (!grown)
         return;
@@ -153,6 +169,28 @@ s_on_reasoning (s_stream_t *stream, const char *text)
         s_flush_reasoning (stream);
 }
 
+//  The answer's next piece: ends the reasoning, if any, first.
+static void
+s_on_content (s_stream_t *stream, const char *text, size_t len)
+{
+    if (stream->thinking) {
+        s_flush_reasoning (stream);
+        s_push (stream, RG_CHUNK_THINK_DONE, strdup ("Reasoning complete"), 0);
+        stream->thinking = false;
+    }
+    stream->first_token = true;
+    s_push (stream, RG_CHUNK_TOKEN, strndup (text, len), 0);
+}
+
+static void
+s_on_piece (void *arg, bool reasoning, const char *text, size_t len)
+{
+    if (reasoning)
+        s_on_reasoning (arg, text, len);
+    else
+        s_on_content (arg, text, len);
+}
+
 static void
 s_on_line (s_stream_t *stream, char *line, size_t len)
 {
@@ -160,7 +198,9 @@ s_on_line (s_stream_t *stream, char *line, size_t len)
         return; //  comments, event:, id:, blank lines
     char *content, *reasoning, *model;
     bool finished;
-    int rc = rg_openai_parse_data (line + 5, len - 5, &content, &reasoning, &model, &finished);
+    rg_openai_usage_t usage;
+    int rc = rg_openai_parse_data (line + 5, len - 5, &content, &reasoning, &model, &finished,
+                                   &usage);
     if (rc == RG_STREAM_END) {
         stream->done = true;
         return;
@@ -171,21 +211,17 @@ s_on_line (s_stream_t *stream, char *line, size_t len)
     }
     if (finished)
         stream->finished = true;
+    if (usage.prompt_tokens >= 0)
+        stream->usage = usage;
     if (model && *model)
         snprintf (stream->model, sizeof stream->model, "%s", model);
     free (model);
     if (reasoning)
-        s_on_reasoning (stream, reasoning);
+        s_on_reasoning (stream, reasoning, strlen (reasoning));
     free (reasoning);
-    if (content) {
-        if (stream->thinking) {
-            s_flush_reasoning (stream);
-            s_push (stream, RG_CHUNK_THINK_DONE, strdup ("Reasoning complete"), 0);
-            stream->thinking = false;
-        }
-        stream->first_token = true;
-        s_push (stream, RG_CHUNK_TOKEN, content, 0);
-    }
+    if (content)
+        rg_think_feed (&stream->think, content, strlen (content), s_on_piece, stream);
+    free (content);
 }
 
 static size_t
@@ -267,44 +303,14 @@ s_start_attempt (s_stream_t *stream, char *why, size_t why_size)
     stream->error_body[0] = '\0';
     stream->done = false;
     stream->bad = false;
+    rg_think_init (&stream->think);
+    stream->usage.prompt_tokens = stream->usage.completion_tokens = -1;
     if (curl_multi_add_handle (stream->multi, easy) != CURLM_OK) {
         snprintf (why, why_size, "openai: cannot start a request");
         return CM_EBACKEND;
     }
     stream->attempt++;
     return 0;
-}
-
-static char *
-s_request_body (const rg_task_t *task, const char *model)
-{
-    json_t *root = json_object ();
-    json_t *messages = json_array ();
-    if (task->context[0]) {
-        json_t *system = json_object ();
-        json_object_set_new (system, "role", json_string ("system"));
-        json_object_set_new (system, "content", json_string (task->context));
-        json_array_append_new (messages, system);
-    }
-    for (size_t i = 0; i < task->turn_count; i++) {
-        json_t *turn = json_object ();
-        json_object_set_new (turn, "role", json_string (task->turns[i].role));
-        json_object_set_new (turn, "content", json_string (task->turns[i].content));
-        json_array_append_new (messages, turn);
-    }
-    if (task->turn_count == 0) {
-        json_t *turn = json_object ();
-        json_object_set_new (turn, "role", json_string ("user"));
-        json_object_set_new (turn, "content", json_string (task->user_query));
-        json_array_append_new (messages, turn);
-    }
-    json_object_set_new (root, "model", json_string (model));
-    json_object_set_new (root, "stream", json_true ());
-    json_object_set_new (root, "temperature", json_real (task->temperature));
-    json_object_set_new (root, "messages", messages);
-    char *body = json_dumps (root, JSON_COMPACT);
-    json_decref (root);
-    return body;
 }
 
 static void
@@ -336,11 +342,10 @@ s_open (void *state_arg, const rg_task_t *task, const rg_open_options_t *options
 {
     (void) options; //  reasoning is forwarded when the server sends it
     const s_state_t *state = state_arg;
-    const char *model = state->model[0] ? state->model : task->model;
-    if (!model[0]) {
-        snprintf (why, why_size, "openai: no model (set CHATMESH_OPENAI_MODEL)");
-        return CM_EINVAL;
-    }
+    char model[CM_MODEL_MAX + 1];
+    int rc = rg_prompt_model (&state->prompt, task->model, model, sizeof model, why, why_size);
+    if (rc)
+        return rc;
     s_stream_t *stream = calloc (1, sizeof *stream);
     if (!stream) {
         snprintf (why, why_size, "out of memory");
@@ -348,7 +353,11 @@ s_open (void *state_arg, const rg_task_t *task, const rg_open_options_t *options
     }
     stream->state = state;
     snprintf (stream->model, sizeof stream->model, "%s", model);
-    stream->body = s_request_body (task, model);
+    size_t dropped = 0;
+    stream->body = rg_prompt_body (&state->prompt, task, model, &dropped);
+    if (dropped)
+        cm_info ("task %s: %zu oldest turns left out to fit CHATMESH_OPENAI_CONTEXT_TOKENS",
+                 task->task_id, dropped);
     stream->multi = curl_multi_init ();
     stream->headers = curl_slist_append (NULL, "Content-Type: application/json");
     stream->headers = curl_slist_append (stream->headers, "Accept: text/event-stream");
@@ -357,7 +366,7 @@ s_open (void *state_arg, const rg_task_t *task, const rg_open_options_t *options
         snprintf (header, sizeof header, "Authorization: Bearer %s", state->api_key);
         stream->headers = curl_slist_append (stream->headers, header);
     }
-    int rc = stream->body && stream->multi && stream->headers ? 0 : CM_ENOMEM;
+    rc = stream->body && stream->multi && stream->headers ? 0 : CM_ENOMEM;
     if (rc == 0)
         rc = s_start_attempt (stream, why, why_size);
     else
@@ -396,6 +405,7 @@ s_finished (s_stream_t *stream, CURLcode result, char *why, size_t why_size, boo
     curl_easy_getinfo (stream->easy, CURLINFO_RESPONSE_CODE, &status);
     bool complete = stream->done || stream->finished;
     if (result == CURLE_OK && status == 200 && !stream->bad && !stream->idle && complete) {
+        rg_think_flush (&stream->think, s_on_piece, stream);
         if (stream->thinking) { //  reasoning and then nothing: still end it
             s_flush_reasoning (stream);
             s_push (stream, RG_CHUNK_THINK_DONE, strdup ("Reasoning complete"), 0);
@@ -523,6 +533,15 @@ s_model (void *stream_arg)
     return stream->model;
 }
 
+static bool
+s_usage (void *stream_arg, int64_t *prompt_tokens, int64_t *completion_tokens)
+{
+    s_stream_t *stream = stream_arg;
+    *prompt_tokens = stream->usage.prompt_tokens;
+    *completion_tokens = stream->usage.completion_tokens;
+    return stream->usage.prompt_tokens >= 0;
+}
+
 static void
 s_destroy (void **state_p)
 {
@@ -532,11 +551,14 @@ s_destroy (void **state_p)
     free (state->base_url);
     free (state->api_key);
     free (state->model);
+    free (state->models);
+    free (state->system_prompt);
     free (state);
     *state_p = NULL;
 }
 
-static const rg_backend_ops_t s_ops = {"openai", s_open, s_next, s_model, s_close, s_destroy};
+static const rg_backend_ops_t s_ops = {"openai", s_open, s_next, s_model, s_close, s_destroy,
+                                       s_usage};
 
 rg_backend_t *
 rg_openai_new (const rg_openai_options_t *options)
@@ -547,13 +569,19 @@ rg_openai_new (const rg_openai_options_t *options)
         return NULL;
     state->base_url = strdup (options->base_url ? options->base_url : "");
     state->api_key = strdup (options->api_key ? options->api_key : "");
-    state->model = strdup (options->model ? options->model : "");
+    const rg_prompt_options_t *prompt = &options->prompt;
+    state->model = strdup (prompt->model ? prompt->model : "");
+    state->models = strdup (prompt->models ? prompt->models : "");
+    state->system_prompt = strdup (prompt->system_prompt ? prompt->system_prompt : "");
+    state->prompt = (rg_prompt_options_t) {state->model, state->models, state->system_prompt,
+                                           prompt->context_tokens, prompt->max_tokens};
     state->connect_timeout_ms = options->connect_timeout_ms > 0 ? options->connect_timeout_ms
                                                                 : 10000;
     state->idle_timeout_ms = options->idle_timeout_ms > 0 ? options->idle_timeout_ms : 60000;
     state->max_retries = options->max_retries >= 0 ? options->max_retries : 3;
     void *state_p = state;
-    if (!state->base_url || !state->api_key || !state->model) {
+    if (!state->base_url || !state->api_key || !state->model || !state->models
+        || !state->system_prompt) {
         s_destroy (&state_p);
         return NULL;
     }

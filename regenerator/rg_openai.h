@@ -16,11 +16,12 @@
 #define RG_OPENAI_H_INCLUDED
 
 #include "rg_backend.h"
+#include "rg_prompt.h"
 
 typedef struct {
     const char *base_url;     //  "http://127.0.0.1:8080" (no /v1)
     const char *api_key;      //  "" for none; sent as Bearer, never logged
-    const char *model;        //  "" to use the task's model
+    rg_prompt_options_t prompt; //  model choice, system prompt, budgets (copied)
     int connect_timeout_ms;
     int idle_timeout_ms;      //  no byte for this long fails the attempt
     int max_retries;          //  before the first token
@@ -30,11 +31,17 @@ typedef struct {
 //  NULL on out-of-memory.
 rg_backend_t *rg_openai_new (const rg_openai_options_t *options);
 
+//  Token counts of a chunk's `usage` (the last chunk, with
+//  stream_options.include_usage); -1 each when the chunk has none.
+typedef struct {
+    int64_t prompt_tokens, completion_tokens;
+} rg_openai_usage_t;
+
 //  One `data:` payload of the event stream. 0 with the deltas (each NULL
-//  when absent; caller frees) and *finished (the choice has a
-//  finish_reason), RG_STREAM_END for "[DONE]", CM_EPROTO for anything else.
-//  Exposed for tests.
+//  when absent; caller frees), *finished (the choice has a
+//  finish_reason) and *usage (may be NULL), RG_STREAM_END for "[DONE]",
+//  CM_EPROTO for anything else. Exposed for tests.
 int rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
-                          char **model, bool *finished);
+                          char **model, bool *finished, rg_openai_usage_t *usage);
 
 #endif

@@ -37,6 +37,7 @@ struct rg_service {
     atomic_bool shutdown; //  running workers fail their tasks retryable
     atomic_uint_fast64_t claimed;
     atomic_uint_fast64_t completed;
+    atomic_uint_fast64_t claim_failures;
 };
 
 typedef struct {
@@ -145,6 +146,7 @@ rg_service_new (const rg_service_options_t *options, rg_backend_t **backend_p)
     atomic_init (&self->shutdown, false);
     atomic_init (&self->claimed, 0);
     atomic_init (&self->completed, 0);
+    atomic_init (&self->claim_failures, 0);
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->changed, NULL);
     self->endpoint = strdup (options->store_endpoint);
@@ -227,6 +229,12 @@ uint64_t
 rg_service_tasks_completed (const rg_service_t *self)
 {
     return atomic_load (&((rg_service_t *) self)->completed);
+}
+
+uint64_t
+rg_service_claim_failures (const rg_service_t *self)
+{
+    return atomic_load (&((rg_service_t *) self)->claim_failures);
 }
 
 static void
@@ -369,6 +377,7 @@ rg_service_run (rg_service_t *self)
             backoff = S_BACKOFF_MIN_MS;
             continue;
         }
+        atomic_fetch_add (&self->claim_failures, 1);
         //  A fresh connection needs a moment (ZMQ_IMMEDIATE refuses to queue
         //  until then): call the store down after a few failures in a row.
         if (store_state != 0 && ++failures >= 3) {

@@ -48,5 +48,7 @@ void rg_service_stop (rg_service_t *self);
 //  Counters (any thread).
 uint64_t rg_service_tasks_claimed (const rg_service_t *self);
 uint64_t rg_service_tasks_completed (const rg_service_t *self);
+//  Failed task_claim calls so far (store down or unreachable).
+uint64_t rg_service_claim_failures (const rg_service_t *self);
 
 #endif

@@ -27,16 +27,18 @@ rg_task_parse (const cm_value_t *map, rg_task_t **out)
     self->user_query = s_dup (map, "user_query");
     self->context = s_dup (map, "context");
     self->model = s_dup (map, "model");
+    self->partial = s_dup (map, "partial");
     self->temperature = cm_map_dbl (map, "temperature", RG_TASK_DEFAULT_TEMPERATURE);
     if (self->temperature < 0 || self->temperature > 2)
         self->temperature = RG_TASK_DEFAULT_TEMPERATURE;
     self->attempt = cm_map_int (map, "attempt", 0);
     self->lease_ms = cm_map_int (map, "lease_ms", RG_TASK_DEFAULT_LEASE_MS);
+    self->fence = cm_map_int (map, "fence", 0);
     if (self->lease_ms <= 0)
         self->lease_ms = RG_TASK_DEFAULT_LEASE_MS;
     bool ok = self->task_id && self->kind && self->message_id && self->session_id
               && self->original_message_id && self->user_query && self->context
-              && self->model;
+              && self->model && self->partial;
     const cm_value_t *conversation = cm_map_get (map, "conversation");
     size_t count = conversation && conversation->type == CM_T_ARR ? cm_value_len (conversation)
                                                                   : 0;
@@ -86,6 +88,7 @@ rg_task_destroy (rg_task_t **self_p)
     free (self->user_query);
     free (self->context);
     free (self->model);
+    free (self->partial);
     for (size_t i = 0; i < self->turn_count; i++) {
         free (self->turns[i].role);
         free (self->turns[i].content);

@@ -27,6 +27,9 @@ typedef struct {
     double temperature;        //  RG_TASK_DEFAULT_TEMPERATURE when none
     int64_t attempt;
     int64_t lease_ms;
+    int64_t fence;             //  the lease's fencing token, sent with every write
+    char *partial;             //  the text checkpointed by an earlier lease, "" when none:
+                               //  the answer continues it (takeover continues, not restarts)
     rg_turn_t *turns;          //  the conversation, oldest first
     size_t turn_count;
 } rg_task_t;

@@ -1,5 +1,6 @@
 #include "rg_worker.h"
 #include "cm_error.h"
+#include "cm_event.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
@@ -26,9 +27,10 @@ typedef struct {
     size_t len, cap;
     int progress;
     const char *message;
-    char *steps[8];
-    int step_count;
+    cm_value_t *steps; //  [{step, reasoning}] so far, at most S_STEPS_MAX; NULL before any
 } s_run_t;
+
+#define S_STEPS_MAX 8 //  steps a thought_process_step event repeats
 
 const char *
 rg_outcome_name (rg_outcome_t outcome)
@@ -52,7 +54,8 @@ s_request (s_run_t *run, cm_msg_t type)
     cm_envelope_t *request = cm_envelope_new (type, request_id);
     if (request
         && (cm_map_set_str (request->payload, "worker", run->options->worker_id)
-            || cm_map_set_str (request->payload, "task_id", run->task->task_id)))
+            || cm_map_set_str (request->payload, "task_id", run->task->task_id)
+            || cm_map_set_int (request->payload, "fence", run->task->fence)))
         cm_envelope_destroy (&request);
     return request;
 }
@@ -69,10 +72,12 @@ s_send (s_run_t *run, cm_envelope_t **request_p)
     int rc = run->call (run->ctx, request, &reply);
     cm_envelope_destroy (&reply);
     rg_throttle_sent (&run->throttle, cm_mono_ms ());
-    if (rc == CM_ECANCELLED || rc == CM_ELEASE) {
+    if (rc == CM_ECANCELLED || rc == CM_ELEASE || rc == CM_ESTALE) {
         run->lost = true;
         cm_info ("task %s: %s, stopping", run->task->task_id,
-                 rc == CM_ECANCELLED ? "cancelled" : "lease lost");
+                 rc == CM_ECANCELLED ? "cancelled"
+                 : rc == CM_ESTALE   ? "taken over (stale fencing token)"
+                                     : "lease lost");
     }
     else if (rc)
         cm_warning ("task %s: %s not accepted: %s", run->task->task_id,
@@ -162,39 +167,44 @@ s_progress (s_run_t *run, int progress, const char *message)
     return rc;
 }
 
-//  thought_process_* events, with the camelCase data of docs/api.md.
+//  thought_process_* events, with the camelCase data of docs/api.md; a
+//  step's `steps` has the shape the store keeps and the API shows.
 static int
 s_thought (s_run_t *run, const rg_chunk_t *chunk)
 {
     cm_value_t *data = cm_map_new ();
-    const char *event = NULL;
+    cm_event_t event;
     int rc = data ? 0 : CM_ENOMEM;
     if (chunk->kind == RG_CHUNK_THINK_START) {
-        event = "thought_process_start";
+        event = CM_EVENT_THOUGHT_PROCESS_START;
         rc = rc ? rc : cm_map_set_str (data, "thinkingAbout", chunk->text);
     }
     else if (chunk->kind == RG_CHUNK_THINK_STEP) {
-        event = "thought_process_step";
-        if (run->step_count < (int) (sizeof run->steps / sizeof run->steps[0])) {
-            run->steps[run->step_count] = strdup (chunk->text);
-            if (run->steps[run->step_count])
-                run->step_count++;
+        event = CM_EVENT_THOUGHT_PROCESS_STEP;
+        if (!run->steps)
+            run->steps = cm_arr_new ();
+        if (run->steps && cm_value_len (run->steps) < S_STEPS_MAX) {
+            cm_value_t *step = cm_map_new ();
+            if (step
+                && (cm_map_set_int (step, "step", chunk->step)
+                    || cm_map_set_str (step, "reasoning", chunk->text)))
+                cm_value_destroy (&step);
+            if (step)
+                cm_arr_push (run->steps, step);
         }
-        cm_value_t *steps = cm_arr_new ();
-        for (int i = 0; steps && i < run->step_count; i++)
-            cm_arr_push (steps, cm_str_new (run->steps[i]));
+        cm_value_t *steps = run->steps ? cm_value_dup (run->steps) : NULL;
         rc = rc ? rc : cm_map_set_int (data, "step", chunk->step);
         rc = rc ? rc : cm_map_set_str (data, "reasoning", chunk->text);
         rc = rc ? rc : cm_map_set (data, "steps", steps ? steps : cm_nil_new ());
     }
     else {
-        event = "thought_process_complete";
+        event = CM_EVENT_THOUGHT_PROCESS_COMPLETE;
         rc = rc ? rc : cm_map_set_str (data, "conclusion", chunk->text);
     }
     if (chunk->total_steps > 0)
         rc = rc ? rc : cm_map_set_int (data, "totalSteps", chunk->total_steps);
     cm_envelope_t *request = rc ? NULL : s_request (run, CM_MSG_TASK_EVENT);
-    if (request && cm_map_set_str (request->payload, "event", event))
+    if (request && cm_map_set_str (request->payload, "event", cm_event_name (event)))
         cm_envelope_destroy (&request);
     if (!request) {
         cm_value_destroy (&data);
@@ -223,7 +233,12 @@ s_run (s_run_t *run, rg_backend_t *backend)
         return s_fail (run, "regenerator shutting down", true, RG_OUTCOME_SHUTDOWN);
 
     int64_t started = cm_mono_ms ();
-    rg_open_options_t open_options = {.thoughts = options->thoughts};
+    //  A takeover continues the checkpointed text: the backend writes what
+    //  follows it, and the reasoning was done (and kept) by the first lease.
+    size_t resumed = strlen (task->partial);
+    if (resumed && s_append (run, task->partial, resumed))
+        return s_fail (run, "out of memory", true, RG_OUTCOME_FAILED);
+    rg_open_options_t open_options = {.thoughts = options->thoughts && !resumed};
     rg_stream_t *stream = NULL;
     char why[256] = "";
     bool retryable = false;
@@ -271,7 +286,7 @@ s_run (s_run_t *run, rg_backend_t *backend)
             run->message = "Generating response";
             changed = true;
         }
-        else if (rc == 0 && options->thoughts) {
+        else if (rc == 0 && open_options.thoughts) {
             run->message = "Thinking";
             //  The first checkpoint goes out before the reasoning, so the
             //  reader sees at once that the generation started.
@@ -299,6 +314,11 @@ s_run (s_run_t *run, rg_backend_t *backend)
             && (cm_map_set_strn (request->payload, "content", run->text, run->len)
                 || cm_map_set_str (request->payload, "model", rg_stream_model (stream))))
             cm_envelope_destroy (&request);
+        int64_t prompt_tokens, completion_tokens;
+        if (request && rg_stream_usage (stream, &prompt_tokens, &completion_tokens)
+            && (cm_map_set_int (request->payload, "prompt_tokens", prompt_tokens)
+                || cm_map_set_int (request->payload, "completion_tokens", completion_tokens)))
+            cm_envelope_destroy (&request);
         if (run->lost)
             outcome = RG_OUTCOME_LOST;
         else if (s_send_end (run, &request, task->lease_ms))
@@ -319,7 +339,6 @@ rg_worker_run (const rg_worker_options_t *options, rg_backend_t *backend,
                       cm_mono_ms ());
     rg_outcome_t outcome = s_run (&run, backend);
     free (run.text);
-    for (int i = 0; i < run.step_count; i++)
-        free (run.steps[i]);
+    cm_value_destroy (&run.steps);
     return outcome;
 }

@@ -6,10 +6,16 @@
                       goes out at once; with thoughts off, with the first token)
       task_event thought_process_start / _step* / _complete   (if enabled)
       task_progress*  (throttled; renews the lease)
-      task_progress 100, then task_complete {content, model}
-    or task_fail {error, retryable}. When the store answers CM_ECANCELLED or
-    CM_ELEASE the task is no longer ours: the worker stops at once and sends
-    nothing more for it.                                                    */
+      task_progress 100, then task_complete {content, model, prompt_tokens?,
+                      completion_tokens?} (the counts when the backend has them)
+    or task_fail {error, retryable}. A task with checkpointed text
+    (task->partial: an earlier lease was lost) continues it: the text
+    starts as the partial, the backend writes what follows (no thoughts:
+    the first lease had them), and every partial and the content sent
+    extend it, so readers never see the text rewind. Every request carries the claim's
+    fencing token (fence). When the store answers CM_ECANCELLED, CM_ELEASE
+    or CM_ESTALE the task is no longer ours: the worker stops at once and
+    sends nothing more for it.                                                  */
 #ifndef RG_WORKER_H_INCLUDED
 #define RG_WORKER_H_INCLUDED
 

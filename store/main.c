@@ -1,6 +1,9 @@
 /*  chatmesh-store: the only process that opens LMDB. main only wires:
-    config -> server -> run -> destroy (or a hot backup with --backup).  */
+    config -> server -> run -> destroy (or a hot backup with --backup, or
+    a checksum scan with --verify, or the audit chain's with --verify-audit).                                        */
+#include "st_chain.h"
 #include "st_server.h"
+#include "st_verify.h"
 
 #include "cm_service.h"
 #include "cm_error.h"
@@ -13,10 +16,8 @@
 
 static const cm_cfg_spec_t s_specs[] = {
     CM_CFG_COMMON,
-    {"CHATMESH_STORE_ENDPOINT", "--store-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7101", 1, 512,
-     "ROUTER endpoint the store binds for requests"},
-    {"CHATMESH_EVENTS_IN_ENDPOINT", "--events-in-endpoint", CM_CFG_STR, "tcp://127.0.0.1:7102", 1,
-     512, "broadcaster PULL endpoint the store's event PUSH connects to"},
+    CM_CFG_STORE_ENDPOINT,
+    CM_CFG_EVENTS_IN_ENDPOINT,
     {"CHATMESH_DATA_DIR", "--data-dir", CM_CFG_STR, "./data", 1, 4096, "data directory"},
     {"CHATMESH_STORE_DIR", "--store-dir", CM_CFG_STR, "", 0, 4096,
      "LMDB directory (default: $CHATMESH_DATA_DIR/store)"},
@@ -27,6 +28,8 @@ static const cm_cfg_spec_t s_specs[] = {
      "commits or, per LMDB, corrupt the database)"},
     {"CHATMESH_STORE_READERS", "--store-readers", CM_CFG_INT, "2", 1, 16,
      "reader threads for read requests"},
+    {"CHATMESH_STORE_EVENTS_KEEP", "--store-events-keep", CM_CFG_INT, "256", 1, 65536,
+     "events kept per session for Last-Event-ID replays older than the broadcasters' history"},
     {"CHATMESH_TASK_LEASE_MS", "--task-lease-ms", CM_CFG_INT, "10000", 100, 3600000,
      "lease of a claimed task; renewed by every progress checkpoint"},
     {"CHATMESH_TASK_MAX_ATTEMPTS", "--task-max-attempts", CM_CFG_INT, "3", 1, 100,
@@ -35,8 +38,19 @@ static const cm_cfg_spec_t s_specs[] = {
      "seconds between cleanups (expired leases, old tasks and audit entries); 0 = never"},
     {"CHATMESH_RETENTION_SECONDS", "--retention-seconds", CM_CFG_INT, "604800", 60, 3153600000,
      "age after which finished tasks and audit entries are dropped"},
+    {"CHATMESH_UNDO_SECONDS", "--undo-seconds", CM_CFG_INT, "30", 1, 86400,
+     "how long a deleted message or session can be restored; the first cleanup after that "
+     "purges it"},
     {"CHATMESH_STORE_BACKUP", "--backup", CM_CFG_STR, "", 0, 4096,
-     "write a consistent compacted copy of the live store into this directory and exit"},
+     "write a consistent compacted copy of the live store into this directory (verified "
+     "record by record; fails, leaving no data.mdb, if any record is damaged) and exit"},
+    {"CHATMESH_STORE_VERIFY", "--verify", CM_CFG_STR, "", 0, 4096,
+     "check every record of the store in this directory against its checksum, read-only; "
+     "print each damaged one and a summary; exit 1 if anything is damaged, else 0"},
+    {"CHATMESH_STORE_VERIFY_AUDIT", "--verify-audit", CM_CFG_STR, "", 0, 4096,
+     "walk the hash chain of the audit log of the store in this directory, read-only; print "
+     "the first broken link (a changed, removed or added entry) or that it is sound; exit 1 "
+     "if broken, 2 if the store cannot be read, else 0"},
 };
 
 static int
@@ -67,6 +81,22 @@ main (int argc, char **argv)
     else
         snprintf (dir, sizeof dir, "%s/store", data_dir);
 
+    const char *verify = cm_config_str (config, "CHATMESH_STORE_VERIFY");
+    if (*verify) {
+        st_verify_counts_t counts = {0};
+        rc = st_verify_path (verify, false, stdout, &counts);
+        cm_curve_destroy (&curve);
+        cm_config_destroy (&config);
+        return rc ? 1 : 0;
+    }
+    const char *verify_audit = cm_config_str (config, "CHATMESH_STORE_VERIFY_AUDIT");
+    if (*verify_audit) {
+        st_chain_report_t report;
+        rc = st_chain_verify_path (verify_audit, stdout, &report);
+        cm_curve_destroy (&curve);
+        cm_config_destroy (&config);
+        return rc == 0 ? 0 : rc == CM_ECORRUPT ? 1 : 2;
+    }
     const char *backup = cm_config_str (config, "CHATMESH_STORE_BACKUP");
     if (*backup) {
         rc = st_db_backup (dir, backup);
@@ -94,6 +124,8 @@ main (int argc, char **argv)
         .ops = {.lease_ms = cm_config_int (config, "CHATMESH_TASK_LEASE_MS"),
                 .max_attempts = (int) cm_config_int (config, "CHATMESH_TASK_MAX_ATTEMPTS"),
                 .retention_ms = cm_config_int (config, "CHATMESH_RETENTION_SECONDS") * 1000,
+                .events_keep = (size_t) cm_config_int (config, "CHATMESH_STORE_EVENTS_KEEP"),
+                .undo_ms = cm_config_int (config, "CHATMESH_UNDO_SECONDS") * 1000,
                 .worker_live_ms = 30000},
     };
     st_server_t *server = st_server_new (&server_config);

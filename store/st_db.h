@@ -18,7 +18,14 @@
       audit          ms(8 BE) seq(8 BE) log_id           -> audit map
       analytics      session_id                          -> counters map
       rate           bucket key ("a:<user>")             -> rate record (below)
-      votes          messages key                        -> vote counts (below)
+      votes          messages key [+ be32 version >= 2]  -> vote counts (below)
+      versions       messages key                        -> version head (st_versions.h)
+                     messages key + be32(n)              -> version n's map
+      idem           user \0 idempotency key             -> first reply (st_idem.h)
+      audit_chain    "head"                              -> chain head (st_chain.h)
+      counters       kind day(4 BE) name \0 counter      -> count (u64 BE, st_analytics.h)
+      events         session_id \0 seq(8 BE)             -> event envelope (st_events.h)
+      event_heads    session_id | "#epoch"               -> last seq | epoch (u64 BE)
 
     Hot counters are fixed-size binary records, not msgpack, so a vote or a
     rate-limited request never decodes or re-encodes a map (and a vote
@@ -30,9 +37,15 @@
              mistaken for an older msgpack bucket, which is still read),
              window_start, count, window_ms (i64 BE each).
 
+    Every value sits in a checksum envelope (st_record.h): the functions
+    below add it on write and check and strip it on read, so callers see
+    the layouts above and never a damaged value.
+
     Errors: 0, CM_ENOTFOUND (no such key), CM_EFULL (MDB_MAP_FULL: the map
-    must grow, see st_db_grow), CM_EDB (any other LMDB failure, logged),
-    CM_EPROTO (a stored record that does not decode).                      */
+    must grow, see st_db_grow), CM_ECORRUPT (a stored value whose checksum
+    does not match, or a map record that does not decode; logged with the
+    db and the key), CM_ENOSPC (a commit refused because the disk is full,
+    see st_db_commit), CM_EDB (any other LMDB failure, logged).            */
 #ifndef ST_DB_H_INCLUDED
 #define ST_DB_H_INCLUDED
 
@@ -57,6 +70,13 @@ typedef enum {
     ST_DBI_ANALYTICS,
     ST_DBI_RATE,
     ST_DBI_VOTES,
+    ST_DBI_VERSIONS,
+    ST_DBI_IDEM,
+    ST_DBI_AUDIT_CHAIN,
+    ST_DBI_COUNTERS,
+    ST_DBI_EVENTS,
+    ST_DBI_EVENT_HEADS,
+    ST_DBI_TRASH,
     ST_DBI_COUNT
 } st_dbi_t;
 
@@ -73,8 +93,18 @@ void st_db_destroy (st_db_t **self_p);
 //  Write transaction, optionally nested in parent (one per request inside
 //  the batch). Only the writer thread calls these.
 int st_db_write_begin (st_db_t *self, MDB_txn *parent, MDB_txn **txn);
-//  Commit; 0, CM_EFULL or CM_EDB. The txn is gone in every case.
+//  Commit; 0, CM_EFULL, CM_ENOSPC or CM_EDB. The txn is gone in every
+//  case. CM_ENOSPC: the pages could not be written (ENOSPC, EDQUOT, or
+//  LMDB's EIO for a short write while st_db_space_low holds) and nothing
+//  changed; a smaller commit may still fit, and commits work again once
+//  space is freed.
 int st_db_commit (MDB_txn *txn);
+
+//  True when the filesystem holding dir has less than
+//  ST_DB_SPACE_LOW_BYTES or 1 % of its size free for us; *free_bytes (when
+//  not NULL) gets what is free. False when statvfs fails.
+#define ST_DB_SPACE_LOW_BYTES (1u << 20)
+bool st_db_space_low (const char *dir, uint64_t *free_bytes);
 void st_db_abort (MDB_txn *txn);
 
 //  Read-only transaction for reader threads; st_db_read_end releases it.
@@ -83,11 +113,28 @@ int st_db_read_begin (st_db_t *self, MDB_txn **txn);
 void st_db_read_end (st_db_t *self, MDB_txn *txn);
 
 //  Doubles the map. Call only from the writer with no write txn open; it
-//  waits for running readers to finish. 0 or CM_EDB.
+//  waits for running readers to finish. 0 or CM_EDB (logged): the address
+//  space has no room for the bigger map, and the environment keeps its
+//  old one (writes that need more room fail, reads go on). Should LMDB
+//  itself fail to map after the check, the environment is left alone for
+//  good: every st_db_*_begin answers CM_EDB until the store restarts.
 int st_db_grow (st_db_t *self);
+//  What the caller of a write refused for want of room reads: for
+//  CM_ENOSPC (the disk is full) and CM_EFULL (the map is full and
+//  st_db_grow refused to grow it: no retry stores the change until the
+//  operator acts, so it is answered as CM_ENOSPC too, 507 at the
+//  gateway), a sentence saying which; NULL for any other code.
+const char *st_db_no_room (int rc);
 size_t st_db_map_size (st_db_t *self);
+//  The environment's directory (valid while self lives).
+const char *st_db_dir (st_db_t *self);
 
 MDB_dbi st_db_dbi (st_db_t *self, st_dbi_t which);
+//  "messages", ...: the db's LMDB name (static).
+const char *st_db_name (st_dbi_t which);
+
+//  Longest key text in a log line (st_record_key_text), with its NUL.
+#define ST_DB_KEY_TEXT_MAX 200
 
 //  How many puts and deletes were attempted so far through this st_db (in
 //  any txn; only the writer thread writes). A request whose count did not
@@ -106,6 +153,11 @@ int st_db_get_raw (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key,
                    size_t key_len, const void **data, size_t *size);
 int st_db_put_raw (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key,
                    size_t key_len, const void *data, size_t size);
+//  mdb_cursor_get on a cursor of db which, with the value checked and
+//  stripped like st_db_get_raw's: 0, CM_ENOTFOUND at the end, CM_ECORRUPT
+//  or CM_EDB. *data is valid until the txn ends or the cursor moves.
+int st_db_cursor_get (MDB_cursor *cursor, st_dbi_t which, MDB_val *key,
+                      MDB_val *data, MDB_cursor_op op);
 //  0 or CM_ENOTFOUND.
 int st_db_del (st_db_t *self, MDB_txn *txn, st_dbi_t which, const void *key, size_t key_len);
 
@@ -119,7 +171,11 @@ uint64_t st_db_be64_get (const unsigned char *in);
 //  Consistent compacted copy of the live environment in src_dir into
 //  dst_dir (created if missing, must hold no data.mdb). Safe while the
 //  store runs: it opens the environment read-only and copies inside one
-//  read transaction. 0 or CM_EDB/CM_EIO with the reason logged.
+//  read transaction. The copy is written as data.mdb.partial, flushed,
+//  verified record by record (st_verify_path, damage listed on stderr),
+//  and only then renamed to data.mdb; on any failure the partial file is
+//  removed. 0, CM_ECORRUPT (a damaged record), or CM_EDB/CM_EIO, with
+//  the reason logged.
 int st_db_backup (const char *src_dir, const char *dst_dir);
 
 #endif

@@ -19,7 +19,9 @@ typedef struct {
     int64_t lease_ms;       //  CHATMESH_TASK_LEASE_MS
     int max_attempts;       //  CHATMESH_TASK_MAX_ATTEMPTS
     int64_t retention_ms;   //  CHATMESH_RETENTION_SECONDS * 1000
+    int64_t undo_ms;        //  CHATMESH_UNDO_SECONDS * 1000: how long a delete can be undone
     int64_t worker_live_ms; //  a regenerator seen within this is "live"
+    size_t events_keep;     //  CHATMESH_STORE_EVENTS_KEEP (0: default, st_events.h)
 } st_ops_config_t;
 
 typedef struct st_ops st_ops_t;
@@ -45,8 +47,11 @@ int st_ops_handle (st_ops_t *self, MDB_txn *txn, const cm_envelope_t *request, i
 //  failing request changes nothing and does not disturb the others;
 //  commits; on MDB_MAP_FULL grows the map and retries the batch. Sets
 //  replies[i] for every request and *events (array, caller owns) to the
-//  events of the committed requests, in order. Returns 0, or CM_EDB when
-//  the commit itself failed (replies are then all errors, events empty).
+//  events of the committed requests, in order. Returns 0, or CM_ENOSPC
+//  when the commit found the disk full (counted, and reported by ping
+//  until the disk has room again: writes_refused_since), or
+//  CM_EDB when the commit failed otherwise (replies are then all that
+//  error, events empty).
 int st_ops_write_batch (st_ops_t *self, cm_envelope_t *const *requests, size_t n,
                         int64_t now, cm_envelope_t **replies, cm_value_t **events);
 

@@ -13,6 +13,7 @@
 #define S_BATCH_MAX 256          //  requests per write txn (bounds dirty pages)
 #define S_MAX_WAIT_MS 120000     //  longest task_claim long-poll honoured
 #define S_EVENTS_HWM 100000      //  events queued while the broadcaster is away
+#define S_BROADCASTERS_MAX 8     //  endpoints in CHATMESH_EVENTS_IN_ENDPOINT
 #define S_DRAIN_MAX 512          //  messages main takes from one socket per wake-up
 
 //  A reusable encoding buffer (cm_envelope_encode_into), one per thread.
@@ -34,9 +35,10 @@ struct st_server {
     st_db_t *db;
     st_ops_t *ops;
     zsock_t *router;
-    zsock_t *events;           //  PUSH to the broadcaster (main sends on it)
-    char event_id_prefix[32];  //  "<pid>.e": events' request ids, minted
-    uint64_t event_count;      //  without a syscall per event
+    //  One PUSH per broadcaster (main sends on them): every broadcaster
+    //  gets every event.
+    zsock_t *events[S_BROADCASTERS_MAX];
+    int event_sockets;
     zactor_t *writer;
     zactor_t *readers[S_MAX_READERS];
     int reader_count;
@@ -499,6 +501,39 @@ s_writer_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Main thread
 
+//  One PUSH per endpoint of the comma list config->events_endpoint. -1
+//  (logged) for an empty list, too many endpoints or out of memory; an
+//  endpoint that does not connect is logged and kept (zmq retries).
+static int
+s_connect_broadcasters (st_server_t *self, const st_server_config_t *config)
+{
+    const char *list = config->events_endpoint ? config->events_endpoint : "";
+    while (*list) {
+        size_t len = strcspn (list, ",");
+        if (len > 0) {
+            if (self->event_sockets == S_BROADCASTERS_MAX) {
+                cm_error ("more than %d broadcaster endpoints", S_BROADCASTERS_MAX);
+                return -1;
+            }
+            zsock_t *push = zsock_new (ZMQ_PUSH);
+            if (!push)
+                return -1;
+            self->events[self->event_sockets++] = push;
+            zsock_set_sndhwm (push, S_EVENTS_HWM);
+            zsock_set_linger (push, 2000);
+            cm_curve_client (config->curve, push, "broadcaster");
+            if (zsock_connect (push, "%.*s", (int) len, list))
+                cm_error ("cannot connect events to %.*s", (int) len, list);
+        }
+        list += len + (list[len] == ',');
+    }
+    if (self->event_sockets == 0) {
+        cm_error ("no broadcaster endpoint in \"%s\"", config->events_endpoint);
+        return -1;
+    }
+    return 0;
+}
+
 st_server_t *
 st_server_new (const st_server_config_t *config)
 {
@@ -512,17 +547,10 @@ st_server_new (const st_server_config_t *config)
     }
     self->ops = st_ops_new (self->db, &config->ops);
     self->router = zsock_new (ZMQ_ROUTER);
-    self->events = zsock_new (ZMQ_PUSH);
-    if (!self->ops || !self->router || !self->events) {
+    if (!self->ops || !self->router || s_connect_broadcasters (self, config)) {
         st_server_destroy (&self);
         return NULL;
     }
-    snprintf (self->event_id_prefix, sizeof self->event_id_prefix, "%d.e", (int) getpid ());
-    zsock_set_sndhwm (self->events, S_EVENTS_HWM);
-    zsock_set_linger (self->events, 2000);
-    cm_curve_client (config->curve, self->events, "broadcaster");
-    if (zsock_connect (self->events, "%s", config->events_endpoint))
-        cm_error ("cannot connect events to %s", config->events_endpoint);
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 0);
@@ -634,27 +662,32 @@ static void
 s_publish (st_server_t *self, cm_value_t **events_p)
 {
     cm_value_t *events = *events_p;
-    void *handle = zsock_resolve (self->events);
     for (size_t i = 0; events && i < cm_value_len (events); i++) {
         cm_value_t *event = (cm_value_t *) cm_arr_at (events, i);
         cm_value_t *session = cm_map_take (event, "session_id");
         const char *session_id = session && session->type == CM_T_STR ? session->u.s.ptr : "";
         cm_envelope_t envelope = {.type = CM_MSG_EVENT, .payload = event};
-        snprintf (envelope.request_id, sizeof envelope.request_id, "%s%llu",
-                  self->event_id_prefix, (unsigned long long) ++self->event_count);
+        //  The request id is the event's id (st_events.h), as logged.
+        snprintf (envelope.request_id, sizeof envelope.request_id, "%s",
+                  cm_map_str_or (event, "id", ""));
         size_t size;
         if (cm_envelope_encode_into (&envelope, &self->buffer.data, &self->buffer.capacity, &size)
             == 0) {
             //  Never block main on a slow or absent broadcaster; its PUSH
             //  queue (S_EVENTS_HWM) covers restarts. Past that, gateways
-            //  resync from the store, which is the truth. Both parts go or
-            //  neither: the HWM is checked on the first part only.
-            bool sent = zmq_send (handle, session_id, strlen (session_id),
-                                  ZMQ_DONTWAIT | ZMQ_SNDMORE)
-                            >= 0
-                        && zmq_send (handle, self->buffer.data, size, ZMQ_DONTWAIT) >= 0;
-            if (!sent)
-                cm_warning ("event dropped: broadcaster queue full (session=%s)", session_id);
+            //  fill the gap from the other broadcaster or the store's event
+            //  log. Both parts go or neither: the HWM is checked on the
+            //  first part only.
+            for (int b = 0; b < self->event_sockets; b++) {
+                void *handle = zsock_resolve (self->events[b]);
+                bool sent = zmq_send (handle, session_id, strlen (session_id),
+                                      ZMQ_DONTWAIT | ZMQ_SNDMORE)
+                                >= 0
+                            && zmq_send (handle, self->buffer.data, size, ZMQ_DONTWAIT) >= 0;
+                if (!sent)
+                    cm_warning ("event dropped: broadcaster %d queue full (session=%s)", b + 1,
+                                session_id);
+            }
         }
         cm_value_destroy (&session);
     }
@@ -773,7 +806,8 @@ st_server_destroy (st_server_t **self_p)
     zactor_destroy (&self->writer);
     for (int i = 0; i < self->reader_count; i++)
         zactor_destroy (&self->readers[i]);
-    zsock_destroy (&self->events);
+    for (int i = 0; i < self->event_sockets; i++)
+        zsock_destroy (&self->events[i]);
     st_ops_destroy (&self->ops);
     st_db_destroy (&self->db);
     free (self->buffer.data);

@@ -4,8 +4,9 @@
     them). Write requests go to ONE writer thread: it takes every write
     waiting, applies them in one LMDB transaction (st_ops_write_batch),
     commits, THEN hands main the batch's replies and events in one message;
-    main sends the replies, THEN pushes the events to the broadcaster as
-    [session_id, event envelope], while the writer goes on to the next
+    main sends the replies, THEN pushes the events to every broadcaster as
+    [session_id, event envelope] (each event numbered in its commit,
+    st_events.h), while the writer goes on to the next
     batch. Nothing is replied or published before its commit. Reads run on
     CHATMESH_STORE_READERS reader threads in read-only txns, which send
     their encoded replies to main over their actor pipes.
@@ -25,7 +26,8 @@
 
 typedef struct {
     const char *endpoint;        //  ROUTER bind (CHATMESH_STORE_ENDPOINT)
-    const char *events_endpoint; //  PUSH connect (CHATMESH_EVENTS_IN_ENDPOINT)
+    const char *events_endpoint; //  PUSH connect, comma list: one PUSH per
+                                 //  broadcaster (CHATMESH_EVENTS_IN_ENDPOINT)
     const char *dir;             //  LMDB directory (must exist)
     size_t map_bytes;
     bool sync;

@@ -1,4 +1,4 @@
-/*  test_bc_history: per-session ids, bounded history, replay, pruning.  */
+/*  test_bc_history: the store's ids kept, bounded history, replay, pruning.  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,43 +32,103 @@ s_collect (const bc_event_t *event, void *arg)
     return 0;
 }
 
+//  The store's side: each session's last seq (st_events.h numbers them).
+static struct {
+    char session[32];
+    uint64_t last;
+} s_store[16];
+
 static bc_history_t *
 s_history (size_t max_events, int64_t max_age_ms, size_t max_sessions)
 {
+    memset (s_store, 0, sizeof s_store);
     bc_history_limits_t limits = {max_events, max_age_ms, max_sessions};
-    bc_history_t *history = bc_history_new (EPOCH, &limits);
+    bc_history_t *history = bc_history_new (&limits);
     assert_non_null (history);
     return history;
 }
 
-static void
-s_append (bc_history_t *history, const char *session, const char *body, int64_t now,
-          cm_event_id_t *id)
+//  The session's next id, as the store would mint it.
+static cm_event_id_t
+s_next (const char *session)
 {
-    assert_int_equal (bc_history_append (history, session, body, strlen (body), now, id), 0);
+    size_t i = 0;
+    while (s_store[i].session[0] && strcmp (s_store[i].session, session))
+        i++;
+    assert_true (i < 16);
+    snprintf (s_store[i].session, sizeof s_store[i].session, "%s", session);
+    return (cm_event_id_t) {EPOCH, ++s_store[i].last};
 }
 
-//  Usage example: append, then replay after an id.
 static void
-test_ids_increase_per_session_with_epoch (void **state)
+s_append (bc_history_t *history, const char *session, const char *body, int64_t now,
+          cm_event_id_t *id_out)
+{
+    cm_event_id_t id = s_next (session);
+    assert_int_equal (bc_history_append (history, session, id, body, strlen (body), now), 0);
+    if (id_out)
+        *id_out = id;
+}
+
+//  Usage example: append the store's ids, replay them as they came.
+static void
+test_keeps_the_store_ids (void **state)
 {
     (void) state;
     bc_history_t *history = s_history (500, 300000, 100);
-    cm_event_id_t id;
-    for (uint64_t seq = 1; seq <= 5; seq++) {
-        s_append (history, "s_1", "a", 1000, &id);
-        assert_int_equal (id.epoch, EPOCH);
-        assert_int_equal (id.seq, seq);
-    }
-    //  Another session counts on its own.
-    s_append (history, "other-session", "b", 1000, &id);
-    assert_int_equal (id.seq, 1);
-    s_append (history, "s_1", "c", 1000, &id);
-    assert_int_equal (id.seq, 6);
+    for (int i = 0; i < 5; i++)
+        s_append (history, "s_1", "a", 1000, NULL);
+    s_append (history, "other-session", "b", 1000, NULL);
     assert_int_equal (bc_history_sessions (history), 2);
-    assert_int_equal (bc_history_epoch (history), EPOCH);
+    s_seen_t seen = {0};
+    bool complete = false;
+    bc_history_replay (history, "s_1", NULL, 1000, &complete, s_collect, &seen);
+    assert_true (complete);
+    assert_int_equal (seen.count, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal (seen.ids[i].epoch, EPOCH);
+        assert_int_equal (seen.ids[i].seq, i + 1);
+    }
     bc_history_destroy (&history);
     assert_null (history);
+}
+
+//  A duplicate is refused and changes nothing; a gap or another epoch
+//  starts the session's range again, so a replay never spans a hole.
+static void
+test_duplicates_gaps_and_epochs (void **state)
+{
+    (void) state;
+    bc_history_t *history = s_history (500, 300000, 100);
+    for (int i = 0; i < 3; i++)
+        s_append (history, "s", "x", 0, NULL);
+    assert_int_equal (bc_history_append (history, "s", (cm_event_id_t) {EPOCH, 3}, "d", 1, 0),
+                      BC_HISTORY_DUPLICATE);
+    assert_int_equal (bc_history_append (history, "s", (cm_event_id_t) {EPOCH, 1}, "d", 1, 0),
+                      BC_HISTORY_DUPLICATE);
+    assert_int_equal (bc_history_append (history, "s", (cm_event_id_t) {EPOCH, 0}, "d", 1, 0),
+                      CM_EINVAL);
+    assert_int_equal (bc_history_session_events (history, "s"), 3);
+    //  4 never came: 5 starts the range again.
+    assert_int_equal (bc_history_append (history, "s", (cm_event_id_t) {EPOCH, 5}, "g", 1, 0), 0);
+    assert_int_equal (bc_history_session_events (history, "s"), 1);
+    s_seen_t seen = {0};
+    bool complete = true;
+    cm_event_id_t after = {EPOCH, 3};
+    bc_history_replay (history, "s", &after, 0, &complete, s_collect, &seen);
+    assert_false (complete); //  4 is not here
+    assert_int_equal (seen.count, 1);
+    after.seq = 4;
+    bc_history_replay (history, "s", &after, 0, &complete, s_collect, &seen);
+    assert_true (complete);
+    //  A new store (another epoch) restarts the range too, even lower.
+    assert_int_equal (
+        bc_history_append (history, "s", (cm_event_id_t) {EPOCH + 1, 1}, "n", 1, 0), 0);
+    assert_int_equal (bc_history_session_events (history, "s"), 1);
+    after = (cm_event_id_t) {EPOCH, 5};
+    bc_history_replay (history, "s", &after, 0, &complete, s_collect, &seen);
+    assert_false (complete);
+    bc_history_destroy (&history);
 }
 
 static void
@@ -76,9 +136,9 @@ test_invalid_session_rejected (void **state)
 {
     (void) state;
     bc_history_t *history = s_history (500, 300000, 100);
-    cm_event_id_t id;
-    assert_int_equal (bc_history_append (history, "bad id", "x", 1, 0, &id), CM_EINVAL);
-    assert_int_equal (bc_history_append (history, "", "x", 1, 0, &id), CM_EINVAL);
+    cm_event_id_t id = {EPOCH, 1};
+    assert_int_equal (bc_history_append (history, "bad id", id, "x", 1, 0), CM_EINVAL);
+    assert_int_equal (bc_history_append (history, "", id, "x", 1, 0), CM_EINVAL);
     assert_int_equal (bc_history_sessions (history), 0);
     bc_history_destroy (&history);
 }
@@ -230,7 +290,7 @@ test_prune_idle_sessions_and_ids_keep_increasing (void **state)
     assert_int_equal (bc_history_sessions (history), 1);
     assert_int_equal (bc_history_session_events (history, "idle"), 0);
     assert_int_equal (bc_history_session_events (history, "busy"), 1);
-    //  The idle session comes back: its ids continue above the ones it had.
+    //  The idle session comes back with the store's next id.
     s_append (history, "idle", "x", 1600, &id);
     assert_int_equal (id.seq, 3);
     //  Nothing was issued between 2 and 3, so that replay is complete.
@@ -246,30 +306,6 @@ test_prune_idle_sessions_and_ids_keep_increasing (void **state)
     assert_false (complete);
     assert_int_equal (bc_history_prune (history, 10000), 2);
     assert_int_equal (bc_history_sessions (history), 0);
-    bc_history_destroy (&history);
-}
-
-static void
-test_returning_session_starts_above_every_dropped_seq (void **state)
-{
-    (void) state;
-    bc_history_t *history = s_history (500, 1000, 100);
-    cm_event_id_t id;
-    s_append (history, "short", "x", 0, NULL);
-    for (int i = 0; i < 5; i++)
-        s_append (history, "long", "x", 0, NULL);
-    assert_int_equal (bc_history_prune (history, 2000), 2);
-    s_append (history, "short", "x", 2000, &id);
-    assert_int_equal (id.seq, 6);
-    //  Seqs 2..5 were never this session's, but we cannot know that: a
-    //  replay after 1 is reported incomplete (the gateway resyncs).
-    s_seen_t seen = {0};
-    bool complete = true;
-    cm_event_id_t after = {EPOCH, 1};
-    bc_history_replay (history, "short", &after, 2000, &complete, s_collect, &seen);
-    assert_false (complete);
-    assert_int_equal (seen.count, 1);
-    assert_int_equal (seen.ids[0].seq, 6);
     bc_history_destroy (&history);
 }
 
@@ -302,18 +338,19 @@ test_bad_limits (void **state)
 {
     (void) state;
     bc_history_limits_t limits = {0, 1000, 10};
-    assert_null (bc_history_new (EPOCH, &limits));
+    assert_null (bc_history_new (&limits));
     limits = (bc_history_limits_t) {10, 0, 10};
-    assert_null (bc_history_new (EPOCH, &limits));
+    assert_null (bc_history_new (&limits));
     limits = (bc_history_limits_t) {10, 10, 0};
-    assert_null (bc_history_new (EPOCH, &limits));
+    assert_null (bc_history_new (&limits));
 }
 
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_ids_increase_per_session_with_epoch),
+        cmocka_unit_test (test_keeps_the_store_ids),
+        cmocka_unit_test (test_duplicates_gaps_and_epochs),
         cmocka_unit_test (test_invalid_session_rejected),
         cmocka_unit_test (test_replay_after_returns_exactly_later_events),
         cmocka_unit_test (test_count_bound_makes_replay_incomplete),
@@ -321,7 +358,6 @@ main (void)
         cmocka_unit_test (test_other_epoch_is_incomplete),
         cmocka_unit_test (test_session_cap_drops_least_recently_active),
         cmocka_unit_test (test_prune_idle_sessions_and_ids_keep_increasing),
-        cmocka_unit_test (test_returning_session_starts_above_every_dropped_seq),
         cmocka_unit_test (test_ring_grows_and_wraps),
         cmocka_unit_test (test_bad_limits),
     };

@@ -14,14 +14,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EPOCH 1700000000123ULL
+#define EPOCH 1700000000123ULL        //  the broadcaster's start (ping)
+#define STORE_EPOCH 1764000000999ULL  //  the store's, in every event id
 
+//  An event as the store pushes it, with its id STORE_EPOCH-seq (seq 0: none).
 static void
-s_event_body (const char *session, const char *event, char **body, size_t *size)
+s_event_body (const char *session, const char *event, uint64_t seq, char **body, size_t *size)
 {
     cm_envelope_t *envelope = cm_envelope_new (CM_MSG_EVENT, "");
     assert_non_null (envelope);
     cm_map_set_str (envelope->payload, "event", event);
+    if (seq) {
+        char id[BC_EVENT_ID_SIZE];
+        cm_event_id_format (id, sizeof id, (cm_event_id_t) {STORE_EPOCH, seq});
+        cm_map_set_str (envelope->payload, "id", id);
+    }
     cm_value_t *data = cm_map_new ();
     cm_map_set_str (data, "sessionId", session);
     cm_map_set_str (data, "timestamp", "2026-11-25T10:00:00.123Z");
@@ -42,12 +49,15 @@ s_request (cm_msg_t type, const char *session, const char *after, char **body, s
     cm_envelope_destroy (&envelope);
 }
 
+//  The store's last seq (one count for all sessions: a session's ids rise).
+static uint64_t s_seq;
+
 static int
 s_ingest (bc_server_t *server, const char *session, const char *event, char *id)
 {
     char *body;
     size_t size;
-    s_event_body (session, event, &body, &size);
+    s_event_body (session, event, ++s_seq, &body, &size);
     int rc = bc_server_ingest (server, session, strlen (session), body, size, 0, id,
                                BC_EVENT_ID_SIZE);
     free (body);
@@ -57,6 +67,7 @@ s_ingest (bc_server_t *server, const char *session, const char *event, char *id)
 static bc_server_t *
 s_server (void)
 {
+    s_seq = 0;
     bc_history_limits_t limits = {3, 300000, 100};
     bc_server_t *server = bc_server_new (EPOCH, &limits);
     assert_non_null (server);
@@ -70,31 +81,30 @@ test_ingest_then_history (void **state)
     bc_server_t *server = s_server ();
     char id[BC_EVENT_ID_SIZE];
     assert_int_equal (s_ingest (server, "my_session", "message_edited", id), 0);
-    assert_string_equal (id, "1700000000123-1");
+    assert_string_equal (id, "1764000000999-1");
     assert_int_equal (s_ingest (server, "my_session", "message_deleted", id), 0);
-    assert_string_equal (id, "1700000000123-2");
+    assert_string_equal (id, "1764000000999-2");
 
     char *body;
     size_t size;
-    s_request (CM_MSG_HISTORY, "my_session", "1700000000123-1", &body, &size);
+    s_request (CM_MSG_HISTORY, "my_session", "1764000000999-1", &body, &size);
     cm_envelope_t *reply = NULL;
     assert_int_equal (bc_server_handle (server, body, size, 0, &reply), 0);
     free (body);
     assert_int_equal (reply->type, CM_MSG_OK);
     assert_string_equal (reply->request_id, "req-1");
-    assert_int_equal (cm_map_int (reply->payload, "epoch", 0), (int64_t) EPOCH);
     assert_true (cm_map_bool (reply->payload, "complete", false));
     const cm_value_t *events = cm_map_get (reply->payload, "events");
     assert_non_null (events);
     assert_int_equal (cm_value_len (events), 1);
     const cm_value_t *event = cm_arr_at (events, 0);
-    assert_string_equal (cm_map_str (event, "id"), "1700000000123-2");
+    assert_string_equal (cm_map_str (event, "id"), "1764000000999-2");
     //  The body is the envelope exactly as it came in.
     const cm_value_t *stored = cm_map_get (event, "body");
     assert_int_equal (stored->type, CM_T_BIN);
     char *expect;
     size_t expect_size;
-    s_event_body ("my_session", "message_deleted", &expect, &expect_size);
+    s_event_body ("my_session", "message_deleted", 2, &expect, &expect_size);
     assert_int_equal (stored->u.s.len, expect_size);
     assert_memory_equal (stored->u.s.ptr, expect, expect_size);
     free (expect);
@@ -111,8 +121,8 @@ test_history_incomplete_after_drop_or_other_epoch (void **state)
     char id[BC_EVENT_ID_SIZE];
     for (int i = 0; i < 5; i++)
         assert_int_equal (s_ingest (server, "s", "session_updated", id), 0);
-    const char *cases[][2] = {{"1700000000123-1", "false"},
-                              {"1700000000123-2", "true"},
+    const char *cases[][2] = {{"1764000000999-1", "false"},
+                              {"1764000000999-2", "true"},
                               {"42-4", "false"},
                               {NULL, "true"}};
     size_t counts[] = {3, 3, 3, 3};
@@ -139,7 +149,7 @@ test_bad_store_messages_are_dropped_and_counted (void **state)
     char id[BC_EVENT_ID_SIZE];
     char *body;
     size_t size;
-    s_event_body ("s", "x", &body, &size);
+    s_event_body ("s", "x", 1, &body, &size);
     //  Bad session ids.
     assert_int_equal (bc_server_ingest (server, "bad id", 6, body, size, 0, id, sizeof id),
                       CM_EPROTO);
@@ -155,8 +165,13 @@ test_bad_store_messages_are_dropped_and_counted (void **state)
     assert_int_equal (bc_server_ingest (server, "s", 1, body, size, 0, id, sizeof id),
                       CM_EPROTO);
     free (body);
+    //  An event without the store's id.
+    s_event_body ("s", "x", 0, &body, &size);
+    assert_int_equal (bc_server_ingest (server, "s", 1, body, size, 0, id, sizeof id),
+                      CM_EPROTO);
+    free (body);
     bc_server_reject (server);
-    assert_int_equal (bc_server_events_rejected (server), 6);
+    assert_int_equal (bc_server_events_rejected (server), 7);
     assert_int_equal (bc_server_events_in (server), 0);
     assert_int_equal (bc_server_sessions (server), 0);
     bc_server_destroy (&server);
@@ -182,7 +197,30 @@ test_ping_reports_metrics (void **state)
     assert_int_equal (cm_map_int (reply->payload, "sessions", -1), 2);
     assert_int_equal (cm_map_int (reply->payload, "events_in", -1), 2);
     assert_int_equal (cm_map_int (reply->payload, "events_out", -1), 1);
+    assert_int_equal (cm_map_int (reply->payload, "events_duplicate", -1), 0);
     cm_envelope_destroy (&reply);
+    bc_server_destroy (&server);
+}
+
+//  The same event twice (it cannot be, from one store; a test of the
+//  guard): the second is refused and counted, the history unchanged.
+static void
+test_duplicate_is_refused (void **state)
+{
+    (void) state;
+    bc_server_t *server = s_server ();
+    char id[BC_EVENT_ID_SIZE];
+    char *body;
+    size_t size;
+    s_event_body ("s", "x", 4, &body, &size);
+    assert_int_equal (bc_server_ingest (server, "s", 1, body, size, 0, id, sizeof id), 0);
+    assert_string_equal (id, "1764000000999-4");
+    assert_int_equal (bc_server_ingest (server, "s", 1, body, size, 0, id, sizeof id),
+                      BC_HISTORY_DUPLICATE);
+    free (body);
+    assert_int_equal (bc_server_events_in (server), 1);
+    assert_int_equal (bc_server_events_duplicate (server), 1);
+    assert_int_equal (bc_server_events_rejected (server), 0);
     bc_server_destroy (&server);
 }
 
@@ -265,15 +303,16 @@ test_service_end_to_end (void **state)
 
     //  Subscriptions propagate asynchronously: publish until one arrives
     //  (the bounded loop is the condition being awaited, not a sleep).
-    char *body;
+    char *body = NULL;
     size_t size;
-    s_event_body ("sess_1", "session_updated", &body, &size);
     //  The broadcaster also answers the subscription with a notice (an
     //  empty event id) that may come before or after the first event.
     zmsg_t *got = NULL;
     int sent = 0;
     bool noticed = false;
     for (int attempt = 0; attempt < 50 && !got; attempt++) {
+        free (body);
+        s_event_body ("sess_1", "session_updated", (uint64_t) sent + 1, &body, &size);
         zmsg_t *msg = zmsg_new ();
         zmsg_addstr (msg, "sess_1");
         zmsg_addmem (msg, body, size);
@@ -296,9 +335,13 @@ test_service_end_to_end (void **state)
     char *id = zmsg_popstr (got);
     zframe_t *envelope = zmsg_pop (got);
     assert_string_equal (topic, "sess_1");
-    assert_int_equal (strncmp (id, "1700000000123-", 14), 0);
-    assert_int_equal (zframe_size (envelope), size);
-    assert_memory_equal (zframe_data (envelope), body, size);
+    //  The store's id, and the envelope unchanged (the one sent with it).
+    assert_int_equal (strncmp (id, "1764000000999-", 14), 0);
+    cm_envelope_t *decoded = NULL;
+    assert_int_equal (cm_envelope_decode (zframe_data (envelope), zframe_size (envelope), &decoded),
+                      0);
+    assert_string_equal (cm_map_str (decoded->payload, "id"), id);
+    cm_envelope_destroy (&decoded);
     free (topic);
     zframe_destroy (&envelope);
     zmsg_destroy (&got);
@@ -349,6 +392,7 @@ main (void)
         cmocka_unit_test (test_history_incomplete_after_drop_or_other_epoch),
         cmocka_unit_test (test_bad_store_messages_are_dropped_and_counted),
         cmocka_unit_test (test_ping_reports_metrics),
+        cmocka_unit_test (test_duplicate_is_refused),
         cmocka_unit_test (test_malformed_requests_get_eproto),
         cmocka_unit_test (test_service_end_to_end),
     };

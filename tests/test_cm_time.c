@@ -100,6 +100,28 @@ test_edges_match_the_old_format (void **state)
     }
 }
 
+//  The deadline is timeout_ms after the monotonic clock's reading, with
+//  nanoseconds normalised (every millisecond of a second, so a carry into
+//  tv_sec is taken too).
+static void
+test_mono_deadline (void **state)
+{
+    (void) state;
+    for (int timeout_ms = 0; timeout_ms < 3000; timeout_ms += 7) {
+        struct timespec before, deadline, after;
+        clock_gettime (CLOCK_MONOTONIC, &before);
+        cm_mono_deadline (&deadline, timeout_ms);
+        clock_gettime (CLOCK_MONOTONIC, &after);
+        assert_true (deadline.tv_nsec >= 0 && deadline.tv_nsec < 1000000000L);
+        int64_t ns = (int64_t) deadline.tv_sec * 1000000000 + deadline.tv_nsec;
+        int64_t lo = (int64_t) before.tv_sec * 1000000000 + before.tv_nsec;
+        int64_t hi = (int64_t) after.tv_sec * 1000000000 + after.tv_nsec;
+        int64_t span = (int64_t) timeout_ms * 1000000;
+        assert_true (ns >= lo + span);
+        assert_true (ns <= hi + span);
+    }
+}
+
 int
 main (void)
 {
@@ -108,6 +130,7 @@ main (void)
         cmocka_unit_test (test_every_day_matches_gmtime),
         cmocka_unit_test (test_every_millisecond_and_random_instants),
         cmocka_unit_test (test_edges_match_the_old_format),
+        cmocka_unit_test (test_mono_deadline),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include "cm_codec.h"
 #include "cm_error.h"
 #include "cm_ids.h"
+#include "cm_msg.h"
 #include "cm_rpc.h"
 #include "gw_config.h"
 #include "gw_http.h"
@@ -20,6 +21,7 @@
 #include <czmq.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +66,24 @@ s_reply (zsock_t *router, zframe_t *identity, cm_envelope_t *request, cm_value_t
     cm_envelope_destroy (&reply);
 }
 
+//  Requests the fake store refused because they broke the message table
+//  (a type the store does not serve, or a payload off its schema): the
+//  gateway must send only what the real store would take.
+static atomic_int s_off_table;
+
 static void
 s_store_request (zsock_t *router, zframe_t *identity, cm_envelope_t *req)
 {
     const cm_value_t *p = req->payload;
+    cm_msg_access_t access = cm_msg_access (req->type);
+    char why[128] = "";
+    if ((access != CM_ACCESS_READ && access != CM_ACCESS_WRITE)
+        || cm_msg_validate (req->type, p, why, sizeof why)) {
+        fprintf (stderr, "fake store: %s off the table: %s\n", cm_msg_name (req->type), why);
+        atomic_fetch_add (&s_off_table, 1);
+        s_reply (router, identity, req, NULL, CM_EPROTO, "off the table", 0);
+        return;
+    }
     const char *user = cm_map_str_or (p, "user", "");
     cm_value_t *ok = cm_map_new ();
     switch (req->type) {
@@ -446,6 +462,7 @@ s_teardown (void **state)
     s_fixture_t *f = *state;
     gw_http_destroy (&f->http);
     zactor_destroy (&f->fake);
+    assert_int_equal (atomic_load (&s_off_table), 0);
     char command[128];
     snprintf (command, sizeof command, "rm -rf '%s'", f->dir);
     assert_int_equal (system (command), 0);
@@ -462,7 +479,7 @@ test_healthz_and_headers (void **state)
     char *r = s_req (f, "GET", "/healthz", NULL, NULL);
     assert_int_equal (s_status (r), 200);
     assert_non_null (strstr (r, "X-Content-Type-Options: nosniff"));
-    assert_non_null (strstr (r, "{\"status\":\"ok\"}"));
+    assert_non_null (strstr (r, "{\"status\":\"ok\",\"pid\":"));
     free (r);
     r = s_req (f, "GET", "/readyz", NULL, NULL);
     assert_int_equal (s_status (r), 200);
@@ -580,23 +597,19 @@ s_read_response (int fd, char *buf, size_t size)
 }
 
 static void
-test_keep_alive (void **state)
+test_one_request_per_connection (void **state)
 {
     s_fixture_t *f = *state;
-    //  Two requests on one connection; the first answer says keep-alive.
+    //  Two pipelined requests: the first is answered with Connection:
+    //  close, then the server closes; the second is never run (only the
+    //  first request of a connection passed the vestibule's check).
     int fd = s_connect (f->port);
-    const char *request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     char buf[4096];
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal (send (fd, request, strlen (request), 0), (ssize_t) strlen (request));
-        s_read_response (fd, buf, sizeof buf);
-        assert_int_equal (s_status (buf), 200);
-        assert_non_null (strstr (buf, "Connection: keep-alive\r\n"));
-    }
-    //  A client asking for close gets it, and the server closes.
-    request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert_int_equal (send (fd, request, strlen (request), 0), (ssize_t) strlen (request));
     s_read_response (fd, buf, sizeof buf);
+    assert_int_equal (s_status (buf), 200);
     assert_non_null (strstr (buf, "Connection: close\r\n"));
     struct pollfd p = {fd, POLLIN, 0};
     assert_true (poll (&p, 1, 5000) > 0);
@@ -738,7 +751,7 @@ main (void)
         cmocka_unit_test (test_auth),                cmocka_unit_test (test_validation),
         cmocka_unit_test (test_error_mapping),       cmocka_unit_test (test_sse_live_replay_gap),
         cmocka_unit_test (test_sse_ownership_and_cap), cmocka_unit_test (test_static_files),
-        cmocka_unit_test (test_keep_alive),
+        cmocka_unit_test (test_one_request_per_connection),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

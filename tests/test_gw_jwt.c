@@ -1,5 +1,6 @@
 /*  test_gw_jwt: HS256 verification, including the tokens libjwt 1.10 would
-    accept on its own (alg none, another HMAC alg, no exp).             */
+    accept on its own (alg none, another HMAC alg, no exp, crit, repeated
+    claims) and the NumericDate forms of RFC 7519 (fractions).          */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +9,8 @@
 
 #include "cm_error.h"
 #include "gw_jwt.h"
+#include "tok_util.h"
 
-#include <jwt.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,29 +49,13 @@ test_expired_and_wrong_secret (void **state)
     free (token);
 }
 
-//  A token signed by libjwt with any alg and any claims.
-static char *
-s_forge (jwt_alg_t alg, const char *key, const char *sub, long exp, bool with_exp)
-{
-    jwt_t *jwt = NULL;
-    jwt_new (&jwt);
-    if (sub)
-        jwt_add_grant (jwt, "sub", sub);
-    if (with_exp)
-        jwt_add_grant_int (jwt, "exp", exp);
-    jwt_set_alg (jwt, alg, key ? (const unsigned char *) key : NULL, key ? (int) strlen (key) : 0);
-    char *token = jwt_encode_str (jwt);
-    jwt_free (jwt);
-    return token;
-}
-
 static void
 test_alg_none_rejected (void **state)
 {
     (void) state;
     char user[GW_USER_MAX + 1];
     const char *why = NULL;
-    char *token = s_forge (JWT_ALG_NONE, NULL, "mallory", NOW + 600, true);
+    char *token = tok_libjwt_claims (JWT_ALG_NONE, NULL, "mallory", 0, NOW + 600);
     assert_non_null (token);
     assert_int_equal (gw_jwt_verify (SECRET, strlen (SECRET), token, NOW, user, &why), CM_EINVAL);
     free (token);
@@ -87,7 +71,7 @@ test_other_hmac_alg_rejected (void **state)
     char user[GW_USER_MAX + 1];
     const char *why = NULL;
     //  Valid signature with the right secret, but HS512: not accepted.
-    char *token = s_forge (JWT_ALG_HS512, SECRET, "alice", NOW + 600, true);
+    char *token = tok_libjwt_claims (JWT_ALG_HS512, SECRET, "alice", 0, NOW + 600);
     assert_int_equal (gw_jwt_verify (SECRET, strlen (SECRET), token, NOW, user, &why), CM_EINVAL);
     assert_string_equal (why, "token algorithm must be HS256");
     free (token);
@@ -99,15 +83,15 @@ test_claims_required (void **state)
     (void) state;
     char user[GW_USER_MAX + 1];
     const char *why = NULL;
-    char *no_exp = s_forge (JWT_ALG_HS256, SECRET, "alice", 0, false);
+    char *no_exp = tok_libjwt_claims (JWT_ALG_HS256, SECRET, "alice", 0, 0);
     assert_int_equal (gw_jwt_verify (SECRET, strlen (SECRET), no_exp, NOW, user, &why), CM_EINVAL);
     assert_string_equal (why, "token has no exp claim");
-    char *no_sub = s_forge (JWT_ALG_HS256, SECRET, NULL, NOW + 600, true);
+    char *no_sub = tok_libjwt_claims (JWT_ALG_HS256, SECRET, NULL, 0, NOW + 600);
     assert_int_equal (gw_jwt_verify (SECRET, strlen (SECRET), no_sub, NOW, user, &why), CM_EINVAL);
     char long_sub[200];
     memset (long_sub, 'a', 129);
     long_sub[129] = 0;
-    char *too_long = s_forge (JWT_ALG_HS256, SECRET, long_sub, NOW + 600, true);
+    char *too_long = tok_libjwt_claims (JWT_ALG_HS256, SECRET, long_sub, 0, NOW + 600);
     assert_int_equal (gw_jwt_verify (SECRET, strlen (SECRET), too_long, NOW, user, &why),
                       CM_EINVAL);
     free (no_exp);
@@ -140,13 +124,132 @@ test_tampered_and_garbage (void **state)
     free (bob);
 }
 
+//  Verifies a token signed by libjwt with HS256 and the right secret,
+//  carrying exactly the claims of claims_json and the header parameters of
+//  header_json (may be NULL); returns the reason (NULL: accepted).
+static const char *
+s_verdict (const char *header_json, const char *claims_json, char *user)
+{
+    char *token = tok_libjwt (JWT_ALG_HS256, SECRET, header_json, claims_json);
+    assert_non_null (token);
+    const char *why = "unset";
+    int rc = gw_jwt_verify (SECRET, strlen (SECRET), token, NOW, user, &why);
+    free (token);
+    assert_true (rc == 0 ? why == NULL : rc == CM_EINVAL && why != NULL);
+    return why;
+}
+
+static void
+test_numeric_dates (void **state)
+{
+    (void) state;
+    char user[GW_USER_MAX + 1];
+    //  RFC 7519 2: a NumericDate may have a fraction.
+    assert_null (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":1800000600.25}", user));
+    assert_string_equal (user, "alice");
+    assert_string_equal (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":1800000000.0}", user),
+                         "token expired");
+    assert_null (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":1800000600,\"nbf\":1799999999.5}",
+                            user));
+    assert_string_equal (
+        s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":1800000600,\"nbf\":1800000000.5}", user),
+        "token not valid yet");
+    //  Not a number, or not a date: said so, not "no exp claim".
+    assert_string_equal (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":\"1800000600\"}", user),
+                         "token exp claim is not a number");
+    assert_string_equal (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":1e300}", user),
+                         "token exp claim is out of range");
+    assert_string_equal (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":-5}", user),
+                         "token exp claim is out of range");
+    assert_string_equal (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":true}", user),
+                         "token exp claim is not a number");
+    assert_string_equal (
+        s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":1800000600,\"nbf\":\"soon\"}", user),
+        "token nbf claim is not a number");
+    //  The last second accepted, and the one after.
+    assert_null (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":253402300799}", user));
+    assert_string_equal (s_verdict (NULL, "{\"sub\":\"alice\",\"exp\":253402300800}", user),
+                         "token exp claim is out of range");
+}
+
+static void
+test_crit_refused (void **state)
+{
+    (void) state;
+    char user[GW_USER_MAX + 1];
+    assert_string_equal (s_verdict ("{\"crit\":[\"exp\"]}", "{\"sub\":\"alice\",\"exp\":1800000600}",
+                                    user),
+                         "token header has crit extensions, none is supported");
+    //  Other header parameters are fine.
+    assert_null (s_verdict ("{\"kid\":\"k1\"}", "{\"sub\":\"alice\",\"exp\":1800000600}", user));
+}
+
+static void
+test_repeated_names_refused (void **state)
+{
+    (void) state;
+    char user[GW_USER_MAX + 1];
+    const char *why = NULL;
+    //  Refused before the signature is looked at (the service test signs
+    //  such a token properly).
+    const char *cases[][2] = {
+        {"{\"alg\":\"HS256\"}", "{\"sub\":\"alice\",\"sub\":\"bob\",\"exp\":1800000600}"},
+        {"{\"alg\":\"HS256\"}", "{\"sub\":\"alice\",\"exp\":1800000600,\"exp\":1900000000}"},
+        {"{\"alg\":\"HS256\",\"alg\":\"none\"}", "{\"sub\":\"alice\",\"exp\":1800000600}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *token = tok_compose (cases[i][0], cases[i][1], "c2lnbmF0dXJl");
+        assert_non_null (token);
+        assert_int_equal (gw_jwt_verify (SECRET, strlen (SECRET), token, NOW, user, &why),
+                          CM_EINVAL);
+        assert_string_equal (why, "token repeats a header parameter or claim");
+        free (token);
+    }
+}
+
+//  The role claim: "admin" makes an operator, any other string does not,
+//  a role that is no string refuses the token.
+static void
+test_role_claim (void **state)
+{
+    (void) state;
+    char user[GW_USER_MAX + 1];
+    const char *why = NULL;
+    bool admin = true;
+    char *plain = gw_jwt_mint (SECRET, strlen (SECRET), "alice", NOW, 600);
+    assert_int_equal (gw_jwt_verify_role (SECRET, strlen (SECRET), plain, NOW, user, &admin, &why), 0);
+    assert_false (admin);
+    char *op = gw_jwt_mint_role (SECRET, strlen (SECRET), "root", "admin", NOW, 600);
+    assert_int_equal (gw_jwt_verify_role (SECRET, strlen (SECRET), op, NOW, user, &admin, &why), 0);
+    assert_true (admin);
+    assert_string_equal (user, "root");
+    char *viewer = tok_hs256 (SECRET, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+                              "{\"sub\":\"bob\",\"exp\":1800000600,\"role\":\"Admin\"}");
+    assert_int_equal (gw_jwt_verify_role (SECRET, strlen (SECRET), viewer, NOW, user, &admin, &why), 0);
+    assert_false (admin);
+    char *odd = tok_hs256 (SECRET, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+                           "{\"sub\":\"bob\",\"exp\":1800000600,\"role\":[\"admin\"]}");
+    admin = true;
+    assert_int_equal (gw_jwt_verify_role (SECRET, strlen (SECRET), odd, NOW, user, &admin, &why),
+                      CM_EINVAL);
+    assert_false (admin);
+    assert_string_equal (why, "token role claim is not a string");
+    free (plain);
+    free (op);
+    free (viewer);
+    free (odd);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_role_claim),
         cmocka_unit_test (test_mint_then_verify),     cmocka_unit_test (test_expired_and_wrong_secret),
         cmocka_unit_test (test_alg_none_rejected),    cmocka_unit_test (test_other_hmac_alg_rejected),
         cmocka_unit_test (test_claims_required),      cmocka_unit_test (test_tampered_and_garbage),
+        cmocka_unit_test (test_numeric_dates),        cmocka_unit_test (test_crit_refused),
+        cmocka_unit_test (test_repeated_names_refused),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -9,11 +9,12 @@
 #include <cmocka.h>
 
 #include "cm_error.h"
+#include "cm_event.h"
 #include "gw_errors.h"
+#include "gw_hub.h"
 #include "gw_json.h"
 #include "gw_openapi.h"
 #include "gw_route.h"
-#include "gw_sse.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -31,7 +32,7 @@ test_framing (void **state)
     (void) state;
     json_t *data = json_pack ("{s:s}", "content", "a\r\n\nevent: x\n\ndata: y");
     size_t len;
-    char *frame = gw_sse_format ("5-2", "message_edited", data, &len);
+    char *frame = gw_event_format ("5-2", "message_edited", data, &len);
     assert_non_null (frame);
     assert_int_equal (strlen (frame), len);
     assert_string_equal (frame, "id: 5-2\nevent: message_edited\ndata: {\"content\":\"a\\r\\n\\nevent: "
@@ -39,9 +40,9 @@ test_framing (void **state)
     //  Exactly one blank line: the end of the frame.
     assert_true (strstr (frame, "\n\n") == frame + len - 2);
     free (frame);
-    assert_null (gw_sse_format ("5-2\n", "x", data, &len));
-    assert_null (gw_sse_format (NULL, "a\rb", data, &len));
-    frame = gw_sse_format (NULL, "connection_status", data, &len);
+    assert_null (gw_event_format ("5-2\n", "x", data, &len));
+    assert_null (gw_event_format (NULL, "a\rb", data, &len));
+    frame = gw_event_format (NULL, "connection_status", data, &len);
     assert_int_equal (strncmp (frame, "event: ", 7), 0);
     free (frame);
     json_decref (data);
@@ -100,7 +101,7 @@ test_stream_queue_and_overflow (void **state)
     gw_stream_destroy (&stream);
 }
 
-//  gw_sse_run against a fake connection and a fake history.
+//  gw_stream_run against a fake connection and a fake history.
 typedef struct {
     char out[8192];
     size_t len;
@@ -131,6 +132,36 @@ s_history (void *arg, const char *after, cm_value_t **payload)
     return 0;
 }
 
+//  Checks the data of every connection_status and session_updated frame in
+//  out (the two the gateway writes itself) against cm_event.h; returns how
+//  many there were.
+static int
+s_check_own_frames (const char *out)
+{
+    int checked = 0;
+    for (const char *at = strstr (out, "event: "); at; at = strstr (at + 1, "event: ")) {
+        const char *name = at + 7;
+        size_t len = strcspn (name, "\n");
+        cm_event_t event = cm_event_from_name (name, len);
+        if (event != CM_EVENT_CONNECTION_STATUS && event != CM_EVENT_SESSION_UPDATED)
+            continue;
+        const char *data = strstr (name, "\ndata: ");
+        assert_non_null (data);
+        data += 7;
+        json_error_t error;
+        json_t *json = json_loadb (data, strcspn (data, "\n"), 0, &error);
+        assert_non_null (json);
+        cm_value_t *value = gw_json_to_value (json, 4);
+        json_decref (json);
+        char why[128] = "";
+        if (cm_event_validate (event, value, why, sizeof why))
+            fail_msg ("%.*s: %s", (int) len, name, why);
+        cm_value_destroy (&value);
+        checked++;
+    }
+    return checked;
+}
+
 static void
 test_run_until_task_and_resync (void **state)
 {
@@ -142,13 +173,16 @@ test_run_until_task_and_resync (void **state)
     gw_stream_push (stream, a); //  duplicate: written once
     gw_stream_push (stream, b);
     s_conn_t conn = {0};
-    gw_sse_params_t params = {.session_id = "s1", .last_event_id = "3-0", .until_task_id = "regen_1",
+    gw_stream_params_t params = {.session_id = "s1", .last_event_id = "3-0", .until_task_id = "regen_1",
                               .keepalive_ms = 1000, .write = s_write, .history = s_history, .arg = &conn};
-    assert_int_equal (gw_sse_run (stream, &params), GW_SSE_DONE);
+    assert_int_equal (gw_stream_run (stream, &params), GW_STREAM_END_DONE);
     assert_int_equal (conn.history_calls, 1);
     assert_int_equal (strncmp (conn.out, "event: connection_status\n", 25), 0);
     char *resync = strstr (conn.out, "\"resync\":true");
     assert_non_null (resync);
+    //  connection_status, the resync after 3-0 (history incomplete) and the
+    //  one for the new epoch: each with the data cm_event.h lists.
+    assert_int_equal (s_check_own_frames (conn.out), 3);
     char *first = strstr (conn.out, "id: 3-1\n");
     assert_non_null (first);
     assert_null (strstr (first + 1, "id: 3-1\n"));
@@ -163,10 +197,10 @@ test_run_until_task_and_resync (void **state)
 
 typedef struct {
     gw_stream_t *stream;
-    gw_sse_params_t params;
+    gw_stream_params_t params;
     int fd;
     int history_calls;
-    gw_sse_end_t end;
+    gw_stream_end_t end;
 } s_live_t;
 
 static int
@@ -202,7 +236,7 @@ static void *
 s_live_main (void *arg)
 {
     s_live_t *live = arg;
-    live->end = gw_sse_run (live->stream, &live->params);
+    live->end = gw_stream_run (live->stream, &live->params);
     return NULL;
 }
 
@@ -259,7 +293,7 @@ test_fast_path (void **state)
     int pair[2];
     assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
     s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
-    live.params = (gw_sse_params_t){.session_id = "s1", .keepalive_ms = 100,
+    live.params = (gw_stream_params_t){.session_id = "s1", .keepalive_ms = 100,
                                     .write = s_sock_write, .history = s_sock_history,
                                     .arg = &live};
     gw_stream_set_fd (live.stream, pair[0]);
@@ -299,6 +333,15 @@ test_fast_path (void **state)
     assert_non_null (strstr (buf, "\"resync\":true"));
     s_wait_fast (live.stream);
 
+    //  An event pushed while the writers own the socket takes it back
+    //  (push in PARKED, gw_stream_fsm.h): the thread writes it, in order,
+    //  and parks again.
+    gw_event_t *e6 = s_event ("1-6", "e", 1);
+    assert_int_equal (gw_stream_push (live.stream, e6), 0);
+    assert_true (s_read_until (pair[1], buf, sizeof buf, &len, "id: 1-6\n"));
+    s_wait_fast (live.stream);
+    gw_event_unref (&e6);
+
     //  A reader that stops reading: the socket fills, the queue (8 KB)
     //  overflows, the stream ends as OVERFLOW and others are not held up.
     gw_event_t *big = s_event ("1-6", "big", 3000);
@@ -312,7 +355,7 @@ test_fast_path (void **state)
             usleep (1000);
     }
     pthread_join (thread, NULL);
-    assert_int_equal (live.end, GW_SSE_OVERFLOW);
+    assert_int_equal (live.end, GW_STREAM_END_OVERFLOW);
     gw_hub_detach (hub, "s1", live.stream);
     assert_int_equal (gw_hub_stream_count (hub), 0);
     gw_stream_destroy (&live.stream);
@@ -337,7 +380,7 @@ test_fast_path_client_gone_and_close (void **state)
     int pair[2];
     assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
     s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
-    live.params = (gw_sse_params_t){.session_id = "s2", .keepalive_ms = 100,
+    live.params = (gw_stream_params_t){.session_id = "s2", .keepalive_ms = 100,
                                     .write = s_sock_write, .history = s_sock_history,
                                     .arg = &live};
     gw_stream_set_fd (live.stream, pair[0]);
@@ -347,7 +390,7 @@ test_fast_path_client_gone_and_close (void **state)
     s_wait_fast (live.stream);
     close (pair[1]);
     pthread_join (thread, NULL);
-    assert_int_equal (live.end, GW_SSE_CLIENT_GONE);
+    assert_int_equal (live.end, GW_STREAM_END_CLIENT_GONE);
     gw_hub_detach (hub, "s2", live.stream);
     gw_stream_destroy (&live.stream);
     close (pair[0]);
@@ -355,7 +398,7 @@ test_fast_path_client_gone_and_close (void **state)
     //  Shutdown wakes a parked stream.
     assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
     live = (s_live_t){.stream = gw_stream_new (8192), .fd = pair[0]};
-    live.params = (gw_sse_params_t){.session_id = "s2", .keepalive_ms = 100000,
+    live.params = (gw_stream_params_t){.session_id = "s2", .keepalive_ms = 100000,
                                     .write = s_sock_write, .history = s_sock_history,
                                     .arg = &live};
     gw_stream_set_fd (live.stream, pair[0]);
@@ -364,7 +407,7 @@ test_fast_path_client_gone_and_close (void **state)
     s_wait_fast (live.stream);
     gw_hub_close_all (hub);
     pthread_join (thread, NULL);
-    assert_int_equal (live.end, GW_SSE_CLOSED);
+    assert_int_equal (live.end, GW_STREAM_END_CLOSED);
     gw_hub_detach (hub, "s2", live.stream);
     assert_int_equal (gw_hub_attach (hub, "s2", live.stream), CM_ECANCELLED);
     gw_stream_destroy (&live.stream);
@@ -374,7 +417,7 @@ test_fast_path_client_gone_and_close (void **state)
     unlink (endpoint + 6);
 }
 
-//  A detached stream: gw_sse_run returns once the stream is live, the
+//  A detached stream: gw_stream_run returns once the stream is live, the
 //  writers serve it, a slow-path thread fills a gap (history, resync) with
 //  no connection thread, and the end (client gone) reaches `ended` once.
 static atomic_int s_ended_calls;
@@ -397,14 +440,14 @@ test_detached_stream (void **state)
     int pair[2];
     assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
     s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
-    live.params = (gw_sse_params_t){.session_id = "s1", .keepalive_ms = 100,
+    live.params = (gw_stream_params_t){.session_id = "s1", .keepalive_ms = 100,
                                     .write = s_sock_write, .history = s_sock_history,
                                     .ended = s_ended, .arg = &live};
     gw_stream_set_fd (live.stream, pair[0]);
     atomic_store (&s_ended_calls, 0);
     assert_int_equal (gw_hub_attach (hub, "s1", live.stream), 0);
     //  Returns at once: no thread stays with the stream.
-    assert_int_equal (gw_sse_run (live.stream, &live.params), GW_SSE_DETACHED);
+    assert_int_equal (gw_stream_run (live.stream, &live.params), GW_STREAM_END_DETACHED);
     static char buf[1 << 16];
     size_t len = 0;
     buf[0] = 0;
@@ -428,7 +471,7 @@ test_detached_stream (void **state)
     for (int i = 0; i < 300 && atomic_load (&s_ended_calls) == 0; i++)
         usleep (10000);
     assert_int_equal (atomic_load (&s_ended_calls), 1);
-    assert_int_equal (atomic_load (&s_ended_end), GW_SSE_CLIENT_GONE);
+    assert_int_equal (atomic_load (&s_ended_end), GW_STREAM_END_CLIENT_GONE);
     assert_int_equal (gw_hub_stream_count (hub), 0);
     gw_event_unref (&e1);
     gw_event_unref (&e2);
@@ -447,17 +490,17 @@ test_detached_stream_shutdown (void **state)
     int pair[2];
     assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
     s_live_t live = {.stream = gw_stream_new (8192), .fd = pair[0]};
-    live.params = (gw_sse_params_t){.session_id = "s1", .keepalive_ms = 100000,
+    live.params = (gw_stream_params_t){.session_id = "s1", .keepalive_ms = 100000,
                                     .write = s_sock_write, .history = s_sock_history,
                                     .ended = s_ended, .arg = &live};
     gw_stream_set_fd (live.stream, pair[0]);
     atomic_store (&s_ended_calls, 0);
     assert_int_equal (gw_hub_attach (hub, "s1", live.stream), 0);
-    assert_int_equal (gw_sse_run (live.stream, &live.params), GW_SSE_DETACHED);
+    assert_int_equal (gw_stream_run (live.stream, &live.params), GW_STREAM_END_DETACHED);
     gw_hub_close_all (hub);
     gw_hub_destroy (&hub);
     assert_int_equal (atomic_load (&s_ended_calls), 1);
-    assert_int_equal (atomic_load (&s_ended_end), GW_SSE_CLOSED);
+    assert_int_equal (atomic_load (&s_ended_end), GW_STREAM_END_CLOSED);
     close (pair[0]);
     close (pair[1]);
 }

@@ -59,8 +59,20 @@ test_body_parse (void **state)
     assert_int_equal (v.status, 422);
     s_parse ("{\"a\": 1, \"a\": 2}", &v, &rc);
     assert_int_equal (v.status, 400);
+    assert_non_null (strstr (v.error, "repeats a name"));
     s_parse ("{\"a\": \"\xff\"}", &v, &rc);
     assert_int_equal (v.status, 400);
+    //  Integers past 64 bits are valid JSON: read as a double.
+    j = s_parse ("{\"a\": 3647449772437539913728}", &v, &rc);
+    assert_int_equal (rc, 0);
+    assert_true (json_is_real (json_object_get (j, "a")));
+    json_decref (j);
+    s_parse ("{\"a\": 1e999}", &v, &rc);
+    assert_int_equal (v.status, 400);
+    assert_non_null (strstr (v.error, "number out of range"));
+    s_parse ("{\"a\": \"x\\u0000\"}", &v, &rc);
+    assert_int_equal (v.status, 400);
+    assert_non_null (strstr (v.error, "U+0000"));
 }
 
 static void
@@ -103,7 +115,7 @@ test_feedback_and_regenerate (void **state)
     int rc;
     cm_value_t *payload = cm_map_new ();
     json_t *body = s_parse ("{\"feedback_type\": \"downvote\", \"reason\": \"meh\", \"metadata\": {\"k\": [1, 2.5, null]}}", &v, &rc);
-    assert_int_equal (gw_validate_feedback (body, payload, &v), 0);
+    assert_int_equal (gw_validate_feedback (body, 0, payload, &v), 0);
     assert_string_equal (cm_map_str (payload, "feedback_type"), "downvote");
     assert_non_null (cm_map_get (payload, "metadata"));
     json_decref (body);
@@ -111,16 +123,44 @@ test_feedback_and_regenerate (void **state)
                          "{\"feedback_type\": \"upvote\", \"reason\": 3}"};
     for (size_t i = 0; i < 4; i++) {
         body = s_parse (bad[i], &v, &rc);
-        assert_int_equal (gw_validate_feedback (body, payload, &v), CM_EINVAL);
+        assert_int_equal (gw_validate_feedback (body, 0, payload, &v), CM_EINVAL);
         assert_int_equal (v.status, 422);
         json_decref (body);
     }
+    //  version: an integer 1..CM_VERSIONS_MAX, null as not sent.
+    body = s_parse ("{\"feedback_type\": \"upvote\", \"version\": 100}", &v, &rc);
+    assert_int_equal (gw_validate_feedback (body, 0, payload, &v), 0);
+    assert_int_equal (cm_map_int (payload, "version", 0), 100);
+    json_decref (body);
+    const char *versions[] = {"0", "101", "-1", "1.5", "\"2\"", "true"};
+    const int statuses[] = {422, 422, 422, 422, 422, 422};
+    const char *codes[] = {"field_out_of_range", "field_out_of_range", "field_out_of_range",
+                           "invalid_field",      "invalid_field",      "invalid_field"};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        char text[96];
+        snprintf (text, sizeof text, "{\"feedback_type\": \"upvote\", \"version\": %s}",
+                  versions[i]);
+        cm_value_t *fresh = cm_map_new ();
+        body = s_parse (text, &v, &rc);
+        assert_int_equal (gw_validate_feedback (body, 0, fresh, &v), CM_EINVAL);
+        assert_int_equal (v.status, statuses[i]);
+        assert_string_equal (v.code, codes[i]);
+        assert_null (cm_map_get (fresh, "version"));
+        cm_value_destroy (&fresh);
+        json_decref (body);
+    }
+    cm_value_t *fresh = cm_map_new ();
+    body = s_parse ("{\"feedback_type\": \"upvote\", \"version\": null}", &v, &rc);
+    assert_int_equal (gw_validate_feedback (body, 0, fresh, &v), 0);
+    assert_null (cm_map_get (fresh, "version"));
+    cm_value_destroy (&fresh);
+    json_decref (body);
     char reason[700] = "{\"feedback_type\": \"upvote\", \"reason\": \"";
     size_t at = strlen (reason);
     memset (reason + at, 'r', 501);
     strcpy (reason + at + 501, "\"}");
     body = s_parse (reason, &v, &rc);
-    assert_int_equal (gw_validate_feedback (body, payload, &v), CM_EINVAL);
+    assert_int_equal (gw_validate_feedback (body, 0, payload, &v), CM_EINVAL);
     json_decref (body);
     assert_int_equal (gw_validate_regenerate (NULL, 10, payload, &v), 0);
     body = s_parse ("{\"temperature\": 2.5}", &v, &rc);
@@ -132,6 +172,26 @@ test_feedback_and_regenerate (void **state)
     json_decref (body);
     body = s_parse ("{}", &v, &rc);
     assert_int_equal (gw_validate_run_sse (body, 10, payload, &v), CM_EINVAL);
+    json_decref (body);
+    //  model: 1..128 characters (the OpenAPI maxLength), not bytes: 128
+    //  two-byte characters pass, 129 one-byte ones do not, nor "".
+    char model[600] = "{\"model\": \"";
+    at = strlen (model);
+    for (int i = 0; i < 128; i++, at += 2)
+        memcpy (model + at, "\xc3\xa9", 2);
+    strcpy (model + at, "\"}");
+    body = s_parse (model, &v, &rc);
+    assert_int_equal (gw_validate_regenerate (body, 10, payload, &v), 0);
+    json_decref (body);
+    at = strlen ("{\"model\": \"");
+    memset (model + at, 'm', 129);
+    strcpy (model + at + 129, "\"}");
+    body = s_parse (model, &v, &rc);
+    assert_int_equal (gw_validate_regenerate (body, 10, payload, &v), CM_EINVAL);
+    assert_string_equal (v.code, "invalid_field");
+    json_decref (body);
+    body = s_parse ("{\"model\": \"\"}", &v, &rc);
+    assert_int_equal (gw_validate_regenerate (body, 10, payload, &v), CM_EINVAL);
     json_decref (body);
     cm_value_destroy (&payload);
 }

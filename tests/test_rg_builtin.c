@@ -127,6 +127,78 @@ test_no_thoughts_when_disabled (void **state)
     rg_task_destroy (&task);
 }
 
+//  The whole answer of a stream, tokens only, concatenated (caller frees).
+static char *
+s_stream_text (rg_backend_t *backend, const rg_task_t *task, bool thoughts)
+{
+    rg_open_options_t options = {.thoughts = thoughts};
+    rg_stream_t *stream = NULL;
+    char why[128];
+    bool retryable;
+    assert_int_equal (
+        rg_backend_open (backend, task, &options, &stream, why, sizeof why, &retryable), 0);
+    char *text = calloc (1, 1);
+    size_t len = 0;
+    rg_chunk_t chunk;
+    int rc;
+    while ((rc = rg_stream_next (stream, 100, &chunk)) == 0) {
+        if (chunk.kind != RG_CHUNK_TOKEN)
+            continue;
+        text = realloc (text, len + chunk.len + 1);
+        memcpy (text + len, chunk.text, chunk.len + 1);
+        len += chunk.len;
+    }
+    assert_int_equal (rc, RG_STREAM_END);
+    rg_stream_destroy (&stream);
+    return text;
+}
+
+//  A takeover: with the first 12 tokens checkpointed, the stream writes
+//  exactly the rest (no thoughts, progress from where it was), so the two
+//  make the uninterrupted answer byte for byte. A partial that is not the
+//  answer's prefix gets the whole answer after it.
+static void
+test_resume_from_partial (void **state)
+{
+    (void) state;
+    rg_task_t *task = s_task ("regen_r", "How do we resume a cut-off answer?", 0.7);
+    rg_backend_t *backend = rg_builtin_new (0);
+    char *whole = s_stream_text (backend, task, false);
+    size_t cut = 0;
+    for (int i = 0; i < 12; i++)
+        cut += rg_builtin_token_len (whole, cut);
+    assert_true (cut > 0 && cut < strlen (whole));
+    free (task->partial);
+    task->partial = strndup (whole, cut);
+
+    rg_open_options_t options = {.thoughts = false};
+    rg_stream_t *stream = NULL;
+    char why[128];
+    bool retryable;
+    assert_int_equal (
+        rg_backend_open (backend, task, &options, &stream, why, sizeof why, &retryable), 0);
+    rg_chunk_t chunk;
+    assert_int_equal (rg_stream_next (stream, 100, &chunk), 0);
+    assert_int_equal (chunk.kind, RG_CHUNK_TOKEN);
+    assert_true (chunk.progress > 0); //  counted from the resumed position
+    assert_memory_equal (chunk.text, whole + cut, chunk.len);
+    rg_stream_destroy (&stream);
+
+    char *rest = s_stream_text (backend, task, true);
+    assert_int_equal (strlen (task->partial) + strlen (rest), strlen (whole));
+    assert_string_equal (rest, whole + cut);
+
+    free (task->partial);
+    task->partial = strdup ("Some other generator's start. ");
+    char *after = s_stream_text (backend, task, false);
+    assert_string_equal (after, whole);
+    free (after);
+    free (rest);
+    free (whole);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+}
+
 static void
 test_deterministic_for_seed_and_temperature (void **state)
 {
@@ -292,6 +364,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_stream_thoughts_then_tokens_in_order),
         cmocka_unit_test (test_no_thoughts_when_disabled),
+        cmocka_unit_test (test_resume_from_partial),
         cmocka_unit_test (test_deterministic_for_seed_and_temperature),
         cmocka_unit_test (test_answer_restates_question_and_uses_conversation),
         cmocka_unit_test (test_long_question_cut_on_character_boundary),

@@ -5,8 +5,9 @@
     (keep the connection open and silent until the client lets go).
     Covered: streamed content in order, reasoning -> thought events, the
     request (messages up to the prompting user message, model, temperature,
-    bearer key), a malformed chunk, a disconnect mid-stream, the idle
-    timeout, 429 then success with backoff, the key kept out of the logs. */
+    bearer key, max_tokens, stream_options, the system prompt), usage, a
+    malformed chunk, a disconnect mid-stream, the idle timeout, 429 then
+    success with backoff, the key kept out of the logs.                    */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,7 +184,7 @@ s_backend (int port, const char *model, int retries, int idle_ms)
 {
     char url[64];
     snprintf (url, sizeof url, "http://127.0.0.1:%d/", port);
-    rg_openai_options_t options = {url, API_KEY, model, 2000, idle_ms, retries};
+    rg_openai_options_t options = {url, API_KEY, {model, "", "", 0, 0}, 2000, idle_ms, retries};
     rg_backend_t *backend = rg_openai_new (&options);
     assert_non_null (backend);
     return backend;
@@ -290,11 +291,11 @@ test_parse_data (void **state)
     char *content, *reasoning, *model;
     bool finished;
     assert_int_equal (
-        rg_openai_parse_data (" [DONE]", 7, &content, &reasoning, &model, &finished),
+        rg_openai_parse_data (" [DONE]", 7, &content, &reasoning, &model, &finished, NULL),
         RG_STREAM_END);
     const char *line = "{\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}";
     assert_int_equal (
-        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished), 0);
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL), 0);
     assert_string_equal (content, "Hi");
     assert_null (reasoning);
     assert_string_equal (model, "m");
@@ -303,15 +304,24 @@ test_parse_data (void **state)
     free (model);
     line = "{\"choices\":[{\"delta\":{\"reasoning_content\":\"Think\"}}]}";
     assert_int_equal (
-        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished), 0);
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL), 0);
     assert_null (content);
     assert_string_equal (reasoning, "Think");
     free (reasoning);
     line = "{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}";
     assert_int_equal (
-        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished), 0);
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL), 0);
     assert_true (finished);
-    assert_int_equal (rg_openai_parse_data ("{nope", 5, &content, &reasoning, &model, &finished),
+    //  The usage chunk of stream_options.include_usage: no choice, counts.
+    rg_openai_usage_t usage;
+    line = "{\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7}}";
+    assert_int_equal (rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model,
+                                            &finished, &usage),
+                      0);
+    assert_int_equal (usage.prompt_tokens, 12);
+    assert_int_equal (usage.completion_tokens, 7);
+    assert_null (content);
+    assert_int_equal (rg_openai_parse_data ("{nope", 5, &content, &reasoning, &model, &finished, NULL),
                       CM_EPROTO);
 }
 
@@ -379,6 +389,77 @@ test_retry_then_stream (void **state)
     s_server_stop (&server);
 }
 
+//  The settings reach the wire: max_tokens when configured (absent when
+//  0), stream_options.include_usage always, the system prompt before the
+//  request's context; the final usage chunk is the stream's usage.
+#define SSE_USAGE                                                                          \
+    HEAD_200 CONTENT ("Salut")                                                             \
+    CHUNK ("{\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}")                 \
+    CHUNK ("{\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"completion_tokens\":48}}")  \
+    "data: [DONE]\n\n"
+
+static json_t *
+s_request_body (const char *request)
+{
+    const char *body_text = strstr (request, "\r\n\r\n");
+    assert_non_null (body_text);
+    json_t *body = json_loads (body_text + 4, 0, NULL);
+    assert_non_null (body);
+    return body;
+}
+
+static void
+test_request_limits_and_usage (void **state)
+{
+    (void) state;
+    const char *responses[] = {SSE_USAGE, SSE_USAGE, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    char url[64];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d", server.port);
+    for (int round = 0; round < 2; round++) {
+        int64_t max_tokens = round == 0 ? 48 : 0;
+        rg_openai_options_t options = {url, "", {"m-local", "", "You are terse.", 0, max_tokens},
+                                       2000, 5000, 0};
+        rg_backend_t *backend = rg_openai_new (&options);
+        assert_non_null (backend);
+        rg_task_t *task = s_task ("", "Be brief");
+        rg_open_options_t open_options = {.thoughts = true};
+        rg_stream_t *stream = NULL;
+        char why[256], text[256];
+        bool retryable;
+        assert_int_equal (
+            rg_backend_open (backend, task, &open_options, &stream, why, sizeof why, &retryable),
+            0);
+        int kinds[16], count;
+        assert_int_equal (s_drain (stream, text, sizeof text, kinds, &count), RG_STREAM_END);
+        assert_string_equal (text, "Salut");
+        int64_t prompt_tokens = 0, completion_tokens = 0;
+        assert_true (rg_stream_usage (stream, &prompt_tokens, &completion_tokens));
+        assert_int_equal (prompt_tokens, 21);
+        assert_int_equal (completion_tokens, 48);
+
+        json_t *body = s_request_body (server.requests[round]);
+        json_t *limit = json_object_get (body, "max_tokens");
+        if (max_tokens)
+            assert_int_equal (json_integer_value (limit), 48);
+        else
+            assert_null (limit);
+        assert_true (json_is_true (
+            json_object_get (json_object_get (body, "stream_options"), "include_usage")));
+        assert_true (json_is_true (json_object_get (body, "stream")));
+        json_t *first = json_array_get (json_object_get (body, "messages"), 0);
+        assert_string_equal (json_string_value (json_object_get (first, "role")), "system");
+        assert_string_equal (json_string_value (json_object_get (first, "content")),
+                             "You are terse.\n\nBe brief");
+        json_decref (body);
+        rg_stream_destroy (&stream);
+        rg_backend_destroy (&backend);
+        rg_task_destroy (&task);
+    }
+    s_server_stop (&server);
+}
+
 //  Through the worker: reasoning becomes thought_process_* events, the
 //  answer is committed whole, with the upstream's model name.
 static void
@@ -408,6 +489,93 @@ test_worker_commits_streamed_answer (void **state)
     //  The chunks came 150 ms apart (interval 50 ms): partial text grew.
     assert_true (s_count (&store, CM_MSG_TASK_PROGRESS) >= 3);
     assert_true (strstr (server.requests[0], "\"model\":\"m-local\"") != NULL);
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  A takeover through the worker: the request ends with the answer so far
+//  as an assistant turn (the server continues it), what the server sends
+//  is appended, every checkpoint extends the partial, and the reasoning the
+//  server still sends is not published again (the first lease did).
+static void
+test_worker_continues_partial (void **state)
+{
+    (void) state;
+    const char *responses[] = {SSE_OK, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m-local", 0, 5000);
+    rg_task_t *task = s_task ("", "");
+    free (task->partial);
+    task->partial = strdup ("Salut ! ");
+    s_store_t store = {0};
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
+    const char *body_text = strstr (server.requests[0], "\r\n\r\n");
+    assert_non_null (body_text);
+    json_t *body = json_loads (body_text + 4, 0, NULL);
+    json_t *messages = json_object_get (body, "messages");
+    assert_int_equal (json_array_size (messages), 4);
+    json_t *last = json_array_get (messages, 3);
+    assert_string_equal (json_string_value (json_object_get (last, "role")), "assistant");
+    assert_string_equal (json_string_value (json_object_get (last, "content")), "Salut ! ");
+    json_decref (body);
+    assert_int_equal (s_count (&store, CM_MSG_TASK_EVENT), 0);
+    for (size_t i = 0; i < store.count; i++)
+        if (store.calls[i]->type == CM_MSG_TASK_PROGRESS)
+            assert_memory_equal (cm_map_str (store.calls[i]->payload, "partial"), "Salut ! ", 8);
+    assert_string_equal (cm_map_str (s_last (&store, CM_MSG_TASK_COMPLETE)->payload, "content"),
+                         "Salut ! Bonjour à tous");
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  Reasoning in the content between <think> tags, the tags cut across
+//  chunks: thought events, and an answer without any of it.
+#define SSE_THINK                                                                          \
+    HEAD_200 CONTENT ("<thi") PAUSE CONTENT ("nk>\\nCount the") CONTENT (" letters.</th")   \
+    PAUSE CONTENT ("ink>\\n\\nThree") CONTENT (" <b>letters</b>") "data: [DONE]\n\n"
+
+static void
+test_think_blocks_in_content (void **state)
+{
+    (void) state;
+    const char *responses[] = {SSE_THINK, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m-local", 0, 5000);
+    rg_task_t *task = s_task ("", "");
+    s_store_t store = {0};
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
+    const char *events[4] = {NULL};
+    const char *step = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < store.count && n < 4; i++)
+        if (store.calls[i]->type == CM_MSG_TASK_EVENT) {
+            events[n++] = cm_map_str (store.calls[i]->payload, "event");
+            const cm_value_t *data = cm_map_get (store.calls[i]->payload, "data");
+            if (cm_map_str (data, "reasoning"))
+                step = cm_map_str (data, "reasoning");
+        }
+    assert_int_equal (n, 3);
+    assert_string_equal (events[0], "thought_process_start");
+    assert_string_equal (events[1], "thought_process_step");
+    assert_string_equal (events[2], "thought_process_complete");
+    assert_string_equal (step, "Count the letters.");
+    const cm_envelope_t *complete = s_last (&store, CM_MSG_TASK_COMPLETE);
+    assert_non_null (complete);
+    assert_string_equal (cm_map_str (complete->payload, "content"), "Three <b>letters</b>");
+    //  No partial answer ever showed reasoning or a piece of a tag.
+    for (size_t i = 0; i < store.count; i++) {
+        const char *partial = cm_map_str (store.calls[i]->payload, "partial");
+        if (partial) {
+            assert_null (strstr (partial, "<th"));
+            assert_null (strstr (partial, "Count"));
+        }
+    }
     s_store_free (&store);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);
@@ -639,7 +807,10 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_parse_data),
         cmocka_unit_test (test_retry_then_stream),
+        cmocka_unit_test (test_request_limits_and_usage),
         cmocka_unit_test (test_worker_commits_streamed_answer),
+        cmocka_unit_test (test_worker_continues_partial),
+        cmocka_unit_test (test_think_blocks_in_content),
         cmocka_unit_test (test_errors_after_retries),
         cmocka_unit_test (test_429_then_success),
         cmocka_unit_test (test_malformed_chunk),

@@ -203,7 +203,10 @@ test_stop_hands_running_task_back (void **state)
     s_fake_stop (&fake);
 }
 
-//  No store at all: the loop backs off and still stops promptly.
+//  No store at all: the loop backs off (the naps double from 50 ms, so the
+//  fifth failure comes at least 50+100+200+400 ms after the first call; a
+//  loop without backoff would fail thousands of times by then) and still
+//  stops promptly.
 static void
 test_store_down_backs_off (void **state)
 {
@@ -214,8 +217,14 @@ test_store_down_backs_off (void **state)
     snprintf (endpoint, sizeof endpoint, "ipc://%s/nobody", dir);
     rg_service_t *service = s_service (endpoint, 0);
     pthread_t thread;
+    int64_t started = cm_mono_ms ();
     pthread_create (&thread, NULL, s_run, service);
-    zclock_sleep (300); //  let it try and back off; nothing to await here
+    int64_t deadline = started + 10000;
+    while (rg_service_claim_failures (service) < 5 && cm_mono_ms () < deadline)
+        zclock_sleep (5);
+    assert_true (rg_service_claim_failures (service) >= 5);
+    assert_true (cm_mono_ms () - started >= 750);
+    assert_true (rg_service_claim_failures (service) < 20);
     int64_t start = cm_mono_ms ();
     rg_service_stop (service);
     pthread_join (thread, NULL);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "cm_error.h"
+#include "cm_event.h"
 #include "cm_time.h"
 #include "rg_builtin.h"
 #include "rg_worker.h"
@@ -66,6 +67,7 @@ s_task (int64_t lease_ms)
     cm_map_set_str (map, "session_id", "s");
     cm_map_set_str (map, "user_query", "Which metrics show replication lag early?");
     cm_map_set_int (map, "lease_ms", lease_ms);
+    cm_map_set_int (map, "fence", 7);
     rg_task_t *task = NULL;
     assert_int_equal (rg_task_parse (map, &task), 0);
     cm_value_destroy (&map);
@@ -88,6 +90,30 @@ s_count (const s_store_t *store, cm_msg_t type)
     return n;
 }
 
+//  The thought_process_* event a task_event call asks the store to publish:
+//  its name is `expect`, and its data, once the store adds the task's ids,
+//  the session and the time, is what cm_event.h lists. Returns the data.
+static const cm_value_t *
+s_thought_event (const cm_envelope_t *call, cm_event_t expect)
+{
+    assert_int_equal (call->type, CM_MSG_TASK_EVENT);
+    const char *name = cm_map_str_or (call->payload, "event", "");
+    assert_int_equal (cm_event_from_name (name, strlen (name)), expect);
+    const cm_value_t *data = cm_map_get (call->payload, "data");
+    cm_value_t *published = cm_value_dup (data);
+    assert_non_null (published);
+    cm_map_set_str (published, "taskId", "regen_1");
+    cm_map_set_str (published, "messageId", "msg_1_s_assistant");
+    cm_map_set_str (published, "sessionId", "s");
+    cm_map_set_str (published, "timestamp", "2026-12-02T10:00:00.000Z");
+    char why[128] = "";
+    int rc = cm_event_validate (expect, published, why, sizeof why);
+    cm_value_destroy (&published);
+    if (rc)
+        fail_msg ("%s: %s", name, why);
+    return data;
+}
+
 //  Usage example: the builtin backend, unlimited speed, thoughts on.
 static void
 test_lifecycle_events_progress_complete (void **state)
@@ -107,25 +133,25 @@ test_lifecycle_events_progress_complete (void **state)
     assert_int_equal (cm_map_int (store.calls[0]->payload, "progress", -1), 0);
     assert_string_equal (cm_map_str (store.calls[0]->payload, "message"), "Thinking");
     //  thought_process_start, steps, complete come next, in order.
-    assert_int_equal (store.calls[1]->type, CM_MSG_TASK_EVENT);
-    assert_string_equal (cm_map_str (store.calls[1]->payload, "event"),
-                         "thought_process_start");
-    const cm_value_t *data = cm_map_get (store.calls[1]->payload, "data");
+    const cm_value_t *data = s_thought_event (store.calls[1], CM_EVENT_THOUGHT_PROCESS_START);
     assert_non_null (cm_map_str (data, "thinkingAbout"));
     int64_t total = cm_map_int (data, "totalSteps", 0);
     assert_true (total >= 3);
     for (int64_t step = 1; step <= total; step++) {
-        const cm_envelope_t *call = store.calls[step + 1];
-        assert_string_equal (cm_map_str (call->payload, "event"), "thought_process_step");
-        data = cm_map_get (call->payload, "data");
+        data = s_thought_event (store.calls[step + 1], CM_EVENT_THOUGHT_PROCESS_STEP);
         assert_int_equal (cm_map_int (data, "step", 0), step);
-        assert_non_null (cm_map_str (data, "reasoning"));
-        assert_int_equal (cm_value_len (cm_map_get (data, "steps")), (size_t) step);
+        const char *reasoning = cm_map_str (data, "reasoning");
+        assert_non_null (reasoning);
+        //  Every step so far, in the shape the store keeps and the API shows.
+        const cm_value_t *steps = cm_map_get (data, "steps");
+        assert_int_equal (cm_value_len (steps), (size_t) step);
+        for (int64_t i = 0; i < step; i++)
+            assert_int_equal (cm_map_int (cm_arr_at (steps, (size_t) i), "step", 0), i + 1);
+        assert_string_equal (cm_map_str_or (cm_arr_at (steps, (size_t) step - 1), "reasoning", ""),
+                             reasoning);
     }
-    assert_string_equal (cm_map_str (store.calls[total + 2]->payload, "event"),
-                         "thought_process_complete");
-    assert_non_null (cm_map_str (cm_map_get (store.calls[total + 2]->payload, "data"),
-                                 "conclusion"));
+    data = s_thought_event (store.calls[total + 2], CM_EVENT_THOUGHT_PROCESS_COMPLETE);
+    assert_non_null (cm_map_str (data, "conclusion"));
 
     //  Then progress, the final one at 100 with the whole text, then complete.
     const cm_envelope_t *last = store.calls[store.count - 1];
@@ -141,12 +167,55 @@ test_lifecycle_events_progress_complete (void **state)
     assert_string_equal (cm_map_str (last->payload, "model"), "builtin");
     assert_string_equal (cm_map_str (last->payload, "worker"), "rg-test-1");
     assert_string_equal (cm_map_str (last->payload, "task_id"), "regen_0123");
+    //  Every request carries the claim's fencing token.
+    for (size_t i = 0; i < store.count; i++)
+        assert_int_equal (cm_map_int (store.calls[i]->payload, "fence", 0), 7);
     rg_builtin_text_free (&expect);
     //  At unlimited speed the whole answer takes far less than the 100 ms
     //  interval: apart from the first and the final 100%, at most one
     //  progress went out.
     assert_true (s_count (&store, CM_MSG_TASK_PROGRESS) <= 3);
     assert_int_equal (s_count (&store, CM_MSG_TASK_FAIL), 0);
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+}
+
+//  A takeover: the task comes with the text an earlier lease checkpointed.
+//  Every partial sent extends it (no rewind), no thought events go out
+//  even with thoughts on, and the content is the uninterrupted answer.
+static void
+test_takeover_continues_partial (void **state)
+{
+    (void) state;
+    s_store_t store = {0};
+    rg_task_t *task = s_task (30000);
+    rg_builtin_text_t expect;
+    assert_int_equal (rg_builtin_compose (task, rg_builtin_seed (task), task->temperature,
+                                          &expect), 0);
+    size_t cut = 0;
+    for (int i = 0; i < 20; i++)
+        cut += rg_builtin_token_len (expect.answer, cut);
+    free (task->partial);
+    task->partial = strndup (expect.answer, cut);
+    rg_backend_t *backend = rg_builtin_new (0);
+    atomic_bool shutdown = false;
+    rg_worker_options_t options = s_options (true);
+    assert_int_equal (rg_worker_run (&options, backend, task, s_fake_call, &store, &shutdown),
+                      RG_OUTCOME_COMPLETED);
+    assert_int_equal (s_count (&store, CM_MSG_TASK_EVENT), 0);
+    size_t last_len = cut;
+    for (size_t i = 0; i < store.count; i++) {
+        if (store.calls[i]->type != CM_MSG_TASK_PROGRESS)
+            continue;
+        const char *partial = cm_map_str (store.calls[i]->payload, "partial");
+        assert_memory_equal (partial, task->partial, cut);
+        assert_true (strlen (partial) > last_len || strlen (partial) == strlen (expect.answer));
+        last_len = strlen (partial);
+    }
+    assert_string_equal (cm_map_str (store.calls[store.count - 1]->payload, "content"),
+                         expect.answer);
+    rg_builtin_text_free (&expect);
     s_store_free (&store);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);
@@ -196,8 +265,8 @@ static void
 test_store_cancel_stops_at_once (void **state)
 {
     (void) state;
-    int codes[] = {CM_ECANCELLED, CM_ELEASE};
-    for (int i = 0; i < 2; i++) {
+    int codes[] = {CM_ECANCELLED, CM_ELEASE, CM_ESTALE};
+    for (int i = 0; i < 3; i++) {
         s_store_t store = {.fail_type = CM_MSG_TASK_PROGRESS, .fail_code = codes[i],
                            .fail_after = 2};
         rg_task_t *task = s_task (30000);
@@ -284,7 +353,7 @@ s_fake_destroy (void **state)
 }
 
 static const rg_backend_ops_t s_fake_ops = {"fake", s_fake_open, s_fake_next, s_fake_model,
-                                            s_fake_close, s_fake_destroy};
+                                            s_fake_close, s_fake_destroy, NULL};
 
 static rg_backend_t *
 s_fake_backend (int mode)
@@ -375,6 +444,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_lifecycle_events_progress_complete),
         cmocka_unit_test (test_progress_throttled_and_partial_grows),
+        cmocka_unit_test (test_takeover_continues_partial),
         cmocka_unit_test (test_store_cancel_stops_at_once),
         cmocka_unit_test (test_backend_errors_fail_the_task),
         cmocka_unit_test (test_time_limit_and_lease_renewal),

@@ -12,14 +12,6 @@ s_setup (void **state)
     return 0;
 }
 
-static int
-s_teardown (void **state)
-{
-    st_fixture_t *f = *state;
-    st_fixture_destroy (&f);
-    return 0;
-}
-
 static cm_envelope_t *
 s_session_get (st_fixture_t *f, const char *user, const char *session, int *rc)
 {
@@ -36,6 +28,7 @@ s_complete (st_fixture_t *f, const char *task, const char *content)
 {
     cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
     cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_int (done->payload, "fence", f->fence);
     cm_map_set_str (done->payload, "task_id", task);
     cm_map_set_str (done->payload, "content", content);
     return st_write (f, done, NULL);
@@ -193,6 +186,8 @@ test_edit_records_history_and_regenerates (void **state)
     cm_map_set_str (claim->payload, "worker", "w");
     assert_int_equal (st_write (f, claim, &reply), 0);
     const cm_value_t *claimed = cm_arr_at (cm_map_get (reply->payload, "tasks"), 0);
+    f->fence = cm_map_int (claimed, "fence", 0);
+    assert_int_equal (f->fence, 1);
     assert_string_equal (cm_map_str_or (claimed, "kind", ""), "edit");
     assert_string_equal (cm_map_str_or (claimed, "message_id", ""), asst);
     const cm_value_t *conversation = cm_map_get (claimed, "conversation");
@@ -269,6 +264,7 @@ test_regenerate_rules (void **state)
     assert_string_equal (cm_map_str_or (data, "userQuery", ""), "q");
     cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
     cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_int (done->payload, "fence", f->fence);
     cm_map_set_str (done->payload, "task_id", regen);
     cm_map_set_str (done->payload, "content", "better");
     cm_map_set_str (done->payload, "model", "builtin");
@@ -288,17 +284,20 @@ test_regenerate_rules (void **state)
     cm_envelope_destroy (&reply);
 }
 
-//  One thought_process_* task_event from worker "w".
+//  One thought_process_* task_event from worker "w"; step > 0 numbers a step.
 static int
 s_thought (st_fixture_t *f, const char *task, const char *event, const char *key,
-           const char *text)
+           const char *text, int step)
 {
     cm_envelope_t *request = st_req (CM_MSG_TASK_EVENT, NULL);
     cm_map_set_str (request->payload, "worker", "w");
+    cm_map_set_int (request->payload, "fence", f->fence);
     cm_map_set_str (request->payload, "task_id", task);
     cm_map_set_str (request->payload, "event", event);
     cm_value_t *data = cm_map_new ();
     cm_map_set_str (data, key, text);
+    if (step > 0)
+        cm_map_set_int (data, "step", step);
     cm_map_set_int (data, "totalSteps", 40);
     cm_map_set (request->payload, "data", data);
     return st_write (f, request, NULL);
@@ -322,20 +321,21 @@ test_thought_process_is_kept (void **state)
     char user_msg[ID], asst[ID], task[ID], claimed[ID];
     assert_int_equal (st_start (f, "tia", "s-th", "why?", user_msg, asst, task), 0);
     assert_int_equal (st_claim (f, "w", claimed), 1);
-    assert_int_equal (s_thought (f, task, "thought_process_start", "thinkingAbout", "why?"), 0);
+    assert_int_equal (s_thought (f, task, "thought_process_start", "thinkingAbout", "why?", 0), 0);
     //  A long step: kept cut at a code point boundary (2-byte "é"s).
     char *long_text = malloc (5001);
     for (int i = 0; i < 2500; i++)
         memcpy (long_text + 2 * i, "\xc3\xa9", 2);
     long_text[5000] = 0;
-    assert_int_equal (s_thought (f, task, "thought_process_step", "reasoning", long_text), 0);
+    assert_int_equal (s_thought (f, task, "thought_process_step", "reasoning", long_text, 1), 0);
     for (int i = 1; i < 40; i++)
-        assert_int_equal (s_thought (f, task, "thought_process_step", "reasoning", "more"), 0);
+        assert_int_equal (s_thought (f, task, "thought_process_step", "reasoning", "more", i + 1),
+                          0);
     free (long_text);
     //  The event still carries what the worker sent.
     assert_string_equal (cm_map_str_or (st_event_data (f, "thought_process_step"), "reasoning", ""),
                          "more");
-    assert_int_equal (s_thought (f, task, "thought_process_bogus", "reasoning", "x"), CM_EINVAL);
+    assert_int_equal (s_thought (f, task, "thought_process_bogus", "reasoning", "x", 1), CM_EINVAL);
 
     cm_envelope_t *status = st_req (CM_MSG_TASK_STATUS, "tia");
     cm_map_set_str (status->payload, "task_id", task);
@@ -363,7 +363,7 @@ test_thought_process_is_kept (void **state)
     assert_null (cm_map_str (view, "conclusion"));
     cm_envelope_destroy (&reply);
 
-    assert_int_equal (s_thought (f, task, "thought_process_complete", "conclusion", "because"), 0);
+    assert_int_equal (s_thought (f, task, "thought_process_complete", "conclusion", "because", 0), 0);
     assert_int_equal (s_complete (f, task, "an answer"), 0);
     reply = s_session_get (f, "tia", "s-th", &rc);
     assert_int_equal (rc, 0);
@@ -384,10 +384,10 @@ test_thought_process_is_kept (void **state)
     reply = s_session_get (f, "tia", "s-th", &rc);
     assert_null (s_thoughts_of_message (reply, 1));
     cm_envelope_destroy (&reply);
-    assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "first try"), 0);
-    assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "a"), 0);
-    assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "again"), 0);
-    assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "b"), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "first try", 0), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "a", 1), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_start", "thinkingAbout", "again", 0), 0);
+    assert_int_equal (s_thought (f, regen, "thought_process_step", "reasoning", "b", 1), 0);
     assert_int_equal (s_complete (f, regen, "a better answer"), 0);
     reply = s_session_get (f, "tia", "s-th", &rc);
     view = s_thoughts_of_message (reply, 1);
@@ -397,13 +397,39 @@ test_thought_process_is_kept (void **state)
     assert_string_equal (cm_map_str_or (cm_arr_at (steps, 0), "reasoning", ""), "b");
     cm_envelope_destroy (&reply);
 
+    //  The token counts a server reported are kept with the answer and
+    //  shown in its metadata; the next answer without them drops them.
+    assert_int_equal (s_regen (f, "tia", asst, regen), 0);
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_int (done->payload, "fence", f->fence);
+    cm_map_set_str (done->payload, "task_id", regen);
+    cm_map_set_str (done->payload, "content", "counted");
+    cm_map_set_int (done->payload, "prompt_tokens", 12);
+    cm_map_set_int (done->payload, "completion_tokens", 34);
+    assert_int_equal (st_write (f, done, NULL), 0);
+    reply = s_session_get (f, "tia", "s-th", &rc);
+    const cm_value_t *usage = cm_map_get (
+        cm_map_get (cm_arr_at (cm_map_get (cm_map_get (reply->payload, "session"), "messages"), 1),
+                    "metadata"),
+        "usage");
+    assert_non_null (usage);
+    assert_int_equal (cm_map_int (usage, "prompt_tokens", 0), 12);
+    assert_int_equal (cm_map_int (usage, "completion_tokens", 0), 34);
+    cm_envelope_destroy (&reply);
+
     //  An answer without thoughts (CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS off)
-    //  leaves none behind.
+    //  leaves none behind, nor the last answer's usage.
     assert_int_equal (s_regen (f, "tia", asst, regen), 0);
     assert_int_equal (st_claim (f, "w", claimed), 1);
     assert_int_equal (s_complete (f, regen, "plain"), 0);
     reply = s_session_get (f, "tia", "s-th", &rc);
     assert_null (s_thoughts_of_message (reply, 1));
+    assert_null (cm_map_get (
+        cm_map_get (cm_arr_at (cm_map_get (cm_map_get (reply->payload, "session"), "messages"), 1),
+                    "metadata"),
+        "usage"));
     cm_envelope_destroy (&reply);
 }
 
@@ -459,6 +485,7 @@ s_progress (st_fixture_t *f, const char *worker, const char *task)
 {
     cm_envelope_t *request = st_req (CM_MSG_TASK_PROGRESS, NULL);
     cm_map_set_str (request->payload, "worker", worker);
+    cm_map_set_int (request->payload, "fence", f->fence);
     cm_map_set_str (request->payload, "task_id", task);
     cm_map_set_int (request->payload, "progress", 40);
     cm_map_set_str (request->payload, "partial", "part");
@@ -506,6 +533,7 @@ test_fail_retry_then_terminal (void **state)
     assert_int_equal (st_claim (f, "w1", NULL), 1);
     cm_envelope_t *fail = st_req (CM_MSG_TASK_FAIL, NULL);
     cm_map_set_str (fail->payload, "worker", "w1");
+    cm_map_set_int (fail->payload, "fence", f->fence);
     cm_map_set_str (fail->payload, "task_id", task);
     cm_map_set_str (fail->payload, "error", "backend down");
     cm_map_set_bool (fail->payload, "retryable", true);
@@ -518,6 +546,7 @@ test_fail_retry_then_terminal (void **state)
     assert_int_equal (st_claim (f, "w2", NULL), 1);
     fail = st_req (CM_MSG_TASK_FAIL, NULL);
     cm_map_set_str (fail->payload, "worker", "w2");
+    cm_map_set_int (fail->payload, "fence", f->fence);
     cm_map_set_str (fail->payload, "task_id", task);
     cm_map_set_str (fail->payload, "error", "bad");
     assert_int_equal (st_write (f, fail, &reply), 0);
@@ -634,6 +663,7 @@ test_malformed_is_eproto_and_batch_isolated (void **state)
     cm_envelope_t *replies[4];
     cm_value_t *events = NULL;
     assert_int_equal (st_ops_write_batch (f->ops, requests, 4, f->now, replies, &events), 0);
+    st_events_check (events);
     assert_int_equal (replies[0]->type, CM_MSG_OK);
     assert_int_equal (cm_map_int (replies[1]->payload, "code", 0), CM_EPROTO);
     assert_int_equal (cm_map_int (replies[2]->payload, "code", 0), CM_EPROTO);
@@ -681,6 +711,7 @@ test_failure_after_write_rolls_back_alone (void **state)
     cm_envelope_t *replies[3];
     cm_value_t *events = NULL;
     assert_int_equal (st_ops_write_batch (f->ops, requests, 3, f->now, replies, &events), 0);
+    st_events_check (events);
     assert_int_equal (replies[0]->type, CM_MSG_OK);
     assert_int_equal (cm_map_int (replies[1]->payload, "code", 0), CM_ERATELIMIT);
     assert_int_equal (replies[2]->type, CM_MSG_OK);
@@ -797,11 +828,15 @@ s_raw_record (st_fixture_t *f, st_dbi_t which, const void *key, size_t key_len, 
     if (last) { //  the newest entry (audit keys start with the time)
         MDB_cursor *cursor;
         assert_int_equal (mdb_cursor_open (txn, st_db_dbi (f->db, which), &cursor), 0);
-        assert_int_equal (mdb_cursor_get (cursor, &k, &v, MDB_LAST), 0);
+        assert_int_equal (st_db_cursor_get (cursor, which, &k, &v, MDB_LAST), 0);
         mdb_cursor_close (cursor);
     }
-    else
-        assert_int_equal (mdb_get (txn, st_db_dbi (f->db, which), &k, &v), 0);
+    else {
+        const void *data;
+        assert_int_equal (st_db_get_raw (f->db, txn, which, key, key_len, &data, &v.mv_size),
+                          0);
+        v.mv_data = (void *) data;
+    }
     cm_value_t *record = NULL;
     assert_int_equal (cm_value_decode (v.mv_data, v.mv_size, &record), 0);
     char *bytes;
@@ -834,7 +869,8 @@ test_records_keep_their_layout (void **state)
     assert_int_equal (st_start (f, "alice", "s1", "q", NULL, asst, NULL), 0);
     static const char *const audit_keys[] = {"id",      "session_id", "message_id",
                                              "action_type", "user_id", "details",
-                                             "client_ip", "user_agent", "created_at", NULL};
+                                             "client_ip", "user_agent", "created_at",
+                                             "prev_hash", NULL};
     cm_value_t *audit = s_raw_record (f, ST_DBI_AUDIT, NULL, 0, true);
     s_assert_keys (audit, audit_keys);
     assert_string_equal (cm_map_str_or (audit, "action_type", ""), "session_start");
@@ -861,7 +897,7 @@ test_records_keep_their_layout (void **state)
     cm_value_t *record = s_raw_record (f, ST_DBI_FEEDBACK, fkey, flen, false);
     static const char *const feedback_keys[] = {
         "feedback_type", "id", "message_id", "session_id", "user_id", "reason",
-        "metadata", "created_at", "client_ip", "user_agent", NULL};
+        "metadata", "created_at", "client_ip", "user_agent", "version", NULL};
     s_assert_keys (record, feedback_keys);
     assert_string_equal (cm_map_str_or (record, "feedback_type", ""), "downvote");
     assert_string_equal (cm_map_str_or (record, "message_id", ""), asst);
@@ -871,6 +907,7 @@ test_records_keep_their_layout (void **state)
     assert_int_equal (cm_map_int (record, "created_at", 0), f->now);
     assert_string_equal (cm_map_str_or (record, "client_ip", ""), "127.0.0.1");
     assert_int_equal (cm_map_get (record, "user_agent")->type, CM_T_NIL);
+    assert_int_equal (cm_map_int (record, "version", 0), 1);
     const cm_value_t *stored_meta = cm_map_get (record, "metadata");
     assert_true (cm_map_dbl (stored_meta, "score", 0) == 0.25);
     assert_string_equal (cm_map_key_at (stored_meta, 1), "tag");
@@ -884,7 +921,7 @@ test_records_keep_their_layout (void **state)
     assert_int_equal (cm_map_get (audit, "user_agent")->type, CM_T_NIL);
     assert_int_equal (cm_map_int (audit, "created_at", 0), f->now);
     const cm_value_t *details = cm_map_get (audit, "details");
-    static const char *const details_keys[] = {"feedback_type", "replaced", NULL};
+    static const char *const details_keys[] = {"feedback_type", "replaced", "version", "reason", NULL};
     s_assert_keys (details, details_keys);
     assert_false (cm_map_bool (details, "replaced", true));
     cm_value_destroy (&audit);
@@ -1001,6 +1038,7 @@ test_cleanup_requeues_and_expires (void **state)
     assert_int_equal (st_claim (f, "w1", NULL), 1);
     cm_envelope_t *fail = st_req (CM_MSG_TASK_FAIL, NULL);
     cm_map_set_str (fail->payload, "worker", "w1");
+    cm_map_set_int (fail->payload, "fence", f->fence);
     cm_map_set_str (fail->payload, "task_id", task);
     cm_map_set_str (fail->payload, "error", "bad");
     assert_int_equal (st_write (f, fail, NULL), 0);
@@ -1014,31 +1052,71 @@ test_cleanup_requeues_and_expires (void **state)
     assert_int_equal (s_count_audit (f, "alice", "s1"), 0);
 }
 
+//  Rewrites a task's stored status, as another build (or damage) might.
+static void
+s_set_status (st_fixture_t *f, const char *task_id, const char *status)
+{
+    MDB_txn *txn = NULL;
+    assert_int_equal (st_db_write_begin (f->db, NULL, &txn), 0);
+    cm_value_t *task = NULL;
+    assert_int_equal (st_db_get (f->db, txn, ST_DBI_TASKS, task_id, strlen (task_id), &task), 0);
+    cm_map_set_str (task, "status", status);
+    assert_int_equal (st_db_put (f->db, txn, ST_DBI_TASKS, task_id, strlen (task_id), task), 0);
+    cm_value_destroy (&task);
+    assert_int_equal (st_db_commit (txn), 0);
+}
+
+//  A status this store does not know (st_task_fsm.h, unknown): never
+//  claimed, cancelled or worked on, and purged by upkeep like an ended one.
+static void
+test_unknown_task_status (void **state)
+{
+    st_fixture_t *f = *state;
+    char task[ID];
+    assert_int_equal (st_start (f, "alice", "s1", "q", NULL, NULL, task), 0);
+    s_set_status (f, task, "paused");
+    assert_int_equal (st_claim (f, "w1", NULL), 0);
+    cm_envelope_t *cancel = st_req (CM_MSG_TASK_CANCEL, "alice");
+    cm_map_set_str (cancel->payload, "task_id", task);
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (st_write (f, cancel, &reply), CM_EBADSTATE);
+    assert_non_null (strstr (cm_map_str_or (reply->payload, "message", ""), "not one this store"));
+    cm_envelope_destroy (&reply);
+    assert_int_equal (s_progress (f, "w1", task), CM_ELEASE);
+    cm_value_t *events = NULL;
+    assert_int_equal (st_ops_cleanup (f->ops, f->now, &events), 0);
+    cm_value_destroy (&events);
+    cm_envelope_t *status = st_req (CM_MSG_TASK_STATUS, "alice");
+    cm_map_set_str (status->payload, "task_id", task);
+    assert_int_equal (st_read (f, status, NULL), CM_ENOTFOUND);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_session_start_get_list, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_feedback_one_vote_per_user, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_session_start_get_list, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_feedback_one_vote_per_user, s_setup, st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_edit_records_history_and_regenerates, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_regenerate_rules, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_thought_process_is_kept, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_delete_removes_tail_in_order, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_lease_expiry_and_attempts, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_fail_retry_then_terminal, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_cancel, s_setup, s_teardown),
+                                         st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_regenerate_rules, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_thought_process_is_kept, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_delete_removes_tail_in_order, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_lease_expiry_and_attempts, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_fail_retry_then_terminal, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_task_status, s_setup, st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_rate_limit_exhaustion_changes_nothing, s_setup,
-                                         s_teardown),
+                                         st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_is_eproto_and_batch_isolated, s_setup,
-                                         s_teardown),
+                                         st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_failure_after_write_rolls_back_alone, s_setup,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_old_records_still_count, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_records_keep_their_layout, s_setup, s_teardown),
+                                         st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_old_records_still_count, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_records_keep_their_layout, s_setup, st_fixture_teardown),
         cmocka_unit_test (test_map_grows_from_64k),
-        cmocka_unit_test_setup_teardown (test_analytics_and_audit, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_cleanup_requeues_and_expires, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_analytics_and_audit, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_cleanup_requeues_and_expires, s_setup, st_fixture_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

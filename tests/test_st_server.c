@@ -118,7 +118,9 @@ s_expect_event (s_env_t *env, const char *session, const char *name)
     assert_string_equal (cm_map_str_or (event->payload, "event", ""), name);
     const cm_value_t *data = cm_map_get (event->payload, "data");
     assert_string_equal (cm_map_str_or (data, "sessionId", ""), session);
-    assert_non_null (cm_map_str (data, "timestamp"));
+    char why[128] = "";
+    if (cm_event_validate (cm_event_from_name (name, strlen (name)), data, why, sizeof why))
+        fail_msg ("event %s: %s", name, why);
     cm_envelope_destroy (&event);
 }
 
@@ -203,6 +205,7 @@ test_slice (void **state)
 
     cm_envelope_t *progress = st_req (CM_MSG_TASK_PROGRESS, NULL);
     cm_map_set_str (progress->payload, "worker", "w1");
+    cm_map_set_int (progress->payload, "fence", 1); //  its first lease
     cm_map_set_str (progress->payload, "task_id", task_id);
     cm_map_set_int (progress->payload, "progress", 50);
     cm_map_set_str (progress->payload, "partial", "Rayleigh");
@@ -213,10 +216,12 @@ test_slice (void **state)
 
     cm_envelope_t *step = st_req (CM_MSG_TASK_EVENT, NULL);
     cm_map_set_str (step->payload, "worker", "w1");
+    cm_map_set_int (step->payload, "fence", 1); //  its first lease
     cm_map_set_str (step->payload, "task_id", task_id);
     cm_map_set_str (step->payload, "event", "thought_process_step");
     cm_value_t *step_data = cm_map_new ();
-    cm_map_set_str (step_data, "step", "think");
+    cm_map_set_int (step_data, "step", 1);
+    cm_map_set_str (step_data, "reasoning", "think");
     cm_map_set (step->payload, "data", step_data);
     assert_int_equal (s_call (worker, step, &reply), 0);
     cm_envelope_destroy (&reply);
@@ -224,6 +229,7 @@ test_slice (void **state)
 
     cm_envelope_t *complete = st_req (CM_MSG_TASK_COMPLETE, NULL);
     cm_map_set_str (complete->payload, "worker", "w1");
+    cm_map_set_int (complete->payload, "fence", 1); //  its first lease
     cm_map_set_str (complete->payload, "task_id", task_id);
     cm_map_set_str (complete->payload, "content", "Rayleigh scattering.");
     assert_int_equal (s_call (worker, complete, &reply), 0);
@@ -342,11 +348,87 @@ test_malformed_gets_eproto (void **state)
     cm_envelope_destroy (&reply);
 }
 
+//  Every listed broadcaster gets every event, with the id of its commit;
+//  a list naming none or too many is refused at start.
+static void
+test_every_broadcaster_gets_every_event (void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/st_server_bc_XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char endpoint[300], in1[300], in2[300], list[700];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/store", dir);
+    snprintf (in1, sizeof in1, "ipc://%s/in1", dir);
+    snprintf (in2, sizeof in2, "ipc://%s/in2", dir);
+    snprintf (list, sizeof list, "%s,%s", in1, in2);
+    zsock_t *pull[2] = {zsock_new_pull (in1), zsock_new_pull (in2)};
+    assert_non_null (pull[0]);
+    assert_non_null (pull[1]);
+    st_server_config_t config = {.endpoint = endpoint, .events_endpoint = "", .dir = dir,
+                                 .map_bytes = 1 << 20, .sync = false, .readers = 1,
+                                 .ops = {.lease_ms = 10000, .max_attempts = 3,
+                                         .retention_ms = 86400000, .worker_live_ms = 30000}};
+    const char *bad[] = {"", ",,",
+                         ("ipc://a,ipc://b,ipc://c,ipc://d,ipc://e,ipc://f,ipc://g,"
+                          "ipc://h,ipc://i")}; //  nine: one more than the store takes
+    for (size_t i = 0; i < 3; i++) {
+        config.events_endpoint = bad[i];
+        assert_null (st_server_new (&config));
+    }
+    config.events_endpoint = list;
+    st_server_t *server = st_server_new (&config);
+    assert_non_null (server);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_run, server), 0);
+    zsock_t *client = cm_dealer_new (endpoint);
+    cm_envelope_t *start = st_req (CM_MSG_SESSION_START, "alice");
+    cm_map_set_str (start->payload, "session_id", "s_two");
+    cm_map_set_str (start->payload, "query", "twice?");
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (s_call (client, start, &reply), 0);
+    cm_envelope_destroy (&reply);
+    char *first[2] = {NULL, NULL};
+    for (int b = 0; b < 2; b++) {
+        zpoller_t *poller = zpoller_new (pull[b], NULL);
+        assert_non_null (zpoller_wait (poller, 5000));
+        zpoller_destroy (&poller);
+        zmsg_t *msg = zmsg_recv (pull[b]);
+        assert_int_equal (zmsg_size (msg), 2);
+        char *topic = zmsg_popstr (msg);
+        assert_string_equal (topic, "s_two");
+        zstr_free (&topic);
+        zframe_t *body = zmsg_pop (msg);
+        cm_envelope_t *event = NULL;
+        assert_int_equal (cm_frame_decode (body, &event), 0);
+        const char *id = cm_map_str (event->payload, "id");
+        assert_non_null (id);
+        assert_string_equal (event->request_id, id);
+        first[b] = strdup (id);
+        cm_envelope_destroy (&event);
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+    }
+    assert_string_equal (first[0], first[1]);
+    cm_event_id_t id;
+    assert_int_equal (cm_event_id_parse (first[0], &id), 0);
+    assert_int_equal (id.seq, 1);
+    free (first[0]);
+    free (first[1]);
+    zsock_destroy (&client);
+    st_server_stop (server);
+    pthread_join (thread, NULL);
+    st_server_destroy (&server);
+    zsock_destroy (&pull[0]);
+    zsock_destroy (&pull[1]);
+    st_rmtree (dir);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_slice, s_setup, s_teardown),
+        cmocka_unit_test (test_every_broadcaster_gets_every_event),
         cmocka_unit_test_setup_teardown (test_claim_times_out_empty, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_gets_eproto, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_shutdown_answers_parked_claim, s_setup,

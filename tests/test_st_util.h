@@ -12,6 +12,7 @@
 
 #include "cm_codec.h"
 #include "cm_error.h"
+#include "cm_event.h"
 #include "cm_time.h"
 #include "st_db.h"
 #include "st_ops.h"
@@ -28,6 +29,7 @@ typedef struct {
     st_ops_t *ops;
     cm_value_t *events; //  of the last write
     int64_t now;        //  fake clock for the logic tests
+    int64_t fence;      //  fencing token of the first task st_claim leased last
 } st_fixture_t;
 
 static int
@@ -71,6 +73,15 @@ st_fixture_destroy (st_fixture_t **f_p)
     *f_p = NULL;
 }
 
+//  cmocka teardown of a fixture made in a setup by st_fixture_new.
+static inline int
+st_fixture_teardown (void **state)
+{
+    st_fixture_t *f = *state;
+    st_fixture_destroy (&f);
+    return 0;
+}
+
 //  A request with the caller fields set.
 static inline cm_envelope_t *
 st_req (cm_msg_t type, const char *user)
@@ -84,7 +95,40 @@ st_req (cm_msg_t type, const char *user)
     return request;
 }
 
+//  Every event a write publishes is one of cm_event.h's, from the store or
+//  relayed for the regenerator, with the data its table entry lists and no
+//  other field.
+static inline void
+st_events_check (const cm_value_t *events)
+{
+    for (size_t i = 0; events && i < cm_value_len (events); i++) {
+        const cm_value_t *event = cm_arr_at (events, i);
+        const char *name = cm_map_str_or (event, "event", "");
+        cm_event_t type = cm_event_from_name (name, strlen (name));
+        char why[128] = "";
+        if (cm_event_validate (type, cm_map_get (event, "data"), why, sizeof why))
+            fail_msg ("event %s: %s", name, why);
+        //  ...and nothing it does not list.
+        const cm_value_t *data = cm_map_get (event, "data");
+        size_t count;
+        const cm_field_t *fields = cm_event_fields (type, &count);
+        for (size_t k = 0; k < cm_value_len (data); k++) {
+            const char *key = cm_map_key_at (data, k);
+            bool listed = strcmp (key, "sessionId") == 0 || strcmp (key, "timestamp") == 0;
+            for (size_t j = 0; j < count && !listed; j++)
+                listed = strcmp (fields[j].name, key) == 0;
+            if (!listed)
+                fail_msg ("event %s: field '%s' is not in cm_event.h", name, key);
+        }
+        assert_true (cm_event_origin (type) == CM_EVENT_FROM_STORE
+                     || cm_event_origin (type) == CM_EVENT_FROM_REGENERATOR);
+        assert_string_equal (cm_map_str_or (event, "session_id", ""),
+                             cm_map_str_or (cm_map_get (event, "data"), "sessionId", "?"));
+    }
+}
+
 //  Runs one write (consuming request); returns the code, *reply if wanted.
+//  Checks the events it published (st_events_check).
 static inline int
 st_write (st_fixture_t *f, cm_envelope_t *request, cm_envelope_t **reply_out)
 {
@@ -93,6 +137,7 @@ st_write (st_fixture_t *f, cm_envelope_t *request, cm_envelope_t **reply_out)
     int rc = st_ops_write_batch (f->ops, &request, 1, f->now, &reply, &f->events);
     assert_int_equal (rc, 0);
     assert_non_null (reply);
+    st_events_check (f->events);
     int code = reply->type == CM_MSG_OK ? 0 : (int) cm_map_int (reply->payload, "code", 1);
     if (reply_out)
         *reply_out = reply;
@@ -139,7 +184,8 @@ st_start (st_fixture_t *f, const char *user, const char *session, const char *qu
     return rc;
 }
 
-//  Claims for worker; returns the number of tasks and copies the first id.
+//  Claims for worker; returns the number of tasks and copies the first id
+//  (and its fencing token into f->fence).
 static inline size_t
 st_claim (st_fixture_t *f, const char *worker, char *task_id)
 {
@@ -151,8 +197,26 @@ st_claim (st_fixture_t *f, const char *worker, char *task_id)
     size_t n = cm_value_len (tasks);
     if (n && task_id)
         strcpy (task_id, cm_map_str_or (cm_arr_at (tasks, 0), "task_id", ""));
+    if (n)
+        f->fence = cm_map_int (cm_arr_at (tasks, 0), "fence", 0);
     cm_envelope_destroy (&reply);
     return n;
+}
+
+//  Worker "w" claims the one pending task (it must be task) and completes
+//  it with content, under the lease's fencing token.
+static inline void
+st_answer (st_fixture_t *f, const char *task, const char *content)
+{
+    char claimed[CM_TASK_ID_MAX + 1];
+    assert_int_equal (st_claim (f, "w", claimed), 1);
+    assert_string_equal (claimed, task);
+    cm_envelope_t *done = st_req (CM_MSG_TASK_COMPLETE, NULL);
+    cm_map_set_str (done->payload, "worker", "w");
+    cm_map_set_int (done->payload, "fence", f->fence);
+    cm_map_set_str (done->payload, "task_id", task);
+    cm_map_set_str (done->payload, "content", content);
+    assert_int_equal (st_write (f, done, NULL), 0);
 }
 
 //  Index of the first event named name in the last write's events, or -1.

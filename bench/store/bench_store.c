@@ -13,8 +13,15 @@
     4-5x the random-key rate. Prints store(64 clients) / raw(100 puts per
     txn), target >= 0.5, and the same ratio against the ascending case.
     Usage: bench_store [dir (default: a temp dir under ./)] [seconds per case]
-                       [all | store | raw | a client count] [runs (1..50)]
-    The third argument runs only some cases (profiling). With runs > 1 the
+                       [all | store | raw | crc | a client count] [runs (1..50)]
+    The third argument runs only some cases (profiling). `crc` measures
+    the checksum's cost on this durable feedback path (issue 26): each run
+    is a pair of 64-client cases, each in a fresh store, one with every
+    record's CRC32C computed and checked as in production and one with it
+    replaced by a constant (this binary alone links with
+    -Wl,--wrap=st_crc32c; the 5-byte record header is still written, so
+    the pair differs by the computation only); the order alternates, and
+    each pair prints with / without, target >= 0.95. With runs > 1 the
     whole set runs that many times, each in a fresh dir, and the last line
     lists every run's ratio with their median. CHATMESH_LOG_LEVEL
     applies (default error; debug shows every write batch's size and time).
@@ -28,6 +35,7 @@
                               assistant messages.                           */
 #include "cm_error.h"
 #include "cm_log.h"
+#include "st_crc.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
 #include "st_server.h"
@@ -45,6 +53,18 @@
 //  client on this 2-core machine measured the load generator's context
 //  switches as much as the store; one thread keeps the load cheap and the
 //  concurrency exactly `clients`.
+//  The checksum the store's records call, routed here by --wrap: the real
+//  one unless a `crc` run switches it off (the bench binary only).
+static bool s_crc_off;
+static double s_last_store64; //  the last run's 64-client rate
+uint32_t __real_st_crc32c (uint32_t crc, const void *data, size_t len);
+uint32_t __wrap_st_crc32c (uint32_t crc, const void *data, size_t len);
+uint32_t
+__wrap_st_crc32c (uint32_t crc, const void *data, size_t len)
+{
+    return s_crc_off ? 0 : __real_st_crc32c (crc, data, len);
+}
+
 typedef struct {
     void *socket;
     cm_envelope_t *request; //  reused: request_id, message_id, feedback_type change
@@ -226,7 +246,7 @@ s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 typedef struct {
     const char *parent; //  where each run's temp dir goes
     int seconds;
-    bool run_store, run_raw;
+    bool run_store, run_raw, run_crc;
     int only_clients; //  0 = every client count
     long requests;    //  BENCH_STORE_REQUESTS
     long content;     //  BENCH_STORE_CONTENT
@@ -329,6 +349,7 @@ s_run_once (const s_options_t *o, double *ratio)
         }
         if (counts[i] == 64)
             store64 = rate;
+        s_last_store64 = store64;
     }
     st_server_stop (server);
     pthread_join (thread, NULL);
@@ -364,6 +385,35 @@ s_compare_doubles (const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+//  runs pairs of 64-client cases, CRC on and off in alternating order,
+//  each printing its ratio; then the median.
+static int
+s_crc_pairs (const s_options_t *o, int runs)
+{
+    double ratios[S_MAX_RUNS];
+    for (int run = 0; run < runs; run++) {
+        double rate[2] = {0, 0}; //  [0] with the checksum, [1] without
+        for (int half = 0; half < 2; half++) {
+            int off = (run + half) % 2;
+            s_crc_off = off;
+            printf ("-- pair %d, checksum %s\n", run + 1, off ? "off" : "on");
+            double unused;
+            if (s_run_once (o, &unused))
+                return 1;
+            rate[off] = s_last_store64;
+        }
+        s_crc_off = false;
+        ratios[run] = rate[1] > 0 ? rate[0] / rate[1] : 0;
+        printf ("pair %d: with checksum %.0f, without %.0f acknowledged writes/s: ratio %.3f\n",
+                run + 1, rate[0], rate[1], ratios[run]);
+    }
+    qsort (ratios, (size_t) runs, sizeof ratios[0], s_compare_doubles);
+    double median = runs % 2 ? ratios[runs / 2] : (ratios[runs / 2 - 1] + ratios[runs / 2]) / 2;
+    printf ("with / without checksum, %d pairs: median %.3f (target >= 0.95: %s)\n", runs, median,
+            median >= 0.95 ? "met" : "not met");
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -374,7 +424,8 @@ main (int argc, char **argv)
                      .seconds = argc > 2 ? atoi (argv[2]) : 3,
                      .run_store = strcmp (only, "raw") != 0,
                      .run_raw = strcmp (only, "all") == 0 || strcmp (only, "raw") == 0,
-                     .only_clients = atoi (only),
+                     .run_crc = strcmp (only, "crc") == 0,
+                     .only_clients = strcmp (only, "crc") == 0 ? 64 : atoi (only),
                      .requests = knob_requests ? atol (knob_requests) : 0,
                      .content = knob_content ? atol (knob_content) : 0};
     if (o.content < 0 || o.content > 512 * 1024)
@@ -388,6 +439,8 @@ main (int argc, char **argv)
     int log_level = cm_log_level_parse (level ? level : "error");
     cm_log_init ("bench_store", log_level < 0 ? CM_LOG_ERROR : (cm_log_level_t) log_level);
 
+    if (o.run_crc)
+        return s_crc_pairs (&o, runs);
     double ratios[S_MAX_RUNS];
     int measured = 0;
     for (int run = 0; run < runs; run++) {

@@ -4,6 +4,8 @@
 It serves web/ and implements the parts of docs/api.md the frontend uses
 (sessions, run_sse, regenerate, edit, delete, feedback, the SSE stream with
 ids and Last-Event-ID replay) in memory, with a fake streaming generator.
+Its events are named and checked by web/js/events.js (from proto/cm_event.h):
+an event the mesh would not send raises instead of reaching the page.
 Tokens are read, not verified: this is a test double, never a server.
 
     python3 tests/browser/mock_gateway.py --port 18090
@@ -25,12 +27,60 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'web')
 SESSION_RE = re.compile(r'^[A-Za-z0-9_-]{1,128}$')
+EVENTS_JS = os.path.join(WEB_DIR, 'js', 'events.js')
+# The gateway's error codes the mock answers with, and their statuses: a
+# copy of rows of GW_HTTP_ERRORS (gateway/gw_errors.h). tests/browser/
+# test_mock_tables.py holds it to the generated OpenAPI document.
+ERRORS = {
+    'invalid_json': 400, 'invalid_session_id': 400, 'invalid_message_id': 400,
+    'not_assistant_message': 400, 'unauthorized': 401, 'not_found': 404,
+    'method_not_allowed': 405, 'conflict': 409, 'invalid_state': 409, 'invalid_field': 422, 'empty_field': 422,
+    'field_too_long': 422, 'rate_limited': 429,
+}
+# The frontend's libraries as the gateway serves them at /lib/NAME: a copy
+# of GW_WEB_LIBS_DEFAULT (gateway/gw_static.h), Debian's files.
+LIBS = {
+    'marked.js': '/usr/share/javascript/marked/marked.min.js',
+    'purify.js': '/usr/share/nodejs/dompurify/dist/purify.min.js',
+    'highlight.js': '/usr/share/javascript/highlight.js/highlight.min.js',
+}
 TYPES = {'.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
          '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml'}
 
 
 def now():
     return datetime.now(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+
+
+def load_events(path=EVENTS_JS):
+    """web/js/events.js's EVENT_TABLE (generated from proto/cm_event.h): {name: entry}."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    start = text.index('[', text.index('export const EVENT_TABLE'))
+    return {e['name']: e for e in json.loads(text[start:text.index('];', start) + 1])}
+
+
+EVENT_TABLE = load_events()
+EV = {e['key']: name for name, e in EVENT_TABLE.items()}
+JSON_TYPES = {'string': str, 'integer': int, 'boolean': bool, 'array': list, 'object': dict, 'number': (int, float)}
+
+
+def check_event(event, data):
+    """Raises ValueError unless data is what the mesh would send for event."""
+    entry = EVENT_TABLE.get(event)
+    if not entry:
+        raise ValueError(f'{event}: not in web/js/events.js')
+    fields = {'sessionId': ('string', True), 'timestamp': ('string', True)}
+    fields.update({f['name']: (f['type'], f['required']) for f in entry['fields']})
+    for key, value in data.items():
+        if key not in fields:
+            raise ValueError(f'{event}: field {key!r} is not in web/js/events.js')
+        kind = JSON_TYPES[fields[key][0]]
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise ValueError(f'{event}: field {key!r} has the wrong type')
+    for key, (_, required) in fields.items():
+        if required and data.get(key) is None:
+            raise ValueError(f'{event}: missing field {key!r}')
 
 
 def b64url(raw):
@@ -62,12 +112,14 @@ class Mesh:
         self.delay = delay
         self.epoch = int(time.time() * 1000)
         self.replayed = 0  # events sent again after a Last-Event-ID
+        self.tasks = {}  # task id -> 'running', 'completed' or 'cancelled'
 
     def publish(self, sid, event, data):
         with self.lock:
             s = self.sessions[sid]
             s['seq'] += 1
             data = dict(data, sessionId=sid, timestamp=now())
+            check_event(event, data)
             ev = (f"{self.epoch}-{s['seq']}", event, data)
             s['history'].append(ev)
             del s['history'][:-500]
@@ -80,7 +132,7 @@ class Mesh:
                 return m
         return None
 
-    def generate(self, sid, mid, query, kind):
+    def generate(self, sid, mid, query, kind, task):
         pub = self.publish
         with self.lock:
             m = self.message(sid, mid)
@@ -90,25 +142,34 @@ class Mesh:
             # Like the store: while generating, the running thought process.
             running = {'thinkingAbout': query[:60], 'totalSteps': None, 'steps': [], 'conclusion': None}
             m['metadata']['thought_process'] = running
-        task = 'regen_' + uuid.uuid4().hex
-        pub(sid, 'message_regenerating', {'messageId': mid, 'taskId': task, 'originalMessageId': mid, 'userQuery': query})
-        pub(sid, 'thought_process_start', {'messageId': mid, 'taskId': task, 'thinkingAbout': query[:60]})
+        pub(sid, EV['MESSAGE_REGENERATING'], {'messageId': mid, 'taskId': task, 'originalMessageId': mid, 'userQuery': query})
+        pub(sid, EV['THOUGHT_PROCESS_START'], {'messageId': mid, 'taskId': task, 'thinkingAbout': query[:60]})
         words = (f'**Answer** ({kind}) to: {query}\n\n- point one\n- point two with `code`\n\n'
                  'A paragraph with a [link](https://example.org/) and the end.').split(' ')
         steps = 6
         for i in range(1, steps + 1):
             time.sleep(self.delay)
+            with self.lock:
+                if self.tasks[task] == 'cancelled':
+                    m['metadata']['regenerating'] = False
+                    cancelled = True
+                else:
+                    cancelled = False
+            if cancelled:
+                pub(sid, EV['REGENERATION_ERROR'], {'messageId': mid, 'taskId': task, 'error': 'cancelled'})
+                return
             partial = ' '.join(words[: len(words) * i // steps])
-            pub(sid, 'regeneration_progress', {'messageId': mid, 'taskId': task, 'progress': i * 100 // (steps + 1),
+            pub(sid, EV['REGENERATION_PROGRESS'], {'messageId': mid, 'taskId': task, 'progress': i * 100 // (steps + 1),
                                                'message': 'Generating…', 'partialContent': partial})
             if i in (2, 4):
                 with self.lock:
                     running['steps'].append({'step': i // 2, 'reasoning': f'reasoning {i // 2}'})
-                    texts = [st['reasoning'] for st in running['steps']]
-                pub(sid, 'thought_process_step', {'messageId': mid, 'taskId': task, 'step': i // 2,
-                                                  'reasoning': f'reasoning {i // 2}', 'steps': texts})
+                    so_far = [dict(st) for st in running['steps']]
+                pub(sid, EV['THOUGHT_PROCESS_STEP'], {'messageId': mid, 'taskId': task, 'step': i // 2,
+                                                      'reasoning': f'reasoning {i // 2}', 'steps': so_far})
         content = ' '.join(words)
         with self.lock:
+            self.tasks[task] = 'completed'
             m = self.message(sid, mid)
             if not m:
                 return
@@ -117,8 +178,8 @@ class Mesh:
                                  thought_process={'thinkingAbout': query[:60], 'totalSteps': 2, 'conclusion': 'done',
                                                   'steps': [{'step': 1, 'reasoning': 'reasoning 1'},
                                                             {'step': 2, 'reasoning': 'reasoning 2'}]})
-        pub(sid, 'thought_process_complete', {'messageId': mid, 'taskId': task, 'conclusion': 'done', 'totalSteps': 2})
-        pub(sid, 'message_regenerated', {'messageId': mid, 'taskId': task, 'content': content})
+        pub(sid, EV['THOUGHT_PROCESS_COMPLETE'], {'messageId': mid, 'taskId': task, 'conclusion': 'done', 'totalSteps': 2})
+        pub(sid, EV['MESSAGE_REGENERATED'], {'messageId': mid, 'taskId': task, 'content': content})
 
 
 MESH = None
@@ -140,8 +201,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
-    def fail(self, status, code, error, headers=None):
-        self.send_json(status, {'success': False, 'error': error, 'code': code}, headers)
+    def fail(self, code, error, headers=None):
+        self.send_json(ERRORS[code], {'success': False, 'error': error, 'code': code}, headers)
 
     def user(self, query):
         auth = self.headers.get('Authorization', '')
@@ -169,9 +230,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def static(self, path):
         rel = 'index.html' if path in ('', '/') else path.lstrip('/')
-        full = os.path.realpath(os.path.join(WEB_DIR, rel))
-        if not full.startswith(os.path.realpath(WEB_DIR)) or not os.path.isfile(full):
-            return self.fail(404, 'not_found', 'No such page.')
+        if rel.startswith('lib/'):
+            full = LIBS.get(rel[4:], '')
+        else:
+            full = os.path.realpath(os.path.join(WEB_DIR, rel))
+            if not full.startswith(os.path.realpath(WEB_DIR) + os.sep):
+                full = ''
+        if not full or not os.path.isfile(full):
+            return self.fail('not_found', 'No such page.')
         raw = open(full, 'rb').read()
         self.send_response(200)
         self.send_header('Content-Type', TYPES.get(os.path.splitext(full)[1], 'application/octet-stream'))
@@ -195,16 +261,16 @@ class Handler(BaseHTTPRequestHandler):
         if path == '/__mock/stats' and method == 'GET':
             return self.send_json(200, {'success': True, 'replayed': MESH.replayed})
         if not path.startswith('/api/'):
-            return self.static(path) if method == 'GET' else self.fail(405, 'method_not_allowed', 'No.')
+            return self.static(path) if method == 'GET' else self.fail('method_not_allowed', 'No.')
         user = self.user(query)
         if not user:
-            return self.fail(401, 'unauthorized', 'A valid access token is required.')
+            return self.fail('unauthorized', 'A valid access token is required.')
         parts = [unquote(p) for p in path.split('/')[2:]]
         body = None
         if method in ('POST', 'PUT'):
             body = self.body()
             if body is None:
-                return self.fail(400, 'bad_json', 'The request body is not valid JSON.')
+                return self.fail('invalid_json', 'The request body is not valid JSON.')
         with MESH.lock:
             return self.api(method, parts, user, body, query)
 
@@ -215,14 +281,21 @@ class Handler(BaseHTTPRequestHandler):
     def find(self, mid, user):
         m = re.match(r'^msg_([0-9a-f]+)_(.+)_(user|assistant|system)$', mid)
         if not m:
-            self.fail(400, 'bad_message_id', 'That message id is malformed.')
+            self.fail('invalid_message_id', 'That message id is malformed.')
             return None, None
         s = self.owned(m.group(2), user)
         msg = MESH.message(m.group(2), mid) if s else None
         if not msg:
-            self.fail(404, 'not_found', 'That message does not exist.')
+            self.fail('not_found', 'That message does not exist.')
             return None, None
         return s, msg
+
+    def vote_counts(self, msg):
+        """The message's (upvotes, downvotes) from the votes, also kept in its metadata."""
+        ups = sum(1 for (u, m), k in MESH.votes.items() if m == msg['id'] and k == 'upvote')
+        downs = sum(1 for (u, m), k in MESH.votes.items() if m == msg['id'] and k == 'downvote')
+        msg['metadata'].update(upvotes=ups, downvotes=downs)
+        return ups, downs
 
     def api(self, method, parts, user, body, query):
         if parts == ['sessions'] and method == 'GET':
@@ -232,20 +305,28 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 2 and parts[0] == 'sessions' and method == 'GET':
             s = self.owned(parts[1], user)
             if not s:
-                return self.fail(404, 'not_found', 'That session does not exist.')
+                return self.fail('not_found', 'That session does not exist.')
             out = {k: s[k] for k in ('session_id', 'title', 'created_at', 'updated_at')}
             out.update(message_count=len(s['messages']), messages=s['messages'])
             return self.send_json(200, {'success': True, 'session': out})
         if len(parts) == 2 and parts[0] == 'run_sse':
             sid = parts[1]
             if not SESSION_RE.match(sid):
-                return self.fail(400, 'bad_session_id', 'That session id is malformed.')
+                return self.fail('invalid_session_id', 'That session id is malformed.')
             if method == 'POST':
                 return self.run(sid, user, body)
             s = self.owned(sid, user)
             if not s:
-                return self.fail(404, 'not_found', 'That session does not exist.')
+                return self.fail('not_found', 'That session does not exist.')
             return self.stream(s, query)
+        if len(parts) == 4 and parts[:2] == ['messages', 'tasks'] and parts[3] == 'cancel' and method == 'POST':
+            status = MESH.tasks.get(parts[2])
+            if not status:
+                return self.fail('not_found', 'That task does not exist.')
+            if status != 'running':
+                return self.fail('invalid_state', 'The task has already ended.')
+            MESH.tasks[parts[2]] = 'cancelled'
+            return self.send_json(200, {'success': True, 'task_id': parts[2], 'status': 'failed', 'error_message': 'cancelled'})
         if len(parts) >= 2 and parts[0] == 'messages':
             s, msg = self.find(parts[1], user)
             if not msg:
@@ -253,24 +334,31 @@ class Handler(BaseHTTPRequestHandler):
             sid = s['session_id']
             if parts[2:] == ['regenerate'] and method == 'POST':
                 if msg['role'] != 'assistant':
-                    return self.fail(400, 'not_assistant', 'Only assistant messages can be regenerated.')
+                    return self.fail('not_assistant_message', 'Only assistant messages can be regenerated.')
                 if msg['metadata']['regenerating']:
-                    return self.fail(409, 'conflict', 'A regeneration is already running for this message.')
+                    return self.fail('conflict', 'A regeneration is already running for this message.')
                 msg['metadata']['regenerating'] = True
-                self.spawn(sid, msg['id'], 'regenerate')
+                task = self.spawn(sid, msg['id'], 'regenerate')
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'regenerate',
-                                            'timestamp': now(), 'data': {'task_id': 'regen_x', 'original_message_id': msg['id']}})
+                                            'timestamp': now(), 'data': {'task_id': task, 'original_message_id': msg['id']}})
             if parts[2:] == ['feedback'] and method == 'POST':
                 kind = body.get('feedback_type')
                 if kind not in ('upvote', 'downvote'):
-                    return self.fail(422, 'bad_feedback_type', 'feedback_type must be upvote or downvote.')
+                    return self.fail('invalid_field', 'feedback_type must be upvote or downvote.')
                 MESH.votes[(user, msg['id'])] = kind
-                ups = sum(1 for (u, m), k in MESH.votes.items() if m == msg['id'] and k == 'upvote')
-                downs = sum(1 for (u, m), k in MESH.votes.items() if m == msg['id'] and k == 'downvote')
-                msg['metadata'].update(upvotes=ups, downvotes=downs)
-                MESH.publish(sid, 'feedback_submitted', {'messageId': msg['id'], 'feedbackId': 'fb_1', 'feedbackType': kind,
+                ups, downs = self.vote_counts(msg)
+                MESH.publish(sid, EV['FEEDBACK_SUBMITTED'], {'messageId': msg['id'], 'feedbackId': 'fb_1', 'feedbackType': kind,
                                                           'upvotes': ups, 'downvotes': downs})
                 return self.send_json(200, {'success': True, 'feedback_id': 'fb_1', 'message_id': msg['id'], 'session_id': sid, 'timestamp': now()})
+            if parts[2:] == ['feedback'] and method == 'DELETE':
+                kind = MESH.votes.pop((user, msg['id']), None)
+                ups, downs = self.vote_counts(msg)
+                if kind:
+                    MESH.publish(sid, EV['FEEDBACK_WITHDRAWN'], {'messageId': msg['id'], 'feedbackType': kind,
+                                                              'upvotes': ups, 'downvotes': downs})
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid,
+                                            'withdrawn': kind is not None, 'feedback_type': kind, 'timestamp': now(),
+                                            'feedback_summary': {'upvotes': ups, 'downvotes': downs, 'total': ups + downs}})
             if parts[2:] == ['feedback'] and method == 'GET':
                 md = msg['metadata']
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'recent_feedback': [], 'timestamp': now(),
@@ -279,11 +367,11 @@ class Handler(BaseHTTPRequestHandler):
             if parts[2:] == [] and method == 'PUT':
                 content = str(body.get('content', '')).strip()
                 if not content:
-                    return self.fail(422, 'empty_content', 'The content must not be empty.')
+                    return self.fail('empty_field', 'The content must not be empty.')
                 old = msg['content']
                 msg['content'] = content
                 msg['metadata']['edited'] = True
-                MESH.publish(sid, 'message_edited', {'messageId': msg['id'], 'content': content, 'previousContent': old, 'edited': True})
+                MESH.publish(sid, EV['MESSAGE_EDITED'], {'messageId': msg['id'], 'content': content, 'previousContent': old, 'edited': True})
                 regen = msg['role'] == 'user' and body.get('trigger_regeneration', True)
                 if regen:
                     idx = s['messages'].index(msg)
@@ -298,27 +386,30 @@ class Handler(BaseHTTPRequestHandler):
                 idx = s['messages'].index(msg)
                 gone = [m['id'] for m in s['messages'][idx:]]
                 del s['messages'][idx:]
-                MESH.publish(sid, 'message_deleted', {'messageId': msg['id'], 'deletedCount': len(gone), 'deletedMessageIds': gone})
+                MESH.publish(sid, EV['MESSAGE_DELETED'], {'messageId': msg['id'], 'deletedCount': len(gone), 'deletedMessageIds': gone})
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'delete', 'timestamp': now(),
                                             'data': {'deleted_count': len(gone), 'deleted_message_ids': gone}})
-        return self.fail(404, 'not_found', 'No such endpoint.')
+        return self.fail('not_found', 'No such endpoint.')
 
     def spawn(self, sid, mid, kind):
         idx = next(i for i, m in enumerate(MESH.sessions[sid]['messages']) if m['id'] == mid)
         q = next((m['content'] for m in reversed(MESH.sessions[sid]['messages'][:idx]) if m['role'] == 'user'), '')
-        threading.Thread(target=MESH.generate, args=(sid, mid, q, kind), daemon=True).start()
+        task = 'regen_' + uuid.uuid4().hex
+        MESH.tasks[task] = 'running'
+        threading.Thread(target=MESH.generate, args=(sid, mid, q, kind, task), daemon=True).start()
+        return task
 
     def run(self, sid, user, body):
         q = str(body.get('query', '')).strip()
         if not q:
-            return self.fail(422, 'empty_query', 'The query must not be empty.')
+            return self.fail('empty_field', 'The query must not be empty.')
         if len(q) > 10000:
-            return self.fail(422, 'content_too_long', 'The query is longer than 10000 characters.')
+            return self.fail('field_too_long', 'The query is longer than 10000 characters.')
         if q == 'please rate limit me':
-            return self.fail(429, 'rate_limited', 'Too many actions.', {'Retry-After': '17'})
+            return self.fail('rate_limited', 'Too many actions.', {'Retry-After': '17'})
         s = MESH.sessions.get(sid)
         if s and s['owner'] != user:
-            return self.fail(404, 'not_found', 'That session does not exist.')
+            return self.fail('not_found', 'That session does not exist.')
         if not s:
             s = MESH.sessions[sid] = {'session_id': sid, 'owner': user, 'title': q[:60], 'created_at': now(),
                                       'updated_at': now(), 'messages': [], 'subs': [], 'history': [], 'seq': 0}
@@ -330,11 +421,11 @@ class Handler(BaseHTTPRequestHandler):
         s['updated_at'] = now()
         if 'text/event-stream' in self.headers.get('Accept', ''):
             return self.stream(s, {}, until=am['id'], start=lambda: (
-                MESH.publish(sid, 'session_updated', {'status': 'message_added'}), self.spawn(sid, am['id'], 'answer')))
-        MESH.publish(sid, 'session_updated', {'status': 'message_added'})
-        self.spawn(sid, am['id'], 'answer')
+                MESH.publish(sid, EV['SESSION_UPDATED'], {'status': 'message_added'}), self.spawn(sid, am['id'], 'answer')))
+        MESH.publish(sid, EV['SESSION_UPDATED'], {'status': 'message_added'})
+        task = self.spawn(sid, am['id'], 'answer')
         return self.send_json(200, {'success': True, 'data': {'session_id': sid, 'user_message_id': um['id'],
-                                                              'assistant_message_id': am['id'], 'task_id': 'regen_y'}})
+                                                              'assistant_message_id': am['id'], 'task_id': task}})
 
     def stream(self, s, query, until=None, start=None):
         last = self.headers.get('Last-Event-ID') or (query.get('last_event_id') or [''])[0]
@@ -342,7 +433,7 @@ class Handler(BaseHTTPRequestHandler):
         backlog = []
         if last:
             ids = [e[0] for e in s['history']]
-            backlog = s['history'][ids.index(last) + 1:] if last in ids else [('', 'session_updated', {'status': 'resync', 'resync': True, 'sessionId': s['session_id'], 'timestamp': now()})]
+            backlog = s['history'][ids.index(last) + 1:] if last in ids else [('', EV['SESSION_UPDATED'], {'status': 'resync', 'resync': True, 'sessionId': s['session_id'], 'timestamp': now()})]
         s['subs'].append(q)
         self.send_response(200)
         self.send_header('Content-Type', 'text/event-stream')
@@ -354,7 +445,7 @@ class Handler(BaseHTTPRequestHandler):
             start()
         MESH.lock.release()  # the stream must not hold the mesh lock
         try:
-            self.write_event(('', 'connection_status', {'status': 'connected', 'sessionId': s['session_id'], 'timestamp': now()}))
+            self.write_event(('', EV['CONNECTION_STATUS'], {'status': 'connected', 'sessionId': s['session_id'], 'timestamp': now()}))
             for ev in backlog:
                 self.write_event(ev)
                 MESH.replayed += 1
@@ -366,7 +457,7 @@ class Handler(BaseHTTPRequestHandler):
                         self.wfile.flush()
                         break
                     self.write_event(ev)
-                    if until and ev[1] in ('message_regenerated', 'regeneration_error') and ev[2].get('messageId') == until:
+                    if until and ev[1] in (EV['MESSAGE_REGENERATED'], EV['REGENERATION_ERROR']) and ev[2].get('messageId') == until:
                         break
                 except queue.Empty:
                     self.wfile.write(b': keepalive\n\n')
@@ -381,6 +472,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def write_event(self, ev):
         eid, name, data = ev
+        check_event(name, data)
         out = (f'id: {eid}\n' if eid else '') + f'event: {name}\ndata: {json.dumps(data)}\n\n'
         self.wfile.write(out.encode())
         self.wfile.flush()

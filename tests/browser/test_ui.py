@@ -216,6 +216,9 @@ class UiTest:
               regenerated: !m.querySelector('[data-marker="regenerated"]').hidden,
               up: (m.querySelector('.vote-count[data-kind="up"]') || {}).textContent,
               down: (m.querySelector('.vote-count[data-kind="down"]') || {}).textContent,
+              pressed: [...m.querySelectorAll('button[aria-pressed="true"]')].map((b) => b.dataset.action),
+              version: m.querySelector('.version-nav').hidden ? '' : m.querySelector('.version-label').textContent,
+              stopped: !m.querySelector('[data-marker="stopped"]').hidden,
             }));""")
 
     def button(self, driver, message_id, action):
@@ -359,6 +362,19 @@ class UiTest:
         self.wait(a, lambda d: counts(d) == ('0', '1'), 'votes 0/1 in window A')
         label = self.button(a, answer, 'downvote').get_attribute('aria-label')
         check(label and '1' in label, f'downvote button label {label!r}')
+        # The vote shows as pressed (the same in both windows); clicking the
+        # pressed vote withdraws it (DELETE .../feedback, feedback_withdrawn).
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: self.messages(d)[1]['pressed'] == ['downvote'], f'the downvote pressed in window {name}')
+        fill = self.js(a, "return getComputedStyle(document.querySelector(arguments[0])).fill",
+                       f'[data-message-id="{answer}"] button[data-action="downvote"] .icon')
+        check(fill not in ('none', ''), f'the pressed vote icon is not filled: {fill!r}')
+        self.shot(a, '06b-downvote-pressed')
+        self.button(a, answer, 'downvote').click()
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: counts(d) == ('0', '0') and self.messages(d)[1]['pressed'] == [],
+                      f'the vote withdrawn (0/0, nothing pressed) in window {name}')
+        check(self.button(a, answer, 'upvote').get_attribute('aria-pressed') == 'false', 'upvote aria-pressed is not "false"')
 
     def step_reload_keeps_thoughts(self):
         # The thought process is stored with the answer: a reload (no stream
@@ -405,6 +421,110 @@ class UiTest:
                 break
         check(still, 'every regeneration ended before the reloaded page showed it')
         check(after >= before, f'{after} thought steps right after a reload mid-generation, {before} before it')
+
+    def step_versions(self):
+        # The answer was regenerated above: it has versions, "‹ N/N ›" in both
+        # windows. Keyboard: Enter on "previous", then the arrow key back.
+        a, b = self.a, self.b
+        answer = self.messages(a)[1]['id']
+        a.refresh()  # what the store has now, all versions counted
+        self.wait(a, self.settled(a, 2), 'the conversation after a reload')
+        self.install_probe(a)
+        label = self.wait(a, lambda d: self.messages(d)[1]['version'], 'the version arrows on the regenerated answer')
+        n, count = (int(x) for x in label.split('/'))
+        check(n == count and count >= 2, f'the newest answer shows version {label}')
+        self.wait(b, lambda d: self.messages(d)[1]['version'] == label, f'window B shows version {label}')
+        prev = self.button(a, answer, 'version-prev')
+        self.js(a, 'arguments[0].focus()', prev)
+        prev.send_keys(Keys.ENTER)
+        want = f'{count - 1}/{count}'
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: self.messages(d)[1]['version'] == want, f'version {want} in window {name}')
+        self.wait(b, lambda d: self.messages(d)[1]['content'] == self.messages(a)[1]['content'], 'window B shows the same version text')
+        check(self.js(a, 'return document.activeElement.dataset.action') == 'version-prev', 'the focus left the arrow')
+        self.shot(a, '05b-version-previous')
+        a.refresh()
+        self.wait(a, lambda d: (lambda m: len(m) == 2 and m[1]['version'] == want)(self.messages(d)), f'version {want} after a reload')
+        self.install_probe(a)
+        prev = self.button(a, answer, 'version-prev')
+        self.js(a, 'arguments[0].focus()', prev)
+        prev.send_keys(Keys.ARROW_RIGHT)  # the arrow keys work anywhere in the control
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: self.messages(d)[1]['version'] == label, f'back to version {label} in window {name}')
+        nxt = self.button(a, answer, 'version-next')
+        check(nxt.get_attribute('aria-disabled') == 'true', '"next version" is not disabled on the newest version')
+        a.set_window_size(390, 844)
+        try:
+            self.js(a, "arguments[0].scrollIntoView({block: 'center'})", nxt)
+            self.shot(a, '05c-versions-phone')
+        finally:
+            a.set_window_size(1280, 900)
+
+    def step_stop(self):
+        # While an answer streams, Send is Stop (Esc too); the stopped answer
+        # keeps what it showed, marked "stopped", and is not called a
+        # regeneration. Its votes and delete are off while it runs. A fresh
+        # session, so the conversation the other steps use stays as it is;
+        # an answer can be over before Esc lands: then try again.
+        a = self.a
+        for _ in range(3):
+            a.find_element(By.ID, 'new-session').click()
+            self.send_query(a, 'Please answer at length, I will stop you')
+            msgs = self.wait(a, lambda d: (lambda m: m if len(m) == 2 and m[1]['streaming'] and m[1]['content'].strip() else False)(self.messages(d)),
+                             'the answer streaming')
+            send = a.find_element(By.ID, 'send')
+            if send.get_attribute('data-mode') != 'stop':
+                continue  # over already
+            answer = msgs[1]['id']
+            disabled = {x: self.button(a, answer, x).get_attribute('disabled') is not None for x in ('upvote', 'downvote', 'delete')}
+            self.shot(a, '15-streaming-stop')
+            a.find_element(By.CSS_SELECTOR, '#composer textarea').send_keys(Keys.ESCAPE)
+            msgs = self.wait(a, lambda d: (lambda m: m if not m[1]['streaming'] else False)(self.messages(d)), 'the answer to end')
+            if msgs[1]['stopped']:
+                break
+        else:
+            raise Failed('every answer ended before Esc stopped it')
+        check(all(disabled.values()), f'votes/delete enabled on a running answer: {disabled}')
+        check(msgs[1]['content'].strip(), 'the stopped answer lost its text')
+        self.wait(a, lambda d: a.find_element(By.ID, 'send').get_attribute('data-mode') == 'send', 'Stop turns back into Send')
+        notes = [n.text for n in a.find_elements(By.CSS_SELECTOR, '.notice')]
+        check(any('answer was stopped' in t for t in notes) and not any('regeneration' in t for t in notes),
+              f'the notices for a stopped first answer: {notes}')
+        self.shot(a, '16-stopped')
+        # Again (a regeneration of it), with the Stop button this time. It
+        # never had a stored text, so it is still "the answer" that stops.
+        self.js(a, "document.querySelectorAll('#notices .notice').forEach((n) => n.remove())")
+        for _ in range(3):
+            self.js(a, 'window.__resetProbe()')
+            self.button(a, answer, 'regenerate').click()
+            self.wait(a, lambda d: self.probe(d)['partial'].get(answer), 'the regeneration streaming')
+            send = a.find_element(By.ID, 'send')
+            if send.get_attribute('data-mode') != 'stop':
+                continue
+            check(send.get_attribute('aria-label') == 'Stop the answer', f'the Stop button is named {send.get_attribute("aria-label")!r}')
+            send.click()
+            msgs = self.wait(a, lambda d: (lambda m: m if not m[1]['streaming'] else False)(self.messages(d)), 'the regeneration to end')
+            if msgs[1]['stopped']:
+                break
+        else:
+            raise Failed('every regeneration ended before Stop stopped it')
+        self.wait(a, lambda d: any('answer was stopped' in n.text for n in d.find_elements(By.CSS_SELECTOR, '.notice')),
+                  'the notice "The answer was stopped." after Stop')
+
+    def step_dark_screenshots(self):
+        # The same page in the dark scheme, at desktop and phone width.
+        a = self.a
+        a.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': [{'name': 'prefers-color-scheme', 'value': 'dark'}]})
+        try:
+            check(self.js(a, "return matchMedia('(prefers-color-scheme: dark)').matches"), 'the dark scheme is not on')
+            bg = self.js(a, 'return getComputedStyle(document.body).backgroundColor')
+            check(bg != 'rgb(245, 246, 248)', f'the page kept the light background {bg}')
+            self.shot(a, '19-dark-1280')
+            a.set_window_size(390, 844)
+            self.shot(a, '20-dark-390')
+        finally:
+            a.set_window_size(1280, 900)
+            a.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': []})
 
     def step_reconnect_replay(self):
         # Mock only: the mock can cut the streams on demand. Window B must come
@@ -484,7 +604,10 @@ class UiTest:
                           '#messages script, #messages img, #messages iframe, #messages [onerror], '
                           '#messages [onclick], #messages a[href^="javascript"]')
             check(bad == 0, f'window {name} created {bad} script/img/handler element(s) from a message')
-            check(self.js(d, 'return document.scripts.length') == 1, f'window {name} has extra <script> elements')
+            # The module and the libraries (marked, DOMPurify; highlight.js once code came).
+            srcs = self.js(d, "return [...document.scripts].map((s) => s.getAttribute('src'))")
+            check(set(srcs) <= {'js/app.js', 'lib/marked.js', 'lib/purify.js', 'lib/highlight.js'} and len(srcs) == len(set(srcs)),
+                  f'window {name} has extra <script> elements: {srcs}')
         self.shot(a, '11-markup-as-text')
 
     def step_markdown(self):
@@ -494,32 +617,86 @@ class UiTest:
             '- one\n- two\n  - nested\n\n1. first\n2. second',
             '[ok](https://example.org/a?b=1&c=2) [bad](javascript:alert(1)) [bad2](data:text/html,x)',
             '[q](https://e.org/"onmouseover="alert(1)") <a href="https://x">raw</a>',
-            'snake_case_name and 2*3*4',
+            'snake_case_name and snake_case_too',
             '<img src=x onerror=alert(1)> &amp; &lt;',
+            '| a | b |\n|---|:-:|\n| 1 | <b>2</b> |',
+            '<div>\n<script>alert(1)</script>\n</div>',
         ]
         out = self.a.execute_async_script(MARKDOWN_JS, cases)
         check(isinstance(out, list), f'markdown.js failed to load: {out}')
+        check(self.js(self.a, 'return [typeof marked, typeof DOMPurify].join()') == 'object,function',
+              'the libraries (/lib/marked.js, purify.js) are not loaded')
         allowed = {'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'p', 'br', 'strong', 'em', 'del', 'code', 'pre', 'ul', 'ol', 'li',
-                   'a', 'blockquote', 'hr'}
+                   'a', 'blockquote', 'hr', 'table', 'thead', 'tbody', 'tr', 'th', 'td'}
         for case, r in zip(cases, out):
             for e in r['elements']:
                 check(e['tag'] in allowed, f'{case!r} produced <{e["tag"]}>')
                 for name, value in e['attrs']:
-                    check(name in ('href', 'target', 'rel', 'class', 'start'), f'{case!r} produced attribute {name}')
+                    check(name in ('href', 'target', 'rel', 'class', 'start', 'align'), f'{case!r} produced attribute {name}')
                     if name == 'href':
                         check(value.startswith(('https://', 'http://')), f'{case!r} produced href {value!r}')
                 if e['tag'] == 'a':
                     check(['rel', 'noopener noreferrer'] in e['attrs'], f'{case!r}: link without rel=noopener')
-        h = [r['html'] for r in out]
+        h = [''.join(r['html'].split('\n')) for r in out]  # marked puts newlines between block tags
         check('<h1>Title</h1>' in h[0] and '<strong>bold</strong>' in h[0] and '<em>italic</em>' in h[0]
               and '<em>also italic</em>' in h[0] and '<code>code &lt;b&gt;</code>' in h[0], f'inline formatting: {h[0]}')
-        check('<pre><code class="language-js">if (a &lt; b) { alert(&quot;x&quot;) }</code></pre>' in h[1], f'code block: {h[1]}')
+        check('<pre><code class="language-js">if (a &lt; b) { alert("x") }</code></pre>' in h[1], f'code block: {h[1]}')
         check('<ul><li>one</li><li>two<ul><li>nested</li></ul></li></ul>' in h[2] and '<ol><li>first</li><li>second</li></ol>' in h[2],
               f'lists: {h[2]}')
         check(h[3].count('<a ') == 1 and 'href="https://example.org/a?b=1&amp;c=2"' in h[3], f'links: {h[3]}')
+        check('[bad](javascript:alert(1))' in out[3]['text'] and '[bad2](data:text/html,x)' in out[3]['text'],
+              f'an unsafe link is not shown as written: {out[3]["text"]!r}')
         check('<a ' not in h[4].replace('<a href="https://e.org/', ''), f'quote breaking out of href: {h[4]}')
+        check('<a href="https://x">raw</a>' in out[4]['text'], f'written HTML is not shown as text: {out[4]["text"]!r}')
         check('<em>' not in h[5], f'snake_case became italics: {h[5]}')
-        check(out[6]['text'] == '<img src=x onerror=alert(1)> &amp; &lt;', f'escaping: {h[6]}')
+        # Entities are markdown's (CommonMark decodes them); tags stay text.
+        check(out[6]['text'].strip() == '<img src=x onerror=alert(1)> & <', f'escaping: {h[6]}')
+        check('<th>a</th>' in h[7] and '<td>1</td>' in h[7] and '&lt;b&gt;2&lt;/b&gt;' in h[7], f'table: {h[7]}')
+        check('<script>alert(1)</script>' in out[8]['text'], f'an HTML block: {h[8]}')
+
+    def step_rich_message(self):
+        # A table and a code block as the page shows them: the code has its
+        # language label, colours (highlight.js) and a copy button; the
+        # message has its own copy button; the title and the session list
+        # show plain text. In a session of its own.
+        a = self.a
+        a.find_element(By.ID, 'new-session').click()
+        text = '**Plan** for `x`\n\n| step | cost |\n|---|---|\n| one | 1 |\n| two | 2 |\n\n```python\ndef f(x):\n    return x + 1\n```'
+        self.js(a, "document.querySelector('#composer textarea').value = arguments[0]", text)
+        a.find_element(By.ID, 'send').click()
+        msgs = self.wait(a, self.settled(a, 2), 'the exchange with a table and code')
+        q = msgs[0]['id']
+        cells = a.find_elements(By.CSS_SELECTOR, f'[data-message-id="{q}"] .message-content table td')
+        check([c.text for c in cells] == ['one', '1', 'two', '2'], f'table cells {[c.text for c in cells]}')
+        lang = a.find_element(By.CSS_SELECTOR, f'[data-message-id="{q}"] .code-block .code-lang').text
+        check(lang == 'python', f'code block label {lang!r}')
+        self.wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-message-id="{q}"] .code-block code [class^="hljs-"]'),
+                  'the code block highlighted (highlight.js loaded on demand)')
+        self.js(a, """window.__copied = [];
+            Object.defineProperty(navigator, 'clipboard', {configurable: true, value: {
+              writeText: (t) => { window.__copied.push(t); return Promise.resolve(); }}});""")
+        copy = a.find_element(By.CSS_SELECTOR, f'[data-message-id="{q}"] .code-block .copy-code')
+        self.js(a, "arguments[0].scrollIntoView({block: 'center'})", copy)  # clear of the toasts
+        copy.click()
+        self.button(a, q, 'copy').click()
+        copied = self.wait(a, lambda d: (lambda c: c if len(c) == 2 else False)(self.js(d, 'return window.__copied')), 'two copies')
+        check(copied[0].strip() == 'def f(x):\n    return x + 1', f'the code copy gave {copied[0]!r}')
+        check(copied[1] == text, f'the message copy gave {copied[1]!r}')
+        self.wait(a, lambda d: 'Copied' in self.button(d, q, 'copy').text, 'the copy button saying "Copied"')
+        sid = self.js(a, "return new URLSearchParams(location.hash.slice(1)).get('session')")
+        item = self.wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, f'#session-list [data-session-id="{sid}"] .session-title'),
+                         'the session in the list')[0]
+        self.wait(a, lambda d: item.text and '**' not in item.text and '`' not in item.text, f'a plain-text session title, not {item.text!r}')
+        title = a.find_element(By.ID, 'session-title').text
+        check(title.startswith('Plan for x') and '**' not in title, f'the session title {title!r}')
+        self.shot(a, '17-table-and-code')
+        a.set_window_size(390, 844)
+        try:
+            overflow = self.js(a, 'return document.documentElement.scrollWidth - window.innerWidth')
+            check(overflow <= 0, f'a table or code block makes the page {overflow}px wider than a phone')
+            self.shot(a, '18-table-and-code-phone')
+        finally:
+            a.set_window_size(1280, 900)
 
     def step_error_notice(self):
         a = self.a
@@ -534,8 +711,14 @@ class UiTest:
         check(text.startswith('Sending failed: ') and len(text) > 20 and '{' not in text, f'notice text {text!r}')
         check(len(self.messages(a)) == 4, 'an over-long message was added')
         self.shot(a, '12-error-notice')
-        notice.find_element(By.CSS_SELECTOR, '.notice-close').click()
-        self.wait(a, lambda d: len(d.find_elements(By.CSS_SELECTOR, '.notice[data-kind="error"]')) == before, 'the notice dismissed')
+        # It fits one line on a phone and goes by itself.
+        a.set_window_size(390, 844)
+        try:
+            lines = self.js(a, "const t = arguments[0].querySelector('.notice-text'); return Math.round(t.scrollHeight / parseFloat(getComputedStyle(t).lineHeight))", notice)
+            check(lines <= 1, f'the notice takes {lines} lines on a phone')
+        finally:
+            a.set_window_size(1280, 900)
+        self.wait(a, lambda d: len(d.find_elements(By.CSS_SELECTOR, '.notice[data-kind="error"]')) == before, 'the notice to close by itself', timeout=15)
         self.js(a, "document.querySelector('#composer textarea').value = ''")
 
     def step_rate_limit_notice(self):
@@ -546,7 +729,12 @@ class UiTest:
         self.send_query(a, 'please rate limit me')
         notice = self.wait(a, lambda d: (lambda n: n[before:] and n[-1])(d.find_elements(By.CSS_SELECTOR, '.notice[data-kind="error"]')),
                            'a notice for a 429')
-        check('Try again in 17 s' in notice.text, f'the 429 notice does not say when to retry: {notice.text!r}')
+        text = notice.text
+        check('actions' in text and 'minute' in text and 'Retry-After' not in text, f'the 429 notice does not name the limit: {text!r}')
+        check('17 s' in text or '16 s' in text, f'the 429 notice does not say when to retry: {text!r}')
+        # The countdown is live.
+        self.wait(a, lambda d: '15 s' in notice.text or '14 s' in notice.text, 'the 429 countdown going down', timeout=5)
+        self.shot(a, '12b-rate-limited')
         notice.find_element(By.CSS_SELECTOR, '.notice-close').click()
         self.js(a, "document.querySelector('#composer textarea').value = ''")
 
@@ -612,6 +800,8 @@ class UiTest:
             self.run_step('votes', self.step_votes)
             self.run_step('reload_keeps_thoughts', self.step_reload_keeps_thoughts)
             self.run_step('reload_mid_generation', self.step_reload_mid_generation)
+            if not self.mesh.mock:
+                self.run_step('version_arrows', self.step_versions)
             if self.mesh.mock:
                 self.run_step('reconnect_replay', self.step_reconnect_replay)
             self.run_step('edit_with_regeneration', self.step_edit)
@@ -621,6 +811,9 @@ class UiTest:
             self.run_step('error_notice', self.step_error_notice)
             if self.mesh.mock:
                 self.run_step('rate_limit_notice', self.step_rate_limit_notice)
+            self.run_step('stop_answer', self.step_stop)
+            self.run_step('table_code_copy', self.step_rich_message)
+            self.run_step('dark_screenshots', self.step_dark_screenshots)
             self.run_step('keyboard_and_a11y', self.step_keyboard)
             self.run_step('phone_width', self.step_phone)
             self.run_step('console_clean', self.step_console)

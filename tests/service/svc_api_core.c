@@ -29,19 +29,7 @@ s_setup (void **state)
         "CHATMESH_PROGRESS_INTERVAL_MS=10",
         NULL,
     };
-    svc_mesh_t *mesh = svc_mesh_start (env);
-    if (!mesh)
-        return -1;
-    *state = mesh;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    svc_mesh_t *mesh = *state;
-    svc_mesh_stop (&mesh);
-    return 0;
+    return svc_fixture_start (state, env);
 }
 
 static void
@@ -138,6 +126,10 @@ test_guide_checks_and_shapes (void **state)
     assert_true (sa_prefix (feedback_id, "fb_"));
     assert_string_equal (sa_str (r.json, "message_id"), turn.assistant_id);
     assert_string_equal (sa_str (r.json, "session_id"), "test_session_123");
+    //  The vote is on the version shown now (the edit's answer is still
+    //  being written: it will be a version of its own).
+    long long voted = sa_int (r.json, "version_index");
+    assert_true (voted >= 1);
     sa_iso (r.json, "timestamp");
     svc_response_free (&r);
 
@@ -213,8 +205,18 @@ test_guide_checks_and_shapes (void **state)
     assert_string_equal (sa_str (user_msg, "content"), "Updated message content");
     assert_true (sa_bool (sa_obj (user_msg, "metadata"), "edited"));
     assert_true (sa_bool (sa_obj (bot, "metadata"), "regenerated"));
-    assert_int_equal (sa_int (sa_obj (bot, "metadata"), "upvotes"), 1);
+    //  The edit's answer is a new version, shown, without the vote given
+    //  on the version before it; that one keeps it.
+    assert_int_equal (sa_int (bot, "version_index"), voted + 1);
+    assert_int_equal (sa_int (bot, "version_count"), voted + 1);
+    assert_int_equal (sa_int (sa_obj (bot, "metadata"), "upvotes"), 0);
     assert_true (strlen (sa_str (bot, "content")) > 0);
+    svc_response_free (&r);
+    s_path (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+    sa_req (mesh, "GET", path, token, NULL, 200, &r);
+    json_t *counts = json_array_get (sa_arr (r.json, "versions"), (size_t) voted - 1);
+    assert_int_equal (sa_int (counts, "version_index"), voted);
+    assert_int_equal (sa_int (counts, "upvotes"), 1);
     svc_response_free (&r);
 
     //  GET sessions: the caller's list.
@@ -1248,6 +1250,8 @@ test_cors_preflight (void **state)
     assert_int_equal (
         svc_response_header (&r, "Access-Control-Expose-Headers", value, sizeof value), 0);
     assert_non_null (strstr (value, "Retry-After"));
+    //  A page of another origin may read what marks a replayed action too.
+    assert_non_null (strstr (value, "Idempotent-Replayed"));
     svc_response_free (&r);
     free (token);
 }
@@ -1392,5 +1396,5 @@ main (void)
         cmocka_unit_test (test_cors_preflight),
         cmocka_unit_test (test_edges),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, svc_fixture_teardown);
 }

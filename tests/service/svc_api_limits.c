@@ -25,22 +25,12 @@ s_setup (void **state)
         "CHATMESH_HTTP_THREADS=12",
         NULL,
     };
-    svc_mesh_t *mesh = svc_mesh_start (env);
-    if (!mesh)
+    if (svc_fixture_start (state, env))
         return -1;
-    if (svc_mesh_spawn_gateway2 (mesh, NULL)) {
-        svc_mesh_stop (&mesh);
+    if (svc_mesh_spawn_gateway2 (*state, NULL)) {
+        svc_fixture_teardown (state);
         return -1;
     }
-    *state = mesh;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    svc_mesh_t *mesh = *state;
-    svc_mesh_stop (&mesh);
     return 0;
 }
 
@@ -369,12 +359,12 @@ test_store_frozen_504 (void **state)
     svc_mesh_t *mesh = *state;
     char *token = svc_token (mesh, "rita", 600);
     svc_response_t r;
-    //  Each HTTP worker thread has its own DEALER to the store. A frozen
-    //  store still accepts connections but completes no handshake, so a
-    //  thread whose DEALER is not yet attached answers 503 (after 250 ms),
-    //  one with an established link waits for the reply and answers 504.
-    //  Warm the links of every worker (this mesh runs 12; civetweb hands
-    //  connections to the longest-idle worker) before freezing.
+    //  Calls borrow a DEALER to the store from the gateway's pool
+    //  (gateway/gw_backend.h). A frozen store still accepts connections but
+    //  completes no handshake, so a call on a DEALER not yet attached
+    //  answers 503 (after 250 ms), one with an established link waits for
+    //  the reply and answers 504. Warm the pool's links (this mesh runs 12
+    //  workers) before freezing.
     for (int i = 0; i < 48; i++) {
         sa_req (mesh, "GET", "/api/sessions", token, NULL, 200, &r);
         svc_response_free (&r);
@@ -546,5 +536,5 @@ main (void)
         cmocka_unit_test (test_frozen_store_busy_sockets_one_budget),
         cmocka_unit_test (test_broadcaster_down_readyz_names_it),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, s_setup, svc_fixture_teardown);
 }

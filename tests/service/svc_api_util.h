@@ -28,18 +28,25 @@
 //  ---------------------------------------------------------------------------
 //  Requests
 
+//  Fails unless the answer *r to `method path` has status `want`.
+static inline void
+sa_want (const char *method, const char *path, long want, const svc_response_t *r)
+{
+    if (r->status == 0)
+        fail_msg ("%s %s: no HTTP answer", method, path);
+    if (r->status != want)
+        fail_msg ("%s %s: status %ld, wanted %ld; body: %.400s", method, path, r->status, want,
+                  r->body ? r->body : "");
+}
+
 //  One request that must answer `want`; the response is left in *r.
 static inline void
 sa_req_at (const char *base, const char *method, const char *path, const char *token,
            const char *body, const char *content_type, const char *extra, long want,
            svc_response_t *r)
 {
-    if (svc_http_at (base, method, path, token, body, content_type, extra, r) != 0
-        && r->status == 0)
-        fail_msg ("%s %s: no HTTP answer", method, path);
-    if (r->status != want)
-        fail_msg ("%s %s: status %ld, wanted %ld; body: %.400s", method, path, r->status, want,
-                  r->body ? r->body : "");
+    svc_http_at (base, method, path, token, body, content_type, extra, r);
+    sa_want (method, path, want, r);
 }
 
 static inline void
@@ -238,15 +245,11 @@ static inline void
 sa_turn_at (const char *base, const char *token, const char *session, const char *query,
             sa_turn_t *turn)
 {
-    char path[300], body[1024];
+    char path[300];
     snprintf (path, sizeof path, "/api/run_sse/%s", session);
-    json_t *json = json_pack ("{s:s}", "query", query);
-    char *text = json_dumps (json, JSON_COMPACT);
-    snprintf (body, sizeof body, "%s", text);
-    free (text);
-    json_decref (json);
     svc_response_t r;
-    sa_req_at (base, "POST", path, token, body, NULL, NULL, 200, &r);
+    svc_turn_at (base, token, session, query, &r);
+    sa_want ("POST", path, 200, &r);
     sa_success (&r);
     json_t *data = sa_obj (r.json, "data");
     assert_string_equal (sa_str (data, "session_id"), session);

@@ -12,177 +12,29 @@
 #include <cmocka.h>
 
 #include "svc_harness.h"
+#include "svc_raw.h"
+#include "tok_util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <jwt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #define S_SECRET_TEXT "attack-secret-7f3a"
 
-static int
-s_setup (void **state)
-{
-    svc_mesh_t *mesh = svc_mesh_start (NULL);
-    if (!mesh)
-        return -1;
-    *state = mesh;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    svc_mesh_t *mesh = *state;
-    svc_mesh_stop (&mesh);
-    return 0;
-}
-
-static const char *
-s_str (json_t *object, const char *key_a, const char *key_b)
-{
-    json_t *value = json_object_get (object, key_a);
-    if (key_b)
-        value = json_object_get (value, key_b);
-    return json_string_value (value);
-}
-
-//  ---------------------------------------------------------------------------
-//  Raw HTTP over a socket: exactly the bytes given, nothing normalised.
-
-static int
-s_connect (int port, int timeout_ms)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
-                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    if (connect (fd, (struct sockaddr *) &addr, sizeof addr)) {
-        close (fd);
-        return -1;
-    }
-    return fd;
-}
-
-//  Sends request (len bytes; a send error part-way is tolerated: the
-//  server may answer and close early), reads until EOF or timeout. The
-//  status, or -1 when no status line came. *body_out (may be NULL) gets
-//  the whole response.
+//  GET target on a raw connection (dot segments and the like go as is).
 static long
-s_raw (int port, const char *request, size_t len, int timeout_ms, char **response_out)
-{
-    if (response_out)
-        *response_out = NULL;
-    int fd = s_connect (port, timeout_ms);
-    if (fd < 0)
-        return -1;
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t n = send (fd, request + sent, len - sent, MSG_NOSIGNAL);
-        if (n <= 0)
-            break;
-        sent += (size_t) n;
-    }
-    size_t cap = 4096, got = 0;
-    char *buffer = malloc (cap);
-    for (;;) {
-        if (got + 1024 > cap)
-            buffer = realloc (buffer, cap *= 2);
-        ssize_t n = recv (fd, buffer + got, cap - got - 1, 0);
-        if (n <= 0)
-            break;
-        got += (size_t) n;
-    }
-    buffer[got] = 0;
-    close (fd);
-    long status = -1;
-    if (strncmp (buffer, "HTTP/1.", 7) == 0 && got > 12)
-        status = strtol (buffer + 9, NULL, 10);
-    if (response_out)
-        *response_out = buffer;
-    else
-        free (buffer);
-    return status;
-}
-
-static long
-s_raw_get (svc_mesh_t *mesh, const char *target, char **response_out)
+s_raw_get (svc_mesh_t *mesh, const char *target, svc_raw_t *answer)
 {
     char request[2048];
     int len = snprintf (request, sizeof request,
-                        "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", target);
-    return s_raw (svc_mesh_port (mesh), request, (size_t) len, 5000, response_out);
-}
-
-//  ---------------------------------------------------------------------------
-//  Tokens crafted by hand
-
-static char *
-s_b64url (const char *data, size_t len)
-{
-    static const char table[]
-        = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *out = malloc (len * 4 / 3 + 4);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t) (unsigned char) data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t) (unsigned char) data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= (unsigned char) data[i + 2];
-        out[o++] = table[(v >> 18) & 63];
-        out[o++] = table[(v >> 12) & 63];
-        if (i + 1 < len)
-            out[o++] = table[(v >> 6) & 63];
-        if (i + 2 < len)
-            out[o++] = table[v & 63];
-    }
-    out[o] = 0;
-    return out;
-}
-
-//  header.payload.signature from JSON texts (signature given as is).
-static char *
-s_token_raw (const char *header, const char *payload, const char *signature)
-{
-    char *h = s_b64url (header, strlen (header)), *p = s_b64url (payload, strlen (payload));
-    size_t size = strlen (h) + strlen (p) + strlen (signature) + 3;
-    char *token = malloc (size);
-    snprintf (token, size, "%s.%s.%s", h, p, signature);
-    free (h);
-    free (p);
-    return token;
-}
-
-//  Signed by libjwt with alg and key; exp omitted when ttl == 0, sub when
-//  user is NULL.
-static char *
-s_token_signed (jwt_alg_t alg, const char *key, const char *user, long ttl)
-{
-    jwt_t *jwt = NULL;
-    if (jwt_new (&jwt))
-        return NULL;
-    if (user)
-        jwt_add_grant (jwt, "sub", user);
-    jwt_add_grant_int (jwt, "iat", time (NULL));
-    if (ttl)
-        jwt_add_grant_int (jwt, "exp", time (NULL) + ttl);
-    jwt_set_alg (jwt, alg, (const unsigned char *) key, strlen (key));
-    char *token = jwt_encode_str (jwt);
-    jwt_free (jwt);
-    return token;
+                        "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                        target);
+    return svc_raw_exchange (svc_mesh_port (mesh), request, (size_t) len, 5000, answer);
 }
 
 typedef struct {
@@ -196,22 +48,15 @@ static void
 s_start_session (svc_mesh_t *mesh, const char *token, const char *session, const char *query,
                  s_session_t *out)
 {
-    char path[256], body[1024];
-    snprintf (path, sizeof path, "/api/run_sse/%s", session);
-    json_t *json = json_pack ("{s:s}", "query", query);
-    char *text = json_dumps (json, 0);
-    snprintf (body, sizeof body, "%s", text);
-    free (text);
-    json_decref (json);
     svc_response_t response;
-    assert_int_equal (svc_http (mesh, "POST", path, token, body, &response), 0);
-    assert_int_equal (response.status, 200);
+    assert_int_equal (svc_turn (mesh, token, session, query, &response), 200);
     snprintf (out->session, sizeof out->session, "%s", session);
     snprintf (out->user_msg, sizeof out->user_msg, "%s",
-              s_str (response.json, "data", "user_message_id"));
+              svc_json_str (response.json, "data", "user_message_id"));
     snprintf (out->assistant_msg, sizeof out->assistant_msg, "%s",
-              s_str (response.json, "data", "assistant_message_id"));
-    snprintf (out->task, sizeof out->task, "%s", s_str (response.json, "data", "task_id"));
+              svc_json_str (response.json, "data", "assistant_message_id"));
+    snprintf (out->task, sizeof out->task, "%s",
+              svc_json_str (response.json, "data", "task_id"));
     svc_response_free (&response);
 }
 
@@ -256,20 +101,21 @@ test_bad_tokens_are_401 (void **state)
     memset (deep, '[', 2000);
     deep[2000] = 0;
     char *bad[] = {
-        s_token_raw (deep, future, "AAAA"),
-        s_token_raw ("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", deep, "AAAA"),
-        s_token_signed (JWT_ALG_HS256, "not-the-secret-but-long-enough-1234", "alice", 600),
+        tok_compose (deep, future, "AAAA"),
+        tok_compose ("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", deep, "AAAA"),
+        tok_libjwt_claims (JWT_ALG_HS256, "not-the-secret-but-long-enough-1234", "alice", now,
+                           now + 600),
         svc_token (mesh, "alice", -60),
-        s_token_raw ("{\"alg\":\"none\",\"typ\":\"JWT\"}", future, ""),
-        s_token_raw ("{\"alg\":\"none\",\"typ\":\"JWT\"}", future, "c2ln"),
-        s_token_raw ("{\"alg\":\"NONE\",\"typ\":\"JWT\"}", future, ""),
-        s_token_signed (JWT_ALG_HS384, secret, "alice", 600),
-        s_token_signed (JWT_ALG_HS512, secret, "alice", 600),
-        s_token_raw ("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", future,
+        tok_compose ("{\"alg\":\"none\",\"typ\":\"JWT\"}", future, ""),
+        tok_compose ("{\"alg\":\"none\",\"typ\":\"JWT\"}", future, "c2ln"),
+        tok_compose ("{\"alg\":\"NONE\",\"typ\":\"JWT\"}", future, ""),
+        tok_libjwt_claims (JWT_ALG_HS384, secret, "alice", now, now + 600),
+        tok_libjwt_claims (JWT_ALG_HS512, secret, "alice", now, now + 600),
+        tok_compose ("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", future,
                      "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"),
-        s_token_signed (JWT_ALG_HS256, secret, "alice", 0),  //  no exp
-        s_token_signed (JWT_ALG_HS256, secret, NULL, 600),   //  no sub
-        s_token_raw ("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", past, "AAAA"), //  exp as string
+        tok_libjwt_claims (JWT_ALG_HS256, secret, "alice", now, 0),     //  no exp
+        tok_libjwt_claims (JWT_ALG_HS256, secret, NULL, now, now + 600), //  no sub
+        tok_compose ("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", past, "AAAA"), //  exp as string
         swapped,
         strdup ("not.a.token"),
         strdup (""),
@@ -285,7 +131,7 @@ test_bad_tokens_are_401 (void **state)
         if (response.status != 401)
             fail_msg ("bad token #%zu: GET session answered %ld", i, response.status);
         assert_null (strstr (response.body, S_SECRET_TEXT));
-        assert_non_null (s_str (response.json, "code", NULL));
+        assert_non_null (svc_json_str (response.json, "code", NULL));
         svc_response_free (&response);
 
         snprintf (path, sizeof path, "/api/messages/%s/feedback", session.assistant_msg);
@@ -387,7 +233,7 @@ test_other_users_ids_are_404 (void **state)
     assert_int_equal (response.status, 200);
     json_t *messages = json_object_get (json_object_get (response.json, "session"), "messages");
     assert_int_equal (json_array_size (messages), 2);
-    assert_string_equal (s_str (json_array_get (messages, 0), "content", NULL), S_SECRET_TEXT);
+    assert_string_equal (svc_json_str (json_array_get (messages, 0), "content", NULL), S_SECRET_TEXT);
     assert_null (strstr (response.body, "injected by mallory"));
     assert_null (strstr (response.body, "rewritten"));
     svc_response_free (&response);
@@ -395,7 +241,7 @@ test_other_users_ids_are_404 (void **state)
     snprintf (path, sizeof path, "/api/messages/tasks/%s/status", victim.task);
     assert_int_equal (svc_http (mesh, "GET", path, alice, NULL, &response), 0);
     assert_int_equal (response.status, 200);
-    const char *error = s_str (response.json, "error_message", NULL);
+    const char *error = svc_json_str (response.json, "error_message", NULL);
     assert_true (!error || strcmp (error, "cancelled") != 0);
     svc_response_free (&response);
     free (alice);
@@ -435,8 +281,8 @@ test_megabyte_body_is_413 (void **state)
         memcpy (request, head, (size_t) head_len);
         memcpy (request + head_len, body, body_size);
         double start = svc_now_ms ();
-        long status = s_raw (svc_mesh_port (mesh), request, (size_t) head_len + body_size, 5000,
-                             NULL);
+        long status = svc_raw_exchange (svc_mesh_port (mesh), request,
+                                        (size_t) head_len + body_size, 5000, NULL);
         double took = svc_now_ms () - start;
         free (request);
         if (status != 413)
@@ -596,22 +442,22 @@ test_sse_framing_survives_content (void **state)
     free (body);
     assert_int_equal (response.status, 200);
     //  Trimming only strips the ends; this content has none to strip.
-    assert_string_equal (s_str (response.json, "data", "new_content"), content);
+    assert_string_equal (svc_json_str (response.json, "data", "new_content"), content);
     svc_response_free (&response);
 
     const svc_event_t *event = svc_sse_wait (sse, "message_edited", 10000);
     assert_non_null (event);
     assert_non_null (event->json);
-    assert_string_equal (s_str (event->json, "content", NULL), content);
+    assert_string_equal (svc_json_str (event->json, "content", NULL), content);
     //  The query was stored trimmed of its trailing white space.
-    assert_string_equal (s_str (event->json, "previousContent", NULL),
+    assert_string_equal (svc_json_str (event->json, "previousContent", NULL),
                          "q\r\n\r\nevent: x\ndata: y\n\nid: 999-1");
 
     //  The stored content round-trips through GET.
     assert_int_equal (svc_http (mesh, "GET", "/api/sessions/framing_s", alice, NULL, &response), 0);
     assert_int_equal (response.status, 200);
     json_t *messages = json_object_get (json_object_get (response.json, "session"), "messages");
-    assert_string_equal (s_str (json_array_get (messages, 0), "content", NULL), content);
+    assert_string_equal (svc_json_str (json_array_get (messages, 0), "content", NULL), content);
     svc_response_free (&response);
 
     //  No injected event, no injected id: every event is one of the
@@ -628,18 +474,20 @@ test_sse_framing_survives_content (void **state)
     free (alice);
 }
 
+//  True once the peer has closed fd (or reset it); what it sent before
+//  is appended to got (at most S_GOT_MAX - 1 bytes kept, NUL-terminated).
+#define S_GOT_MAX 128
 static bool
-s_closed_by_peer (int fd)
+s_closed_by_peer (int fd, char *got)
 {
+    size_t len = strlen (got);
     char byte;
-    ssize_t n = recv (fd, &byte, 1, MSG_DONTWAIT);
-    if (n == 0)
-        return true;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-        return true; //  reset
-    //  Data (e.g. a 408) followed by close also counts once EOF comes.
-    while (n > 0)
-        n = recv (fd, &byte, 1, MSG_DONTWAIT);
+    ssize_t n;
+    while ((n = recv (fd, &byte, 1, MSG_DONTWAIT)) > 0)
+        if (len < S_GOT_MAX - 1) {
+            got[len++] = byte;
+            got[len] = 0;
+        }
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
@@ -647,29 +495,33 @@ static void
 test_slowloris_is_cut_off (void **state)
 {
     (void) state;
-    //  Its own gateway with a short request timeout (the default is 30 s),
-    //  so the test can tell that the timeout is what cut them off.
+    //  Its own gateway with a short header deadline (the default is 10 s),
+    //  so the test can tell that the deadline is what cut them off: each
+    //  gets the vestibule's JSON 408 before the close.
     enum { TIMEOUT_MS = 3000 };
-    const char *env[] = {"CHATMESH_HTTP_REQUEST_TIMEOUT_MS=3000", NULL};
+    const char *env[] = {"CHATMESH_HEADER_TIMEOUT_MS=3000", NULL};
     svc_mesh_t *mesh = svc_mesh_start (env);
     assert_non_null (mesh);
     int port = svc_mesh_port (mesh);
     enum { SLOW = 12 };
     int fds[SLOW];
     double closed_at[SLOW];
+    char got[SLOW + 1][S_GOT_MAX];
     for (int i = 0; i < SLOW; i++) {
-        fds[i] = s_connect (port, 1000);
+        fds[i] = svc_raw_connect (port, NULL, 1000);
         assert_true (fds[i] >= 0);
         const char *partial = i % 2 ? "GET /healthz HT" : "POST /api/run_sse/x HTTP/1.1\r\nHost: a\r\n";
         assert_true (send (fds[i], partial, strlen (partial), MSG_NOSIGNAL) > 0);
         closed_at[i] = 0;
+        got[i][0] = 0;
     }
     //  One more trickles a header byte every 250 ms: a per-read timeout
     //  alone would never fire on it.
-    int trickle = s_connect (port, 1000);
+    int trickle = svc_raw_connect (port, NULL, 1000);
     assert_true (trickle >= 0);
     assert_true (send (trickle, "GET / HTTP/1.1\r\nX-Slow: ", 24, MSG_NOSIGNAL) > 0);
     double trickle_closed = 0;
+    got[SLOW][0] = 0;
 
     double start = svc_now_ms ();
     int served = 0;
@@ -684,12 +536,12 @@ test_slowloris_is_cut_off (void **state)
         served++;
         int open = 0;
         for (int i = 0; i < SLOW; i++) {
-            if (!closed_at[i] && s_closed_by_peer (fds[i]))
+            if (!closed_at[i] && s_closed_by_peer (fds[i], got[i]))
                 closed_at[i] = svc_now_ms () - start;
             open += !closed_at[i];
         }
         if (!trickle_closed) {
-            if (send (trickle, "a", 1, MSG_NOSIGNAL) < 0 || s_closed_by_peer (trickle))
+            if (s_closed_by_peer (trickle, got[SLOW]) || send (trickle, "a", 1, MSG_NOSIGNAL) < 0)
                 trickle_closed = svc_now_ms () - start;
             else
                 open++;
@@ -705,10 +557,14 @@ test_slowloris_is_cut_off (void **state)
         if (closed_at[i] < TIMEOUT_MS - 500)
             fail_msg ("slow connection %d cut after %.0f ms, before the %d ms timeout", i,
                       closed_at[i], TIMEOUT_MS);
+        if (strncmp (got[i], "HTTP/1.1 408 ", 13) != 0)
+            fail_msg ("slow connection %d got '%s' before the close, not a 408", i, got[i]);
     }
     close (trickle);
     if (!trickle_closed)
         fail_msg ("trickling connection still open after %d ms", 5 * TIMEOUT_MS);
+    if (strncmp (got[SLOW], "HTTP/1.1 408 ", 13) != 0)
+        fail_msg ("trickling connection got '%s' before the close, not a 408", got[SLOW]);
     assert_true (served > 3);
     svc_mesh_stop (&mesh);
     print_message ("slowloris: closed after %.1f s (trickle %.1f s), %d requests served meanwhile\n",
@@ -719,9 +575,16 @@ static void
 test_static_traversal_is_refused (void **state)
 {
     svc_mesh_t *mesh = *state;
-    char *response = NULL;
-    assert_int_equal (s_raw_get (mesh, "/index.html", &response), 200);
-    free (response);
+    svc_raw_t answer;
+    assert_int_equal (s_raw_get (mesh, "/index.html", &answer), 200);
+    svc_raw_free (&answer);
+    //  The frontend's libraries, from Debian's packages (./chatmesh installs them).
+    assert_int_equal (s_raw_get (mesh, "/lib/marked.js", &answer), 200);
+    assert_non_null (strstr (answer.text, "marked"));
+    svc_raw_free (&answer);
+    assert_int_equal (s_raw_get (mesh, "/lib/purify.js", &answer), 200);
+    assert_non_null (strstr (answer.text, "DOMPurify"));
+    svc_raw_free (&answer);
     const char *targets[] = {
         "/../../../../../../etc/passwd",
         "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
@@ -743,21 +606,29 @@ test_static_traversal_is_refused (void **state)
         "/proc/self/environ",
         "/../../../../../../proc/self/environ",
         "/.git/config",
+        //  The libraries' names (CHATMESH_WEB_LIBS) and nothing near them.
+        "/lib/../../../../etc/passwd",
+        "/lib/%2e%2e/%2e%2e/CMakeLists.txt",
+        "/lib/marked.js/../../../../etc/passwd",
+        "/lib/marked.js/",
+        "/lib/",
+        "/lib/passwd",
+        "/lib//usr/share/javascript/marked/marked.min.js",
     };
     //  A NUL cuts the decoded path short: at most a file of web/ comes back.
-    long status = s_raw_get (mesh, "/index.html%00.js", &response);
+    long status = s_raw_get (mesh, "/index.html%00.js", &answer);
     assert_true (status == 200 || status == 404 || status == 400);
-    assert_null (strstr (response, "root:"));
-    free (response);
+    assert_null (strstr (answer.text, "root:"));
+    svc_raw_free (&answer);
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-        status = s_raw_get (mesh, targets[i], &response);
+        status = s_raw_get (mesh, targets[i], &answer);
         if (status != 404 && status != 400)
             fail_msg ("GET %s answered %ld", targets[i], status);
-        assert_null (strstr (response, "root:"));
-        assert_null (strstr (response, "cmake_minimum_required"));
-        assert_null (strstr (response, "CHATMESH_JWT_SECRET"));
-        assert_null (strstr (response, "[core]"));
-        free (response);
+        assert_null (strstr (answer.text, "root:"));
+        assert_null (strstr (answer.text, "cmake_minimum_required"));
+        assert_null (strstr (answer.text, "CHATMESH_JWT_SECRET"));
+        assert_null (strstr (answer.text, "[core]"));
+        svc_raw_free (&answer);
     }
 }
 
@@ -820,7 +691,7 @@ test_rate_limit_has_no_side_door (void **state)
                             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                             "Connection: close\r\n\r\n%s",
                             target, alice, strlen (body), body);
-        long got = s_raw (port, request, (size_t) len, 5000, NULL);
+        long got = svc_raw_exchange (port, request, (size_t) len, 5000, NULL);
         if (got < 400 || got == 503 || got == 500)
             fail_msg ("POST %s after the budget was spent answered %ld", target, got);
     }
@@ -851,7 +722,8 @@ main (void)
     const struct CMUnitTest own_mesh[] = {
         cmocka_unit_test (test_rate_limit_has_no_side_door),
     };
-    int failed = cmocka_run_group_tests_name ("attack", tests, s_setup, s_teardown);
+    int failed = cmocka_run_group_tests_name ("attack", tests, svc_fixture_setup,
+                                              svc_fixture_teardown);
     failed += cmocka_run_group_tests_name ("attack_rate_limit", own_mesh, NULL, NULL);
     return failed;
 }

@@ -17,18 +17,6 @@
 
 static const char *s_services[] = {"store", "broadcaster", "regenerator", "gateway"};
 
-//  Runs `command`, returns its exit code and its output (stdout+stderr).
-static int
-s_run (const char *command, char *output, size_t size)
-{
-    FILE *pipe = popen (command, "r");
-    assert_non_null (pipe);
-    size_t len = fread (output, 1, size - 1, pipe);
-    output[len] = 0;
-    int status = pclose (pipe);
-    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-}
-
 static void
 test_help_lists_the_settings (void **state)
 {
@@ -37,7 +25,7 @@ test_help_lists_the_settings (void **state)
         char command[512], output[32768];
         snprintf (command, sizeof command, "%s/%s/chatmesh-%s --help 2>&1",
                   getenv ("CHATMESH_BIN_DIR"), s_services[i], s_services[i]);
-        assert_int_equal (s_run (command, output, sizeof output), 0);
+        assert_int_equal (svc_run (command, output, sizeof output), 0);
         assert_non_null (strstr (output, "Usage"));
         assert_non_null (strstr (output, "CHATMESH_LOG_LEVEL"));
         assert_non_null (strstr (output, "CHATMESH_CURVE_DIR"));
@@ -53,12 +41,12 @@ test_ping_options (void **state)
     char command[512], output[4096];
     snprintf (command, sizeof command, "%s/proto/chatmesh-ping --help 2>&1",
               getenv ("CHATMESH_BIN_DIR"));
-    assert_int_equal (s_run (command, output, sizeof output), 0);
+    assert_int_equal (svc_run (command, output, sizeof output), 0);
     assert_non_null (strstr (output, "--worker-prefix"));
     snprintf (command, sizeof command,
               "%s/proto/chatmesh-ping --worker-prefx rg- tcp://127.0.0.1:1 100 2>&1",
               getenv ("CHATMESH_BIN_DIR"));
-    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_int_equal (svc_run (command, output, sizeof output), 2);
     assert_non_null (strstr (output, "unknown option '--worker-prefx'"));
 }
 
@@ -89,25 +77,25 @@ test_bad_settings_are_named (void **state)
         snprintf (command, sizeof command, "env -u CHATMESH_JWT_SECRET %s %s/%s/chatmesh-%s 2>&1",
                   cases[i].assignment, getenv ("CHATMESH_BIN_DIR"), cases[i].service,
                   cases[i].service);
-        assert_int_equal (s_run (command, output, sizeof output), 2);
+        assert_int_equal (svc_run (command, output, sizeof output), 2);
         if (!strstr (output, cases[i].setting))
             fail_msg ("%s: '%s' does not name %s", cases[i].service, output, cases[i].setting);
     }
     char command[512], output[4096];
     snprintf (command, sizeof command, "%s/store/chatmesh-store --store-sync maybe 2>&1",
               getenv ("CHATMESH_BIN_DIR"));
-    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_int_equal (svc_run (command, output, sizeof output), 2);
     assert_non_null (strstr (output, "CHATMESH_STORE_SYNC"));
     snprintf (command, sizeof command, "%s/store/chatmesh-store --no-such-flag 1 2>&1",
               getenv ("CHATMESH_BIN_DIR"));
-    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_int_equal (svc_run (command, output, sizeof output), 2);
     assert_non_null (strstr (output, "--no-such-flag"));
     //  The bad entry is named too, not only the setting.
     snprintf (command, sizeof command,
               "%s/gateway/chatmesh-gateway --jwt-secret 0123456789abcdef "
               "--trusted-proxies '127.0.0.1, 10.0.0.1/8' 2>&1",
               getenv ("CHATMESH_BIN_DIR"));
-    assert_int_equal (s_run (command, output, sizeof output), 2);
+    assert_int_equal (svc_run (command, output, sizeof output), 2);
     assert_non_null (strstr (output, "CHATMESH_TRUSTED_PROXIES"));
     assert_non_null (strstr (output, "'10.0.0.1/8'"));
 }

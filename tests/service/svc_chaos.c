@@ -1,11 +1,15 @@
 /*  svc_chaos: mixed load while every service in turn is killed with -9.
 
     For CHATMESH_CHAOS_SECONDS (default 60) two workers run session starts,
-    votes, edits, deletes and regenerations on 20 sessions of 4 users, with
-    a 5 s client timeout, while 200 SSE readers (raw sockets, one poll
-    thread) follow the sessions. Store, broadcaster, regenerator and gateway
-    are each killed with SIGKILL and restarted. Then:
-    - every acknowledged (200) vote, edit and delete is what the store shows;
+    votes, edits, deletes, regenerations and version switches on 20
+    sessions of 4 users, with a 5 s client timeout, while 200 SSE readers
+    (raw sockets, one poll thread) follow the sessions. Store, broadcaster,
+    regenerator and gateway are each killed with SIGKILL and restarted.
+    Then:
+    - every acknowledged (200) vote (on the version it was given on), edit
+      and delete is what the store shows, and every message shows one of
+      its versions (version_index within version_count, every id listed):
+      the acknowledged switch, unless a regeneration completed after it;
     - every accepted task ends completed or failed within a bound;
     - every reader saw strictly increasing ids within an epoch, with no gap
       unless a session_updated resync came first, and after the gateway's
@@ -47,6 +51,8 @@
 static svc_mesh_t *s_mesh;
 static char *s_tokens[S_USERS];
 static atomic_bool s_stop_load, s_stop_readers;
+//  Readers whose first stream was answered 200: the load waits for all.
+static atomic_int s_readers_streaming;
 
 //  ---------------------------------------------------------------------------
 //  Which service is down, for classifying answers
@@ -156,7 +162,11 @@ typedef struct {
     char last_edit[64];
     bool edit_uncertain;    //  an edit without a clear answer
     char vote;              //  'u', 'd' or 0: the last acknowledged vote
+    long vote_version;      //  the version it was on (the reply's version_index)
     bool vote_uncertain;
+    char shown[128];        //  version_id of the last acknowledged switch ("" none)
+    char shown_at[40];      //  its reply's timestamp (the store's clock)
+    bool shown_uncertain;   //  an unanswered switch or regeneration may have moved it
 } s_msg_t;
 
 typedef struct {
@@ -170,12 +180,13 @@ typedef struct {
     char id[64];
     char message_id[256];
     int user;
+    char completed_at[40]; //  ISO, once seen completed
 } s_task_t;
 
 static s_session_t s_sessions[S_SESSIONS];
 static s_task_t s_tasks[S_TASKS];
 static atomic_int s_task_count;
-static atomic_int s_actions[5];
+static atomic_int s_actions[6];
 
 static void
 s_task_add (const char *id, const char *message_id, int user)
@@ -250,8 +261,10 @@ s_feedback (s_session_t *session, unsigned *seed)
     s_answer_t answer;
     s_request ("POST", path, session->user, body, &answer);
     atomic_fetch_add (&s_actions[1], 1);
-    if (answer.status == 200)
+    if (answer.status == 200) {
         m->vote = type;
+        m->vote_version = (long) json_integer_value (json_object_get (answer.json, "version_index"));
+    }
     else if (answer.status == 0 || answer.status >= 500)
         m->vote_uncertain = true;
     json_decref (answer.json);
@@ -272,11 +285,17 @@ s_edit (s_session_t *session, unsigned *seed, int round)
     s_answer_t answer;
     s_request ("PUT", path, session->user, body, &answer);
     atomic_fetch_add (&s_actions[2], 1);
+    //  A regeneration it triggers makes a new version of the answer after it.
+    s_msg_t *answer_msg = regenerate && m + 1 < session->msgs + session->count && !m[1].user
+                              ? &m[1]
+                              : NULL;
+    if (answer_msg && (answer.status == 0 || answer.status >= 500))
+        answer_msg->shown_uncertain = true;
     if (answer.status == 200) {
         m->acked_edits++;
         snprintf (m->last_edit, sizeof m->last_edit, "%s", content);
         const char *task = s_jstr (answer.json, "data", "regeneration_task_id");
-        s_task_add (task, NULL, session->user);
+        s_task_add (task, answer_msg ? answer_msg->id : NULL, session->user);
     } else if (answer.status == 0 || answer.status >= 500)
         m->edit_uncertain = true;
     json_decref (answer.json);
@@ -325,6 +344,31 @@ s_regenerate (s_session_t *session, unsigned *seed)
     atomic_fetch_add (&s_actions[4], 1);
     if (answer.status == 200)
         s_task_add (s_jstr (answer.json, "data", "task_id"), m->id, session->user);
+    else if (answer.status == 0 || answer.status >= 500)
+        m->shown_uncertain = true; //  a task nobody heard of may add a version
+    json_decref (answer.json);
+}
+
+//  Shows version 1..3 of an answer (a 404 when it has fewer: no change).
+static void
+s_switch (s_session_t *session, unsigned *seed)
+{
+    s_msg_t *m = s_pick_msg (session, false, seed);
+    if (!m)
+        return;
+    char path[400];
+    snprintf (path, sizeof path, "/api/messages/%s/versions/%u/activate", m->id,
+              1 + rand_r (seed) % 3);
+    s_answer_t answer;
+    s_request ("POST", path, session->user, NULL, &answer);
+    atomic_fetch_add (&s_actions[5], 1);
+    if (answer.status == 200) {
+        const char *id = s_jstr (answer.json, "data", "version_id");
+        const char *at = s_jstr (answer.json, "timestamp", NULL);
+        snprintf (m->shown, sizeof m->shown, "%s", id ? id : "?");
+        snprintf (m->shown_at, sizeof m->shown_at, "%s", at ? at : "");
+    } else if (answer.status == 0 || answer.status >= 500)
+        m->shown_uncertain = true;
     json_decref (answer.json);
 }
 
@@ -340,14 +384,16 @@ s_worker (void *arg)
         int roll = rand_r (&seed) % 100;
         if (roll < 12)
             s_run_sse (session, round);
-        else if (roll < 52)
+        else if (roll < 47)
             s_feedback (session, &seed);
-        else if (roll < 80)
+        else if (roll < 72)
             s_edit (session, &seed, round);
-        else if (roll < 85)
+        else if (roll < 77)
             s_delete (session);
-        else
+        else if (roll < 88)
             s_regenerate (session, &seed);
+        else
+            s_switch (session, &seed);
         usleep (40000);
     }
     return NULL;
@@ -430,7 +476,9 @@ s_reader_event (s_reader_t *r, char *block)
 {
     char id[64] = "", event[64] = "";
     const char *data = NULL;
-    for (char *line = strtok (block, "\n"); line; line = strtok (NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r (block, "\n", &save); line;
+         line = strtok_r (NULL, "\n", &save)) {
         size_t len = strlen (line);
         if (len && line[len - 1] == '\r')
             line[len - 1] = 0;
@@ -504,7 +552,8 @@ s_reader_input (s_reader_t *r)
         r->status = strtol (r->buf + 9, NULL, 10);
         r->headers_done = true;
         if (r->status == 200) {
-            r->streams++;
+            if (r->streams++ == 0)
+                atomic_fetch_add (&s_readers_streaming, 1);
             r->streams_with_id += r->last_id[0] ? 1 : 0; //  it was sent
         }
         size_t used = (size_t) (end - r->buf) + 4;
@@ -642,7 +691,11 @@ test_chaos (void **state)
     }
     pthread_t reader_thread, workers[S_WORKERS];
     pthread_create (&reader_thread, NULL, s_reader_loop, NULL);
-    usleep (2000000); //  let the readers connect before the load starts
+    //  The load starts once every reader holds a stream.
+    double connect_deadline = svc_now_ms () + 30000;
+    while (atomic_load (&s_readers_streaming) < S_READERS && svc_now_ms () < connect_deadline)
+        usleep (20000);
+    assert_int_equal (atomic_load (&s_readers_streaming), S_READERS);
     for (int w = 0; w < S_WORKERS; w++)
         pthread_create (&workers[w], NULL, s_worker, (void *) (intptr_t) w);
 
@@ -686,8 +739,19 @@ test_chaos (void **state)
             const char *status = s_jstr (answer.json, "status", NULL);
             bool done = answer.status == 200 && status
                         && (strcmp (status, "completed") == 0 || strcmp (status, "failed") == 0);
-            if (done)
-                strcmp (status, "completed") == 0 ? completed++ : failed++;
+            if (done && strcmp (status, "completed") == 0) {
+                completed++;
+                //  The message it wrote, as the store says (an edit's answer
+                //  is the first one after the question, whatever the model).
+                const char *at = s_jstr (answer.json, "completed_at", NULL);
+                const char *wrote = s_jstr (answer.json, "message_id", NULL);
+                snprintf (s_tasks[t].completed_at, sizeof s_tasks[t].completed_at, "%s",
+                          at ? at : "");
+                if (wrote)
+                    snprintf (s_tasks[t].message_id, sizeof s_tasks[t].message_id, "%s", wrote);
+            }
+            else if (done)
+                failed++;
             long http = answer.status;
             json_decref (answer.json);
             if (done)
@@ -709,6 +773,7 @@ test_chaos (void **state)
 
     //  2. Every acknowledged change is in the store.
     int lost_votes = 0, lost_edits = 0, resurrected = 0, vanished = 0, checked = 0;
+    int broken_versions = 0, lost_switches = 0, switches_checked = 0;
     for (int i = 0; i < S_SESSIONS; i++) {
         s_session_t *session = &s_sessions[i];
         char path[400];
@@ -738,6 +803,30 @@ test_chaos (void **state)
                 continue;
             }
             checked++;
+            //  The active path never points at a missing version, and an
+            //  acknowledged switch is what it shows (unless a regeneration
+            //  or an unanswered switch came after it).
+            long index = (long) json_integer_value (json_object_get (found, "version_index"));
+            long count = (long) json_integer_value (json_object_get (found, "version_count"));
+            if (index < 1 || index > count
+                || json_array_size (json_object_get (found, "version_ids")) != (size_t) count) {
+                broken_versions++;
+                fprintf (stderr, "chaos: %s shows version %ld of %ld\n", msg->id, index, count);
+            }
+            //  A regeneration completed at or after the switch shows its own
+            //  version (ISO times of the store's clock compare as strings).
+            bool checkable = msg->shown[0] && !msg->shown_uncertain;
+            for (int t = 0; checkable && t < task_count; t++)
+                if (strcmp (s_tasks[t].message_id, msg->id) == 0 && s_tasks[t].completed_at[0]
+                    && strcmp (s_tasks[t].completed_at, msg->shown_at) >= 0)
+                    checkable = false;
+            const char *shown = s_jstr (found, "version_id", NULL);
+            if (checkable && strcmp (shown ? shown : "", msg->shown) != 0) {
+                lost_switches++;
+                fprintf (stderr, "chaos: %s shows %s, acknowledged switch was to %s\n", msg->id,
+                         shown ? shown : "?", msg->shown);
+            }
+            switches_checked += checkable;
             if (msg->acked_edits && !msg->edit_uncertain
                 && strcmp (s_jstr (found, "content", NULL), msg->last_edit) != 0) {
                 lost_edits++;
@@ -749,7 +838,9 @@ test_chaos (void **state)
                 snprintf (fpath, sizeof fpath, "/api/messages/%.256s/feedback", msg->id);
                 s_answer_t votes;
                 assert_int_equal (s_get_retry (fpath, session->user, &votes, 20000), 0);
-                json_t *summary = json_object_get (votes.json, "feedback_summary");
+                //  A vote stays on the version it was given on.
+                json_t *summary = json_array_get (json_object_get (votes.json, "versions"),
+                                                  (size_t) msg->vote_version - 1);
                 long up = (long) json_integer_value (json_object_get (summary, "upvotes"));
                 long down = (long) json_integer_value (json_object_get (summary, "downvotes"));
                 bool ok = msg->vote_uncertain ? up + down == 1
@@ -757,8 +848,9 @@ test_chaos (void **state)
                                                                   : up == 0 && down == 1);
                 if (!ok) {
                     lost_votes++;
-                    fprintf (stderr, "chaos: %s votes up=%ld down=%ld, acknowledged '%c'\n",
-                             msg->id, up, down, msg->vote);
+                    fprintf (stderr,
+                             "chaos: %s version %ld votes up=%ld down=%ld, acknowledged '%c'\n",
+                             msg->id, msg->vote_version, up, down, msg->vote);
                 }
                 json_decref (votes.json);
             }
@@ -789,12 +881,12 @@ test_chaos (void **state)
             no_reconnect++;
     }
     print_message ("chaos: %d s, %d requests (%d ok, %d 503/504, %d 4xx), actions run_sse=%d "
-                   "feedback=%d edit=%d delete=%d regenerate=%d\n",
+                   "feedback=%d edit=%d delete=%d regenerate=%d switch=%d (%d checked)\n",
                    seconds, atomic_load (&s_requests), atomic_load (&s_ok),
                    atomic_load (&s_unavailable), atomic_load (&s_client_errors),
                    atomic_load (&s_actions[0]), atomic_load (&s_actions[1]),
                    atomic_load (&s_actions[2]), atomic_load (&s_actions[3]),
-                   atomic_load (&s_actions[4]));
+                   atomic_load (&s_actions[4]), atomic_load (&s_actions[5]), switches_checked);
     print_message ("chaos: tasks %d (completed %d, failed %d, stuck %d, missing %d); %d messages "
                    "checked\n",
                    task_count, completed, failed, stuck, task_missing, checked);
@@ -811,6 +903,8 @@ test_chaos (void **state)
     assert_int_equal (stuck, 0);
     assert_int_equal (task_missing, 0);
     assert_int_equal (lost_votes, 0);
+    assert_int_equal (broken_versions, 0);
+    assert_int_equal (lost_switches, 0);
     assert_int_equal (lost_edits, 0);
     assert_int_equal (resurrected, 0);
     assert_int_equal (vanished, 0);

@@ -11,16 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 static char s_keys[128], s_rogue[160];
-
-static int
-s_run (const char *command)
-{
-    int rc = system (command);
-    return rc == -1 ? -1 : WEXITSTATUS (rc);
-}
 
 static int
 s_setup (void **state)
@@ -35,25 +27,20 @@ s_setup (void **state)
               "cp %s/public/broadcaster.cert %s/public/",
               getenv ("CHATMESH_BIN_DIR"), s_keys, getenv ("CHATMESH_BIN_DIR"), s_rogue, s_keys,
               s_rogue, s_keys, s_rogue);
-    if (s_run (command))
+    if (svc_run (command, NULL, 0))
         return -1;
     snprintf (env, sizeof env, "CHATMESH_CURVE_DIR=%s", s_keys);
     const char *settings[] = {env, NULL};
-    svc_mesh_t *mesh = svc_mesh_start (settings);
-    if (!mesh)
-        return -1;
-    *state = mesh;
-    return 0;
+    return svc_fixture_start (state, settings);
 }
 
 static int
 s_teardown (void **state)
 {
-    svc_mesh_t *mesh = *state;
-    svc_mesh_stop (&mesh);
+    svc_fixture_teardown (state);
     char command[200];
     snprintf (command, sizeof command, "rm -rf %s", s_keys);
-    return s_run (command);
+    return svc_run (command, NULL, 0);
 }
 
 static void
@@ -94,27 +81,27 @@ test_unknown_key_and_plain_peer_are_refused (void **state)
     snprintf (command, sizeof command,
               "CHATMESH_CURVE_DIR=%s %s/proto/chatmesh-ping ipc://%s/sock/store 3000 >/dev/null",
               s_keys, bin, svc_mesh_dir (mesh));
-    assert_int_equal (s_run (command), 0);
+    assert_int_equal (svc_run (command, NULL, 0), 0);
     snprintf (command, sizeof command,
               "CHATMESH_CURVE_DIR=%s %s/proto/chatmesh-ping --server broadcaster "
               "ipc://%s/sock/history 3000 >/dev/null",
               s_keys, bin, svc_mesh_dir (mesh));
-    assert_int_equal (s_run (command), 0);
+    assert_int_equal (svc_run (command, NULL, 0), 0);
     //  A key pair the mesh does not list: no answer.
     snprintf (command, sizeof command,
               "CHATMESH_CURVE_DIR=%s %s/proto/chatmesh-ping ipc://%s/sock/store 1500 2>/dev/null",
               s_rogue, bin, svc_mesh_dir (mesh));
-    assert_int_equal (s_run (command), 1);
+    assert_int_equal (svc_run (command, NULL, 0), 1);
     snprintf (command, sizeof command,
               "CHATMESH_CURVE_DIR=%s %s/proto/chatmesh-ping --server broadcaster "
               "ipc://%s/sock/history 1500 2>/dev/null",
               s_rogue, bin, svc_mesh_dir (mesh));
-    assert_int_equal (s_run (command), 1);
+    assert_int_equal (svc_run (command, NULL, 0), 1);
     //  No CURVE at all: no answer.
     snprintf (command, sizeof command,
               "%s/proto/chatmesh-ping ipc://%s/sock/store 1500 2>/dev/null", bin,
               svc_mesh_dir (mesh));
-    assert_int_equal (s_run (command), 1);
+    assert_int_equal (svc_run (command, NULL, 0), 1);
 }
 
 int

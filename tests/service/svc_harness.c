@@ -1,10 +1,11 @@
 #include "svc_harness.h"
 
+#include "tok_util.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <jwt.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,9 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SVC_COUNT 4
+#define SVC_COUNT 5
 #define SVC_EXTRA_MAX 8
-static const char *s_services[SVC_COUNT] = {"store", "broadcaster", "regenerator", "gateway"};
+//  "broadcaster2" (the broadcaster binary) runs only in a mesh of two
+//  broadcasters (svc_mesh_start_broadcasters).
+static const char *s_services[SVC_COUNT] = {"store", "broadcaster", "broadcaster2", "regenerator",
+                                            "gateway"};
 
 struct svc_mesh {
     char dir[256];
@@ -35,6 +39,7 @@ struct svc_mesh {
     //  Optional second gateway (svc_mesh_spawn_gateway2).
     pid_t gateway2_pid;
     char url2[64];
+    int broadcasters; //  1 or 2
 };
 
 static int
@@ -75,29 +80,113 @@ s_free_port (void)
     return ntohs (addr.sin_port);
 }
 
+//  ---------------------------------------------------------------------------
+//  Processes: every service, extra instance and second gateway is started
+//  by s_fork_exec, stopped by s_stop_pid and awaited by s_wait_ready.
+
+//  Forks and execs <CHATMESH_BIN_DIR>/<service>/chatmesh-<service> with the
+//  mesh's settings, then those of env, then those of last (each
+//  NULL-terminated, may be NULL; for a NAME set twice the later wins), its
+//  stdout and stderr appended to <dir>/log/<log_name>. The pid, or -1.
+static pid_t
+s_fork_exec (svc_mesh_t *mesh, const char *service, const char *log_name,
+             const char *const *env, const char *const *last)
+{
+    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
+    if (!bin_dir)
+        return -1;
+    char binary[512], log[512];
+    if (strcmp (service, "broadcaster2") == 0)
+        service = "broadcaster";
+    snprintf (binary, sizeof binary, "%s/%s/chatmesh-%s", bin_dir, service, service);
+    snprintf (log, sizeof log, "%s/log/%s", mesh->dir, log_name);
+    pid_t pid = fork ();
+    if (pid != 0)
+        return pid;
+    for (size_t i = 0; i < mesh->env_count; i++)
+        putenv (mesh->env[i]);
+    for (size_t i = 0; env && env[i]; i++)
+        putenv ((char *) env[i]);
+    for (size_t i = 0; last && last[i]; i++)
+        putenv ((char *) last[i]);
+    FILE *out = freopen (log, "a", stderr);
+    if (out)
+        dup2 (fileno (stderr), STDOUT_FILENO);
+    execl (binary, binary, (char *) NULL);
+    fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
+    _exit (127);
+}
+
+//  Sends signal to pid and reaps it. The wait is bounded: after 10 s the
+//  process (named `what` in the message) gets SIGKILL, so a test never
+//  hangs on a service that ignores the signal. *status (may be NULL): the
+//  wait status. 0, or -1 when pid is not a child or had to be killed.
+static int
+s_stop_pid (pid_t pid, const char *what, int signal, int *status)
+{
+    int ignored;
+    if (!status)
+        status = &ignored;
+    if (pid <= 0)
+        return -1;
+    kill (pid, signal);
+    for (int tries = 0; tries < 1000; tries++) {
+        pid_t got = waitpid (pid, status, WNOHANG);
+        if (got == pid)
+            return 0;
+        if (got < 0)
+            return -1;
+        usleep (10000);
+    }
+    fprintf (stderr, "harness: %s ignored signal %d for 10 s; killing\n", what, signal);
+    kill (pid, SIGKILL);
+    waitpid (pid, status, 0);
+    return -1;
+}
+
+//  Polls GET path at base_url until it answers `status` or timeout_ms
+//  passes. 0 or -1.
+static int
+s_wait_ready (const char *base_url, const char *path, long status, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        svc_response_t response;
+        int rc = svc_http_at (base_url, "GET", path, NULL, NULL, NULL, NULL, &response);
+        long got = response.status;
+        svc_response_free (&response);
+        if (rc == 0 && got == status)
+            return 0;
+        usleep (20000);
+    }
+    return -1;
+}
+
 int
 svc_mesh_spawn (svc_mesh_t *mesh, const char *service)
 {
     int index = s_index (service);
-    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
-    if (index < 0 || !bin_dir)
+    if (index < 0)
         return -1;
-    char binary[512], log[512];
-    snprintf (binary, sizeof binary, "%s/%s/chatmesh-%s", bin_dir, service, service);
-    snprintf (log, sizeof log, "%s/log/%s.log", mesh->dir, service);
-    pid_t pid = fork ();
+    char log_name[64];
+    snprintf (log_name, sizeof log_name, "%s.log", service);
+    //  With two broadcasters the mesh's endpoints are lists (the store
+    //  pushes to both, gateways subscribe to both): each broadcaster binds
+    //  its own.
+    char in[400], out[400], history[400];
+    const char *own[] = {in, out, history, NULL};
+    bool two = mesh->broadcasters == 2 && strncmp (service, "broadcaster", 11) == 0;
+    if (two) {
+        const char *suffix = strcmp (service, "broadcaster2") == 0 ? "-2" : "";
+        snprintf (in, sizeof in, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/sock/events-in%s",
+                  mesh->dir, suffix);
+        snprintf (out, sizeof out, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/sock/events-out%s",
+                  mesh->dir, suffix);
+        snprintf (history, sizeof history, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/sock/history%s",
+                  mesh->dir, suffix);
+    }
+    pid_t pid = s_fork_exec (mesh, service, log_name, NULL, two ? own : NULL);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        for (size_t i = 0; i < mesh->env_count; i++)
-            putenv (mesh->env[i]);
-        FILE *out = freopen (log, "a", stderr);
-        if (out)
-            dup2 (fileno (stderr), STDOUT_FILENO);
-        execl (binary, binary, (char *) NULL);
-        fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
-        _exit (127);
-    }
     mesh->pids[index] = pid;
     return 0;
 }
@@ -108,23 +197,9 @@ svc_mesh_kill (svc_mesh_t *mesh, const char *service, int signal)
     int index = s_index (service);
     if (index < 0 || mesh->pids[index] <= 0)
         return -1;
-    kill (mesh->pids[index], signal);
-    int status;
-    //  Bounded wait: escalate to SIGKILL after 10 s so a test never hangs.
-    for (int tries = 0; tries < 1000; tries++) {
-        if (waitpid (mesh->pids[index], &status, WNOHANG) == mesh->pids[index]) {
-            mesh->pids[index] = 0;
-            mesh->statuses[index] = status;
-            return 0;
-        }
-        usleep (10000);
-    }
-    fprintf (stderr, "harness: %s ignored signal %d for 10 s; killing\n", service, signal);
-    kill (mesh->pids[index], SIGKILL);
-    waitpid (mesh->pids[index], &status, 0);
+    int rc = s_stop_pid (mesh->pids[index], service, signal, &mesh->statuses[index]);
     mesh->pids[index] = 0;
-    mesh->statuses[index] = status;
-    return -1;
+    return rc;
 }
 
 int
@@ -155,16 +230,7 @@ svc_mesh_port (svc_mesh_t *mesh)
 int
 svc_mesh_wait_status (svc_mesh_t *mesh, const char *path, long status, int timeout_ms)
 {
-    for (int waited = 0; waited < timeout_ms; waited += 20) {
-        svc_response_t response;
-        int rc = svc_http (mesh, "GET", path, NULL, NULL, &response);
-        long got = response.status;
-        svc_response_free (&response);
-        if (rc == 0 && got == status)
-            return 0;
-        usleep (20000);
-    }
-    return -1;
+    return s_wait_ready (mesh->url, path, status, timeout_ms);
 }
 
 double
@@ -182,13 +248,6 @@ svc_now_ms (void)
 static svc_mesh_t *s_live[S_LIVE_MAX];
 
 static void
-s_kill_pid (pid_t pid)
-{
-    if (pid > 0 && kill (pid, SIGKILL) == 0)
-        waitpid (pid, NULL, 0);
-}
-
-static void
 s_kill_live_meshes (void)
 {
     for (int m = 0; m < S_LIVE_MAX; m++) {
@@ -196,10 +255,10 @@ s_kill_live_meshes (void)
         if (!mesh)
             continue;
         for (int i = 0; i < SVC_COUNT; i++)
-            s_kill_pid (mesh->pids[i]);
+            s_stop_pid (mesh->pids[i], s_services[i], SIGKILL, NULL);
         for (int i = 0; i < mesh->extra_count; i++)
-            s_kill_pid (mesh->extra[i]);
-        s_kill_pid (mesh->gateway2_pid);
+            s_stop_pid (mesh->extra[i], "extra instance", SIGKILL, NULL);
+        s_stop_pid (mesh->gateway2_pid, "second gateway", SIGKILL, NULL);
         fprintf (stderr, "harness: a test ended without stopping its mesh; killed its services,"
                          " logs kept in %s/log\n", mesh->dir);
         s_live[m] = NULL;
@@ -217,9 +276,18 @@ s_curl_init (void)
 svc_mesh_t *
 svc_mesh_start (const char *const *env)
 {
+    return svc_mesh_start_broadcasters (1, env);
+}
+
+svc_mesh_t *
+svc_mesh_start_broadcasters (int broadcasters, const char *const *env)
+{
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once (&once, s_curl_init);
+    if (broadcasters != 1 && broadcasters != 2)
+        return NULL;
     svc_mesh_t *mesh = calloc (1, sizeof *mesh);
+    mesh->broadcasters = broadcasters;
     for (int i = 0; i < SVC_COUNT; i++)
         mesh->statuses[i] = -1;
     snprintf (mesh->dir, sizeof mesh->dir, "/tmp/cmsvc-XXXXXX");
@@ -243,9 +311,17 @@ svc_mesh_start (const char *const *env)
               (int) getpid ());
     s_env_add (mesh, "CHATMESH_DATA_DIR=%s", mesh->dir);
     s_env_add (mesh, "CHATMESH_STORE_ENDPOINT=ipc://%s/sock/store", mesh->dir);
-    s_env_add (mesh, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/sock/events-in", mesh->dir);
-    s_env_add (mesh, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/sock/events-out", mesh->dir);
-    s_env_add (mesh, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/sock/history", mesh->dir);
+    const char *d = mesh->dir;
+    if (broadcasters == 2) {
+        s_env_add (mesh, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/sock/events-in,ipc://%s/sock/events-in-2", d, d);
+        s_env_add (mesh, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/sock/events-out,ipc://%s/sock/events-out-2", d, d);
+        s_env_add (mesh, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/sock/history,ipc://%s/sock/history-2", d, d);
+    }
+    else {
+        s_env_add (mesh, "CHATMESH_EVENTS_IN_ENDPOINT=ipc://%s/sock/events-in", d);
+        s_env_add (mesh, "CHATMESH_EVENTS_OUT_ENDPOINT=ipc://%s/sock/events-out", d);
+        s_env_add (mesh, "CHATMESH_HISTORY_ENDPOINT=ipc://%s/sock/history", d);
+    }
     s_env_add (mesh, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
     s_env_add (mesh, "CHATMESH_JWT_SECRET=%s", mesh->secret);
     s_env_add (mesh, "CHATMESH_LOG_LEVEL=info");
@@ -255,7 +331,8 @@ svc_mesh_start (const char *const *env)
     for (size_t i = 0; env && env[i]; i++)
         s_env_add (mesh, "%s", env[i]);
     for (int i = 0; i < SVC_COUNT; i++)
-        if (svc_mesh_spawn (mesh, s_services[i])) {
+        if ((broadcasters == 2 || strcmp (s_services[i], "broadcaster2"))
+            && svc_mesh_spawn (mesh, s_services[i])) {
             fprintf (stderr, "harness: cannot start %s\n", s_services[i]);
             svc_mesh_stop (&mesh);
             return NULL;
@@ -273,113 +350,41 @@ svc_mesh_start (const char *const *env)
 //  Second gateway: same settings, its own port, so tests can prove that
 //  state (rate limits) is shared through the store, not per replica.
 
-static void
-s_gateway2_stop (svc_mesh_t *mesh)
-{
-    if (mesh->gateway2_pid <= 0)
-        return;
-    kill (mesh->gateway2_pid, SIGTERM);
-    int status;
-    for (int tries = 0; tries < 1000; tries++) {
-        if (waitpid (mesh->gateway2_pid, &status, WNOHANG) == mesh->gateway2_pid) {
-            mesh->gateway2_pid = 0;
-            return;
-        }
-        usleep (10000);
-    }
-    kill (mesh->gateway2_pid, SIGKILL);
-    waitpid (mesh->gateway2_pid, &status, 0);
-    mesh->gateway2_pid = 0;
-}
-
 int
 svc_mesh_spawn_gateway2 (svc_mesh_t *mesh, const char *const *env)
 {
-    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
-    if (!bin_dir || mesh->gateway2_pid > 0)
+    if (mesh->gateway2_pid > 0)
         return -1;
     int port = s_free_port ();
     if (port < 0)
         return -1;
-    char binary[512], log[512], listen[64];
-    snprintf (binary, sizeof binary, "%s/gateway/chatmesh-gateway", bin_dir);
-    snprintf (log, sizeof log, "%s/log/gateway2.log", mesh->dir);
+    char listen[64];
     snprintf (listen, sizeof listen, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
     snprintf (mesh->url2, sizeof mesh->url2, "http://127.0.0.1:%d", port);
-    pid_t pid = fork ();
+    const char *last[] = {listen, NULL}; //  after the mesh's: this one wins
+    pid_t pid = s_fork_exec (mesh, "gateway", "gateway2.log", env, last);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        for (size_t i = 0; i < mesh->env_count; i++)
-            putenv (mesh->env[i]);
-        for (size_t i = 0; env && env[i]; i++)
-            putenv ((char *) env[i]);
-        putenv (listen); //  after the mesh's: this one wins
-        FILE *out = freopen (log, "a", stderr);
-        if (out)
-            dup2 (fileno (stderr), STDOUT_FILENO);
-        execl (binary, binary, (char *) NULL);
-        fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
-        _exit (127);
-    }
     mesh->gateway2_pid = pid;
-    for (int waited = 0; waited < 20000; waited += 20) {
-        svc_response_t response;
-        int rc = svc_http_at (mesh->url2, "GET", "/readyz", NULL, NULL, NULL, NULL, &response);
-        long got = response.status;
-        svc_response_free (&response);
-        if (rc == 0 && got == 200)
-            return 0;
-        usleep (20000);
-    }
+    if (s_wait_ready (mesh->url2, "/readyz", 200, 20000) == 0)
+        return 0;
     fprintf (stderr, "harness: second gateway not ready within 20 s\n");
     return -1;
 }
 
 const char *svc_mesh_url2 (svc_mesh_t *mesh) { return mesh->url2; }
 
-//  Waits (bounded, then SIGKILL) until pid exited. 0, or -1 when it had to
-//  be killed.
-static int
-s_reap (pid_t pid, const char *what, int signal)
-{
-    int status;
-    for (int tries = 0; tries < 1000; tries++) {
-        if (waitpid (pid, &status, WNOHANG) == pid)
-            return 0;
-        usleep (10000);
-    }
-    fprintf (stderr, "harness: %s ignored signal %d for 10 s; killing\n", what, signal);
-    kill (pid, SIGKILL);
-    waitpid (pid, &status, 0);
-    return -1;
-}
-
 int
 svc_mesh_spawn_extra (svc_mesh_t *mesh, const char *service, const char *const *env)
 {
-    const char *bin_dir = getenv ("CHATMESH_BIN_DIR");
-    if (s_index (service) < 0 || !bin_dir || mesh->extra_count >= SVC_EXTRA_MAX)
+    if (s_index (service) < 0 || mesh->extra_count >= SVC_EXTRA_MAX)
         return -1;
     int handle = mesh->extra_count;
-    char binary[512], log[512];
-    snprintf (binary, sizeof binary, "%s/%s/chatmesh-%s", bin_dir, service, service);
-    snprintf (log, sizeof log, "%s/log/%s-%d.log", mesh->dir, service, handle + 2);
-    pid_t pid = fork ();
+    char log_name[64];
+    snprintf (log_name, sizeof log_name, "%s-%d.log", service, handle + 2);
+    pid_t pid = s_fork_exec (mesh, service, log_name, env, NULL);
     if (pid < 0)
         return -1;
-    if (pid == 0) {
-        for (size_t i = 0; i < mesh->env_count; i++)
-            putenv (mesh->env[i]);
-        for (size_t i = 0; env && env[i]; i++)
-            putenv ((char *) env[i]);
-        FILE *out = freopen (log, "a", stderr);
-        if (out)
-            dup2 (fileno (stderr), STDOUT_FILENO);
-        execl (binary, binary, (char *) NULL);
-        fprintf (stderr, "harness: cannot exec %s: %s\n", binary, strerror (errno));
-        _exit (127);
-    }
     mesh->extra[handle] = pid;
     mesh->extra_count++;
     return handle;
@@ -390,8 +395,7 @@ svc_mesh_kill_extra (svc_mesh_t *mesh, int handle, int signal)
 {
     if (handle < 0 || handle >= mesh->extra_count || mesh->extra[handle] <= 0)
         return -1;
-    kill (mesh->extra[handle], signal);
-    int rc = s_reap (mesh->extra[handle], "extra instance", signal);
+    int rc = s_stop_pid (mesh->extra[handle], "extra instance", signal, NULL);
     mesh->extra[handle] = 0;
     return rc;
 }
@@ -415,7 +419,8 @@ svc_mesh_stop (svc_mesh_t **mesh_p)
             s_live[m] = NULL;
     for (int i = 0; i < mesh->extra_count; i++)
         svc_mesh_kill_extra (mesh, i, SIGTERM);
-    s_gateway2_stop (mesh);
+    s_stop_pid (mesh->gateway2_pid, "second gateway", SIGTERM, NULL);
+    mesh->gateway2_pid = 0;
     for (int i = SVC_COUNT - 1; i >= 0; i--)
         if (mesh->pids[i] > 0)
             svc_mesh_kill (mesh, s_services[i], SIGTERM);
@@ -434,38 +439,41 @@ svc_mesh_stop (svc_mesh_t **mesh_p)
     *mesh_p = NULL;
 }
 
+int
+svc_fixture_start (void **state, const char *const *env)
+{
+    svc_mesh_t *mesh = svc_mesh_start (env);
+    *state = mesh;
+    return mesh ? 0 : -1;
+}
+
+int
+svc_fixture_setup (void **state)
+{
+    return svc_fixture_start (state, NULL);
+}
+
+int
+svc_fixture_teardown (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    svc_mesh_stop (&mesh);
+    *state = NULL;
+    return 0;
+}
+
 char *
 svc_token (svc_mesh_t *mesh, const char *user, long ttl)
 {
-    jwt_t *jwt = NULL;
-    if (jwt_new (&jwt))
-        return NULL;
-    jwt_add_grant (jwt, "sub", user);
-    jwt_add_grant_int (jwt, "iat", time (NULL));
-    jwt_add_grant_int (jwt, "exp", time (NULL) + ttl);
-    jwt_set_alg (jwt, JWT_ALG_HS256, (const unsigned char *) mesh->secret, strlen (mesh->secret));
-    char *token = jwt_encode_str (jwt);
-    jwt_free (jwt);
-    return token;
+    long now = (long) time (NULL);
+    return tok_libjwt_claims (JWT_ALG_HS256, mesh->secret, user, now, now + ttl);
 }
 
 char *
 svc_token_claims (svc_mesh_t *mesh, const char *claims_json, const char *alg)
 {
-    jwt_t *jwt = NULL;
-    if (jwt_new (&jwt))
-        return NULL;
-    char *token = NULL;
     jwt_alg_t which = jwt_str_alg (alg);
-    int rc = jwt_add_grants_json (jwt, claims_json);
-    if (rc == 0)
-        rc = which == JWT_ALG_NONE ? jwt_set_alg (jwt, JWT_ALG_NONE, NULL, 0)
-                                   : jwt_set_alg (jwt, which, (const unsigned char *) mesh->secret,
-                                                  (int) strlen (mesh->secret));
-    if (rc == 0)
-        token = jwt_encode_str (jwt);
-    jwt_free (jwt);
-    return token;
+    return tok_libjwt (which, which == JWT_ALG_NONE ? NULL : mesh->secret, NULL, claims_json);
 }
 
 //  ---------------------------------------------------------------------------
@@ -596,19 +604,90 @@ svc_response_header (const svc_response_t *response, const char *name, char *buf
     return -1;
 }
 
+long
+svc_turn_at (const char *base_url, const char *token, const char *session, const char *query,
+             svc_response_t *response)
+{
+    char path[300];
+    snprintf (path, sizeof path, "/api/run_sse/%s", session);
+    json_t *json = json_pack ("{s:s}", "query", query);
+    char *body = json_dumps (json, JSON_COMPACT);
+    json_decref (json);
+    svc_http_at (base_url, "POST", path, token, body, NULL, NULL, response);
+    free (body);
+    return response->status;
+}
+
+long
+svc_turn (svc_mesh_t *mesh, const char *token, const char *session, const char *query,
+          svc_response_t *response)
+{
+    return svc_turn_at (mesh->url, token, session, query, response);
+}
+
+const char *
+svc_json_str (const json_t *object, const char *key, const char *key2)
+{
+    json_t *value = json_object_get (object, key);
+    if (key2)
+        value = json_object_get (value, key2);
+    return json_string_value (value);
+}
+
+//  Reads stream to its end into a NUL-terminated buffer (caller frees).
+static s_buffer_t
+s_read_stream (FILE *stream)
+{
+    s_buffer_t buffer = {calloc (1, 1), 0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread (chunk, 1, sizeof chunk, stream)) > 0)
+        s_append (chunk, 1, n, &buffer);
+    return buffer;
+}
+
 char *
-svc_read_file (const char *path)
+svc_read_bytes (const char *path, size_t *size)
 {
     FILE *file = fopen (path, "rb");
     if (!file)
         return NULL;
-    s_buffer_t buffer = {calloc (1, 1), 0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread (chunk, 1, sizeof chunk, file)) > 0)
-        s_append (chunk, 1, n, &buffer);
+    s_buffer_t buffer = s_read_stream (file);
     fclose (file);
+    if (size)
+        *size = buffer.len;
     return buffer.data;
+}
+
+char *
+svc_read_file (const char *path)
+{
+    return svc_read_bytes (path, NULL);
+}
+
+int
+svc_run (const char *command, char *output, size_t size)
+{
+    FILE *pipe = popen (command, "r");
+    if (!pipe)
+        return -1;
+    //  Read to the end, so the command never dies of SIGPIPE on a long output.
+    s_buffer_t buffer = s_read_stream (pipe);
+    if (output && size)
+        snprintf (output, size, "%.*s", (int) (buffer.len < size ? buffer.len : size - 1),
+                  buffer.data);
+    free (buffer.data);
+    int status = pclose (pipe);
+    return status != -1 && WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+int
+svc_store_verify (const char *dir, char *output, size_t size)
+{
+    char command[1024];
+    snprintf (command, sizeof command, "%s/store/chatmesh-store --verify %s 2>&1",
+              getenv ("CHATMESH_BIN_DIR"), dir);
+    return svc_run (command, output, size);
 }
 
 //  ---------------------------------------------------------------------------
@@ -633,7 +712,9 @@ s_sse_parse_block (svc_sse_t *sse, char *block)
 {
     svc_event_t event = {{0}, {0}, NULL, NULL, svc_now_ms ()};
     bool any = false;
-    for (char *line = strtok (block, "\n"); line; line = strtok (NULL, "\n")) {
+    //  strtok_r: every reader parses on its own thread.
+    char *save = NULL;
+    for (char *line = strtok_r (block, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
         size_t len = strlen (line);
         if (len && line[len - 1] == '\r')
             line[--len] = 0;

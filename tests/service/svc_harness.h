@@ -2,9 +2,15 @@
 
     A mesh lives in a fresh temp dir (LMDB data, ipc:// sockets, one log per
     service) with the gateway on a random free loopback port. Tokens are
-    minted here with libjwt directly, independently of the gateway's code,
-    so a bug in the gateway's JWT handling cannot hide behind a shared one.
-    The binaries are found through CHATMESH_BIN_DIR (set by ctest).      */
+    minted with libjwt through tests/tok_util.h, independently of the
+    gateway's code, so a bug in the gateway's JWT handling cannot hide
+    behind a shared one. The binaries are found through CHATMESH_BIN_DIR
+    (set by ctest). Raw-socket clients are in svc_raw.h.
+
+    Every service, extra instance and second gateway is started, stopped
+    and awaited by the same three internal steps (fork/exec with the
+    mesh's settings, signal-then-bounded-reap with SIGKILL after 10 s,
+    poll /readyz), so they all behave alike on failure.                  */
 #ifndef SVC_HARNESS_H_INCLUDED
 #define SVC_HARNESS_H_INCLUDED
 
@@ -18,6 +24,12 @@ typedef struct svc_mesh svc_mesh_t;
 //  "NAME=value" settings in env (NULL-terminated, may be NULL), and waits
 //  until /readyz answers 200. NULL on failure (the reason is printed).
 svc_mesh_t *svc_mesh_start (const char *const *env);
+//  The same with 1 or 2 broadcasters. With 2, "broadcaster" and
+//  "broadcaster2" (svc_mesh_kill/spawn names) each bind their own sockets;
+//  the store pushes every event to both and gateways subscribe to both
+//  (and ask either's history), through comma lists in the mesh's
+//  CHATMESH_EVENTS_IN/EVENTS_OUT/HISTORY_ENDPOINT.
+svc_mesh_t *svc_mesh_start_broadcasters (int broadcasters, const char *const *env);
 //  SIGTERM to every service, wait, remove the temp dir (kept when
 //  CHATMESH_KEEP_TEST_DIR is set). Sets *mesh_p to NULL.
 void svc_mesh_stop (svc_mesh_t **mesh_p);
@@ -57,6 +69,15 @@ int svc_mesh_pid (svc_mesh_t *mesh, const char *service);
 //  that forge or hand-craft tokens).
 int svc_mesh_port (svc_mesh_t *mesh);
 const char *svc_mesh_secret (svc_mesh_t *mesh);
+
+//  cmocka fixtures (setup and teardown functions, group or per test), so no
+//  test file writes its own. svc_fixture_start: svc_mesh_start (env) into
+//  *state; 0, or -1 when the mesh did not start (cmocka then skips the
+//  tests). svc_fixture_setup: the same with no extra settings.
+//  svc_fixture_teardown: svc_mesh_stop of the mesh in *state; always 0.
+int svc_fixture_start (void **state, const char *const *env);
+int svc_fixture_setup (void **state);
+int svc_fixture_teardown (void **state);
 
 //  A token for user, valid ttl seconds (negative: already expired).
 //  Caller frees.
@@ -128,7 +149,30 @@ bool svc_sse_closed (svc_sse_t *sse);
 long svc_sse_status (svc_sse_t *sse);
 void svc_sse_close (svc_sse_t **sse_p);
 
+//  POST /api/run_sse/{session} with {"query": query}: one user turn,
+//  unchecked (sa_turn in svc_api_util.h checks the answer). The HTTP
+//  status, 0 when no answer came; *response as svc_http leaves it.
+long svc_turn_at (const char *base_url, const char *token, const char *session,
+                  const char *query, svc_response_t *response);
+long svc_turn (svc_mesh_t *mesh, const char *token, const char *session, const char *query,
+               svc_response_t *response);
+
+//  The string at object[key] (key2 not NULL: object[key][key2]), or NULL
+//  when missing or not a string. Borrowed from object.
+const char *svc_json_str (const json_t *object, const char *key, const char *key2);
+
 //  Reads a whole file (logs). Caller frees. NULL when missing.
 char *svc_read_file (const char *path);
+//  svc_read_file for binary files: *size (may be NULL) gets the length
+//  (the bytes are NUL-terminated too). Caller frees. NULL when missing.
+char *svc_read_bytes (const char *path, size_t *size);
+
+//  Runs a shell command (popen); its stdout (add 2>&1 for stderr too) into
+//  output, NUL-terminated and cut at size - 1 bytes (output NULL: read and
+//  dropped). The exit code, or -1 when it could not run or did not exit.
+int svc_run (const char *command, char *output, size_t size);
+//  `chatmesh-store --verify dir` (from CHATMESH_BIN_DIR), stdout and
+//  stderr into output as svc_run. Its exit code (0: every record is sound).
+int svc_store_verify (const char *dir, char *output, size_t size);
 
 #endif

@@ -254,6 +254,17 @@ s_check_task (svc_sse_t *sse, const char *task_id, int timeout_ms, s_seen_t *see
         else if (strcmp (type, "thought_process_step") == 0) {
             assert_true (thinking);
             assert_non_null (s_str (event->json, "reasoning"));
+            //  Every step so far, in the shape task_status and the session
+            //  show (checked below): [{step, reasoning}], the first 8.
+            json_t *so_far = json_object_get (event->json, "steps");
+            size_t held = seen->step_count < 8 ? (size_t) seen->step_count + 1 : 8;
+            assert_int_equal (json_array_size (so_far), held);
+            json_t *last = json_array_get (so_far, held - 1);
+            if (seen->step_count < 8) {
+                assert_string_equal (s_str (last, "reasoning"), s_str (event->json, "reasoning"));
+                assert_int_equal (json_integer_value (json_object_get (last, "step")),
+                                  json_integer_value (json_object_get (event->json, "step")));
+            }
             if (seen->step_count < 8)
                 snprintf (seen->steps[seen->step_count], sizeof seen->steps[0], "%s",
                           s_str (event->json, "reasoning"));

@@ -14,33 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-s_setup (void **state)
-{
-    svc_mesh_t *mesh = svc_mesh_start (NULL);
-    if (!mesh)
-        return -1;
-    *state = mesh;
-    return 0;
-}
-
-static int
-s_teardown (void **state)
-{
-    svc_mesh_t *mesh = *state;
-    svc_mesh_stop (&mesh);
-    return 0;
-}
-
-static const char *
-s_str (json_t *object, const char *path_a, const char *path_b)
-{
-    json_t *value = json_object_get (object, path_a);
-    if (path_b)
-        value = json_object_get (value, path_b);
-    return json_string_value (value);
-}
-
 static void
 test_slice_end_to_end (void **state)
 {
@@ -56,14 +29,16 @@ test_slice_end_to_end (void **state)
     assert_int_equal (response.status, 200);
     assert_non_null (response.json);
     assert_true (json_is_true (json_object_get (response.json, "success")));
-    assert_string_equal (s_str (response.json, "data", "session_id"), "test_session_123");
+    assert_string_equal (svc_json_str (response.json, "data", "session_id"),
+                         "test_session_123");
     char assistant_id[400], user_id[400];
     snprintf (assistant_id, sizeof assistant_id, "%s",
-              s_str (response.json, "data", "assistant_message_id"));
-    snprintf (user_id, sizeof user_id, "%s", s_str (response.json, "data", "user_message_id"));
+              svc_json_str (response.json, "data", "assistant_message_id"));
+    snprintf (user_id, sizeof user_id, "%s",
+              svc_json_str (response.json, "data", "user_message_id"));
     assert_non_null (strstr (assistant_id, "_test_session_123_assistant"));
     assert_non_null (strstr (user_id, "_test_session_123_user"));
-    assert_non_null (s_str (response.json, "data", "task_id"));
+    assert_non_null (svc_json_str (response.json, "data", "task_id"));
     svc_response_free (&response);
 
     //  2. Open the SSE stream; connection_status comes first.
@@ -73,7 +48,7 @@ test_slice_end_to_end (void **state)
     const svc_event_t *event = svc_sse_wait (sse, NULL, 5000);
     assert_non_null (event);
     assert_string_equal (event->event, "connection_status");
-    assert_string_equal (s_str (event->json, "status", NULL), "connected");
+    assert_string_equal (svc_json_str (event->json, "status", NULL), "connected");
 
     //  3. Vote; the event arrives with an id and the fields of API.md.
     char path[600];
@@ -84,11 +59,12 @@ test_slice_end_to_end (void **state)
                       0);
     assert_int_equal (response.status, 200);
     assert_true (json_is_true (json_object_get (response.json, "success")));
-    assert_string_equal (s_str (response.json, "message_id", NULL), assistant_id);
-    assert_string_equal (s_str (response.json, "session_id", NULL), "test_session_123");
-    assert_non_null (s_str (response.json, "feedback_id", NULL));
+    assert_string_equal (svc_json_str (response.json, "message_id", NULL), assistant_id);
+    assert_string_equal (svc_json_str (response.json, "session_id", NULL), "test_session_123");
+    assert_non_null (svc_json_str (response.json, "feedback_id", NULL));
     char feedback_id[128];
-    snprintf (feedback_id, sizeof feedback_id, "%s", s_str (response.json, "feedback_id", NULL));
+    snprintf (feedback_id, sizeof feedback_id, "%s",
+              svc_json_str (response.json, "feedback_id", NULL));
     svc_response_free (&response);
 
     event = svc_sse_wait (sse, "feedback_submitted", 5000);
@@ -96,10 +72,10 @@ test_slice_end_to_end (void **state)
     assert_true (strlen (event->id) > 0);
     assert_non_null (strchr (event->id, '-')); //  "<epoch>-<seq>"
     assert_non_null (event->json);
-    assert_string_equal (s_str (event->json, "messageId", NULL), assistant_id);
-    assert_string_equal (s_str (event->json, "sessionId", NULL), "test_session_123");
-    assert_string_equal (s_str (event->json, "feedbackId", NULL), feedback_id);
-    assert_string_equal (s_str (event->json, "feedbackType", NULL), "upvote");
+    assert_string_equal (svc_json_str (event->json, "messageId", NULL), assistant_id);
+    assert_string_equal (svc_json_str (event->json, "sessionId", NULL), "test_session_123");
+    assert_string_equal (svc_json_str (event->json, "feedbackId", NULL), feedback_id);
+    assert_string_equal (svc_json_str (event->json, "feedbackType", NULL), "upvote");
     assert_int_equal (json_integer_value (json_object_get (event->json, "upvotes")), 1);
     assert_int_equal (json_integer_value (json_object_get (event->json, "downvotes")), 0);
     svc_sse_close (&sse);
@@ -111,10 +87,10 @@ test_slice_end_to_end (void **state)
     assert_int_equal (response.status, 200);
     json_t *messages = json_object_get (json_object_get (response.json, "session"), "messages");
     assert_true (json_array_size (messages) >= 2);
-    assert_string_equal (s_str (json_array_get (messages, 0), "id", NULL), user_id);
-    assert_string_equal (s_str (json_array_get (messages, 0), "content", NULL),
+    assert_string_equal (svc_json_str (json_array_get (messages, 0), "id", NULL), user_id);
+    assert_string_equal (svc_json_str (json_array_get (messages, 0), "content", NULL),
                          "How do SSE reconnects work?");
-    assert_string_equal (s_str (json_array_get (messages, 1), "id", NULL), assistant_id);
+    assert_string_equal (svc_json_str (json_array_get (messages, 1), "id", NULL), assistant_id);
     svc_response_free (&response);
 
     //  5. kill -9 the store, start it again: the vote is still there.
@@ -140,8 +116,8 @@ test_missing_token_is_401 (void **state)
                       0);
     assert_int_equal (response.status, 401);
     assert_false (json_is_true (json_object_get (response.json, "success")));
-    assert_non_null (s_str (response.json, "error", NULL));
-    assert_non_null (s_str (response.json, "code", NULL));
+    assert_non_null (svc_json_str (response.json, "error", NULL));
+    assert_non_null (svc_json_str (response.json, "code", NULL));
     svc_response_free (&response);
 
     char *expired = svc_token (mesh, "alice", -60);
@@ -198,5 +174,5 @@ main (void)
         cmocka_unit_test (test_malformed_message_id_is_400),
         cmocka_unit_test (test_other_users_session_is_404),
     };
-    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+    return cmocka_run_group_tests (tests, svc_fixture_setup, svc_fixture_teardown);
 }

@@ -4,8 +4,9 @@
       header and ?last_event_id=), ids strictly increase without gaps;
     - a live event the gateway lost (CHATMESH_SSE_TEST_DROP_EVERY, a
       test-only setting) is filled from the broadcaster's history;
-    - a broadcaster kill -9 and restart gives session_updated resync:true,
-      then events of the new epoch on the same stream;
+    - a broadcaster kill -9 and restart costs nothing: the same stream goes
+      on with the store's ids, no resync, no hole, and a Last-Event-ID the
+      restarted broadcaster never held is replayed from the store's log;
     - a reader that stops reading is dropped while another keeps getting
       every event on time;
     - keepalive comments; POST run_sse with Accept: text/event-stream ends
@@ -346,8 +347,12 @@ test_gap_is_filled (void **state)
     free (token);
 }
 
+//  A broadcaster kill -9 and restart: the open stream goes on with the
+//  same ids (the store's), no resync and no hole; then a reader that
+//  reconnects with a Last-Event-ID the restarted broadcaster never held is
+//  replayed exactly from the store's event log.
 static void
-test_broadcaster_restart_resyncs (void **state)
+test_broadcaster_restart_costs_nothing (void **state)
 {
     svc_mesh_t *mesh = *state;
     char *token = svc_token (mesh, "carol", 600);
@@ -364,37 +369,45 @@ test_broadcaster_restart_resyncs (void **state)
     assert_int_equal (svc_mesh_kill (mesh, "broadcaster", SIGKILL), 0);
     assert_int_equal (svc_mesh_spawn (mesh, "broadcaster"), 0);
     assert_int_equal (svc_mesh_wait_status (mesh, "/readyz", 200, 20000), 0);
-    //  Vote until an event of the new epoch arrives (the SUB socket may take
-    //  a moment to resubscribe).
+    //  Vote until an event after the restart arrives (the SUB socket may
+    //  take a moment to resubscribe; what it missed is filled).
+    int votes = 1;
     const svc_event_t *fresh = NULL;
-    for (int i = 1; i < 20 && !fresh; i++) {
-        s_vote (mesh, token, assistant, i);
-        const svc_event_t *got;
-        while (!fresh && (got = svc_sse_wait (sse, "feedback_submitted", 500)))
-            if (got->id[0] && s_id (got->id).epoch != before.epoch)
-                fresh = got;
+    for (; votes < 20 && !fresh; votes++) {
+        s_vote (mesh, token, assistant, votes);
+        fresh = svc_sse_wait (sse, "feedback_submitted", 1000);
     }
     assert_non_null (fresh);
     assert_false (svc_sse_closed (sse)); //  the same stream goes on
-    //  A resync came before the first event of the new epoch.
-    bool resync_first = false;
-    for (size_t i = 0; i < svc_sse_count (sse); i++) {
-        const svc_event_t *e = svc_sse_at (sse, i);
-        if (e == fresh)
-            break;
-        if (strcmp (e->event, "session_updated") == 0
-            && json_is_true (json_object_get (e->json, "resync")))
-            resync_first = true;
-    }
-    assert_true (resync_first);
-    //  And the stream keeps delivering the new epoch, in order.
-    s_vote (mesh, token, assistant, 99);
-    event = svc_sse_wait (sse, "feedback_submitted", 5000);
-    assert_non_null (event);
-    s_id_t after = s_id (event->id);
-    s_id_t fresh_id = s_id (fresh->id);
-    assert_int_equal (after.epoch, fresh_id.epoch);
-    assert_true (after.seq > fresh_id.seq);
+    assert_true (s_wait_count (sse, "feedback_submitted", (size_t) votes, 5000));
+    s_id_t first, last;
+    s_check_ids (sse, &first, &last); //  one epoch, no hole
+    assert_int_equal (first.epoch, before.epoch);
+    assert_int_equal (last.epoch, before.epoch);
+    if (s_resyncs (sse))
+        s_dump (sse);
+    assert_int_equal (s_resyncs (sse), 0);
+    svc_sse_close (&sse);
+
+    //  Restart again: its history is empty. Votes while nobody reads,
+    //  then a reconnect after `last`: the store's log has them.
+    assert_int_equal (svc_mesh_kill (mesh, "broadcaster", SIGKILL), 0);
+    assert_int_equal (svc_mesh_spawn (mesh, "broadcaster"), 0);
+    assert_int_equal (svc_mesh_wait_status (mesh, "/readyz", 200, 20000), 0);
+    for (int i = 0; i < 3; i++)
+        s_vote (mesh, token, assistant, 100 + i);
+    char last_id[64];
+    snprintf (last_id, sizeof last_id, "%lld-%lld", last.epoch, last.seq);
+    sse = svc_sse_open (mesh, "/api/run_sse/restart_s1", token, last_id);
+    assert_non_null (sse);
+    assert_true (s_wait_count (sse, "feedback_submitted", 3, 5000));
+    s_id_t replay_first, replay_last;
+    s_check_ids (sse, &replay_first, &replay_last);
+    assert_int_equal (replay_first.epoch, last.epoch);
+    assert_int_equal (replay_first.seq, last.seq + 1);
+    if (s_resyncs (sse))
+        s_dump (sse);
+    assert_int_equal (s_resyncs (sse), 0);
     svc_sse_close (&sse);
     free (token);
 }
@@ -490,19 +503,11 @@ test_slow_reader_is_dropped (void **state)
 //  even when the test fails.
 
 static int
-s_start (void **state, const char *const *env)
-{
-    svc_mesh_t *mesh = svc_mesh_start (env);
-    *state = mesh;
-    return mesh ? 0 : -1;
-}
-
-static int
 s_setup_replay (void **state)
 {
     //  Short keepalives so the test sees comments within a second.
     const char *env[] = {"CHAT_ACTIONS_RATE_LIMIT=0", "CHATMESH_SSE_KEEPALIVE_MS=300", NULL};
-    return s_start (state, env);
+    return svc_fixture_start (state, env);
 }
 
 static int
@@ -512,14 +517,14 @@ s_setup_gap (void **state)
     //  sees it (debug logs name each drop).
     const char *env[] = {"CHAT_ACTIONS_RATE_LIMIT=0", "CHATMESH_SSE_TEST_DROP_EVERY=3",
                          "CHATMESH_LOG_LEVEL=debug", NULL};
-    return s_start (state, env);
+    return svc_fixture_start (state, env);
 }
 
 static int
 s_setup_plain (void **state)
 {
     const char *env[] = {"CHAT_ACTIONS_RATE_LIMIT=0", NULL};
-    return s_start (state, env);
+    return svc_fixture_start (state, env);
 }
 
 static int
@@ -528,15 +533,7 @@ s_setup_slow (void **state)
     //  The smallest per-stream queue (4 KB).
     const char *env[] = {"CHAT_ACTIONS_RATE_LIMIT=0", "CHATMESH_SSE_QUEUE_BYTES=4096",
                          "CHATMESH_LOG_LEVEL=debug", NULL};
-    return s_start (state, env);
-}
-
-static int
-s_teardown (void **state)
-{
-    svc_mesh_t *mesh = *state;
-    svc_mesh_stop (&mesh);
-    return 0;
+    return svc_fixture_start (state, env);
 }
 
 int
@@ -546,11 +543,13 @@ main (void)
     if (getenv ("SVC_SSE_FILTER"))
         cmocka_set_test_filter (getenv ("SVC_SSE_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (test_replay_is_exact, s_setup_replay, s_teardown),
-        cmocka_unit_test_setup_teardown (test_gap_is_filled, s_setup_gap, s_teardown),
-        cmocka_unit_test_setup_teardown (test_broadcaster_restart_resyncs, s_setup_plain,
-                                         s_teardown),
-        cmocka_unit_test_setup_teardown (test_slow_reader_is_dropped, s_setup_slow, s_teardown),
+        cmocka_unit_test_setup_teardown (test_replay_is_exact, s_setup_replay,
+                                         svc_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_gap_is_filled, s_setup_gap, svc_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_broadcaster_restart_costs_nothing, s_setup_plain,
+                                         svc_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_slow_reader_is_dropped, s_setup_slow,
+                                         svc_fixture_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

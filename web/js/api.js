@@ -1,16 +1,25 @@
 // HTTP client for the gateway's JSON API (docs/api.md).
 //
+// Every mutation carries an Idempotency-Key, one per user action
+// (web/js/idem.js): a double click or a repeat within seconds is one
+// action, done once by the server.
+//
 // Every failure becomes an ApiError whose message is a sentence for a person:
 // the server's own `error` text when it sent the error envelope, otherwise a
-// description of what went wrong on the way. 429 and 503 name the wait.
+// description of what went wrong on the way. 429 names the limit it hit
+// and the wait (limits.js; err.limit), 503 the wait.
+
+import { createIdemKeys } from './idem.js';
+import { limitOf, limitSentence } from './limits.js';
 
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = 'network_error', retryAfter = null } = {}) {
+  constructor(message, { status = 0, code = 'network_error', retryAfter = null, limit = null } = {}) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.limit = limit;
   }
 }
 
@@ -23,7 +32,8 @@ function retryAfterSeconds(response) {
   return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
-function describe(status, body, retryAfter) {
+function describe(status, body, retryAfter, limit) {
+  if (status === 429 && (!body || body.code === 'rate_limited' || !body.code)) return limitSentence(limit, retryAfter);
   let text = body && typeof body.error === 'string' && body.error ? body.error : '';
   if (!text) {
     text = {
@@ -39,17 +49,19 @@ function describe(status, body, retryAfter) {
       504: 'The backend did not answer in time.',
     }[status] || `The server answered with status ${status}.`;
   }
-  if ((status === 429 || status === 503) && retryAfter !== null) {
+  if (status === 503 && retryAfter !== null) {
     text = text.replace(/\s*$/, '') + ` Try again in ${retryAfter} s.`;
   }
   return text;
 }
 
 export function createApi({ getToken, onUnauthorized }) {
+  const idem = createIdemKeys();
   async function send(method, path, body, accept = 'application/json', signal = undefined) {
     const headers = { Accept: accept };
     const token = getToken();
     if (token) headers.Authorization = 'Bearer ' + token;
+    if (method !== 'GET') headers['Idempotency-Key'] = idem.keyFor(method, path, body);
     const init = { method, headers, cache: 'no-store', signal };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -63,7 +75,7 @@ export function createApi({ getToken, onUnauthorized }) {
     }
   }
 
-  async function readJson(response) {
+  async function readJson(response, limit) {
     let data = null;
     const type = response.headers.get('Content-Type') || '';
     if (type.includes('json')) {
@@ -72,10 +84,11 @@ export function createApi({ getToken, onUnauthorized }) {
     if (!response.ok || (data && data.success === false)) {
       const retryAfter = retryAfterSeconds(response);
       const status = response.ok ? 400 : response.status;
-      const err = new ApiError(describe(status, data, retryAfter), {
+      const err = new ApiError(describe(status, data, retryAfter, limit), {
         status,
         code: (data && data.code) || 'http_' + status,
         retryAfter,
+        limit: status === 429 ? limit : null,
       });
       if (status === 401 && onUnauthorized) onUnauthorized(err);
       throw err;
@@ -85,7 +98,7 @@ export function createApi({ getToken, onUnauthorized }) {
   }
 
   async function request(method, path, body) {
-    return readJson(await send(method, path, body));
+    return readJson(await send(method, path, body), limitOf(method, path, body));
   }
 
   const enc = encodeURIComponent;
@@ -100,13 +113,18 @@ export function createApi({ getToken, onUnauthorized }) {
       const response = await send('POST', `/api/run_sse/${enc(sessionId)}`, { query }, 'text/event-stream', signal);
       const type = response.headers.get('Content-Type') || '';
       if (response.ok && type.startsWith('text/event-stream') && response.body) return { stream: response };
-      return { json: await readJson(response) };
+      return { json: await readJson(response, 'answers') };
     },
     regenerate: (id) => request('POST', `/api/messages/${enc(id)}/regenerate`, {}),
     edit: (id, content, triggerRegeneration) =>
       request('PUT', `/api/messages/${enc(id)}`, { content, trigger_regeneration: triggerRegeneration }),
     remove: (id) => request('DELETE', `/api/messages/${enc(id)}`),
-    feedback: (id, type) => request('POST', `/api/messages/${enc(id)}/feedback`, { feedback_type: type }),
+    // version: the one the page shows, so the vote is on what the user saw.
+    feedback: (id, type, version) =>
+      request('POST', `/api/messages/${enc(id)}/feedback`, { feedback_type: type, version }),
     feedbackSummary: (id) => request('GET', `/api/messages/${enc(id)}/feedback`),
+    withdrawFeedback: (id) => request('DELETE', `/api/messages/${enc(id)}/feedback`),
+    activateVersion: (id, n) => request('POST', `/api/messages/${enc(id)}/versions/${n}/activate`),
+    cancel: (taskId) => request('POST', `/api/messages/tasks/${enc(taskId)}/cancel`),
   };
 }

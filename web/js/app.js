@@ -1,33 +1,26 @@
-// chatmesh chat frontend: sign-in, sessions, conversation, message actions.
+// chatmesh chat frontend's wiring: sign-in, sessions, message actions, and
+// the session's stream, joining auth.js (the token), model.js (the state and
+// its events, no DOM), view.js (the DOM) and api.js / stream.js (the server).
 //
 // The store is the truth. The page shows what GET /api/sessions/{id} said and
 // then applies the session's SSE events on top; whenever it may have missed
 // something (new connection, resync, an event about an unknown message) it
-// fetches the session again. Message text is only ever rendered through
-// renderMarkdown (escape first) or textContent.
+// fetches the session again.
 
-import { renderMarkdown } from './markdown.js';
 import { createApi } from './api.js';
-import { SessionStream, readEventStream } from './stream.js';
+import { TOKEN_KEY, checkToken, readStoredToken, storeToken } from './auth.js';
 import { icon } from './icons.js';
+import { createActions, reportError } from './actions.js';
+import { plainText } from './markdown.js';
+import { applyEvent, findMessage as findIn, normalizeMessage, reconcile } from './model.js';
+import { createStop } from './stop.js';
+import { SessionStream, readEventStream } from './stream.js';
+import {
+  $, announce, bindView, notify, renderEmptyState, renderMessages, renderOne,
+  renderSessionList, setLiveState, showApp, showSignIn,
+} from './view.js';
 
-const TOKEN_KEY = 'chatmesh.token';
 const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
-
-const $ = (sel, root = document) => root.querySelector(sel);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k in node && typeof v !== 'string') node[k] = v;
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c) node.append(c);
-  return node;
-}
 
 const state = {
   token: null,
@@ -36,8 +29,9 @@ const state = {
   sessionId: null,
   localOnly: false, // the open session has no message on the server yet
   messages: [], // in conversation order, as the server gives them
-  live: new Map(), // messageId -> {taskId, progress, text, partial, startedAt}
-  thoughts: new Map(), // messageId -> {about, steps: [], conclusion, done}
+  live: new Map(), // messageId -> {taskId, progress, text, partial, startedAt} (model.js)
+  thoughts: new Map(), // messageId -> thought process (model.js)
+  stopped: new Map(), // messageId -> the text it had when it was stopped (model.js)
   taskToMessage: new Map(),
   busy: new Set(), // `${action}:${messageId}` while its request runs
   editing: null, // messageId whose editor is open
@@ -50,73 +44,18 @@ const api = createApi({
   onUnauthorized: () => signOut('Your sign-in was refused or has expired. Please sign in again.'),
 });
 
-/* ---------- notices ---------- */
-
-function notify(text, kind = 'error', timeoutMs = kind === 'error' ? 0 : 6000) {
-  const box = $('#notices');
-  const notice = el('div', { class: 'notice', 'data-kind': kind, role: kind === 'error' ? 'alert' : 'status' });
-  notice.append(el('span', { class: 'notice-text', text }));
-  const close = el('button', { type: 'button', class: 'icon-button notice-close', 'aria-label': 'Dismiss notice' }, icon('close'));
-  close.addEventListener('click', () => notice.remove());
-  notice.append(close);
-  box.append(notice);
-  while (box.children.length > 5) box.firstElementChild.remove();
-  if (timeoutMs) setTimeout(() => notice.remove(), timeoutMs);
-  return notice;
-}
-
-function reportError(prefix, err) {
-  notify(prefix ? `${prefix}: ${err.message}` : err.message, 'error');
-}
-
 /* ---------- token and user ---------- */
 
-function decodeJwt(token) {
-  const parts = token.split('.');
-  if (parts.length !== 3) return null;
-  try {
-    const b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
-    const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return claims && typeof claims === 'object' ? claims : null;
-  } catch {
-    return null;
-  }
-}
-
-function readStoredToken() {
-  try {
-    return localStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
-  }
-}
-
-function storeToken(token) {
-  try {
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    else localStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // Storage can be disabled; the token then lives for this page only.
-  }
-}
-
-// Checks shape and expiry locally, only to give a clear message early: the
-// server does the real verification on the first request.
+// Signs in with a token that passes the local checks (auth.js).
 function acceptToken(raw) {
-  const token = String(raw || '').trim().replace(/^Bearer\s+/i, '');
-  const claims = decodeJwt(token);
-  if (!claims) {
-    notify('That does not look like an access token (expected three dot-separated parts).');
+  const checked = checkToken(raw, Date.now());
+  if (checked.error) {
+    notify(checked.error);
     return false;
   }
-  if (typeof claims.exp === 'number' && claims.exp * 1000 < Date.now()) {
-    notify(`That token expired on ${new Date(claims.exp * 1000).toLocaleString()}. Get a new one with ./chatmesh token --user NAME.`);
-    return false;
-  }
-  state.token = token;
-  state.user = typeof claims.sub === 'string' && claims.sub ? claims.sub : '(unknown user)';
-  storeToken(token);
+  state.token = checked.token;
+  state.user = checked.user;
+  storeToken(checked.token);
   return true;
 }
 
@@ -128,50 +67,12 @@ function signOut(message) {
   });
   state.live.clear();
   state.thoughts.clear();
+  state.stopped.clear();
   state.taskToMessage.clear();
   state.busy.clear();
   storeToken(null);
   showSignIn();
   if (message) notify(message, 'error');
-}
-
-/* ---------- views ---------- */
-
-function showSignIn() {
-  $('#app-view').hidden = true;
-  $('#user-box').hidden = true;
-  $('#toggle-sessions').hidden = true;
-  $('#live-status').hidden = true;
-  $('#signin-view').hidden = false;
-  setLiveState('off');
-  $('#messages').replaceChildren();
-  $('#session-list').replaceChildren();
-  $('#token-input').value = '';
-  $('#token-input').focus();
-}
-
-function showApp() {
-  $('#notices').replaceChildren(); // sign-in problems are over
-  $('#signin-view').hidden = true;
-  $('#app-view').hidden = false;
-  $('#user-box').hidden = false;
-  $('#toggle-sessions').hidden = false;
-  $('#live-status').hidden = false;
-  $('#user-name').textContent = state.user;
-  $('#user-name').title = `Signed in as ${state.user}`;
-}
-
-function setLiveState(kind, retrySecs) {
-  const node = $('#live-status');
-  node.dataset.state = kind;
-  node.textContent = {
-    off: 'Not connected',
-    connecting: 'Connecting…',
-    live: 'Live',
-    reconnecting: 'Reconnecting…',
-    down: `Disconnected, retrying in ${retrySecs} s`,
-    local: 'New session',
-  }[kind] || kind;
 }
 
 /* ---------- sessions ---------- */
@@ -180,15 +81,6 @@ function newSessionId() {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   return 's_' + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
-}
-
-function formatTime(iso) {
-  const d = new Date(iso);
-  if (!iso || Number.isNaN(d.getTime())) return '';
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
-    : d.toLocaleString([], { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
 
 let sessionsTimer = null;
@@ -208,39 +100,6 @@ async function loadSessions() {
   }
 }
 
-function renderSessionList() {
-  const list = $('#session-list');
-  const items = [...state.sessions];
-  if (state.sessionId && !items.some((s) => s.session_id === state.sessionId)) {
-    items.unshift({ session_id: state.sessionId, title: '', message_count: 0, updated_at: '', local: true });
-  }
-  items.sort((a, b) => (a.local ? -1 : b.local ? 1 : String(b.updated_at).localeCompare(String(a.updated_at))));
-  list.replaceChildren(
-    ...items.map((s) => {
-      const current = s.session_id === state.sessionId;
-      const button = el('button', {
-        type: 'button',
-        class: 'session-item',
-        'data-session-id': s.session_id,
-        'aria-current': current ? 'true' : null,
-      });
-      button.append(
-        el('span', { class: 'session-title', text: s.title || (s.local ? 'New session' : s.session_id) }),
-        el('span', {
-          class: 'session-meta',
-          text: s.local ? 'not started' : `${s.message_count ?? 0} messages · ${formatTime(s.updated_at)}`,
-        }),
-      );
-      button.addEventListener('click', () => {
-        openSession(s.session_id, { local: !!s.local });
-        closeSidebarOnPhone();
-      });
-      return el('li', {}, button);
-    }),
-  );
-  if (!items.length) list.append(el('li', { class: 'muted session-empty', text: 'No sessions yet.' }));
-}
-
 function setSessionHash(id) {
   const hash = id ? '#session=' + encodeURIComponent(id) : '';
   if (location.hash !== hash) history.replaceState(null, '', location.pathname + location.search + hash);
@@ -255,6 +114,7 @@ function openSession(id, { local = false } = {}) {
   state.editing = null;
   state.live.clear();
   state.thoughts.clear();
+  state.stopped.clear();
   state.taskToMessage.clear();
   state.loadSeq += 1;
   $('#messages').replaceChildren();
@@ -264,6 +124,7 @@ function openSession(id, { local = false } = {}) {
   setSessionHash(local ? null : id);
   renderSessionList();
   renderEmptyState();
+  stopper.sync();
   if (local) {
     setLiveState('local');
   } else {
@@ -330,590 +191,35 @@ async function loadSession() {
   }
   if (seq !== state.loadSeq || id !== state.sessionId) return; // a newer load or another session
   const session = res.session || {};
-  state.messages = Array.isArray(session.messages) ? session.messages.map(normalizeMessage) : [];
-  $('#session-title').textContent = session.title || 'Untitled session';
-  // Reconcile streaming state with what the store says.
-  for (const m of state.messages) {
-    const live = state.live.get(m.id);
-    // A finished answer's stored thought process: after a reload it is all
-    // there is; while the stream runs, the stream's own is newer.
-    const known = state.thoughts.get(m.id);
-    if (m.thoughts && !m.metadata.regenerating && !live && (!known || known.done)) {
-      state.thoughts.set(m.id, m.thoughts);
-    } else if (m.thoughts && m.metadata.regenerating
-        && (!known || (!known.done && known.steps.length < m.thoughts.steps.length))) {
-      // A generation that was thinking before this page (or its stream)
-      // began: the store has its steps so far, the stream adds the rest.
-      state.thoughts.set(m.id, m.thoughts);
-    }
-    if (m.metadata.regenerating && !live) {
-      state.live.set(m.id, { taskId: null, progress: null, text: 'Working…', partial: '', startedAt: issuedAt });
-    } else if (!m.metadata.regenerating && live && live.startedAt < issuedAt - 50) {
-      // Started before we asked and the store says it is over: we missed the end.
-      state.live.delete(m.id);
-    }
-  }
-  for (const id2 of [...state.live.keys()]) if (!findMessage(id2)) state.live.delete(id2);
+  $('#session-title').textContent = plainText(session.title) || 'Untitled session';
+  reconcile(state, Array.isArray(session.messages) ? session.messages : [], issuedAt);
   renderMessages();
 }
 
 /* ---------- messages ---------- */
 
-function normalizeMessage(m) {
-  const meta = m.metadata && typeof m.metadata === 'object' ? m.metadata : {};
-  return {
-    id: String(m.id),
-    role: m.role === 'user' || m.role === 'assistant' ? m.role : 'system',
-    content: typeof m.content === 'string' ? m.content : '',
-    timestamp: m.timestamp || '',
-    metadata: {
-      edited: !!meta.edited,
-      regenerating: !!meta.regenerating,
-      regenerated: !!meta.regenerated,
-      upvotes: Number(meta.upvotes) || 0,
-      downvotes: Number(meta.downvotes) || 0,
-      model: typeof meta.model === 'string' ? meta.model : '',
-    },
-    thoughts: storedThoughts(meta.thought_process, !meta.regenerating),
-  };
-}
-
-// One thought step, a {step, reasoning} object or a bare text (the i-th),
-// as the panel shows it: {title, reasoning}.
-function stepView(s, i) {
-  return s && typeof s === 'object'
-    ? { title: `Step ${s.step ?? i + 1}`, reasoning: String(s.reasoning || '') }
-    : { title: `Step ${i + 1}`, reasoning: String(s) };
-}
-
-// metadata.thought_process (docs/api.md) in the shape the thought_process_*
-// events build, or null. A message still generating has its running
-// thought process there, done once it has its conclusion.
-function storedThoughts(tp, finished) {
-  if (!tp || typeof tp !== 'object' || !Array.isArray(tp.steps)) return null;
-  return {
-    about: String(tp.thinkingAbout || ''),
-    steps: tp.steps.map(stepView),
-    conclusion: String(tp.conclusion || ''),
-    done: finished || Boolean(tp.conclusion),
-    total: Number(tp.totalSteps) || 0,
-  };
-}
-
 function findMessage(id) {
-  return state.messages.find((m) => m.id === id) || null;
+  return findIn(state, id);
 }
 
-function messageEl(id) {
-  return document.querySelector(`#messages [data-message-id="${CSS.escape(id)}"]`);
-}
-
-function isBusy(action, id) {
-  return state.busy.has(`${action}:${id}`);
-}
-
-function renderEmptyState() {
-  $('#empty-state').hidden = state.messages.length > 0;
-}
-
-function renderMessages() {
-  const list = $('#messages');
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  const wanted = new Set(state.messages.map((m) => m.id));
-  for (const node of [...list.children]) if (!wanted.has(node.dataset.messageId)) node.remove();
-  let prev = null;
-  for (const m of state.messages) {
-    let node = messageEl(m.id);
-    if (!node) node = buildMessage(m);
-    const expected = prev ? prev.nextElementSibling : list.firstElementChild;
-    if (node !== expected) list.insertBefore(node, expected);
-    updateMessage(node, m);
-    prev = node;
-  }
-  renderEmptyState();
-  if (nearBottom) list.scrollTop = list.scrollHeight;
-}
-
-function renderOne(id) {
-  const m = findMessage(id);
-  const node = messageEl(id);
-  if (!m || !node) return;
-  const list = $('#messages');
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  updateMessage(node, m);
-  if (nearBottom) list.scrollTop = list.scrollHeight;
-}
-
-function actionButton(action, label, iconName) {
-  const b = el('button', { type: 'button', class: 'action', 'data-action': action, 'aria-label': label, title: label });
-  b.append(icon(iconName), el('span', { class: 'action-label', text: label }));
-  return b;
-}
-
-function buildMessage(m) {
-  const headingId = 'h-' + m.id;
-  const node = el('article', {
-    class: 'message',
-    'data-message-id': m.id,
-    'data-role': m.role,
-    'aria-labelledby': headingId,
-  });
-  const meta = el('header', { class: 'message-meta' },
-    el('span', { class: 'role', id: headingId, text: m.role === 'user' ? 'You' : m.role === 'assistant' ? 'Assistant' : 'System' }),
-    el('time', { class: 'timestamp' }),
-    el('span', { class: 'marker', 'data-marker': 'edited', text: 'edited', hidden: true }),
-    el('span', { class: 'marker', 'data-marker': 'regenerated', text: 'regenerated', hidden: true }),
-    el('span', { class: 'marker model', 'data-marker': 'model', hidden: true }),
-  );
-  const content = el('div', { class: 'message-content' });
-  const progress = el('div', { class: 'regeneration-progress', hidden: true },
-    el('div', {
-      class: 'progress-bar', role: 'progressbar', 'aria-label': 'Answer progress',
-      'aria-valuemin': '0', 'aria-valuemax': '100',
-    }, el('div', { class: 'progress-fill' })),
-    el('div', { class: 'progress-text', text: 'Working…' }),
-  );
-  const thoughts = el('details', { class: 'thought-process', hidden: true },
-    el('summary', { text: 'Thought process' }),
-    el('p', { class: 'thinking-about' }),
-    el('ol', { class: 'thought-steps' }),
-    el('p', { class: 'thought-conclusion' }),
-  );
-  const actions = el('div', { class: 'message-actions', role: 'toolbar', 'aria-label': 'Message actions' });
-  if (m.role === 'assistant') {
-    const up = actionButton('upvote', 'Upvote', 'upvote');
-    up.append(el('span', { class: 'vote-count', 'data-kind': 'up', text: '0' }));
-    const down = actionButton('downvote', 'Downvote', 'downvote');
-    down.append(el('span', { class: 'vote-count', 'data-kind': 'down', text: '0' }));
-    actions.append(actionButton('regenerate', 'Regenerate', 'regenerate'), up, down);
-  }
-  if (m.role === 'user') actions.append(actionButton('edit', 'Edit', 'edit'));
-  actions.append(actionButton('delete', 'Delete', 'delete'));
-  actions.addEventListener('click', (ev) => {
-    const b = ev.target.closest('button[data-action]');
-    if (b && !b.disabled) runAction(b.dataset.action, m.id);
-  });
-  node.append(meta, content, progress, thoughts, actions);
-  return node;
-}
-
-function updateMessage(node, m) {
-  const time = $('.timestamp', node);
-  if (time.dateTime !== m.timestamp) {
-    time.dateTime = m.timestamp;
-    time.textContent = formatTime(m.timestamp);
-    time.title = m.timestamp;
-  }
-  $('[data-marker="edited"]', node).hidden = !m.metadata.edited;
-  $('[data-marker="regenerated"]', node).hidden = !m.metadata.regenerated;
-  const model = $('[data-marker="model"]', node);
-  model.hidden = !m.metadata.model;
-  model.textContent = m.metadata.model;
-
-  const live = state.live.get(m.id);
-  node.classList.toggle('is-streaming', !!live);
-  node.setAttribute('aria-busy', live ? 'true' : 'false');
-
-  // Content (or the editor, which owns the space while open).
-  const content = $('.message-content', node);
-  const editing = state.editing === m.id;
-  content.hidden = editing;
-  let editor = $('.editor', node);
-  if (editing && !editor) {
-    editor = buildEditor(m);
-    content.after(editor);
-    $('textarea', editor).focus();
-  } else if (!editing && editor) {
-    editor.remove();
-  }
-  const shown = live && live.partial ? live.partial : m.content;
-  if (content.dataset.rendered !== shown || content.dataset.empty !== String(!shown)) {
-    content.innerHTML = renderMarkdown(shown); // escaped by renderMarkdown
-    content.dataset.rendered = shown;
-    content.dataset.empty = String(!shown);
-  }
-
-  // Progress.
-  const progress = $('.regeneration-progress', node);
-  progress.hidden = !live;
-  if (live) {
-    const bar = $('.progress-bar', progress);
-    const fill = $('.progress-fill', progress);
-    if (live.progress === null) {
-      bar.removeAttribute('aria-valuenow');
-      bar.classList.add('indeterminate');
-      fill.style.width = '';
-    } else {
-      const pct = Math.max(0, Math.min(100, Math.round(live.progress)));
-      bar.setAttribute('aria-valuenow', String(pct));
-      bar.classList.remove('indeterminate');
-      fill.style.width = pct + '%';
-    }
-    $('.progress-text', progress).textContent =
-      (live.text || 'Working…') + (live.progress === null ? '' : ` (${Math.round(live.progress)}%)`);
-  }
-
-  // Thought process.
-  const t = state.thoughts.get(m.id);
-  const details = $('.thought-process', node);
-  details.hidden = !t;
-  if (t) {
-    const count = t.steps.length;
-    const of = !t.done && t.total > count ? ` of ${t.total}` : '';
-    $('summary', details).textContent = `Thought process (${count}${of} step${count === 1 && !of ? '' : 's'}${t.done ? '' : ', thinking…'})`;
-    const about = $('.thinking-about', details);
-    about.textContent = t.about ? `Thinking about: ${t.about}` : '';
-    about.hidden = !t.about;
-    const steps = $('.thought-steps', details);
-    if (steps.children.length !== count) {
-      steps.replaceChildren(...t.steps.map((s) => el('li', {},
-        s.title ? el('strong', { text: s.title + ': ' }) : null,
-        document.createTextNode(s.reasoning || ''))));
-    }
-    const conclusion = $('.thought-conclusion', details);
-    conclusion.textContent = t.conclusion ? `Conclusion: ${t.conclusion}` : '';
-    conclusion.hidden = !t.conclusion;
-  }
-
-  // Actions and votes.
-  for (const b of node.querySelectorAll('.message-actions button[data-action]')) {
-    const a = b.dataset.action;
-    let disabled = isBusy(a, m.id) || isBusy('delete', m.id);
-    if (a === 'regenerate') disabled = disabled || !!live;
-    if (a === 'edit') disabled = disabled || editing;
-    if (a === 'upvote' || a === 'downvote') disabled = disabled || isBusy('upvote', m.id) || isBusy('downvote', m.id);
-    b.disabled = disabled;
-    b.setAttribute('aria-busy', isBusy(a, m.id) ? 'true' : 'false');
-  }
-  const up = $('.vote-count[data-kind="up"]', node);
-  const down = $('.vote-count[data-kind="down"]', node);
-  if (up) {
-    up.textContent = String(m.metadata.upvotes);
-    up.closest('button').setAttribute('aria-label', `Upvote (${m.metadata.upvotes})`);
-  }
-  if (down) {
-    down.textContent = String(m.metadata.downvotes);
-    down.closest('button').setAttribute('aria-label', `Downvote (${m.metadata.downvotes})`);
-  }
-}
-
-function buildEditor(m) {
-  const taId = 'edit-' + m.id;
-  const cbId = 'regen-' + m.id;
-  const textarea = el('textarea', { id: taId, class: 'editor-input', rows: '4' });
-  textarea.value = m.content;
-  const checkbox = el('input', { type: 'checkbox', id: cbId, class: 'editor-regenerate' });
-  checkbox.checked = true;
-  const save = el('button', { type: 'submit', class: 'primary', 'data-action': 'save-edit', text: 'Save' });
-  const cancel = el('button', { type: 'button', 'data-action': 'cancel-edit', text: 'Cancel' });
-  const form = el('form', { class: 'editor', 'aria-label': 'Edit message' },
-    el('label', { for: taId, class: 'visually-hidden', text: 'Message text' }),
-    textarea,
-    el('div', { class: 'editor-row' },
-      el('label', { class: 'checkbox' }, checkbox, document.createTextNode(' Regenerate the answer')),
-      el('span', { class: 'spacer' }),
-      cancel,
-      save,
-    ),
-  );
-  const close = () => {
-    state.editing = null;
-    renderOne(m.id);
-    const b = messageEl(m.id) && $('button[data-action="edit"]', messageEl(m.id));
-    if (b) b.focus();
-  };
-  cancel.addEventListener('click', close);
-  form.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Escape') { ev.preventDefault(); close(); }
-    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); form.requestSubmit(); }
-  });
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const content = textarea.value.trim();
-    if (!content) { notify('A message cannot be empty.'); textarea.focus(); return; }
-    save.disabled = true;
-    cancel.disabled = true;
-    textarea.readOnly = true;
-    try {
-      const res = await api.edit(m.id, content, checkbox.checked);
-      const msg = findMessage(m.id);
-      if (msg) {
-        msg.content = res.data && typeof res.data.new_content === 'string' ? res.data.new_content : content;
-        msg.metadata.edited = true;
-      }
-      close();
-    } catch (err) {
-      reportError('Edit failed', err);
-      save.disabled = false;
-      cancel.disabled = false;
-      textarea.readOnly = false;
-    }
-  });
-  return form;
-}
-
-async function withBusy(action, id, fn) {
-  const key = `${action}:${id}`;
-  if (state.busy.has(key)) return;
-  state.busy.add(key);
-  renderOne(id);
-  try {
-    await fn();
-  } finally {
-    state.busy.delete(key);
-    renderOne(id);
-  }
-}
-
-function runAction(action, id) {
-  const m = findMessage(id);
-  if (!m) return;
-  switch (action) {
-    case 'regenerate':
-      return withBusy('regenerate', id, async () => {
-        try {
-          const res = await api.regenerate(id);
-          if (!state.live.has(id)) {
-            state.live.set(id, {
-              taskId: res.data && res.data.task_id, progress: 0, text: 'Queued…', partial: '',
-              startedAt: Date.now(), hadContent: true,
-            });
-          }
-          if (res.data && res.data.task_id) state.taskToMessage.set(res.data.task_id, id);
-        } catch (err) {
-          reportError('Regenerate failed', err);
-        }
-      });
-    case 'upvote':
-    case 'downvote':
-      return withBusy(action, id, async () => {
-        try {
-          await api.feedback(id, action);
-          announce(action === 'upvote' ? 'Upvote recorded.' : 'Downvote recorded.');
-          // feedback_submitted brings the counts; without a live stream, ask.
-          // (Not both: a late answer could overwrite a newer event.)
-          if ($('#live-status').dataset.state === 'live') return;
-          const summary = await api.feedbackSummary(id).catch(() => null);
-          const msg = findMessage(id);
-          if (summary && summary.feedback_summary && msg) {
-            msg.metadata.upvotes = Number(summary.feedback_summary.upvotes) || 0;
-            msg.metadata.downvotes = Number(summary.feedback_summary.downvotes) || 0;
-          }
-        } catch (err) {
-          reportError(action === 'upvote' ? 'Upvote failed' : 'Downvote failed', err);
-        }
-      });
-    case 'edit':
-      state.editing = id;
-      renderOne(id);
-      return;
-    case 'delete':
-      return confirmDelete(m);
-  }
-}
-
-async function confirmDelete(m) {
-  const idx = state.messages.indexOf(m);
-  const later = idx < 0 ? 0 : state.messages.length - idx - 1;
-  const text = later === 0
-    ? 'Delete this message? This cannot be undone.'
-    : `Delete this message? The ${later} later message${later === 1 ? '' : 's'} of this conversation will be deleted too. This cannot be undone.`;
-  const ok = await askConfirm(text, 'Delete');
-  if (!ok) {
-    const b = messageEl(m.id) && $('button[data-action="delete"]', messageEl(m.id));
-    if (b) b.focus();
-    return;
-  }
-  await withBusy('delete', m.id, async () => {
-    try {
-      const res = await api.remove(m.id);
-      const ids = res.data && Array.isArray(res.data.deleted_message_ids) ? res.data.deleted_message_ids : [m.id];
-      removeMessages(ids);
-      refreshSessionsSoon();
-      $('#composer-input').focus();
-    } catch (err) {
-      reportError('Delete failed', err);
-    }
-  });
-}
-
-function removeMessages(ids) {
-  const gone = new Set(ids.map(String));
-  state.messages = state.messages.filter((x) => !gone.has(x.id));
-  for (const id of gone) {
-    state.live.delete(id);
-    state.thoughts.delete(id);
-    if (state.editing === id) state.editing = null;
-  }
-  renderMessages();
-}
-
-/* ---------- confirm dialog ---------- */
-
-function askConfirm(text, okLabel) {
-  const dialog = $('#confirm-dialog');
-  $('#confirm-text').textContent = text;
-  $('#confirm-ok').textContent = okLabel;
-  return new Promise((resolve) => {
-    const done = (value) => {
-      dialog.removeEventListener('close', onClose);
-      resolve(value);
-    };
-    const onClose = () => done(dialog.returnValue === 'ok');
-    dialog.returnValue = '';
-    dialog.addEventListener('close', onClose);
-    dialog.showModal();
-    $('#confirm-cancel').focus();
-  });
-}
+const actions = createActions({ state, api, refreshSessionsSoon, resyncSoon: (delay) => resyncSoon(delay) });
+const stopper = createStop({ state, api });
 
 /* ---------- SSE events ---------- */
 
-function messageIdOf(data) {
-  if (typeof data.messageId === 'string' && data.messageId) return data.messageId;
-  if (data.taskId && state.taskToMessage.has(data.taskId)) return state.taskToMessage.get(data.taskId);
-  return null;
-}
-
-// Finds the message an event is about; when we do not know it yet, our copy
-// is behind the store, so fetch the session again.
-function eventTarget(data) {
-  const id = messageIdOf(data);
-  if (!id) return null;
-  const m = findMessage(id);
-  if (!m) {
-    resyncSoon();
-    return null;
+// Applies one of the session's events (model.js) and carries out its effects.
+function handleEvent(type, data) {
+  for (const effect of applyEvent(state, type, data, Date.now())) {
+    switch (effect.kind) {
+      case 'render': renderOne(effect.id); break;
+      case 'renderAll': renderMessages(); break;
+      case 'resync': resyncSoon(effect.delay); break;
+      case 'refreshSessions': refreshSessionsSoon(); break;
+      case 'announce': announce(effect.text); break;
+      case 'notify': notify(effect.text, effect.level); break;
+      default:
+    }
   }
-  return m;
-}
-
-function thoughtsFor(id) {
-  let t = state.thoughts.get(id);
-  if (!t) {
-    t = { about: '', steps: [], conclusion: '', done: false };
-    state.thoughts.set(id, t);
-  }
-  return t;
-}
-
-function handleEvent(type, d) {
-  if (d.sessionId && d.sessionId !== state.sessionId) return;
-  if (d.taskId && d.messageId) state.taskToMessage.set(d.taskId, d.messageId);
-  let m;
-  switch (type) {
-    case 'connection_status':
-      if (d.status === 'connected') resyncSoon(0); // catch up on what happened before
-      return;
-    case 'message_regenerating':
-      if (!(m = eventTarget(d))) return;
-      state.live.set(m.id, {
-        taskId: d.taskId || null, progress: 0, text: m.content ? 'Regenerating…' : 'Answering…', partial: '',
-        startedAt: Date.now(), hadContent: !!m.content,
-      });
-      state.thoughts.delete(m.id);
-      m.metadata.regenerating = true;
-      renderOne(m.id);
-      return;
-    case 'regeneration_progress': {
-      if (!(m = eventTarget(d))) return;
-      const live = state.live.get(m.id)
-        || { taskId: d.taskId || null, progress: 0, text: '', partial: '', startedAt: Date.now(), hadContent: !!m.content };
-      if (typeof d.progress === 'number') live.progress = d.progress;
-      if (typeof d.message === 'string' && d.message) live.text = d.message;
-      if (typeof d.partialContent === 'string') live.partial = d.partialContent;
-      state.live.set(m.id, live);
-      renderOne(m.id);
-      return;
-    }
-    case 'message_regenerated': {
-      if (!(m = eventTarget(d))) return;
-      // An answer that had content before is a regeneration; a fresh answer
-      // is not. The resync below brings the stored flag anyway.
-      const live = state.live.get(m.id);
-      if (live ? live.hadContent : m.content) m.metadata.regenerated = true;
-      if (typeof d.content === 'string') m.content = d.content;
-      m.metadata.regenerating = false;
-      state.live.delete(m.id);
-      if (state.thoughts.has(m.id)) state.thoughts.get(m.id).done = true;
-      renderOne(m.id);
-      announce('The answer is complete.');
-      resyncSoon(400); // pick up the stored metadata (model, markers)
-      refreshSessionsSoon();
-      return;
-    }
-    case 'regeneration_error':
-      if (!(m = eventTarget(d))) return;
-      m.metadata.regenerating = false;
-      state.live.delete(m.id);
-      renderOne(m.id);
-      if (d.error === 'cancelled') notify('The regeneration was cancelled.', 'info');
-      else notify(`The answer could not be generated: ${d.error || 'unknown error'}.`, 'error');
-      return;
-    case 'message_edited':
-      if (!(m = eventTarget(d))) return;
-      if (typeof d.content === 'string') m.content = d.content;
-      m.metadata.edited = true;
-      renderOne(m.id);
-      return;
-    case 'message_deleted': {
-      const ids = Array.isArray(d.deletedMessageIds) ? d.deletedMessageIds : d.messageId ? [d.messageId] : [];
-      if (ids.length) removeMessages(ids);
-      refreshSessionsSoon();
-      return;
-    }
-    case 'feedback_submitted':
-      if (!(m = eventTarget(d))) return;
-      if (typeof d.upvotes === 'number') m.metadata.upvotes = d.upvotes;
-      if (typeof d.downvotes === 'number') m.metadata.downvotes = d.downvotes;
-      renderOne(m.id);
-      return;
-    case 'thought_process_start':
-      if (!(m = eventTarget(d))) return;
-      state.thoughts.set(m.id, {
-        about: String(d.thinkingAbout || ''), steps: [], conclusion: '', done: false,
-        total: Number(d.totalSteps) || 0,
-      });
-      renderOne(m.id);
-      return;
-    case 'thought_process_step': {
-      if (!(m = eventTarget(d))) return;
-      const t = thoughtsFor(m.id);
-      const title = typeof d.step === 'number' ? `Step ${d.step}` : String(d.step || '');
-      t.steps.push({ title, reasoning: String(d.reasoning || '') });
-      // The event carries every step so far: a page that joined late (a
-      // reload mid-generation) gets the ones it missed.
-      if (Array.isArray(d.steps) && d.steps.length > t.steps.length) t.steps = d.steps.map(stepView);
-      renderOne(m.id);
-      return;
-    }
-    case 'thought_process_complete': {
-      if (!(m = eventTarget(d))) return;
-      const t = thoughtsFor(m.id);
-      t.conclusion = String(d.conclusion || '');
-      t.done = true;
-      if (Array.isArray(d.steps) && d.steps.length > t.steps.length) {
-        t.steps = d.steps.map(stepView);
-      }
-      renderOne(m.id);
-      return;
-    }
-    case 'session_updated':
-      if (d.resync || d.status === 'message_added') resyncSoon(0);
-      refreshSessionsSoon();
-      return;
-    case 'error':
-      notify(`Live updates: ${d.error || 'the server reported an error'}.`, 'error');
-      return;
-    default:
-  }
-}
-
-function announce(text) {
-  const node = $('#announcer');
-  node.textContent = '';
-  // A fresh text node so screen readers announce repeats too.
-  requestAnimationFrame(() => { node.textContent = text; });
 }
 
 /* ---------- composer ---------- */
@@ -937,7 +243,7 @@ function applyAskResult(data, query) {
 function promoteLocalSession(sessionId, query) {
   state.localOnly = false;
   setSessionHash(sessionId);
-  $('#session-title').textContent = query.slice(0, 80);
+  $('#session-title').textContent = plainText(query.slice(0, 80));
   refreshSessionsSoon();
 }
 
@@ -984,6 +290,10 @@ async function send(ev) {
   ev.preventDefault();
   const input = $('#composer-input');
   const button = $('#send');
+  if (stopper.isRunning()) {
+    stopper.stop();
+    return;
+  }
   const query = input.value.trim();
   if (!query || button.disabled) return;
   if (!state.sessionId) startNewSession();
@@ -1025,7 +335,7 @@ function hashParams() {
 }
 
 function enterApp(preferredSession) {
-  showApp();
+  showApp(state.user);
   loadSessions();
   if (preferredSession && SESSION_ID_RE.test(preferredSession)) openSession(preferredSession);
   else startNewSession();
@@ -1068,8 +378,21 @@ $('#composer').addEventListener('submit', send);
 $('#composer-input').addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
-    $('#composer').requestSubmit();
+    // Enter sends; it never stops an answer (that is the button, or Esc).
+    if (!stopper.isRunning()) $('#composer').requestSubmit();
   }
+  if (ev.key === 'Escape' && stopper.isRunning()) {
+    ev.preventDefault();
+    stopper.stop();
+  }
+});
+// Esc also stops from the conversation (not from an editor, the dialog or
+// the open session drawer, whose Esc is their own).
+document.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Escape' || ev.defaultPrevented || !stopper.isRunning()) return;
+  if (ev.target.closest && ev.target.closest('form, dialog, #sidebar.open')) return;
+  ev.preventDefault();
+  stopper.stop();
 });
 $('#toggle-sessions').addEventListener('click', () => {
   const toggle = $('#toggle-sessions');
@@ -1104,4 +427,13 @@ $('#sidebar').addEventListener('keydown', (ev) => {
   }
 });
 
+bindView(state, {
+  action: actions.runAction,
+  buildEditor: actions.buildEditor,
+  rendered: stopper.sync,
+  openSession: (id, local) => {
+    openSession(id, { local });
+    closeSidebarOnPhone();
+  },
+});
 boot();

@@ -10,6 +10,11 @@ const PATHS = {
   close: ['M6 6l12 12', 'M18 6L6 18'],
   plus: ['M12 5v14', 'M5 12h14'],
   send: ['M4 12l16-8-6 16-3-7-7-1z'],
+  stop: ['M7 7h10v10H7z'],
+  prev: ['M15 6l-6 6 6 6'],
+  next: ['M9 6l6 6-6 6'],
+  copy: ['M9 9h10v10H9z', 'M5 15V5h10'],
+  check: ['M5 12l5 5 9-10'],
 };
 
 const NS = 'http://www.w3.org/2000/svg';

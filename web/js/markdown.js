@@ -1,11 +1,16 @@
-// Safe markdown for chat messages.
+// Markdown for chat messages, with Debian's libraries: marked (GitHub
+// flavoured markdown: tables, fenced code), DOMPurify (sanitising) and
+// highlight.js (code colours). The gateway serves them at /lib/NAME
+// (CHATMESH_WEB_LIBS, gateway/gw_static.h); index.html loads marked and
+// DOMPurify before the modules (globals marked, DOMPurify); highlight.js
+// (0.8 MB) is loaded the first time a code block needs it (global hljs).
 //
-// Order matters for safety: the whole text is HTML-escaped FIRST, and only
-// then are markdown constructs turned into a small fixed set of tags. No
-// character of the message ever reaches the page as markup, so a message
-// containing <script> or an onerror= attribute is shown as text. Links are
-// emitted only for http(s) URLs. The result is a string of HTML built from
-// escaped text, safe to assign to innerHTML.
+// Safety, in depth: HTML written in a message is never markup, marked's
+// html renderer turns it back into escaped text (the XSS cases of
+// tests/browser/test_ui.py show it as typed); links are kept only for
+// http(s) URLs; and the whole result then goes through DOMPurify with a
+// fixed set of tags and attributes. Without the libraries (a gateway whose
+// CHATMESH_WEB_LIBS files are missing) a message is shown as plain text.
 
 const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -13,143 +18,107 @@ export function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
-// Placeholders keep already-rendered pieces (code spans, links) away from the
-// later emphasis rules. NUL cannot come from the message: it is stripped first.
-const PH = '\u0000';
+const TAGS = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'p', 'br', 'strong', 'em', 'del', 'code', 'pre', 'ul', 'ol', 'li',
+  'a', 'blockquote', 'hr', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'span', 'input'];
+const ATTRS = ['href', 'target', 'rel', 'class', 'start', 'align', 'type', 'checked', 'disabled'];
+const SAFE_URL = /^https?:\/\//i;
 
-function renderInline(escaped) {
-  const saved = [];
-  const keep = (html) => {
-    saved.push(html);
-    return PH + (saved.length - 1) + PH;
-  };
+let ready = null; // {marked, purify} once set up; false without the libraries
 
-  let s = escaped;
-  // Inline code: contents stay literal.
-  s = s.replace(/(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/g, (_, _ticks, code) => keep('<code>' + code.trim() + '</code>'));
-  // [text](url): only http and https. The URL is already escaped, so it cannot
-  // close the attribute; the pattern also refuses spaces and raw quotes.
-  s = s.replace(/\[([^\]\n]+)\]\((https?:\/\/[^\s()<>]+)\)/g, (_, label, url) =>
-    keep('<a href="' + url + '" target="_blank" rel="noopener noreferrer">' + label + '</a>'));
-  // Bare URLs become links too (chat answers often carry them).
-  s = s.replace(/(^|[\s(])(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"&])/g, (_, pre, url) =>
-    pre + keep('<a href="' + url + '" target="_blank" rel="noopener noreferrer">' + url + '</a>'));
-  // Bold before italics so ** is not read as two *.
-  s = s.replace(/\*\*(?=\S)([\s\S]*?\S)\*\*/g, '<strong>$1</strong>');
-  s = s.replace(/(^|[^\w])__(?=\S)([\s\S]*?\S)__(?!\w)/g, '$1<strong>$2</strong>');
-  s = s.replace(/(^|[^*\w])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?!\*)/g, '$1<em>$2</em>');
-  // Underscore italics only at word edges, so snake_case_names stay intact.
-  s = s.replace(/(^|[^\w])_(?=[^\s_])([^_\n]*?[^\s_])_(?!\w)/g, '$1<em>$2</em>');
-  s = s.replace(/~~(?=\S)([\s\S]*?\S)~~/g, '<del>$1</del>');
-
-  return s.replace(new RegExp(PH + '(\\d+)' + PH, 'g'), (_, i) => saved[Number(i)]);
-}
-
-const FENCE = /^ {0,3}(```+|~~~+)\s*([\w+#.-]*)\s*$/;
-const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
-const HR = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
-const UL = /^(\s*)[-*+]\s+(.*)$/;
-const OL = /^(\s*)(\d{1,9})[.)]\s+(.*)$/;
-const QUOTE = /^ {0,3}&gt;\s?(.*)$/;
-
-// Lists: items are collected with their indentation; deeper items nest
-// inside the previous item.
-function renderList(items) {
-  let html = '';
-  const stack = []; // {indent, tag}
-  for (const item of items) {
-    while (stack.length && item.indent < stack[stack.length - 1].indent) {
-      html += '</li></' + stack.pop().tag + '>';
-    }
-    const top = stack[stack.length - 1];
-    if (!top || item.indent > top.indent) {
-      const start = item.tag === 'ol' && item.start !== 1 ? ' start="' + item.start + '"' : '';
-      html += '<' + item.tag + start + '><li>';
-      stack.push({ indent: item.indent, tag: item.tag });
-    } else if (top.tag !== item.tag) {
-      html += '</li></' + stack.pop().tag + '><' + item.tag + '><li>';
-      stack.push({ indent: item.indent, tag: item.tag });
-    } else {
-      html += '</li><li>';
-    }
-    html += renderInline(item.text);
+function setUp() {
+  if (ready !== null) return ready;
+  const { marked, DOMPurify } = globalThis;
+  if (!marked || typeof marked.parse !== 'function' || !DOMPurify || typeof DOMPurify.sanitize !== 'function') {
+    ready = false;
+    return ready;
   }
-  while (stack.length) html += '</li></' + stack.pop().tag + '>';
-  return html;
+  const renderer = new marked.Renderer();
+  const link = renderer.link.bind(renderer);
+  // Written HTML is text; a link to anything but http(s) stays as written.
+  renderer.html = (html) => escapeHtml(html.replace(/\n+$/, '')).replace(/\n/g, '<br>');
+  renderer.link = (href, title, text) => (SAFE_URL.test(href || '') ? link(href, title, text) : `[${text}](${escapeHtml(href || '')})`);
+  renderer.image = (href, title, text) => `![${escapeHtml(text || '')}](${escapeHtml(href || '')})`;
+  marked.setOptions({ renderer, gfm: true, breaks: true, headerIds: false, mangle: false });
+  const purify = DOMPurify;
+  purify.addHook('afterSanitizeAttributes', (node) => {
+    if (node.tagName === 'A') {
+      node.setAttribute('target', '_blank');
+      node.setAttribute('rel', 'noopener noreferrer');
+    }
+    if (node.tagName === 'INPUT') node.setAttribute('disabled', ''); // task list boxes
+  });
+  ready = { marked, purify };
+  return ready;
 }
 
+function sanitize(purify, html) {
+  return purify.sanitize(html, {
+    ALLOWED_TAGS: TAGS, ALLOWED_ATTR: ATTRS, ALLOWED_URI_REGEXP: SAFE_URL, ALLOW_DATA_ATTR: false,
+  });
+}
+
+// HTML for a message (a string safe to assign to innerHTML).
 export function renderMarkdown(text) {
-  const src = escapeHtml(String(text ?? '').replace(/\u0000/g, '').replace(/\r\n?/g, '\n'));
-  const lines = src.split('\n');
-  const out = [];
-  let para = [];
-  let list = [];
-  let quote = [];
-
-  const flushPara = () => {
-    if (para.length) out.push('<p>' + para.map(renderInline).join('<br>') + '</p>');
-    para = [];
-  };
-  const flushList = () => {
-    if (list.length) out.push(renderList(list));
-    list = [];
-  };
-  const flushQuote = () => {
-    if (quote.length) out.push('<blockquote>' + renderMarkdownEscaped(quote) + '</blockquote>');
-    quote = [];
-  };
-  const flushAll = () => { flushPara(); flushList(); flushQuote(); };
-
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    let m;
-    if ((m = line.match(FENCE))) {
-      flushAll();
-      const fence = m[1];
-      const lang = m[2].replace(/[^\w+#.-]/g, '');
-      const body = [];
-      i++;
-      while (i < lines.length && !(lines[i].trim().startsWith(fence[0].repeat(fence.length)) && lines[i].trim().replace(/[`~]/g, '') === '')) {
-        body.push(lines[i]);
-        i++;
-      }
-      const cls = lang ? ' class="language-' + lang + '"' : '';
-      out.push('<pre><code' + cls + '>' + body.join('\n') + '</code></pre>');
-      continue;
-    }
-    if (line.trim() === '') { flushAll(); continue; }
-    if ((m = line.match(QUOTE))) { flushPara(); flushList(); quote.push(m[1]); continue; }
-    flushQuote();
-    if ((m = line.match(HEADING))) {
-      flushPara(); flushList();
-      const level = m[1].length;
-      out.push('<h' + level + '>' + renderInline(m[2]) + '</h' + level + '>');
-      continue;
-    }
-    if (HR.test(line) && para.length === 0) { flushList(); out.push('<hr>'); continue; }
-    if ((m = line.match(UL))) {
-      flushPara();
-      list.push({ indent: m[1].replace(/\t/g, '    ').length, tag: 'ul', text: m[2] });
-      continue;
-    }
-    if ((m = line.match(OL))) {
-      flushPara();
-      list.push({ indent: m[1].replace(/\t/g, '    ').length, tag: 'ol', start: Number(m[2]), text: m[3] });
-      continue;
-    }
-    if (list.length && /^\s+\S/.test(line)) {
-      // A continuation line of the last list item.
-      list[list.length - 1].text += ' ' + line.trim();
-      continue;
-    }
-    flushList();
-    para.push(line);
-  }
-  flushAll();
-  return out.join('\n');
+  const src = String(text ?? '').replace(/\u0000/g, '');
+  const libs = setUp();
+  if (!libs) return src ? '<p>' + escapeHtml(src).replace(/\n/g, '<br>') + '</p>' : '';
+  return sanitize(libs.purify, libs.marked.parse(src));
 }
 
-// Blockquote bodies are already escaped: render them without escaping twice.
-function renderMarkdownEscaped(lines) {
-  return lines.map((l) => (l.trim() === '' ? '' : '<p>' + renderInline(l) + '</p>')).join('');
+// The text a title or the session list shows: markdown's formatting
+// dropped ("What is **chatmesh**?" reads "What is chatmesh?"), never markup.
+export function plainText(text) {
+  const src = String(text ?? '').replace(/\u0000/g, '');
+  const libs = setUp();
+  if (!libs) return src;
+  const t = document.createElement('template');
+  t.innerHTML = sanitize(libs.purify, libs.marked.parseInline(src));
+  return t.content.textContent.replace(/\s+/g, ' ').trim();
+}
+
+// highlight.js, loaded once on first use; code blocks that came before it
+// are coloured when it is there. Resolves to hljs, or null without it.
+let highlighter = null;
+function loadHighlighter() {
+  if (!highlighter) {
+    highlighter = new Promise((resolve) => {
+      if (globalThis.hljs) { resolve(globalThis.hljs); return; }
+      const script = document.createElement('script');
+      script.src = 'lib/highlight.js';
+      script.addEventListener('load', () => resolve(globalThis.hljs || null));
+      script.addEventListener('error', () => resolve(null));
+      document.head.append(script);
+    });
+  }
+  return highlighter;
+}
+
+function highlight(code, lang) {
+  loadHighlighter().then((hljs) => {
+    // highlight.js 9 (Debian 12) has highlightBlock, later ones highlightElement.
+    const run = hljs && (hljs.highlightElement || hljs.highlightBlock);
+    if (run && code.isConnected && hljs.getLanguage(lang)) run.call(hljs, code);
+  });
+}
+
+// Gives the code blocks of a rendered message their language label, a copy
+// button and (highlight.js) colours.
+export function decorateCode(root, makeCopyButton) {
+  for (const pre of root.querySelectorAll('pre')) {
+    if (pre.parentElement && pre.parentElement.classList.contains('code-block')) continue;
+    const code = pre.querySelector('code');
+    if (!code) continue;
+    const lang = (/(?:^|\s)language-([\w+#.-]+)/.exec(code.className) || [])[1] || '';
+    if (lang) highlight(code, lang);
+    const wrap = document.createElement('div');
+    wrap.className = 'code-block';
+    const bar = document.createElement('div');
+    bar.className = 'code-bar';
+    const label = document.createElement('span');
+    label.className = 'code-lang';
+    label.textContent = lang || 'text';
+    bar.append(label, makeCopyButton(() => code.textContent, 'Copy code'));
+    pre.replaceWith(wrap);
+    wrap.append(bar, pre);
+  }
 }

@@ -6,30 +6,20 @@
 // an HTTP error (EventSource then gives up for good) we reconnect ourselves,
 // with backoff, and pass ?last_event_id= so the replay still happens.
 
-export const EVENT_TYPES = [
-  'connection_status',
-  'message_regenerating',
-  'regeneration_progress',
-  'message_regenerated',
-  'regeneration_error',
-  'message_edited',
-  'message_deleted',
-  'feedback_submitted',
-  'thought_process_start',
-  'thought_process_step',
-  'thought_process_complete',
-  'session_updated',
-  'error',
-];
+import { EV, EVENT_TABLE } from './events.js';
 
-const ALWAYS_PASS = new Set(['connection_status', 'session_updated', 'error']);
+// Every event the gateway's stream carries (events.js, from cm_event.h), and
+// API.md's `error`.
+export const EVENT_TYPES = [...EVENT_TABLE.map((e) => e.name), 'error'];
+
+const ALWAYS_PASS = new Set([EV.CONNECTION_STATUS, EV.SESSION_UPDATED, 'error']);
 
 // Ids are "<epoch>-<seq>". Returns <0, 0, >0, or null when not comparable.
 function compareIds(a, b) {
   const pa = /^(\d+)-(\d+)$/.exec(a || '');
   const pb = /^(\d+)-(\d+)$/.exec(b || '');
   if (!pa || !pb) return null;
-  if (pa[1] !== pb[1]) return null; // another broadcaster epoch: not ordered
+  if (pa[1] !== pb[1]) return null; // another store epoch: not ordered
   return Number(pa[2]) - Number(pb[2]);
 }
 

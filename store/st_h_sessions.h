@@ -1,0 +1,27 @@
+/*  st_h_sessions.h: the handlers of sessions and their messages. Each is
+    an st_handler_fn (st_ctx.h: 0 or CM_E*, nothing written on failure);
+    another user's session or message is CM_ENOTFOUND.
+
+    session_start  creates the session on its first turn, adds the user
+                   message and an empty assistant message with its answer
+                   task; session_updated.
+    message_edit   replaces a message's content (history record), and for
+                   a user message regenerates the next assistant message
+                   unless trigger_regeneration is false; message_edited.
+    regen_create   a regeneration task for an assistant message, answering
+                   the user message before it; CM_ECONFLICT while one runs.
+    session_get, history_get: reads.
+    (message_delete and the undo: st_h_trash.h; session_list and
+    session_rename: st_h_manage.h; session_export: st_h_export.h.)                        */
+#ifndef ST_H_SESSIONS_H_INCLUDED
+#define ST_H_SESSIONS_H_INCLUDED
+
+#include "st_ctx.h"
+
+int st_h_session_start (st_ctx_t *c);
+int st_h_message_edit (st_ctx_t *c);
+int st_h_regen_create (st_ctx_t *c);
+int st_h_session_get (st_ctx_t *c);
+int st_h_history_get (st_ctx_t *c);
+
+#endif

@@ -1,0 +1,173 @@
+/*  svc_two_bc: two broadcasters, both fed by the store; a kill -9 of one
+    under SSE readers costs nothing.
+
+    The mesh runs "broadcaster" and "broadcaster2" (svc_mesh_start_
+    broadcasters): the store pushes every event to both, each gateway
+    subscribes to both and keeps the first copy of each id. Readers on a
+    few sessions watch votes go by while one broadcaster is killed with
+    SIGKILL mid-run (and later the other, once the first is back). Every
+    reader must get every vote's event exactly once, in order, with
+    consecutive ids of one epoch, and no session_updated resync.       */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "svc_harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_SESSIONS 4
+#define S_READERS_PER_SESSION 10
+#define S_ROUNDS 30 //  votes per session; broadcasters die at rounds 10 and 20
+
+static void
+s_session (svc_mesh_t *mesh, const char *token, const char *session, char *assistant)
+{
+    char path[300];
+    snprintf (path, sizeof path, "/api/run_sse/%s", session);
+    svc_response_t response;
+    assert_int_equal (svc_http (mesh, "POST", path, token, "{\"query\": \"two?\"}", &response),
+                      0);
+    assert_int_equal (response.status, 200);
+    json_t *data = json_object_get (response.json, "data");
+    snprintf (assistant, 400, "%s",
+              json_string_value (json_object_get (data, "assistant_message_id")));
+    svc_response_free (&response);
+}
+
+static void
+s_vote (svc_mesh_t *mesh, const char *token, const char *message_id, int i)
+{
+    char path[2048];
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", message_id);
+    svc_response_t response;
+    assert_int_equal (svc_http (mesh, "POST", path, token,
+                                i % 2 ? "{\"feedback_type\": \"downvote\"}"
+                                      : "{\"feedback_type\": \"upvote\"}",
+                                &response),
+                      0);
+    assert_int_equal (response.status, 200);
+    svc_response_free (&response);
+}
+
+//  Waits until the stream holds count events of type.
+static bool
+s_wait_count (svc_sse_t *sse, const char *type, size_t count, int timeout_ms)
+{
+    double deadline = svc_now_ms () + timeout_ms;
+    while (true) {
+        size_t have = 0, n = svc_sse_count (sse);
+        for (size_t i = 0; i < n; i++)
+            have += strcmp (svc_sse_at (sse, i)->event, type) == 0;
+        if (have >= count)
+            return true;
+        if (svc_now_ms () > deadline || svc_sse_closed (sse))
+            return false;
+        svc_sse_wait (sse, NULL, 100);
+    }
+}
+
+//  The reader's stream: no resync, ids of one epoch and consecutive (so
+//  no event is missing or doubled), exactly `votes` vote events.
+static void
+s_check_reader (svc_sse_t *sse, int votes, const char *what)
+{
+    long long epoch = -1, seq = -1;
+    int seen = 0;
+    for (size_t i = 0; i < svc_sse_count (sse); i++) {
+        const svc_event_t *event = svc_sse_at (sse, i);
+        if (strcmp (event->event, "session_updated") == 0
+            && json_is_true (json_object_get (event->json, "resync")))
+            fail_msg ("%s: resync at event %zu", what, i);
+        if (!event->id[0]) {
+            assert_string_equal (event->event, "connection_status");
+            continue;
+        }
+        long long e, s;
+        assert_int_equal (sscanf (event->id, "%lld-%lld", &e, &s), 2);
+        if (epoch >= 0 && (e != epoch || s != seq + 1))
+            fail_msg ("%s: id %s after %lld-%lld", what, event->id, epoch, seq);
+        epoch = e;
+        seq = s;
+        seen += strcmp (event->event, "feedback_submitted") == 0;
+    }
+    if (seen != votes)
+        fail_msg ("%s: %d vote events for %d votes", what, seen, votes);
+}
+
+static void
+test_kill_one_broadcaster_under_readers (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *token = svc_token (mesh, "erin", 600);
+    char sessions[S_SESSIONS][32], assistants[S_SESSIONS][400];
+    svc_sse_t *readers[S_SESSIONS][S_READERS_PER_SESSION];
+    for (int s = 0; s < S_SESSIONS; s++) {
+        snprintf (sessions[s], sizeof sessions[s], "two_bc_%d", s);
+        s_session (mesh, token, sessions[s], assistants[s]);
+        char path[200];
+        snprintf (path, sizeof path, "/api/run_sse/%s", sessions[s]);
+        for (int r = 0; r < S_READERS_PER_SESSION; r++) {
+            readers[s][r] = svc_sse_open (mesh, path, token, NULL);
+            assert_non_null (readers[s][r]);
+            assert_non_null (svc_sse_wait (readers[s][r], "connection_status", 5000));
+        }
+    }
+    for (int round = 0; round < S_ROUNDS; round++) {
+        if (round == 10)
+            assert_int_equal (svc_mesh_kill (mesh, "broadcaster", SIGKILL), 0);
+        if (round == 15)
+            assert_int_equal (svc_mesh_spawn (mesh, "broadcaster"), 0);
+        if (round == 20) {
+            //  The first is back (its readiness: the mesh's /readyz asks
+            //  a broadcaster); now the other goes.
+            assert_int_equal (svc_mesh_wait_status (mesh, "/readyz", 200, 20000), 0);
+            assert_int_equal (svc_mesh_kill (mesh, "broadcaster2", SIGKILL), 0);
+        }
+        for (int s = 0; s < S_SESSIONS; s++)
+            s_vote (mesh, token, assistants[s], round);
+    }
+    for (int s = 0; s < S_SESSIONS; s++)
+        for (int r = 0; r < S_READERS_PER_SESSION; r++) {
+            char what[64];
+            snprintf (what, sizeof what, "session %d reader %d", s, r);
+            if (!s_wait_count (readers[s][r], "feedback_submitted", S_ROUNDS, 15000)) {
+                size_t n = svc_sse_count (readers[s][r]);
+                for (size_t i = 0; i < n; i++)
+                    fprintf (stderr, "  %s %s\n", svc_sse_at (readers[s][r], i)->id,
+                             svc_sse_at (readers[s][r], i)->event);
+                fail_msg ("%s: not every vote arrived (%zu events, the last %s %s)", what, n,
+                          n ? svc_sse_at (readers[s][r], n - 1)->event : "-",
+                          n ? svc_sse_at (readers[s][r], n - 1)->id : "-");
+            }
+            assert_false (svc_sse_closed (readers[s][r]));
+            s_check_reader (readers[s][r], S_ROUNDS, what);
+            svc_sse_close (&readers[s][r]);
+        }
+    free (token);
+}
+
+static int
+s_setup (void **state)
+{
+    //  120 votes in a few seconds: no rate limit in the way.
+    const char *env[] = {"CHAT_ACTIONS_RATE_LIMIT=0", NULL};
+    svc_mesh_t *mesh = svc_mesh_start_broadcasters (2, env);
+    *state = mesh;
+    return mesh ? 0 : -1;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_kill_one_broadcaster_under_readers, s_setup,
+                                         svc_fixture_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
