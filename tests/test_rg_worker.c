@@ -412,8 +412,10 @@ test_time_limit_and_lease_renewal (void **state)
     //  No token ever came, yet the lease was renewed about every 50 ms.
     size_t renewals = s_count (&store, CM_MSG_TASK_PROGRESS);
     assert_true (renewals >= 5);
+    //  The property is that no gap reaches the 150 ms lease; the 50 ms
+    //  cadence itself jitters by tens of ms on a loaded machine.
     for (size_t i = 1; i + 1 < store.count; i++)
-        assert_true (store.at_ms[i] - store.at_ms[i - 1] <= 50 + 40);
+        assert_true (store.at_ms[i] - store.at_ms[i - 1] < 150);
     s_store_free (&store);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);

@@ -77,7 +77,7 @@ s_call (zsock_t *client, cm_envelope_t *request, cm_envelope_t **reply)
     //  The DEALER connects in the background (ZMQ_IMMEDIATE): retry until up.
     int rc = CM_EBACKEND;
     for (int i = 0; i < 200 && rc == CM_EBACKEND; i++) {
-        rc = cm_call (client, request, 5000, reply);
+        rc = cm_call (client, request, 20000, reply);
         if (rc == CM_EBACKEND)
             zclock_sleep (10);
     }
@@ -90,7 +90,7 @@ static cm_envelope_t *
 s_next_event (s_env_t *env, char *session_id)
 {
     zpoller_t *poller = zpoller_new (env->events, NULL);
-    void *which = zpoller_wait (poller, 5000);
+    void *which = zpoller_wait (poller, 20000);
     zpoller_destroy (&poller);
     if (!which)
         return NULL;
@@ -171,7 +171,7 @@ test_slice (void **state)
     s_expect_event (env, "s_1", "session_updated");
 
     zpoller_t *poller = zpoller_new (worker, NULL);
-    assert_non_null (zpoller_wait (poller, 5000));
+    assert_non_null (zpoller_wait (poller, 20000));
     zpoller_destroy (&poller);
     zframe_t *answer = zframe_recv (worker);
     cm_envelope_t *claimed = NULL;
@@ -390,7 +390,7 @@ test_every_broadcaster_gets_every_event (void **state)
     char *first[2] = {NULL, NULL};
     for (int b = 0; b < 2; b++) {
         zpoller_t *poller = zpoller_new (pull[b], NULL);
-        assert_non_null (zpoller_wait (poller, 5000));
+        assert_non_null (zpoller_wait (poller, 20000));
         zpoller_destroy (&poller);
         zmsg_t *msg = zmsg_recv (pull[b]);
         assert_int_equal (zmsg_size (msg), 2);

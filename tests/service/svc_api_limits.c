@@ -485,7 +485,7 @@ test_frozen_store_busy_sockets_one_budget (void **state)
                  gets[i].took_ms);
         if (status != 503 && status != 504)
             fail_msg ("frozen store: status %ld", status);
-        if (gets[i].took_ms > 1400)
+        if (gets[i].took_ms > 1800) //  a fresh budget per wait would end near 2,000
             fail_msg ("frozen store: %ld after %.0f ms (budget 1000)", status, gets[i].took_ms);
         timeouts += status == 504;
         svc_response_free (&gets[i].response);

@@ -6,8 +6,10 @@
     connection. The vestibule (gateway/gw_accept.h) holds the flood at the
     cost of a descriptor each, so every request of the other client is
     answered, none waits for a thread: the slowest one under the flood
-    stays under S_STARVED_MS, a bound a starved gateway (requests queued
-    behind held threads, or refused) misses by seconds. The speed figure,
+    stays under S_STARVED_MS (3 s: one SYN retransmit on a loaded CI
+    machine costs 1 s), a bound a starved gateway (requests queued behind
+    held threads until the 120 s header deadline, or refused) misses by
+    minutes. The speed figure,
     the flooded/quiet p99 ratio (target 2x), is bench/exhaust's: CI
     machines are too noisy for a ratio bound here (one measured 2.19x
     where the quiet machine gives 1.14x). The header deadline is raised to 120 s here so that no
@@ -27,7 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define S_STARVED_MS 1000.0
+#define S_STARVED_MS 3000.0
 
 static const svc_exhaust_params_t s_params = {
     .idle = 10000,
