@@ -32,7 +32,8 @@ static const gw_admin_param_t s_analytics_params[] = {
      "the first day counted (its UTC day): " S_TIME "; default 29 days before to", S_TIME_PATTERN},
     {"to", "string", 0, 0,
      "the last day counted (its UTC day): " S_TIME "; default now, or the 366th day from "
-     "from when that is earlier; at most 366 days after from",
+     "from when that is earlier, or from itself when from is later than now; at most 366 "
+     "days after from",
      S_TIME_PATTERN},
 };
 

@@ -169,16 +169,21 @@ st_h_admin_audit_verify (st_ctx_t *c)
 int
 st_h_admin_analytics (st_ctx_t *c)
 {
-    //  A bound left out never makes the range too wide: `to` defaults to
-    //  now, or to the last of the ST_ANALYTICS_DAYS_MAX days from `from`
-    //  when that is earlier; `from` to 29 days before `to` (not before 0).
+    //  A bound left out never makes the range too wide or empty: `to`
+    //  defaults to now, or to the last of the ST_ANALYTICS_DAYS_MAX days
+    //  from `from` when that is earlier, or to `from` when `from` is in the
+    //  future (a day with nothing counted yet); `from` defaults to 29 days
+    //  before `to` (not before 0).
     bool has_from = cm_map_get (c->p, "from") != NULL;
     int64_t to = c->now;
     if (has_from) {
-        int64_t last = cm_map_int (c->p, "from", 0) / ST_ANALYTICS_DAY_MS * ST_ANALYTICS_DAY_MS
+        int64_t first = cm_map_int (c->p, "from", 0);
+        int64_t last = first / ST_ANALYTICS_DAY_MS * ST_ANALYTICS_DAY_MS
                        + ST_ANALYTICS_DAYS_MAX * ST_ANALYTICS_DAY_MS - 1;
         if (last < to)
             to = last;
+        if (first > to)
+            to = first;
     }
     to = cm_map_int (c->p, "to", to);
     int64_t from = cm_map_int (c->p, "from", to - 29 * ST_ANALYTICS_DAY_MS);

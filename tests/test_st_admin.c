@@ -371,6 +371,12 @@ test_analytics_counts (void **state)
     a = s_analytics (f, day1, day1 + 365 * ST_DAY, &code);
     assert_int_equal (code, 0);
     cm_value_destroy (&a);
+    //  `from` in the future with `to` left out: that one day, nothing counted.
+    a = s_analytics (f, f->now + 1000 * ST_DAY, -1, &code);
+    assert_int_equal (code, 0);
+    assert_string_equal (cm_map_str_or (a, "from", ""), cm_map_str_or (a, "to", "-"));
+    assert_int_equal (cm_value_len (cm_map_get (a, "days")), 0);
+    cm_value_destroy (&a);
     //  The all-time totals of /metrics: plain counters only.
     cm_envelope_t *reply = NULL;
     assert_int_equal (st_read (f, st_req (CM_MSG_ANALYTICS_TOTALS, NULL), &reply), 0);
