@@ -4,6 +4,7 @@
 #include "cm_log.h"
 #include "gw_errors.h"
 #include "gw_head.h"
+#include "gw_recv.h"
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -392,11 +393,17 @@ s_conn_refuse (s_conn_t *conn, int status, const char *code, const char *error)
     s_list_push (&s_vest.draining, conn);
 }
 
-//  A complete head: the connection goes to civetweb.
+//  A complete head: the connection goes to civetweb, its chunked body
+//  read through gw_recv.h.
 static void
-s_conn_hand_over (s_conn_t *conn)
+s_conn_hand_over (s_conn_t *conn, const gw_head_t *head)
 {
     s_listener_t *listener = &s_vest.listeners[conn->listener];
+    if (head->chunked
+        && gw_recv_watch (conn->fd, head->head_len, (const struct sockaddr *) &conn->addr, conn->addr_len)) {
+        s_conn_refuse (conn, 503, "busy", "The gateway is reading too many chunked bodies; retry later.");
+        return;
+    }
     pthread_mutex_lock (&s_vest.lock);
     bool full = listener->ready_count == S_READY_MAX;
     if (!full) {
@@ -408,6 +415,7 @@ s_conn_hand_over (s_conn_t *conn)
     }
     pthread_mutex_unlock (&s_vest.lock);
     if (full) {
+        gw_recv_forget (conn->fd);
         s_conn_refuse (conn, 503, "busy", "The gateway has too many requests waiting; retry later.");
         return;
     }
@@ -449,7 +457,7 @@ s_conn_readable (s_conn_t *conn, uint32_t events)
             s_conn_close (conn);
         break;
     case GW_HEAD_COMPLETE:
-        s_conn_hand_over (conn);
+        s_conn_hand_over (conn, &head);
         break;
     case GW_HEAD_REJECT:
         cm_info ("refused a request head: %d %s", head.status, head.error);
@@ -501,6 +509,8 @@ s_listener_readable (s_listener_t *listener)
             }
             return; //  EAGAIN: none left; anything else: try again at the next wakeup
         }
+        //  Whatever the descriptor was watched as is closed.
+        gw_recv_forget (conn->fd);
         conn->kind = S_HELD;
         conn->listener = (int) (listener - s_vest.listeners);
         conn->deadline = s_now_ms () + s_vest.options.header_timeout_ms;

@@ -199,5 +199,6 @@ gw_head_check (const char *data, size_t len, gw_head_t *head)
     if (!http10 && hosts != 1)
         return s_bad (head, "An HTTP/1.1 request needs exactly one Host header.");
     head->head_len = pos;
+    head->chunked = encodings == 1;
     return GW_HEAD_COMPLETE;
 }

@@ -40,6 +40,7 @@ typedef enum {
 
 typedef struct {
     size_t head_len;   //  COMPLETE: bytes up to and including the empty line
+    bool chunked;      //  COMPLETE: the body is chunked (gw_chunked.h)
     int status;        //  REJECT: 400, 431, 501 or 505
     const char *code;  //  REJECT: the JSON "code" (static string)
     const char *error; //  REJECT: the JSON "error" sentence (static string)

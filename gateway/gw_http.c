@@ -438,7 +438,15 @@ s_body (s_req_t *req, bool required, json_t **json)
     size_t len = 0;
     while (maybe_body) {
         int n = mg_read (req->conn, buffer + len, (size_t) max + 1 - len);
-        if (n <= 0)
+        if (n < 0) {
+            //  civetweb's read error: a malformed chunk (gw_recv.h) or a
+            //  client gone before its body was complete.
+            free (buffer);
+            s_error (req, GW_E_BAD_REQUEST, "The request body is malformed: a chunk line is not valid, "
+                     "or the body ended early.", NULL);
+            return -1;
+        }
+        if (n == 0)
             break;
         len += (size_t) n;
         if ((long long) len > max) {

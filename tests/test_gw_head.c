@@ -106,8 +106,11 @@ test_table (void **state)
         if (got != c->state)
             fail_msg ("%s: state %d, expected %d (%s)", c->name, got, c->state,
                       got == GW_HEAD_REJECT ? head.error : "");
-        if (got == GW_HEAD_COMPLETE)
+        if (got == GW_HEAD_COMPLETE) {
             assert_int_equal (head.head_len, strlen (c->head));
+            //  Chunked exactly when the head says so (the body's filter, gw_recv.h).
+            assert_int_equal (head.chunked, strcasestr (c->head, "Transfer-Encoding:") != NULL);
+        }
         if (got == GW_HEAD_REJECT) {
             if (head.status != c->status || !strstr (head.error, c->error_part))
                 fail_msg ("%s: %d '%s', expected %d '...%s...'", c->name, head.status, head.error,

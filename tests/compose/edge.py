@@ -125,6 +125,10 @@ AMBIGUOUS = [
     ("no Host", b"POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n{EDIT}"),
     ("two Hosts", b"POST /healthz HTTP/1.1\r\nHost: g\r\nHost: h\r\nContent-Length: 0\r\n\r\n{EDIT}"),
     ("gzip coding", b"POST /healthz HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: gzip\r\n\r\n{EDIT}"),
+    ("chunk size not hex", b"POST /healthz HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"zz\r\n{}\r\n0\r\n\r\n{EDIT}"),
+    ("chunk size too long", b"POST /healthz HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"10000000000000002\r\n{}\r\n0\r\n\r\n{EDIT}"),
 ]
 
 
@@ -170,6 +174,14 @@ def framing(host, port, token, message_id, session_id):
     status = status_of(exchange(host, port, chunked))
     check("nginx: a valid chunked edit is served (%d)" % status, status == 200)
     check("nginx: the chunks were joined", b"edge-chunked" in session_contents(host, port, token, session_id))
+    body = b'{"content":"edge-extension","trigger_regeneration":false}'
+    extended = (b"PUT /api/messages/%s HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                b"%x;a=b\r\n%s\r\n0;c\r\n\r\n" % (message_id.encode(), token.encode(), len(body), body))
+    status = status_of(exchange(host, port, extended))
+    check("nginx: a chunked edit with chunk extensions is served (%d)" % status, status == 200)
+    check("nginx: the extensions were dropped",
+          b"edge-extension" in session_contents(host, port, token, session_id))
 
 
 def timed_get(host, port, path, token):
