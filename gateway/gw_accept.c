@@ -345,20 +345,6 @@ s_conn_close (s_conn_t *conn)
     atomic_fetch_sub (&s_vest_count, 1);
 }
 
-static const char *
-s_reason (int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 408: return "Request Timeout";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "HTTP Version Not Supported"; //  505
-    }
-}
-
 //  The JSON error answer, then the connection is read and discarded for
 //  S_DRAIN_MS (so that closing it with unread bytes does not reset it
 //  before the client has the answer) and closed.
@@ -377,7 +363,7 @@ s_conn_refuse (s_conn_t *conn, int status, const char *code, const char *error)
                       "Referrer-Policy: no-referrer\r\n"
                       "Cache-Control: no-store\r\n"
                       "Connection: close\r\n\r\n%s",
-                      status, s_reason (status), text ? strlen (text) : 0, text ? text : "");
+                      status, gw_http_reason (status), text ? strlen (text) : 0, text ? text : "");
     free (text);
     if (n > 0 && (size_t) n < sizeof answer)
         (void) !send (conn->fd, answer, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);

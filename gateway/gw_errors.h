@@ -104,4 +104,8 @@ bool gw_error_is_client (int code);
 //  {"success": false, "error": ..., "code": ...}; caller decrefs.
 json_t *gw_error_body (const char *code, const char *error);
 
+//  The reason phrase of an HTTP status the gateway or its vestibule
+//  sends ("Status" for one it never sends).
+const char *gw_http_reason (int status);
+
 #endif

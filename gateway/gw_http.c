@@ -14,6 +14,7 @@
 #include "gw_jwt.h"
 #include "gw_metrics.h"
 #include "gw_openapi.h"
+#include "gw_probes.h"
 #include "gw_proxy.h"
 #include "gw_replay.h"
 #include "gw_route.h"
@@ -71,31 +72,6 @@ typedef struct {
 
 //  ---------------------------------------------------------------------
 //  Responses
-
-static const char *
-s_reason (int status)
-{
-    switch (status) {
-        case 200: return "OK";
-        case 204: return "No Content";
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 409: return "Conflict";
-        case 413: return "Payload Too Large";
-        case 415: return "Unsupported Media Type";
-        case 422: return "Unprocessable Entity";
-        case 429: return "Too Many Requests";
-        case 500: return "Internal Server Error";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        case 505: return "HTTP Version Not Supported";
-        case 507: return "Insufficient Storage";
-        default: return "Status";
-    }
-}
 
 //  Origin header when it is in CHATMESH_CORS_ORIGINS (exact match), else NULL.
 static const char *
@@ -157,7 +133,7 @@ s_respond (s_req_t *req, int status, const char *content_type, long long length,
                       "%s"
                       "%s%s"
                       "Connection: close\r\n\r\n",
-                      status, s_reason (status), content_type, length_line,
+                      status, gw_http_reason (status), content_type, length_line,
                       kind == S_KIND_API   ? "Cache-Control: no-store\r\n"
                       : kind == S_KIND_SSE ? "Cache-Control: no-cache\r\n"
                                            : "Cache-Control: no-cache\r\n"
@@ -256,17 +232,12 @@ s_send_mapped (s_req_t *req, const gw_error_t *error)
 //  ---------------------------------------------------------------------
 //  Backend calls
 
-//  A backend call (gw_backend.h) on the store's pool, or history's;
-//  failures that are not the client's are counted in /metrics.
+//  A backend call (gw_probes_call) on the store's pool, or history's.
 static int
 s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
         cm_value_t **err)
 {
-    gw_http_t *self = req->self;
-    int rc = gw_backend_call (self->backends[history], type, payload, ok, err);
-    if (rc && !gw_error_is_client (rc))
-        gw_metrics_backend_error (self->metrics, rc);
-    return rc;
+    return gw_probes_call (req->self->metrics, req->self->backends[history], type, payload, ok, err);
 }
 
 static cm_value_t *
@@ -857,107 +828,36 @@ s_api (s_req_t *req)
 //  ---------------------------------------------------------------------
 //  Probes, metrics, documents
 
+//  What gw_probes.h needs of this server.
+static gw_probes_t
+s_probes (s_req_t *req)
+{
+    return (gw_probes_t) {.store = req->self->backends[0], .history = req->self->backends[1],
+                          .metrics = req->self->metrics};
+}
+
 static int
 s_readyz (s_req_t *req)
 {
-    //  Probes carry no caller: ping payloads are {from}.
-    cm_value_t *ok = NULL, *err = NULL;
-    cm_value_t *ping = cm_map_new ();
-    if (ping)
-        cm_map_set_str (ping, "from", "gateway");
-    int store_rc = s_call (req, false, CM_MSG_PING, ping, &ok, &err);
-    cm_value_destroy (&err);
-    const cm_value_t *regen = ok ? cm_map_get (ok, "regenerators") : NULL;
-    //  A store that does not report regenerators is not held against
-    //  readiness; one that reports zero is.
-    long long regenerators = regen && regen->type == CM_T_INT ? (long long) regen->u.i : -1;
-    //  Set while the store refuses writes because its disk is full.
-    char refused_since[64] = "";
-    const char *since = ok ? cm_map_str (ok, "writes_refused_since") : NULL;
-    if (since)
-        snprintf (refused_since, sizeof refused_since, "%s", since);
-    cm_value_destroy (&ok);
-    ping = cm_map_new ();
-    if (ping)
-        cm_map_set_str (ping, "from", "gateway");
-    int history_rc = s_call (req, true, CM_MSG_PING, ping, &ok, &err);
-    cm_value_destroy (&ok);
-    cm_value_destroy (&err);
-    char problems[300] = "";
-    if (store_rc)
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "store: %s; ", cm_strerror (store_rc));
-    else if (refused_since[0])
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "store: writes refused since %s, its disk is full; ", refused_since);
-    if (!store_rc && regenerators == 0)
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "regenerator: none connected to the store; ");
-    if (history_rc)
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "broadcaster: %s; ", cm_strerror (history_rc));
-    json_t *body = json_pack ("{s:s, s:s, s:s}", "store", store_rc ? "down" : "ok",
-                              "broadcaster", history_rc ? "down" : "ok", "regenerator",
-                              regenerators == 0 ? "down" : regenerators > 0 ? "ok" : "unknown");
-    if (body && regenerators >= 0)
-        json_object_set_new (body, "regenerators", json_integer (regenerators));
-    if (body && !store_rc)
-        json_object_set_new (body, "store_writes",
-                             json_string (refused_since[0] ? "refused_disk_full" : "ok"));
-    if (!problems[0]) {
-        json_object_set_new (body, "status", json_string ("ready"));
-        return s_send_json (req, 200, body, NULL);
-    }
-    problems[strlen (problems) - 2] = 0;
-    char error[400];
-    snprintf (error, sizeof error, "Not ready: %s.", problems);
-    const gw_http_error_info_t *info = gw_http_error_info (GW_E_NOT_READY);
-    char retry[40];
-    snprintf (retry, sizeof retry, "Retry-After: %d\r\n", info->retry_after);
-    json_object_set_new (body, "success", json_false ());
-    json_object_set_new (body, "status", json_string (info->code));
-    json_object_set_new (body, "error", json_string (error));
-    json_object_set_new (body, "code", json_string (info->code));
-    return s_send_json (req, info->status, body, retry);
+    gw_probes_t probes = s_probes (req);
+    json_t *body;
+    int retry_after;
+    int status = gw_probes_ready (&probes, &body, &retry_after);
+    char retry[40] = "";
+    if (retry_after)
+        snprintf (retry, sizeof retry, "Retry-After: %d\r\n", retry_after);
+    return s_send_json (req, status, body, retry[0] ? retry : NULL);
 }
 
 static int
 s_metrics (s_req_t *req)
 {
-    gw_metrics_vestibule (req->self->metrics, gw_accept_held ());
-    cm_value_t *ping = cm_map_new (), *ok = NULL, *err = NULL;
-    if (ping)
-        cm_map_set_str (ping, "from", "gateway");
-    const cm_value_t *stale = NULL;
-    if (s_call (req, false, CM_MSG_PING, ping, &ok, &err) == 0)
-        stale = cm_map_get (ok, "stale_writes_refused");
-    gw_metrics_store_stale (req->self->metrics,
-                            stale && stale->type == CM_T_INT ? (long long) stale->u.i : -1);
-    cm_value_destroy (&ok);
-    cm_value_destroy (&err);
-    char *text = gw_metrics_render (req->self->metrics);
-    //  The store's action counters, when it answers (the gateway's own
-    //  metrics go out either way).
-    cm_value_t *ask = cm_map_new ();
-    if (ask)
-        cm_map_set_str (ask, "from", "gateway");
-    char *actions = s_call (req, false, CM_MSG_ANALYTICS_TOTALS, ask, &ok, &err) == 0
-                        ? gw_admin_metrics (ok)
-                        : NULL;
-    cm_value_destroy (&ok);
-    cm_value_destroy (&err);
-    size_t len = text ? strlen (text) : 0, more = actions ? strlen (actions) : 0;
-    char *joined = text ? realloc (text, len + more + 1) : NULL;
-    if (joined && actions)
-        memcpy (joined + len, actions, more + 1);
-    free (actions);
-    if (!joined) {
-        free (text);
+    gw_probes_t probes = s_probes (req);
+    char *text = gw_probes_metrics (&probes, gw_accept_held ());
+    if (!text)
         return s_error (req, GW_E_INTERNAL_ERROR, "Out of memory; retry.", NULL);
-    }
-    int status = s_send (req, 200, "text/plain; version=0.0.4; charset=utf-8", joined,
-                         strlen (joined), true, NULL);
-    free (joined);
+    int status = s_send (req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen (text), true, NULL);
+    free (text);
     return status;
 }
 
@@ -1185,7 +1085,7 @@ s_http_error (struct mg_connection *conn, int status, const char *message)
     else {
         char error[256];
         snprintf (error, sizeof error, "The request was refused before routing (%s).",
-                  message && *message ? message : s_reason (status));
+                  message && *message ? message : gw_http_reason (status));
         const char *code = status == 413   ? "request_too_large"
                            : status == 505 ? "http_version_not_supported"
                            : status >= 500 ? "internal_error"

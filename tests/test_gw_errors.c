@@ -40,6 +40,21 @@ test_every_code_has_one_status (void **state)
     assert_int_equal (gw_http_error_info (GW_E_COUNT)->status, 0);
 }
 
+//  Every status sent has its reason phrase: the table's, the vestibule's
+//  (gw_accept.h) and the successes.
+static void
+test_every_status_has_a_reason (void **state)
+{
+    (void) state;
+    for (int e = GW_E_NONE + 1; e < GW_E_COUNT; e++)
+        assert_string_not_equal (gw_http_reason (gw_http_error_info ((gw_http_error_t) e)->status), "Status");
+    const int vestibule[] = {200, 204, 400, 408, 429, 431, 501, 503, 505};
+    for (size_t i = 0; i < sizeof vestibule / sizeof vestibule[0]; i++)
+        assert_string_not_equal (gw_http_reason (vestibule[i]), "Status");
+    assert_string_equal (gw_http_reason (431), "Request Header Fields Too Large");
+    assert_string_equal (gw_http_reason (299), "Status");
+}
+
 //  Each store code maps to a row of the table, with that row's status.
 static void
 test_store_errors_map_into_the_table (void **state)
@@ -106,6 +121,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_every_code_has_one_status),
+        cmocka_unit_test (test_every_status_has_a_reason),
         cmocka_unit_test (test_store_errors_map_into_the_table),
         cmocka_unit_test (test_not_found_names_the_route_noun),
         cmocka_unit_test (test_client_fault_follows_the_table),
