@@ -1,7 +1,8 @@
 /*  svc_json_util.h: JSON API calls for service tests that check each
     answer as they go: a request that must answer a status (the parsed
     body back), typed field reads that fail the test naming the field, and
-    a wait for a task to complete. Header-only (static inline), to be
+    a wait for a task to complete, a vote, and a wait for a stream to hold
+    a number of events of one type. Header-only (static inline), to be
     included after cmocka.h; an unused one draws no warning.              */
 #ifndef SVC_JSON_UTIL_H_INCLUDED
 #define SVC_JSON_UTIL_H_INCLUDED
@@ -64,6 +65,37 @@ svc_want_task (svc_mesh_t *mesh, const char *token, const char *task_id, int tim
         usleep (20 * 1000);
     }
     fail_msg ("task %s did not complete in %d ms", task_id, timeout_ms);
+}
+
+//  Vote number i on the message: an upvote when i is even, a downvote
+//  when odd (so consecutive votes each change the feedback). Must answer 200.
+static inline void
+svc_want_vote (svc_mesh_t *mesh, const char *token, const char *message_id, int i)
+{
+    char path[2048];
+    snprintf (path, sizeof path, "/api/messages/%s/feedback", message_id);
+    json_decref (svc_want_call (mesh, token, "POST", path,
+                                i % 2 ? "{\"feedback_type\": \"downvote\"}" : "{\"feedback_type\": \"upvote\"}",
+                                200));
+}
+
+//  Waits until the stream holds count events of type (from index 0).
+//  False when the timeout passes or the stream closes first.
+static inline bool
+svc_sse_wait_count (svc_sse_t *sse, const char *type, size_t count, int timeout_ms)
+{
+    double deadline = svc_now_ms () + timeout_ms;
+    while (true) {
+        size_t have = 0, n = svc_sse_count (sse);
+        for (size_t i = 0; i < n; i++)
+            have += strcmp (svc_sse_at (sse, i)->event, type) == 0;
+        if (have >= count)
+            return true;
+        if (svc_now_ms () > deadline || svc_sse_closed (sse))
+            return false;
+        //  Any new event wakes this; the timeout only bounds the wait.
+        svc_sse_wait (sse, NULL, 100);
+    }
 }
 
 #endif

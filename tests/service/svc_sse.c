@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "svc_harness.h"
+#include "svc_json_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,40 +63,6 @@ s_session (svc_mesh_t *mesh, const char *token, const char *session, char *assis
     if (user)
         snprintf (user, 400, "%s", json_string_value (json_object_get (data, "user_message_id")));
     svc_response_free (&response);
-}
-
-static void
-s_vote (svc_mesh_t *mesh, const char *token, const char *message_id, int i)
-{
-    char path[600];
-    snprintf (path, sizeof path, "/api/messages/%s/feedback", message_id);
-    svc_response_t response;
-    assert_int_equal (svc_http (mesh, "POST", path, token,
-                                i % 2 ? "{\"feedback_type\": \"downvote\"}"
-                                      : "{\"feedback_type\": \"upvote\"}",
-                                &response),
-                      0);
-    assert_int_equal (response.status, 200);
-    svc_response_free (&response);
-}
-
-//  Waits until the stream holds `count` events of `type` (from index 0).
-static bool
-s_wait_count (svc_sse_t *sse, const char *type, size_t count, int timeout_ms)
-{
-    double deadline = svc_now_ms () + timeout_ms;
-    while (true) {
-        size_t have = 0;
-        size_t n = svc_sse_count (sse);
-        for (size_t i = 0; i < n; i++)
-            have += strcmp (svc_sse_at (sse, i)->event, type) == 0;
-        if (have >= count)
-            return true;
-        if (svc_now_ms () > deadline || svc_sse_closed (sse))
-            return false;
-        //  Any new event wakes this; the timeout only bounds the wait.
-        svc_sse_wait (sse, NULL, 100);
-    }
 }
 
 //  Every id of the stream: present on all but connection_status and a
@@ -226,8 +193,8 @@ test_replay_is_exact (void **state)
     assert_non_null (sse);
     assert_non_null (svc_sse_wait (sse, "connection_status", 5000));
     for (int i = 0; i < 3; i++)
-        s_vote (mesh, token, assistant, i);
-    if (!s_wait_count (sse, "feedback_submitted", 3, 5000))
+        svc_want_vote (mesh, token, assistant, i);
+    if (!svc_sse_wait_count (sse, "feedback_submitted", 3, 5000))
         s_dump (sse);
     assert_true (s_count (sse, "feedback_submitted") >= 3);
     //  Keepalive comments come during silence (CHATMESH_SSE_KEEPALIVE_MS=300).
@@ -245,12 +212,12 @@ test_replay_is_exact (void **state)
     //  2. Four votes while disconnected; the reconnect (Last-Event-ID
     //  header) gets exactly what came after last_id, then live ones.
     for (int i = 0; i < 4; i++)
-        s_vote (mesh, token, assistant, i);
+        svc_want_vote (mesh, token, assistant, i);
     sse = svc_sse_open (mesh, "/api/run_sse/replay_s1", token, last_id);
     assert_non_null (sse);
-    assert_true (s_wait_count (sse, "feedback_submitted", 4, 5000));
-    s_vote (mesh, token, assistant, 0);
-    assert_true (s_wait_count (sse, "feedback_submitted", 5, 5000));
+    assert_true (svc_sse_wait_count (sse, "feedback_submitted", 4, 5000));
+    svc_want_vote (mesh, token, assistant, 0);
+    assert_true (svc_sse_wait_count (sse, "feedback_submitted", 5, 5000));
     s_id_t first2, last2;
     s_check_ids (sse, &first2, &last2);
     assert_int_equal (first2.epoch, last.epoch);
@@ -263,14 +230,14 @@ test_replay_is_exact (void **state)
     //  3. The same with ?last_event_id= and the token in ?access_token=
     //  (what a browser's EventSource can do).
     for (int i = 0; i < 2; i++)
-        s_vote (mesh, token, assistant, i);
+        svc_want_vote (mesh, token, assistant, i);
     char path[2048];
     snprintf (path, sizeof path, "/api/run_sse/replay_s1?last_event_id=%s&access_token=%s",
               last_id, token);
     sse = svc_sse_open (mesh, path, NULL, NULL);
     assert_non_null (sse);
     assert_int_equal (svc_sse_status (sse), 200);
-    assert_true (s_wait_count (sse, "feedback_submitted", 2, 5000));
+    assert_true (svc_sse_wait_count (sse, "feedback_submitted", 2, 5000));
     s_check_ids (sse, &first, &last);
     assert_int_equal (first.epoch, last2.epoch);
     assert_int_equal (first.seq, last2.seq + 1);
@@ -328,12 +295,12 @@ test_gap_is_filled (void **state)
     assert_non_null (sse);
     assert_non_null (svc_sse_wait (sse, "connection_status", 5000));
     for (int i = 0; i < 9; i++)
-        s_vote (mesh, token, assistant, i);
+        svc_want_vote (mesh, token, assistant, i);
     //  A dropped last event shows only when the next one comes (and under
     //  load an event may reach the gateway late): vote on, bounded, until
     //  nine are there.
-    for (int extra = 9; extra < 30 && !s_wait_count (sse, "feedback_submitted", 9, 1000); extra++)
-        s_vote (mesh, token, assistant, extra);
+    for (int extra = 9; extra < 30 && !svc_sse_wait_count (sse, "feedback_submitted", 9, 1000); extra++)
+        svc_want_vote (mesh, token, assistant, extra);
     if (s_count (sse, "feedback_submitted") < 9)
         s_dump (sse);
     assert_true (s_count (sse, "feedback_submitted") >= 9);
@@ -361,7 +328,7 @@ test_broadcaster_restart_costs_nothing (void **state)
     svc_sse_t *sse = svc_sse_open (mesh, "/api/run_sse/restart_s1", token, NULL);
     assert_non_null (sse);
     assert_non_null (svc_sse_wait (sse, "connection_status", 5000));
-    s_vote (mesh, token, assistant, 0);
+    svc_want_vote (mesh, token, assistant, 0);
     const svc_event_t *event = svc_sse_wait (sse, "feedback_submitted", 5000);
     assert_non_null (event);
     s_id_t before = s_id (event->id);
@@ -374,12 +341,12 @@ test_broadcaster_restart_costs_nothing (void **state)
     int votes = 1;
     const svc_event_t *fresh = NULL;
     for (; votes < 20 && !fresh; votes++) {
-        s_vote (mesh, token, assistant, votes);
+        svc_want_vote (mesh, token, assistant, votes);
         fresh = svc_sse_wait (sse, "feedback_submitted", 1000);
     }
     assert_non_null (fresh);
     assert_false (svc_sse_closed (sse)); //  the same stream goes on
-    assert_true (s_wait_count (sse, "feedback_submitted", (size_t) votes, 5000));
+    assert_true (svc_sse_wait_count (sse, "feedback_submitted", (size_t) votes, 5000));
     s_id_t first, last;
     s_check_ids (sse, &first, &last); //  one epoch, no hole
     assert_int_equal (first.epoch, before.epoch);
@@ -395,12 +362,12 @@ test_broadcaster_restart_costs_nothing (void **state)
     assert_int_equal (svc_mesh_spawn (mesh, "broadcaster"), 0);
     assert_int_equal (svc_mesh_wait_status (mesh, "/readyz", 200, 20000), 0);
     for (int i = 0; i < 3; i++)
-        s_vote (mesh, token, assistant, 100 + i);
+        svc_want_vote (mesh, token, assistant, 100 + i);
     char last_id[64];
     snprintf (last_id, sizeof last_id, "%lld-%lld", last.epoch, last.seq);
     sse = svc_sse_open (mesh, "/api/run_sse/restart_s1", token, last_id);
     assert_non_null (sse);
-    assert_true (s_wait_count (sse, "feedback_submitted", 3, 5000));
+    assert_true (svc_sse_wait_count (sse, "feedback_submitted", 3, 5000));
     s_id_t replay_first, replay_last;
     s_check_ids (sse, &replay_first, &replay_last);
     assert_int_equal (replay_first.epoch, last.epoch);

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "svc_harness.h"
+#include "svc_tmpfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -242,20 +242,6 @@ s_assert_writes_back (s_writer_t *w)
     assert_int_equal (s_await_count (&w->acked, atomic_load (&w->acked) + 3), 0);
 }
 
-//  Writes a file until the disk has not a page left.
-static void
-s_fill_file (const char *path)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true (fd >= 0);
-    static char chunk[65536];
-    memset (chunk, 'x', sizeof chunk);
-    for (size_t n = sizeof chunk; n >= 4096; n /= 2)
-        while (write (fd, chunk, n) == (ssize_t) n)
-            ;
-    close (fd);
-}
-
 //  Every acknowledged turn's question is in its session, whole.
 static void
 s_assert_acked_present (s_writer_t *w)
@@ -276,8 +262,7 @@ s_assert_acked_present (s_writer_t *w)
     free (query);
 }
 
-static char s_mnt[] = "/tmp/svc_chaos_fs_XXXXXX";
-static bool s_mounted;
+static svc_tmpfs_t s_fs;
 //  Set when no tmpfs could be mounted: the other runs go on, and the
 //  binary exits 77 (skipped) instead of 0 afterwards.
 static bool s_mount_refused;
@@ -287,11 +272,7 @@ static int
 s_unmount (void **state)
 {
     (void) state;
-    if (s_mounted) {
-        umount2 (s_mnt, MNT_DETACH);
-        rmdir (s_mnt);
-        s_mounted = false;
-    }
+    svc_tmpfs_unmount (&s_fs);
     return 0;
 }
 
@@ -299,21 +280,18 @@ static void
 test_disk_full_while_writing (void **state)
 {
     (void) state;
-    assert_non_null (mkdtemp (s_mnt));
-    if (mount ("tmpfs", s_mnt, "tmpfs", 0, "size=4m")) {
-        fprintf (stderr, "skipped: the disk-full run cannot mount a tmpfs on %s: %s (it needs "
-                         "root)\n",
-                 s_mnt, strerror (errno));
-        rmdir (s_mnt);
+    char why[300];
+    if (svc_tmpfs_mount (&s_fs, "svc_chaos_fs_", 4, why, sizeof why)) {
+        fprintf (stderr, "skipped: the disk-full run: %s\n", why);
         s_mount_refused = true;
         skip ();
     }
-    s_mounted = true;
+    const char *mnt = s_fs.path;
     char store_env[700], store[600], filler[600], ballast[600], path[700];
-    snprintf (store, sizeof store, "%s/store", s_mnt);
+    snprintf (store, sizeof store, "%s/store", mnt);
     snprintf (store_env, sizeof store_env, "CHATMESH_STORE_DIR=%s", store);
-    snprintf (filler, sizeof filler, "%s/filler", s_mnt);
-    snprintf (ballast, sizeof ballast, "%s/ballast", s_mnt);
+    snprintf (filler, sizeof filler, "%s/filler", mnt);
+    snprintf (ballast, sizeof ballast, "%s/ballast", mnt);
     const char *env[] = {s_env[0], s_env[1], s_env[2], store_env, NULL};
     static s_writer_t w;
     w.mesh = svc_mesh_start (env);
@@ -324,7 +302,7 @@ test_disk_full_while_writing (void **state)
     assert_int_equal (s_await_count (&w.acked, 5), 0);
 
     //  1. A filler file takes the disk under the running writes.
-    s_fill_file (filler);
+    assert_int_equal (svc_tmpfs_fill (filler), 0);
     assert_int_equal (s_await_count (&w.refused, 1), 0);
     s_assert_not_ready (w.mesh);
     assert_int_equal (unlink (filler), 0);
@@ -357,24 +335,24 @@ test_disk_full_while_writing (void **state)
 
     //  3. A backup onto the full disk fails and leaves no data.mdb (nor
     //  its partial copy) behind.
-    s_fill_file (filler);
+    assert_int_equal (svc_tmpfs_fill (filler), 0);
     char output[16384], command[2048];
     snprintf (command, sizeof command,
               "%s/store/chatmesh-store --store-dir %s --backup %s/backup 2>&1",
-              getenv ("CHATMESH_BIN_DIR"), store, s_mnt);
+              getenv ("CHATMESH_BIN_DIR"), store, mnt);
     assert_int_equal (svc_run (command, output, sizeof output), 1);
     assert_non_null (strstr (output, "No space left on device"));
-    snprintf (path, sizeof path, "%s/backup/data.mdb", s_mnt);
+    snprintf (path, sizeof path, "%s/backup/data.mdb", mnt);
     assert_int_not_equal (access (path, F_OK), 0);
-    snprintf (path, sizeof path, "%s/backup/data.mdb.partial", s_mnt);
+    snprintf (path, sizeof path, "%s/backup/data.mdb.partial", mnt);
     assert_int_not_equal (access (path, F_OK), 0);
 
     //  4. lock.mdb deleted, the disk full: the store exits 1 naming it.
     s_stop_store (w.mesh);
     snprintf (path, sizeof path, "%s/lock.mdb", store);
     assert_int_equal (unlink (path), 0);
-    snprintf (path, sizeof path, "%s/filler2", s_mnt);
-    s_fill_file (path);
+    snprintf (path, sizeof path, "%s/filler2", mnt);
+    assert_int_equal (svc_tmpfs_fill (path), 0);
     s_assert_start_refused (w.mesh, (const char *[]) {"lock.mdb", "No space left on device",
                                                       NULL});
     assert_int_equal (unlink (path), 0);

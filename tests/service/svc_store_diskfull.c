@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "svc_harness.h"
+#include "svc_tmpfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,33 +95,14 @@ s_assert_writes_back (s_disk_t *d, const char *session)
     snprintf (d->acked_ids[d->acked++], 32, "%s", session);
 }
 
-static void
-s_fill_file (const char *path)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true (fd >= 0);
-    static char chunk[65536];
-    memset (chunk, 'x', sizeof chunk);
-    //  Down to single pages, so the disk is full to the last one.
-    for (size_t n = sizeof chunk; n >= 4096; n /= 2)
-        while (write (fd, chunk, n) == (ssize_t) n)
-            ;
-    close (fd);
-}
-
-static char s_mnt[] = "/tmp/svc_tmpfs_XXXXXX";
-static bool s_mounted;
+static svc_tmpfs_t s_fs;
 
 //  A failed test leaves no tmpfs behind.
 static int
 s_unmount (void **state)
 {
     (void) state;
-    if (s_mounted) {
-        umount2 (s_mnt, MNT_DETACH);
-        rmdir (s_mnt);
-        s_mounted = false;
-    }
+    svc_tmpfs_unmount (&s_fs);
     return 0;
 }
 
@@ -129,14 +110,12 @@ static void
 test_disk_full (void **state)
 {
     (void) state;
-    char *mnt = s_mnt;
-    assert_non_null (mkdtemp (mnt));
-    if (mount ("tmpfs", mnt, "tmpfs", 0, "size=4m")) {
-        fprintf (stderr, "skipped: cannot mount a tmpfs on %s: %s\n", mnt, strerror (errno));
-        rmdir (mnt);
+    char why[300];
+    if (svc_tmpfs_mount (&s_fs, "svc_tmpfs_", 4, why, sizeof why)) {
+        fprintf (stderr, "skipped: %s\n", why);
         exit (S_SKIP);
     }
-    s_mounted = true;
+    const char *mnt = s_fs.path;
     char store_dir[600], filler[600], ballast[600];
     snprintf (store_dir, sizeof store_dir, "CHATMESH_STORE_DIR=%s/store", mnt);
     snprintf (filler, sizeof filler, "%s/filler", mnt);
@@ -153,7 +132,7 @@ test_disk_full (void **state)
 
     //  1. A filler file takes the disk.
     assert_int_equal (s_fill (&d, "pre_", 10), 0);
-    s_fill_file (filler);
+    assert_int_equal (svc_tmpfs_fill (filler), 0);
     assert_int_equal (s_fill (&d, "filler_", 200), 1);
     s_assert_not_ready (&d);
     svc_response_t r;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "svc_harness.h"
+#include "svc_json_util.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -38,38 +39,6 @@ s_session (svc_mesh_t *mesh, const char *token, const char *session, char *assis
     snprintf (assistant, 400, "%s",
               json_string_value (json_object_get (data, "assistant_message_id")));
     svc_response_free (&response);
-}
-
-static void
-s_vote (svc_mesh_t *mesh, const char *token, const char *message_id, int i)
-{
-    char path[2048];
-    snprintf (path, sizeof path, "/api/messages/%s/feedback", message_id);
-    svc_response_t response;
-    assert_int_equal (svc_http (mesh, "POST", path, token,
-                                i % 2 ? "{\"feedback_type\": \"downvote\"}"
-                                      : "{\"feedback_type\": \"upvote\"}",
-                                &response),
-                      0);
-    assert_int_equal (response.status, 200);
-    svc_response_free (&response);
-}
-
-//  Waits until the stream holds count events of type.
-static bool
-s_wait_count (svc_sse_t *sse, const char *type, size_t count, int timeout_ms)
-{
-    double deadline = svc_now_ms () + timeout_ms;
-    while (true) {
-        size_t have = 0, n = svc_sse_count (sse);
-        for (size_t i = 0; i < n; i++)
-            have += strcmp (svc_sse_at (sse, i)->event, type) == 0;
-        if (have >= count)
-            return true;
-        if (svc_now_ms () > deadline || svc_sse_closed (sse))
-            return false;
-        svc_sse_wait (sse, NULL, 100);
-    }
 }
 
 //  The reader's stream: no resync, ids of one epoch and consecutive (so
@@ -130,13 +99,13 @@ test_kill_one_broadcaster_under_readers (void **state)
             assert_int_equal (svc_mesh_kill (mesh, "broadcaster2", SIGKILL), 0);
         }
         for (int s = 0; s < S_SESSIONS; s++)
-            s_vote (mesh, token, assistants[s], round);
+            svc_want_vote (mesh, token, assistants[s], round);
     }
     for (int s = 0; s < S_SESSIONS; s++)
         for (int r = 0; r < S_READERS_PER_SESSION; r++) {
             char what[64];
             snprintf (what, sizeof what, "session %d reader %d", s, r);
-            if (!s_wait_count (readers[s][r], "feedback_submitted", S_ROUNDS, 15000)) {
+            if (!svc_sse_wait_count (readers[s][r], "feedback_submitted", S_ROUNDS, 15000)) {
                 size_t n = svc_sse_count (readers[s][r]);
                 for (size_t i = 0; i < n; i++)
                     fprintf (stderr, "  %s %s\n", svc_sse_at (readers[s][r], i)->id,
