@@ -205,28 +205,7 @@ test_format_2_store_upgrades (void **state)
 {
     (void) state;
     char dir[] = "/tmp/st_idem_XXXXXX";
-    assert_non_null (mkdtemp (dir));
-    st_db_t *db = NULL;
-    assert_int_equal (st_db_open (dir, 1 << 20, false, &db), 0);
-    MDB_txn *txn = NULL;
-    assert_int_equal (st_db_write_begin (db, NULL, &txn), 0);
-    assert_int_equal (mdb_drop (txn, st_db_dbi (db, ST_DBI_IDEM), 1), 0);
-    assert_int_equal (st_db_commit (txn), 0);
-    st_db_destroy (&db);
-    assert_int_equal (st_db_open (dir, 1 << 20, false, &db), CM_EDB);
-    st_format_t format;
-    char why[ST_FORMAT_WHY_MAX];
-    assert_int_equal (st_format_read (dir, &format, why, sizeof why), 0);
-    format.version = 2;
-    assert_int_equal (st_format_write (dir, &format), 0);
-    assert_int_equal (st_db_open (dir, 1 << 20, false, &db), 0);
-    assert_int_equal (st_format_read (dir, &format, why, sizeof why), 0);
-    assert_int_equal (format.version, ST_FORMAT_VERSION);
-    assert_int_equal (st_db_read_begin (db, &txn), 0);
-    const void *data;
-    size_t size;
-    assert_int_equal (st_db_get_raw (db, txn, ST_DBI_IDEM, "k", 1, &data, &size), CM_ENOTFOUND);
-    st_db_read_end (db, txn);
+    st_db_t *db = st_format_upgrade (dir, ST_DBI_IDEM, 2);
     st_db_destroy (&db);
     st_rmtree (dir);
 }

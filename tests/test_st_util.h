@@ -15,6 +15,7 @@
 #include "cm_event.h"
 #include "cm_time.h"
 #include "st_db.h"
+#include "st_format.h"
 #include "st_ops.h"
 
 #include <ftw.h>
@@ -234,6 +235,43 @@ st_event_data (st_fixture_t *f, const char *name)
 {
     int i = st_event_index (f, name);
     return i < 0 ? NULL : cm_map_get (cm_arr_at (f->events, (size_t) i), "data");
+}
+
+//  The upgrade of a store made by a build of format `old`, from before
+//  database dbi existed. Makes a store in dir (a mkdtemp template, filled
+//  in), drops dbi, and checks: saying the current format without dbi it is
+//  damage (CM_EDB); saying `old` it opens, gets dbi back (empty, "k" not
+//  found) and says the current format after, with the same id. Returns the
+//  open store; the caller destroys it and removes dir.
+static inline st_db_t *
+st_format_upgrade (char *dir, st_dbi_t dbi, int old)
+{
+    assert_non_null (mkdtemp (dir));
+    st_db_t *db = NULL;
+    assert_int_equal (st_db_open (dir, 1 << 20, false, &db), 0);
+    MDB_txn *txn = NULL;
+    assert_int_equal (st_db_write_begin (db, NULL, &txn), 0);
+    assert_int_equal (mdb_drop (txn, st_db_dbi (db, dbi), 1), 0);
+    assert_int_equal (st_db_commit (txn), 0);
+    st_db_destroy (&db);
+    st_format_t format;
+    char why[ST_FORMAT_WHY_MAX];
+    assert_int_equal (st_format_read (dir, &format, why, sizeof why), 0);
+    assert_int_equal (format.version, ST_FORMAT_VERSION);
+    assert_int_equal (st_db_open (dir, 1 << 20, false, &db), CM_EDB);
+    format.version = old;
+    assert_int_equal (st_format_write (dir, &format), 0);
+    assert_int_equal (st_db_open (dir, 1 << 20, false, &db), 0);
+    st_format_t after;
+    assert_int_equal (st_format_read (dir, &after, why, sizeof why), 0);
+    assert_int_equal (after.version, ST_FORMAT_VERSION);
+    assert_string_equal (after.id, format.id);
+    assert_int_equal (st_db_read_begin (db, &txn), 0);
+    const void *data;
+    size_t size;
+    assert_int_equal (st_db_get_raw (db, txn, dbi, "k", 1, &data, &size), CM_ENOTFOUND);
+    st_db_read_end (db, txn);
+    return db;
 }
 
 #endif
