@@ -19,7 +19,7 @@ static void *
 s_run (void *arg)
 {
     const char *token = arg;
-    char user[GW_USER_MAX + 1];
+    char user[CM_USER_MAX + 1];
     const char *why = NULL;
     int rc = gw_jwt_verify (s_secret, strlen (s_secret), token, 1700000000, user, &why);
     if (rc == 0 || rc != CM_EINVAL || !why)

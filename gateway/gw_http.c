@@ -63,7 +63,7 @@ typedef struct {
     const struct mg_request_info *ri;
     gw_match_t match;
     const char *origin;     //  CORS origin to echo, or NULL
-    char user[GW_USER_MAX + 1];
+    char user[CM_USER_MAX + 1];
     bool admin;             //  an operator (gw_admin.h), set by s_auth
     char client[GW_PROXY_ADDR_MAX]; //  the caller's address (gw_proxy.h)
     bool head;              //  HEAD: headers only

@@ -105,7 +105,7 @@ s_numeric_date (json_t *claims, const char *name, double *value, const char **wh
 static bool
 s_user_ok (const char *user, size_t len)
 {
-    if (!user || len == 0 || len > GW_USER_MAX || strlen (user) != len)
+    if (!user || len == 0 || len > CM_USER_MAX || strlen (user) != len)
         return false;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char) user[i] < 0x20 || user[i] == 0x7f)

@@ -13,11 +13,12 @@
 #ifndef GW_JWT_H_INCLUDED
 #define GW_JWT_H_INCLUDED
 
+#include "cm_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_USER_MAX 128
 #define GW_TOKEN_MAX 8192
 //  Deepest JSON nesting of the header or the claims.
 #define GW_JWT_DEPTH_MAX 4
@@ -25,9 +26,10 @@
 #define GW_JWT_DATE_MAX 253402300799.0
 
 //  Verifies `token` against the secret at time now (seconds since the
-//  epoch). 0 with the `sub` claim copied into user (GW_USER_MAX + 1 bytes),
-//  or CM_EINVAL with a short reason (static storage) in *why, fit to show
-//  to the client ("token expired").
+//  epoch). 0 with the `sub` claim copied into user (CM_USER_MAX + 1 bytes:
+//  the store's limit of a caller, cm_msg.h), or CM_EINVAL with a short
+//  reason (static storage) in *why, fit to show to the client ("token
+//  expired").
 int gw_jwt_verify (const char *secret, size_t secret_len, const char *token, int64_t now,
                    char *user, const char **why);
 

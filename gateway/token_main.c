@@ -54,8 +54,8 @@ main (int argc, char **argv)
             return 2;
         }
     }
-    if (!user || !*user || strlen (user) > GW_USER_MAX) {
-        fprintf (stderr, "chatmesh-token: --user NAME (1..%d chars) is required\n", GW_USER_MAX);
+    if (!user || !*user || strlen (user) > CM_USER_MAX) {
+        fprintf (stderr, "chatmesh-token: --user NAME (1..%d chars) is required\n", CM_USER_MAX);
         return 2;
     }
     static char secret[GW_SECRET_MAX + 1];

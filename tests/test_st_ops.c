@@ -1,6 +1,8 @@
 /*  test_st_ops.c: the store's request logic over a temp LMDB, no sockets.  */
 #include "test_st_util.h"
 
+#include "st_key.h"
+
 #include <math.h>
 
 #define ID 400
@@ -642,6 +644,37 @@ test_rate_limit_exhaustion_changes_nothing (void **state)
     assert_int_equal (st_write (f, consume, NULL), CM_ERATELIMIT);
 }
 
+//  A rate key over its limit (CM_MAP_KEY_MAX), even one longer than a
+//  store key (ST_KEY_MAX, once answered CM_EDB as if the database were
+//  damaged), is a malformed request: CM_EPROTO from the schema, before the
+//  handler. One at the limit is served.
+static void
+test_rate_key_limit (void **state)
+{
+    st_fixture_t *f = *state;
+    const struct {
+        size_t len;
+        int rc;
+    } rows[] = {{CM_MAP_KEY_MAX, 0}, {CM_MAP_KEY_MAX + 1, CM_EPROTO}, {ST_KEY_MAX + 1, CM_EPROTO}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *key = malloc (rows[i].len + 1);
+        memset (key, 'k', rows[i].len);
+        key[rows[i].len] = 0;
+        cm_envelope_t *consume = st_req (CM_MSG_RATE_CONSUME, NULL);
+        cm_map_set_str (consume->payload, "key", key);
+        cm_map_set_int (consume->payload, "limit", 5);
+        cm_envelope_t *reply = NULL;
+        int rc = st_write (f, consume, &reply);
+        if (rc != rows[i].rc)
+            fail_msg ("a %zu-byte rate key: %s, expected %s", rows[i].len, cm_error_name (rc),
+                      cm_error_name (rows[i].rc));
+        if (rc == 0)
+            assert_int_equal (cm_map_int (reply->payload, "remaining", -1), 4);
+        cm_envelope_destroy (&reply);
+        free (key);
+    }
+}
+
 static void
 test_malformed_is_eproto_and_batch_isolated (void **state)
 {
@@ -1108,6 +1141,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unknown_task_status, s_setup, st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_rate_limit_exhaustion_changes_nothing, s_setup,
                                          st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_rate_key_limit, s_setup, st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_is_eproto_and_batch_isolated, s_setup,
                                          st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_failure_after_write_rolls_back_alone, s_setup,
