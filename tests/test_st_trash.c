@@ -451,12 +451,12 @@ test_format_4_store_upgrades (void **state)
     st_format_t format;
     char why[ST_FORMAT_WHY_MAX];
     assert_int_equal (st_format_read (dir, &format, why, sizeof why), 0);
-    assert_int_equal (format.version, 5);
+    assert_int_equal (format.version, ST_FORMAT_VERSION);
     format.version = 4;
     assert_int_equal (st_format_write (dir, &format), 0);
     assert_int_equal (st_db_open (dir, 1 << 20, false, &db), 0);
     assert_int_equal (st_format_read (dir, &format, why, sizeof why), 0);
-    assert_int_equal (format.version, 5);
+    assert_int_equal (format.version, ST_FORMAT_VERSION);
     assert_int_equal (st_db_write_begin (db, NULL, &txn), 0);
     assert_int_equal (st_db_put_raw (db, txn, ST_DBI_TRASH, "k", 1, "v", 1), 0);
     assert_int_equal (st_db_commit (txn), 0);
