@@ -124,6 +124,35 @@ s_open_refused (const char *dir, int rc)
         cm_error ("opening LMDB in %s failed: %s", dir, mdb_strerror (rc));
 }
 
+//  Format 6: a session's event counter is its newest logged event's seq
+//  (st_events.h), so the per-session heads of event_heads go; "#epoch"
+//  (whose '#' no session id has) stays. They equal the newest event's seq
+//  (written in its txn, and retention never deletes the newest), so no
+//  counter moves back.
+static int
+s_drop_event_heads (MDB_txn *txn, MDB_dbi heads)
+{
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, heads, &cursor);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    size_t dropped = 0;
+    while ((rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
+        if (k.mv_size > 0 && ((const char *) k.mv_data)[0] == '#')
+            continue;
+        if ((rc = mdb_cursor_del (cursor, 0)) != 0)
+            break;
+        dropped++;
+    }
+    mdb_cursor_close (cursor);
+    if (dropped)
+        cm_notice ("dropped %zu session heads of event_heads (format 6 reads a session's "
+                   "newest event instead)",
+                   dropped);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 //  Opens the named databases. kind NEW creates them; EXISTING creates
 //  only those its format (format_version) predates: a store with a format
 //  file has all of its format's, so a missing one is damage (a meta root
@@ -154,6 +183,8 @@ s_open_dbis (st_db_t *self, const char *dir, st_open_kind_t kind, unsigned forma
             return CM_EDB;
         }
     }
+    if (rc == 0 && (kind == ST_OPEN_MIGRATE || (kind == ST_OPEN_EXISTING && format_version < 6)))
+        rc = s_drop_event_heads (txn, self->dbis[ST_DBI_EVENT_HEADS]);
     if (rc == 0)
         rc = mdb_txn_commit (txn);
     else if (txn)

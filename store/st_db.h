@@ -25,7 +25,7 @@
       audit_chain    "head"                              -> chain head (st_chain.h)
       counters       kind day(4 BE) name \0 counter      -> count (u64 BE, st_analytics.h)
       events         session_id \0 seq(8 BE)             -> event envelope (st_events.h)
-      event_heads    session_id | "#epoch"               -> last seq | epoch (u64 BE)
+      event_heads    "#epoch"                            -> epoch (u64 BE; format 6)
 
     Hot counters are fixed-size binary records, not msgpack, so a vote or a
     rate-limited request never decodes or re-encodes a map (and a vote

@@ -40,6 +40,44 @@ s_head_get (st_db_t *db, MDB_txn *txn, const char *key, uint64_t *value)
     return 0;
 }
 
+//  The session's last seq: that of its newest logged event (0 before its
+//  first). Retention never deletes the newest, so this is the counter
+//  itself, read from the page the next event goes to, and no head record
+//  is rewritten per event (docs/store.md, "Event log").
+static int
+s_last_seq (st_db_t *db, MDB_txn *txn, const char *session_id, uint64_t *seq)
+{
+    *seq = 0;
+    size_t len = strlen (session_id);
+    unsigned char key[S_KEY_MAX];
+    s_event_key (key, session_id, len, UINT64_MAX);
+    MDB_cursor *cursor;
+    int rc = st_db_error (mdb_cursor_open (txn, st_db_dbi (db, ST_DBI_EVENTS), &cursor),
+                          "mdb_cursor_open");
+    if (rc)
+        return rc;
+    //  The first key from the session's highest possible one (a seq never
+    //  reached), then back one: the session's newest, if it has any. Only
+    //  keys are read, so a damaged event (refused by events_after) does not
+    //  stop its session's numbering.
+    MDB_val k = {len + 9, key}, v;
+    int mrc = mdb_cursor_get (cursor, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0)
+        mrc = mdb_cursor_get (cursor, &k, &v, MDB_PREV);
+    else if (mrc == MDB_NOTFOUND)
+        mrc = mdb_cursor_get (cursor, &k, &v, MDB_LAST);
+    mdb_cursor_close (cursor);
+    rc = st_db_error (mrc, "mdb_cursor_get");
+    if (rc == CM_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (k.mv_size == len + 9 && memcmp (k.mv_data, session_id, len) == 0
+        && ((unsigned char *) k.mv_data)[len] == 0)
+        *seq = st_db_be64_get ((unsigned char *) k.mv_data + len + 1);
+    return 0;
+}
+
 static int
 s_head_put (st_db_t *db, MDB_txn *txn, const char *key, uint64_t value)
 {
@@ -63,7 +101,7 @@ s_number_one (st_db_t *db, MDB_txn *txn, cm_value_t *event, uint64_t epoch, size
     if (!cm_session_id_valid (session_id))
         return 0;
     uint64_t seq;
-    int rc = s_head_get (db, txn, session_id, &seq);
+    int rc = s_last_seq (db, txn, session_id, &seq);
     if (rc)
         return rc;
     seq++;
@@ -87,8 +125,6 @@ s_number_one (st_db_t *db, MDB_txn *txn, cm_value_t *event, uint64_t epoch, size
     unsigned char key[S_KEY_MAX];
     size_t key_len = s_event_key (key, session_id, len, seq);
     rc = st_db_put_raw (db, txn, ST_DBI_EVENTS, key, key_len, *buffer, size);
-    if (rc == 0)
-        rc = s_head_put (db, txn, session_id, seq);
     if (rc == 0 && seq > keep) {
         key_len = s_event_key (key, session_id, len, seq - keep);
         rc = st_db_del (db, txn, ST_DBI_EVENTS, key, key_len);
@@ -202,7 +238,7 @@ st_events_after (st_db_t *db, MDB_txn *txn, const char *session_id, const cm_eve
     uint64_t epoch, last_seq;
     int rc = st_events_epoch (db, txn, &epoch);
     if (rc == 0)
-        rc = s_head_get (db, txn, session_id, &last_seq);
+        rc = s_last_seq (db, txn, session_id, &last_seq);
     if (rc)
         return rc;
     //  An id of another store, or one this session never reached: all

@@ -2,8 +2,12 @@
     (docs/store.md, "Event log").
 
     Every write txn numbers the events it commits (st_batch_run calls
-    st_events_number just before the commit): each session has a counter
-    in event_heads, and its next event gets counter + 1, in the same txn.
+    st_events_number just before the commit): a session's counter is the
+    seq of its newest logged event (retention never deletes the newest),
+    and its next event gets counter + 1, in the same txn. No head record
+    is rewritten per event: the event's own page is the only one it
+    dirties (store format 6; format 4-5 kept a head per session in
+    event_heads, dropped when such a store opens).
     An id "<epoch>-<seq>" therefore means the same event forever: a
     restart, a broadcaster restart or a replay from here cannot reissue it.
     epoch is one number per store (event_heads "#epoch", the commit time
@@ -13,7 +17,7 @@
     `keep` events (appending seq s deletes s - keep), so the log is
     bounded by keep events per session.
 
-      event_heads  session_id -> last seq (u64 BE); "#epoch" -> epoch (u64 BE)
+      event_heads  "#epoch" -> epoch (u64 BE)
       events       session_id \0 seq(8 BE) -> encoded event envelope
 
     st_events_after answers the `events_after` read (a gateway's

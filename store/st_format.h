@@ -33,10 +33,12 @@
 #define ST_FORMAT_FILE "chatmesh-store.format"
 //  Format 2 added the versions named database, format 3 idem, audit_chain
 //  and counters, format 4 events and event_heads, format 5 trash (deleted
-//  records during the undo window). A store of an older format opens: the
-//  databases its format lacks are created and the file says 5 after
-//  (st_db_open; an older build then refuses it, naming both formats).
-#define ST_FORMAT_VERSION 5
+//  records during the undo window); format 6 keeps only "#epoch" in
+//  event_heads (a session's counter is its newest event, st_events.h). A
+//  store of an older format opens: the databases its format lacks are
+//  created, its event_heads loses the session heads, and the file says 6
+//  after (st_db_open; an older build then refuses it, naming both formats).
+#define ST_FORMAT_VERSION 6
 #define ST_FORMAT_VERSION_MIN 1
 //  Room for any "why" text below.
 #define ST_FORMAT_WHY_MAX 256

@@ -3,6 +3,7 @@
 #include "test_st_util.h"
 
 #include "st_events.h"
+#include "st_format.h"
 
 //  The id of event i of the last write, parsed.
 static cm_event_id_t
@@ -132,9 +133,9 @@ test_refused_mints_nothing (void **state)
     st_fixture_destroy (&f);
 }
 
-//  Numbers n bare events of session in one txn with keep.
-static uint64_t
-s_number (st_fixture_t *f, const char *session, size_t n, size_t keep)
+//  Numbers n bare events of session in one txn with keep; the last id.
+static cm_event_id_t
+s_number_id (st_fixture_t *f, const char *session, size_t n, size_t keep)
 {
     MDB_txn *txn = NULL;
     assert_int_equal (st_db_write_begin (f->db, NULL, &txn), 0);
@@ -153,7 +154,14 @@ s_number (st_fixture_t *f, const char *session, size_t n, size_t keep)
     cm_event_id_t id;
     assert_int_equal (cm_event_id_parse (cm_map_str (cm_arr_at (events, n - 1), "id"), &id), 0);
     cm_value_destroy (&events);
-    return id.epoch;
+    return id;
+}
+
+//  The same, its epoch.
+static uint64_t
+s_number (st_fixture_t *f, const char *session, size_t n, size_t keep)
+{
+    return s_number_id (f, session, n, keep).epoch;
 }
 
 static void
@@ -236,6 +244,74 @@ test_budget_keeps_the_newest (void **state)
     st_fixture_destroy (&f);
 }
 
+//  A session's count is its own newest event's, whatever sessions sort
+//  beside it (one whose id it begins, one that begins it, the first and
+//  the last in the log), and it goes on when older events were trimmed.
+static void
+test_count_is_the_sessions_newest (void **state)
+{
+    (void) state;
+    st_fixture_t *f = st_fixture_new (16u << 20, 3);
+    assert_int_equal (s_number_id (f, "s-k", 2, 100).seq, 2);
+    assert_int_equal (s_number_id (f, "s-k2", 3, 100).seq, 3);
+    assert_int_equal (s_number_id (f, "s-", 1, 100).seq, 1);
+    assert_int_equal (s_number_id (f, "s-a", 4, 100).seq, 4);  //  the first key
+    assert_int_equal (s_number_id (f, "s-z", 5, 100).seq, 5);  //  the last key
+    assert_int_equal (s_number_id (f, "s-k", 1, 100).seq, 3);
+    assert_int_equal (s_number_id (f, "s-k2", 1, 100).seq, 4);
+    assert_int_equal (s_number_id (f, "s-", 1, 100).seq, 2);
+    assert_int_equal (s_number_id (f, "s-z", 1, 100).seq, 6);
+    assert_int_equal (s_number_id (f, "s-a", 1, 100).seq, 5);
+    //  keep 1: only the newest is held, and the count still goes on.
+    assert_int_equal (s_number_id (f, "s-k", 4, 1).seq, 7);
+    assert_int_equal (s_number_id (f, "s-k", 1, 1).seq, 8);
+    s_expect (f, NULL, true, 8, 8);
+    st_fixture_destroy (&f);
+}
+
+//  A store of format 5 kept a head per session in event_heads: it opens
+//  as format 6 without them ("#epoch" stays), and every session counts on
+//  from its newest event under the same epoch.
+static void
+test_format_5_store_upgrades (void **state)
+{
+    (void) state;
+    st_fixture_t *f = st_fixture_new (16u << 20, 3);
+    cm_event_id_t last = s_number_id (f, "s-k", 3, 100);
+    MDB_txn *txn = NULL;
+    unsigned char head[8];
+    st_db_be64_put (head, last.seq);
+    assert_int_equal (st_db_write_begin (f->db, NULL, &txn), 0);
+    assert_int_equal (st_db_put_raw (f->db, txn, ST_DBI_EVENT_HEADS, "s-k", 3, head, 8), 0);
+    assert_int_equal (st_db_commit (txn), 0);
+    st_ops_destroy (&f->ops);
+    st_db_destroy (&f->db);
+    st_format_t format;
+    char why[ST_FORMAT_WHY_MAX];
+    assert_int_equal (st_format_read (f->dir, &format, why, sizeof why), 0);
+    format.version = 5;
+    assert_int_equal (st_format_write (f->dir, &format), 0);
+    assert_int_equal (st_db_open (f->dir, 16u << 20, false, &f->db), 0);
+    st_ops_config_t config = {.lease_ms = 10000, .max_attempts = 3,
+                              .retention_ms = 86400000, .worker_live_ms = 30000};
+    f->ops = st_ops_new (f->db, &config);
+    assert_int_equal (st_format_read (f->dir, &format, why, sizeof why), 0);
+    assert_int_equal (format.version, ST_FORMAT_VERSION);
+    const void *data;
+    size_t size;
+    assert_int_equal (st_db_read_begin (f->db, &txn), 0);
+    assert_int_equal (st_db_get_raw (f->db, txn, ST_DBI_EVENT_HEADS, "s-k", 3, &data, &size),
+                      CM_ENOTFOUND);
+    uint64_t epoch = 0;
+    assert_int_equal (st_events_epoch (f->db, txn, &epoch), 0);
+    st_db_read_end (f->db, txn);
+    assert_int_equal (epoch, last.epoch);
+    cm_event_id_t next = s_number_id (f, "s-k", 1, 100);
+    assert_int_equal (next.epoch, last.epoch);
+    assert_int_equal (next.seq, last.seq + 1);
+    st_fixture_destroy (&f);
+}
+
 //  Bad input gets a precise error.
 static void
 test_bad_requests (void **state)
@@ -268,6 +344,8 @@ main (void)
         cmocka_unit_test (test_refused_mints_nothing),
         cmocka_unit_test (test_retention_and_completeness),
         cmocka_unit_test (test_budget_keeps_the_newest),
+        cmocka_unit_test (test_count_is_the_sessions_newest),
+        cmocka_unit_test (test_format_5_store_upgrades),
         cmocka_unit_test (test_bad_requests),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
