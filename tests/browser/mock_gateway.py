@@ -9,7 +9,7 @@ an event the mesh would not send raises instead of reaching the page.
 Tokens are read, not verified: this is a test double, never a server.
 
     python3 tests/browser/mock_gateway.py --port 18090
-    python3 tests/browser/mock_gateway.py --print-token alice
+    python3 tests/browser/mock_gateway.py --print-token alice [--ttl SECONDS]
 """
 import argparse
 import base64
@@ -484,9 +484,10 @@ def main():
     ap.add_argument('--port', type=int, default=18090)
     ap.add_argument('--delay', type=float, default=0.25, help='seconds between streamed chunks')
     ap.add_argument('--print-token', metavar='USER')
+    ap.add_argument('--ttl', type=int, default=86400, help='seconds the printed token is valid')
     args = ap.parse_args()
     if args.print_token:
-        print(make_token(args.print_token))
+        print(make_token(args.print_token, args.ttl))
         return 0
     MESH = Mesh(args.delay)
     server = ThreadingHTTPServer(('127.0.0.1', args.port), Handler)
