@@ -2,7 +2,7 @@
 """A stand-in for the chatmesh gateway, for frontend work without the mesh.
 
 It serves web/ and implements the parts of docs/api.md the frontend uses
-(sessions, run_sse, regenerate, edit, delete, feedback, the SSE stream with
+(sessions, run_sse, regenerate, edit and its history, delete, feedback, the SSE stream with
 ids and Last-Event-ID replay) in memory, with a fake streaming generator.
 Its events are named and checked by web/js/events.js (from proto/cm_event.h):
 an event the mesh would not send raises instead of reaching the page.
@@ -109,6 +109,7 @@ class Mesh:
         self.lock = threading.RLock()
         self.sessions = {}
         self.votes = {}  # (user, message) -> type
+        self.edits = {}  # message id -> its edit history, oldest first
         self.delay = delay
         self.epoch = int(time.time() * 1000)
         self.replayed = 0  # events sent again after a Last-Event-ID
@@ -364,6 +365,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'recent_feedback': [], 'timestamp': now(),
                                             'feedback_summary': {'upvotes': md['upvotes'], 'downvotes': md['downvotes'],
                                                                  'total': md['upvotes'] + md['downvotes']}})
+            if parts[2:] == ['history'] and method == 'GET':
+                edits = MESH.edits.get(msg['id'], [])
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'edit_count': len(edits),
+                                            'history': edits, 'timestamp': now()})
             if parts[2:] == [] and method == 'PUT':
                 content = str(body.get('content', '')).strip()
                 if not content:
@@ -371,6 +376,8 @@ class Handler(BaseHTTPRequestHandler):
                 old = msg['content']
                 msg['content'] = content
                 msg['metadata']['edited'] = True
+                MESH.edits.setdefault(msg['id'], []).append({'id': 'hist_' + uuid.uuid4().hex, 'original_content': old,
+                                                      'edited_content': content, 'edit_timestamp': now(), 'user_id': user})
                 MESH.publish(sid, EV['MESSAGE_EDITED'], {'messageId': msg['id'], 'content': content, 'previousContent': old, 'edited': True})
                 regen = msg['role'] == 'user' and body.get('trigger_regeneration', True)
                 if regen:

@@ -324,6 +324,14 @@ class UiTest:
         check(self.js(a, "return localStorage.getItem('chatmesh.token')") == self.mesh.token, 'token not kept')
         self.install_probe(a)
 
+    def check_header(self, driver, session_id, title):
+        """The conversation's header names the session by its title, never by its id."""
+        self.wait(driver, lambda d: d.find_element(By.ID, 'session-title').text == title,
+                  f'the header titled {title!r}, not {driver.find_element(By.ID, "session-title").text!r}')
+        head = driver.find_element(By.CSS_SELECTOR, '.chat-head')
+        check(session_id not in head.text and session_id not in head.get_attribute('innerHTML'),
+              f'the session id is in the header: {head.text!r}')
+
     def step_ask(self):
         a = self.a
         a.find_element(By.ID, 'new-session').click()
@@ -342,6 +350,7 @@ class UiTest:
         check(self.session_id.startswith('s_'), f'session id {self.session_id!r}')
         self.wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, f'#session-list [data-session-id="{self.session_id}"][aria-current="true"]'),
                   'the session listed and marked current')
+        self.check_header(a, self.session_id, 'What is chatmesh?')
         self.shot(a, '02-answered')
 
     def step_second_window(self):
@@ -421,6 +430,7 @@ class UiTest:
         a.refresh()
         self.wait(a, self.settled(a, 2), 'the conversation after a reload')
         self.install_probe(a)
+        self.check_header(a, self.session_id, 'What is chatmesh?')
         panel = self.wait(a, lambda d: (lambda p: p if p.is_displayed() else False)(
             d.find_element(By.CSS_SELECTOR, f'[data-message-id="{answer}"] details.thought-process')),
             'the thought-process panel after a reload')
@@ -713,6 +723,36 @@ class UiTest:
             self.wait(d, self.settled(d, 2), f'the answer regenerated after the edit in window {name}')
         self.shot(a, '08-edited')
 
+    def step_edit_history(self):
+        # The "edited" tag opens the question's edit history: the text
+        # before and after the edit, as the store has it; Esc closes it and
+        # the focus goes back to the tag.
+        a = self.a
+        question = self.messages(a)[0]['id']
+        tag = a.find_element(By.CSS_SELECTOR, f'[data-message-id="{question}"] [data-marker="edited"]')
+        check(tag.tag_name == 'button' and tag.is_displayed(), 'the "edited" tag is not a button')
+        tag.click()
+        dialog = self.wait(a, lambda d: (lambda x: x.is_displayed() and x)(d.find_element(By.ID, 'history-dialog')),
+                           'the edit history dialog')
+        status, reply = self.mesh.api(f'/api/messages/{question}/history', self.mesh.token)
+        check(status == 200, f'GET .../history: {status} {reply}')
+        want = [[h['original_content'], h['edited_content']] for h in reply['history']]
+        check(want == [['What is **chatmesh**?', 'What is _chatmesh_, in one line?']], f'the stored history {want}')
+        shown = self.wait(a, lambda d: self.js(d, """return [...document.querySelectorAll('#history-list .history-entry')].map((e) =>
+            ['before', 'after'].map((side) => e.querySelector(`[data-side="${side}"]`).textContent))"""), 'the history entries')
+        check(shown == want, f'the dialog shows {shown}, the store has {want}')
+        self.shot(a, '08b-edit-history')
+        a.set_window_size(390, 844)
+        try:
+            width = self.js(a, 'return arguments[0].getBoundingClientRect().width', dialog)
+            check(width <= 390, f'the history dialog is {width}px wide on a phone')
+            self.shot(a, '08c-edit-history-phone')
+        finally:
+            a.set_window_size(1280, 900)
+        a.switch_to.active_element.send_keys(Keys.ESCAPE)
+        self.wait(a, lambda d: not dialog.is_displayed(), 'the history dialog to close on Esc')
+        check(self.js(a, 'return document.activeElement === arguments[0]', tag), 'the focus did not go back to the "edited" tag')
+
     def step_delete(self):
         a, b = self.a, self.b
         self.send_query(a, 'A second question, to be deleted')
@@ -954,6 +994,7 @@ class UiTest:
             if self.mesh.mock:
                 self.run_step('reconnect_replay', self.step_reconnect_replay)
             self.run_step('edit_with_regeneration', self.step_edit)
+            self.run_step('edit_history', self.step_edit_history)
             self.run_step('delete_with_followers', self.step_delete)
             self.run_step('markup_is_text', self.step_xss)
             self.run_step('markdown_renderer', self.step_markdown)

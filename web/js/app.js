@@ -11,6 +11,7 @@ import { createApi } from './api.js';
 import { TOKEN_KEY, checkToken, readStoredToken, storeToken } from './auth.js';
 import { icon } from './icons.js';
 import { createActions, reportError } from './actions.js';
+import { createHistory } from './history.js';
 import { plainText } from './markdown.js';
 import { applyEvent, findMessage as findIn, normalizeMessage, reconcile } from './model.js';
 import { createStop } from './stop.js';
@@ -119,7 +120,6 @@ function openSession(id, { local = false } = {}) {
   state.loadSeq += 1;
   $('#messages').replaceChildren();
   $('#session-title').textContent = local ? 'New session' : 'Loading…';
-  $('#session-id').textContent = id;
   // A session that exists only here would be "not found" after a reload.
   setSessionHash(local ? null : id);
   renderSessionList();
@@ -204,6 +204,7 @@ function findMessage(id) {
 
 const actions = createActions({ state, api, refreshSessionsSoon, resyncSoon: (delay) => resyncSoon(delay) });
 const stopper = createStop({ state, api });
+const editHistory = createHistory({ api });
 
 /* ---------- SSE events ---------- */
 
@@ -431,6 +432,7 @@ bindView(state, {
   action: actions.runAction,
   buildEditor: actions.buildEditor,
   rendered: stopper.sync,
+  history: editHistory.open,
   openSession: (id, local) => {
     openSession(id, { local });
     closeSidebarOnPhone();
