@@ -263,15 +263,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {'success': True, 'replayed': MESH.replayed})
         if not path.startswith('/api/'):
             return self.static(path) if method == 'GET' else self.fail('method_not_allowed', 'No.')
+        # The body is read before anything is refused: left unread on a
+        # kept-alive connection, it would be taken for the next request.
+        body = self.body() if method in ('POST', 'PUT') else None
         user = self.user(query)
         if not user:
             return self.fail('unauthorized', 'A valid access token is required.')
         parts = [unquote(p) for p in path.split('/')[2:]]
-        body = None
-        if method in ('POST', 'PUT'):
-            body = self.body()
-            if body is None:
-                return self.fail('invalid_json', 'The request body is not valid JSON.')
+        if method in ('POST', 'PUT') and body is None:
+            return self.fail('invalid_json', 'The request body is not valid JSON.')
         with MESH.lock:
             return self.api(method, parts, user, body, query)
 

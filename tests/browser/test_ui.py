@@ -927,6 +927,53 @@ class UiTest:
         notice.find_element(By.CSS_SELECTOR, '.notice-close').click()
         self.js(a, "document.querySelector('#composer textarea').value = ''")
 
+    def step_expired_draft(self):
+        # Signed in with a token that runs out: the message typed meanwhile
+        # is refused (401), and kept: the sign-in form says so, a reload keeps
+        # it (sessionStorage), and after signing in again it is back in the
+        # message box. In a new session, whose page holds no stream that
+        # could meet the 401 first.
+        a = self.a
+        ttl = 15
+        a.find_element(By.ID, 'sign-out').click()
+        box = self.wait(a, lambda d: (lambda b: b.is_displayed() and b)(d.find_element(By.ID, 'token-input')), 'the sign-in form')
+        short = self.mesh.mint(self.mesh.user, ttl=ttl)
+        if not short:
+            raise Skipped('a given URL cannot mint a short-lived token')
+        part = short.split('.')[1]
+        exp = json.loads(base64.urlsafe_b64decode(part + '=' * (-len(part) % 4)))['exp']
+        box.send_keys(short)
+        a.find_element(By.ID, 'sign-in').click()
+        self.wait(a, lambda d: d.find_element(By.ID, 'user-name').text == self.mesh.user, 'signed in with the short-lived token')
+        a.find_element(By.ID, 'new-session').click()
+        draft = 'A question typed while the sign-in ran out,\nin two lines'
+        a.find_element(By.CSS_SELECTOR, '#composer textarea').send_keys(draft.replace('\n', Keys.SHIFT + Keys.ENTER + Keys.SHIFT))
+        check(a.find_element(By.CSS_SELECTOR, '#composer textarea').get_attribute('value') == draft, 'the draft was not typed')
+        self.wait(a, lambda d: time.time() > exp + 1, f'the token to expire ({ttl} s)', timeout=ttl + TIMEOUT)
+        sessions_before = self.mesh.api('/api/sessions', self.mesh.token)[1]['sessions']
+        a.find_element(By.ID, 'send').click()
+        self.wait(a, lambda d: d.find_element(By.ID, 'token-input').is_displayed(), 'the sign-in form after the 401')
+        notes = [n.text for n in a.find_elements(By.CSS_SELECTOR, '.notice[data-kind="error"]')]
+        check(any('sign in again' in t and 'kept' in t for t in notes), f'no notice offering to sign in again: {notes}')
+        check(not any(t.startswith('Sending failed') for t in notes), f'a second notice for the same 401: {notes}')
+        check(a.find_element(By.ID, 'draft-kept').is_displayed(), 'the sign-in form does not say the draft is kept')
+        check(self.js(a, "return sessionStorage.getItem('chatmesh.draft')") == draft, 'the draft is not kept in sessionStorage')
+        check(self.mesh.api('/api/sessions', self.mesh.token)[1]['sessions'] == sessions_before, 'the refused message was stored')
+        self.shot(a, '26-expired-draft-kept')
+        a.refresh()
+        box = self.wait(a, lambda d: (lambda b: b.is_displayed() and b)(d.find_element(By.ID, 'token-input')), 'the sign-in form after a reload')
+        check(a.find_element(By.ID, 'draft-kept').is_displayed(), 'the kept draft is not mentioned after a reload')
+        self.install_probe(a)
+        box.send_keys(self.mesh.token)
+        a.find_element(By.ID, 'sign-in').click()
+        self.wait(a, lambda d: d.find_element(By.ID, 'user-name').text == self.mesh.user, 'signed in again')
+        self.wait(a, lambda d: d.find_element(By.CSS_SELECTOR, '#composer textarea').get_attribute('value') == draft,
+                  'the draft back in the message box')
+        check(self.js(a, "return sessionStorage.getItem('chatmesh.draft')") is None, 'the draft stays in sessionStorage after it came back')
+        check(a.find_element(By.ID, 'draft-kept').get_attribute('hidden') is not None, 'the note about a kept draft stays')
+        self.shot(a, '27-draft-back')
+        self.js(a, "document.querySelector('#composer textarea').value = ''")
+
     def step_keyboard(self):
         a = self.a
         box = a.find_element(By.CSS_SELECTOR, '#composer textarea')
@@ -1005,6 +1052,7 @@ class UiTest:
             self.run_step('table_code_copy', self.step_rich_message)
             self.run_step('dark_screenshots', self.step_dark_screenshots)
             self.run_step('admin_dashboard', self.step_dashboard)
+            self.run_step('expired_token_keeps_draft', self.step_expired_draft)
             self.run_step('keyboard_and_a11y', self.step_keyboard)
             self.run_step('phone_width', self.step_phone)
             self.run_step('console_clean', self.step_console)

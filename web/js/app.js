@@ -11,6 +11,7 @@ import { createApi } from './api.js';
 import { TOKEN_KEY, checkToken, readStoredToken, storeToken } from './auth.js';
 import { icon } from './icons.js';
 import { createActions, reportError } from './actions.js';
+import { createDraft } from './draft.js';
 import { createHistory } from './history.js';
 import { plainText } from './markdown.js';
 import { applyEvent, findMessage as findIn, normalizeMessage, reconcile } from './model.js';
@@ -40,9 +41,13 @@ const state = {
   loadSeq: 0,
 };
 
+const draft = createDraft({ input: $('#composer-input'), note: $('#draft-kept') });
 const api = createApi({
   getToken: () => state.token,
-  onUnauthorized: () => signOut('Your sign-in was refused or has expired. Please sign in again.'),
+  onUnauthorized: () => {
+    draft.keep();
+    signOut('Your sign-in was refused or has expired. Please sign in again: your unsent message is kept.');
+  },
 });
 
 /* ---------- token and user ---------- */
@@ -311,7 +316,8 @@ async function send(ev) {
     }
     input.value = '';
   } catch (err) {
-    if (err.name !== 'AbortError') reportError('Sending failed', err);
+    // A 401 signed out already, saying so and keeping the draft.
+    if (err.name !== 'AbortError' && err.status !== 401) reportError('Sending failed', err);
   } finally {
     button.disabled = false;
     input.removeAttribute('aria-busy');
@@ -340,6 +346,7 @@ function enterApp(preferredSession) {
   loadSessions();
   if (preferredSession && SESSION_ID_RE.test(preferredSession)) openSession(preferredSession);
   else startNewSession();
+  draft.restore();
 }
 
 function boot() {
@@ -368,6 +375,7 @@ $('#signin-form').addEventListener('submit', (ev) => {
   }
 });
 $('#sign-out').addEventListener('click', () => {
+  draft.discard();
   signOut();
   notify('Signed out.', 'info', 3000);
 });
