@@ -11,6 +11,11 @@ Runs against a live mesh:
   - with --mock it runs against tests/browser/mock_gateway.py instead (for
     frontend work while the services are unavailable).
 
+Besides the chat page it drives the operators' dashboard (web/admin.html) as
+an operator (`./chatmesh token --admin`) and signs in with a token that
+expires within the run (`--ttl`); a step the system under test cannot serve
+prints "skip".
+
 Needs Debian's chromium, chromium-driver and python3-selenium. Screenshots go
 to build/screenshots/. Prints "N passed, N failed" last; exits 1 on failure.
 Synchronisation is by WebDriverWait conditions only, never by sleeping.
