@@ -2,14 +2,14 @@
 """A stand-in for the chatmesh gateway, for frontend work without the mesh.
 
 It serves web/ and implements the parts of docs/api.md the frontend uses
-(sessions, run_sse, regenerate, edit, delete, feedback, the SSE stream with
+(sessions, run_sse, regenerate, edit and its history, delete, feedback, the SSE stream with
 ids and Last-Event-ID replay) in memory, with a fake streaming generator.
 Its events are named and checked by web/js/events.js (from proto/cm_event.h):
 an event the mesh would not send raises instead of reaching the page.
 Tokens are read, not verified: this is a test double, never a server.
 
     python3 tests/browser/mock_gateway.py --port 18090
-    python3 tests/browser/mock_gateway.py --print-token alice
+    python3 tests/browser/mock_gateway.py --print-token alice [--ttl SECONDS]
 """
 import argparse
 import base64
@@ -109,6 +109,7 @@ class Mesh:
         self.lock = threading.RLock()
         self.sessions = {}
         self.votes = {}  # (user, message) -> type
+        self.edits = {}  # message id -> its edit history, oldest first
         self.delay = delay
         self.epoch = int(time.time() * 1000)
         self.replayed = 0  # events sent again after a Last-Event-ID
@@ -262,15 +263,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {'success': True, 'replayed': MESH.replayed})
         if not path.startswith('/api/'):
             return self.static(path) if method == 'GET' else self.fail('method_not_allowed', 'No.')
+        # The body is read before anything is refused: left unread on a
+        # kept-alive connection, it would be taken for the next request.
+        body = self.body() if method in ('POST', 'PUT') else None
         user = self.user(query)
         if not user:
             return self.fail('unauthorized', 'A valid access token is required.')
         parts = [unquote(p) for p in path.split('/')[2:]]
-        body = None
-        if method in ('POST', 'PUT'):
-            body = self.body()
-            if body is None:
-                return self.fail('invalid_json', 'The request body is not valid JSON.')
+        if method in ('POST', 'PUT') and body is None:
+            return self.fail('invalid_json', 'The request body is not valid JSON.')
         with MESH.lock:
             return self.api(method, parts, user, body, query)
 
@@ -364,6 +365,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'recent_feedback': [], 'timestamp': now(),
                                             'feedback_summary': {'upvotes': md['upvotes'], 'downvotes': md['downvotes'],
                                                                  'total': md['upvotes'] + md['downvotes']}})
+            if parts[2:] == ['history'] and method == 'GET':
+                edits = MESH.edits.get(msg['id'], [])
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'edit_count': len(edits),
+                                            'history': edits, 'timestamp': now()})
             if parts[2:] == [] and method == 'PUT':
                 content = str(body.get('content', '')).strip()
                 if not content:
@@ -371,6 +376,8 @@ class Handler(BaseHTTPRequestHandler):
                 old = msg['content']
                 msg['content'] = content
                 msg['metadata']['edited'] = True
+                MESH.edits.setdefault(msg['id'], []).append({'id': 'hist_' + uuid.uuid4().hex, 'original_content': old,
+                                                      'edited_content': content, 'edit_timestamp': now(), 'user_id': user})
                 MESH.publish(sid, EV['MESSAGE_EDITED'], {'messageId': msg['id'], 'content': content, 'previousContent': old, 'edited': True})
                 regen = msg['role'] == 'user' and body.get('trigger_regeneration', True)
                 if regen:
@@ -484,9 +491,10 @@ def main():
     ap.add_argument('--port', type=int, default=18090)
     ap.add_argument('--delay', type=float, default=0.25, help='seconds between streamed chunks')
     ap.add_argument('--print-token', metavar='USER')
+    ap.add_argument('--ttl', type=int, default=86400, help='seconds the printed token is valid')
     args = ap.parse_args()
     if args.print_token:
-        print(make_token(args.print_token))
+        print(make_token(args.print_token, args.ttl))
         return 0
     MESH = Mesh(args.delay)
     server = ThreadingHTTPServer(('127.0.0.1', args.port), Handler)

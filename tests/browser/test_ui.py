@@ -3,18 +3,26 @@
 
 Runs against a live mesh:
   - CHATMESH_TEST_URL + CHATMESH_TEST_TOKEN: an already running gateway and a
-    token for it (the user is the token's `sub`);
+    token for it (the user is the token's `sub`); CHATMESH_TEST_ADMIN_TOKEN,
+    an operator's, for the dashboard step (skipped without it);
   - otherwise it starts its own mesh with `./chatmesh up --detach` (temp
     CHATMESH_DATA_DIR, free CHATMESH_HTTP_PORT), gets a token with
     `./chatmesh token --user uitest`, and stops it with `./chatmesh down`;
   - with --mock it runs against tests/browser/mock_gateway.py instead (for
     frontend work while the services are unavailable).
 
+Besides the chat page it drives the operators' dashboard (web/admin.html) as
+an operator (`./chatmesh token --admin`) and signs in with a token that
+expires within the run (`--ttl`); a step the system under test cannot serve
+prints "skip".
+
 Needs Debian's chromium, chromium-driver and python3-selenium. Screenshots go
 to build/screenshots/. Prints "N passed, N failed" last; exits 1 on failure.
 Synchronisation is by WebDriverWait conditions only, never by sleeping.
 """
 import base64
+import csv
+import io
 import json
 import os
 import shutil
@@ -24,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.error
 import urllib.request
 
 try:
@@ -99,6 +108,10 @@ class Failed(Exception):
     pass
 
 
+class Skipped(Exception):
+    """The system under test cannot do what the step needs (the mock, a given URL)."""
+
+
 def check(cond, message):
     if not cond:
         raise Failed(message)
@@ -158,6 +171,30 @@ class Mesh:
         self.user = jwt_sub(self.token)
         return self
 
+    def mint(self, user, admin=False, ttl=None):
+        """A token for user (an operator's with admin), or None when this
+        mesh cannot make one: a given CHATMESH_TEST_URL, or admin from the mock."""
+        extra = ['--ttl', str(ttl)] if ttl else []
+        if self.mock and not admin:
+            script = os.path.join(ROOT, 'tests', 'browser', 'mock_gateway.py')
+            cmd = [sys.executable, script, '--print-token', user] + extra
+        elif self.env:
+            cmd = ['./chatmesh', 'token', '--user', user] + (['--admin'] if admin else []) + extra
+        elif admin and not self.mock:
+            return os.environ.get('CHATMESH_TEST_ADMIN_TOKEN')
+        else:
+            return None
+        return subprocess.run(cmd, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True).stdout.strip()
+
+    def api(self, path, token):
+        """GET path as token's user: (status, the JSON body or the text)."""
+        req = urllib.request.Request(self.url + path, headers={'Authorization': f'Bearer {token}'})
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b'null')
+
     def __exit__(self, *exc):
         if self.proc:
             self.proc.terminate()
@@ -185,6 +222,7 @@ class UiTest:
         self.mesh = mesh
         self.a = None
         self.b = None
+        self.c = None  # the operator's browser (step_dashboard)
         self.session_id = None
         self.passed = 0
         self.failed = 0
@@ -255,11 +293,13 @@ class UiTest:
         started = time.monotonic()
         try:
             fn()
+        except Skipped as why:
+            print(f'skip {name}: {why}', flush=True)
         except Exception as exc:  # noqa: BLE001 - every failure is reported, then the next step runs
             self.failed += 1
             detail = str(exc) if isinstance(exc, Failed) else ''.join(traceback.format_exception_only(type(exc), exc)).strip()
             print(f'FAIL {name}: {detail}', flush=True)
-            for tag, d in (('a', self.a), ('b', self.b)):
+            for tag, d in (('a', self.a), ('b', self.b), ('c', self.c)):
                 if d:
                     try:
                         self.shot(d, f'FAIL-{name}-{tag}')
@@ -289,6 +329,14 @@ class UiTest:
         check(self.js(a, "return localStorage.getItem('chatmesh.token')") == self.mesh.token, 'token not kept')
         self.install_probe(a)
 
+    def check_header(self, driver, session_id, title):
+        """The conversation's header names the session by its title, never by its id."""
+        self.wait(driver, lambda d: d.find_element(By.ID, 'session-title').text == title,
+                  f'the header titled {title!r}, not {driver.find_element(By.ID, "session-title").text!r}')
+        head = driver.find_element(By.CSS_SELECTOR, '.chat-head')
+        check(session_id not in head.text and session_id not in head.get_attribute('innerHTML'),
+              f'the session id is in the header: {head.text!r}')
+
     def step_ask(self):
         a = self.a
         a.find_element(By.ID, 'new-session').click()
@@ -307,6 +355,7 @@ class UiTest:
         check(self.session_id.startswith('s_'), f'session id {self.session_id!r}')
         self.wait(a, lambda d: d.find_elements(By.CSS_SELECTOR, f'#session-list [data-session-id="{self.session_id}"][aria-current="true"]'),
                   'the session listed and marked current')
+        self.check_header(a, self.session_id, 'What is chatmesh?')
         self.shot(a, '02-answered')
 
     def step_second_window(self):
@@ -386,6 +435,7 @@ class UiTest:
         a.refresh()
         self.wait(a, self.settled(a, 2), 'the conversation after a reload')
         self.install_probe(a)
+        self.check_header(a, self.session_id, 'What is chatmesh?')
         panel = self.wait(a, lambda d: (lambda p: p if p.is_displayed() else False)(
             d.find_element(By.CSS_SELECTOR, f'[data-message-id="{answer}"] details.thought-process')),
             'the thought-process panel after a reload')
@@ -526,6 +576,120 @@ class UiTest:
             a.set_window_size(1280, 900)
             a.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': []})
 
+    def step_dashboard(self):
+        # The operators' page (web/admin.html) in a browser of its own: an
+        # operator asks, votes the answer down and regenerates it; the
+        # charts, the model table, the audit filters and the exports then
+        # show what /api/admin/* counted. A non-operator gets the 403
+        # sentence and no dashboard.
+        admin = self.mesh.mint('uiadmin', admin=True)
+        if not admin:
+            raise Skipped('no operator token (the mock has no admin routes; a given URL needs CHATMESH_TEST_ADMIN_TOKEN)')
+        self.c = c = new_driver()
+        downloads = tempfile.mkdtemp(prefix='chatmesh-ui-dl-')
+        try:
+            self.dashboard_checks(c, admin, downloads)
+        finally:
+            shutil.rmtree(downloads, ignore_errors=True)
+
+    def dashboard_checks(self, c, admin, downloads):
+        c.get(f'{self.mesh.url}/#token={admin}')
+        self.wait(c, lambda d: d.find_element(By.ID, 'user-name').text == 'uiadmin', 'the operator signed in')
+        self.send_query(c, 'An operator asks')
+        answer = self.wait(c, self.settled(c, 2), "the operator's exchange")[1]['id']
+        self.button(c, answer, 'downvote').click()
+        self.wait(c, lambda d: self.messages(d)[1]['down'] == '1', "the operator's down vote")
+        self.button(c, answer, 'regenerate').click()
+        self.wait(c, lambda d: (lambda m: m[1]['regenerated'] and not m[1]['streaming'] and m[1]['content'].strip())(self.messages(d)),
+                  "the operator's answer regenerated")
+
+        c.get(self.mesh.url + '/admin.html')
+        charts = self.wait(c, lambda d: (lambda s: s if len(s) == 4 else False)(d.find_elements(By.CSS_SELECTOR, '#charts svg.chart')),
+                           'the four charts')
+        frm, to = (c.find_element(By.ID, x).get_attribute('value') for x in ('range-from', 'range-to'))
+        status, analytics = self.mesh.api(f'/api/admin/analytics?from={frm}&to={to}', admin)
+        check(status == 200, f'analytics as an operator: {status} {analytics}')
+        mine = next((u for u in analytics['users'] if u['user'] == 'uiadmin'), None)
+        counted = mine and {k: mine[k] for k in ('turns', 'answers', 'regenerations', 'downvotes')}
+        check(counted == {'turns': 1, 'answers': 2, 'regenerations': 1, 'downvotes': 1}, f"the operator's actions counted as {counted}")
+        # Each chart: a bar per day with the day's number, summed over the models.
+        for svg, counter in zip(charts, ('turns', 'answers', 'regenerations', 'downvotes')):
+            want = [f"{day['date']}: {sum(row[counter] for row in day['models'])}" for day in analytics['days']]
+            got = self.js(c, "return [...arguments[0].querySelectorAll('rect.bar title')].map((t) => t.textContent)", svg)
+            check(got == want and want, f'the {counter} chart shows {got}, the analytics {want}')
+            top = max(int(w.rsplit(' ', 1)[1]) for w in want)
+            check(f'(max {max(top, 1)})' in svg.find_element(By.CSS_SELECTOR, '.chart-title').text, f'the {counter} chart title')
+            heights = [float(r.get_attribute('height')) for r in svg.find_elements(By.CSS_SELECTOR, 'rect.bar')]
+            check(max(heights) > 0 or top == 0, f'the {counter} chart draws no bar for {top}')
+        table = lambda d, tid: self.js(d, "return [...document.querySelectorAll(arguments[0])].map((r) => [...r.cells].map((x) => x.textContent))",  # noqa: E731
+                                       f'#{tid} tbody tr')
+        models = [[m['model'], str(m['answers'])] for m in analytics['models']]
+        check([r[:2] for r in table(c, 'model-table')] == models, f"the model table {table(c, 'model-table')}, the analytics {models}")
+
+        # The audit filter narrows the list to the operator's entries, then to its vote.
+        every = self.wait(c, lambda d: table(d, 'audit-table'), 'the audit log')
+        check({r[1] for r in every} - {'uiadmin'}, 'the unfiltered audit log shows only the operator')
+        form = c.find_element(By.ID, 'audit-form')
+        audit_rows = lambda entries: [[e['created_at'], e['user_id'], e['action_type'], e['session_id'] or '', e['message_id'] or '']  # noqa: E731
+                                      for e in entries]
+        for field, value, query in (('user', 'uiadmin', 'user=uiadmin'), ('action', 'feedback', 'user=uiadmin&action=feedback')):
+            form.find_element(By.NAME, field).send_keys(value)
+            form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+            want = audit_rows(self.mesh.api(f'/api/admin/audit?{query}', admin)[1]['entries'])
+            check(0 < len(want) < len(every), f'{query}: {len(want)} entries of {len(every)}')
+            self.wait(c, lambda d: table(d, 'audit-table') == want, f'the audit log narrowed to {query} ({len(want)} entries)')
+        check(table(c, 'audit-table')[0][1:3] == ['uiadmin', 'feedback'], 'the filtered audit row')
+
+        # The exports: the feedback of the range, as the audit has it.
+        votes = self.mesh.api(f'/api/admin/audit?action=feedback&from={frm}&to={to}T23:59:59.999Z&limit=1000', admin)[1]['entries']
+        columns = ['created_at', 'user_id', 'session_id', 'message_id', 'feedback_type', 'reason']
+        want = [dict(zip(columns, (e['created_at'], e['user_id'], e['session_id'], e['message_id'],
+                                   e['details'].get('feedback_type'), e['details'].get('reason')))) for e in votes]
+        check(any(w['user_id'] == 'uiadmin' and w['feedback_type'] == 'downvote' for w in want), "the operator's vote is not in the audit")
+        self.wait(c, lambda d: len(table(d, 'feedback-table')) == len(want), f'the feedback table with {len(want)} votes')
+        c.execute_cdp_cmd('Browser.setDownloadBehavior', {'behavior': 'allow', 'downloadPath': downloads})
+
+        def download(button, name):
+            c.find_element(By.ID, button).click()
+            path = os.path.join(downloads, name)
+            self.wait(c, lambda d: os.path.exists(path), f'{name} downloaded')
+            with open(path, encoding='utf-8', newline='') as f:
+                return f.read()
+        text = download('export-csv', 'feedback.csv')
+        rows = list(csv.reader(io.StringIO(text)))
+        check(rows[0] == columns, f'the CSV header {rows[0]}')
+        check(rows[1:] == [['' if w[k] is None else str(w[k]) for k in columns] for w in want], f'the CSV rows {rows[1:]}')
+        check(text.endswith('\r\n'), 'the CSV lines do not end in CRLF')
+        lines = download('export-jsonl', 'feedback.jsonl').splitlines()
+        check([json.loads(line) for line in lines] == want, f'the JSONL rows {lines}')
+
+        # Light and dark, desktop and phone.
+        self.js(c, 'window.scrollTo(0, 0)')
+        self.shot(c, '21-dashboard-1280')
+        try:
+            c.set_window_size(390, 844)
+            overflow = self.js(c, 'return document.documentElement.scrollWidth - window.innerWidth')
+            check(overflow <= 0, f'the dashboard is {overflow}px wider than a phone')
+            self.shot(c, '22-dashboard-390')
+            c.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': [{'name': 'prefers-color-scheme', 'value': 'dark'}]})
+            self.shot(c, '24-dashboard-dark-390')
+            c.set_window_size(1280, 900)
+            check(self.js(c, 'return getComputedStyle(document.body).backgroundColor') != 'rgb(245, 246, 248)',
+                  'the dashboard kept the light background in the dark scheme')
+            self.shot(c, '23-dashboard-dark-1280')
+        finally:
+            c.set_window_size(1280, 900)
+            c.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': []})
+
+        # A non-operator: the server's 403 as a sentence, and nothing else.
+        check(self.mesh.api('/api/admin/analytics', self.mesh.token)[0] == 403, 'the analytics answer a non-operator')
+        self.js(c, "localStorage.setItem('chatmesh.token', arguments[0])", self.mesh.token)
+        c.get(self.mesh.url + '/admin.html')
+        self.wait(c, lambda d: 'not an operator' in d.find_element(By.ID, 'dash-status').text, 'the 403 sentence for a non-operator')
+        check(not c.find_element(By.ID, 'dash').is_displayed(), 'a non-operator sees the dashboard')
+        check(not c.find_elements(By.CSS_SELECTOR, '#charts svg, #audit-table tbody tr'), 'a non-operator sees charts or audit rows')
+        self.shot(c, '25-dashboard-not-operator')
+
     def step_reconnect_replay(self):
         # Mock only: the mock can cut the streams on demand. Window B must come
         # back by itself and get what it missed through Last-Event-ID.
@@ -563,6 +727,36 @@ class UiTest:
             self.wait(d, lambda d: self.probe(d)['bar'].get(answer), f'the answer regenerating after the edit in window {name}')
             self.wait(d, self.settled(d, 2), f'the answer regenerated after the edit in window {name}')
         self.shot(a, '08-edited')
+
+    def step_edit_history(self):
+        # The "edited" tag opens the question's edit history: the text
+        # before and after the edit, as the store has it; Esc closes it and
+        # the focus goes back to the tag.
+        a = self.a
+        question = self.messages(a)[0]['id']
+        tag = a.find_element(By.CSS_SELECTOR, f'[data-message-id="{question}"] [data-marker="edited"]')
+        check(tag.tag_name == 'button' and tag.is_displayed(), 'the "edited" tag is not a button')
+        tag.click()
+        dialog = self.wait(a, lambda d: (lambda x: x.is_displayed() and x)(d.find_element(By.ID, 'history-dialog')),
+                           'the edit history dialog')
+        status, reply = self.mesh.api(f'/api/messages/{question}/history', self.mesh.token)
+        check(status == 200, f'GET .../history: {status} {reply}')
+        want = [[h['original_content'], h['edited_content']] for h in reply['history']]
+        check(want == [['What is **chatmesh**?', 'What is _chatmesh_, in one line?']], f'the stored history {want}')
+        shown = self.wait(a, lambda d: self.js(d, """return [...document.querySelectorAll('#history-list .history-entry')].map((e) =>
+            ['before', 'after'].map((side) => e.querySelector(`[data-side="${side}"]`).textContent))"""), 'the history entries')
+        check(shown == want, f'the dialog shows {shown}, the store has {want}')
+        self.shot(a, '08b-edit-history')
+        a.set_window_size(390, 844)
+        try:
+            width = self.js(a, 'return arguments[0].getBoundingClientRect().width', dialog)
+            check(width <= 390, f'the history dialog is {width}px wide on a phone')
+            self.shot(a, '08c-edit-history-phone')
+        finally:
+            a.set_window_size(1280, 900)
+        a.switch_to.active_element.send_keys(Keys.ESCAPE)
+        self.wait(a, lambda d: not dialog.is_displayed(), 'the history dialog to close on Esc')
+        check(self.js(a, 'return document.activeElement === arguments[0]', tag), 'the focus did not go back to the "edited" tag')
 
     def step_delete(self):
         a, b = self.a, self.b
@@ -738,6 +932,54 @@ class UiTest:
         notice.find_element(By.CSS_SELECTOR, '.notice-close').click()
         self.js(a, "document.querySelector('#composer textarea').value = ''")
 
+    def step_expired_draft(self):
+        # Signed in with a token that runs out: the message typed meanwhile
+        # is refused (401), and kept: the sign-in form says so, a reload keeps
+        # it (sessionStorage), and after signing in again it is back in the
+        # message box. In a new session, whose page holds no stream that
+        # could meet the 401 first.
+        a = self.a
+        ttl = 15
+        a.find_element(By.ID, 'sign-out').click()
+        box = self.wait(a, lambda d: (lambda b: b.is_displayed() and b)(d.find_element(By.ID, 'token-input')), 'the sign-in form')
+        short = self.mesh.mint(self.mesh.user, ttl=ttl)
+        if not short:
+            raise Skipped('a given URL cannot mint a short-lived token')
+        part = short.split('.')[1]
+        exp = json.loads(base64.urlsafe_b64decode(part + '=' * (-len(part) % 4)))['exp']
+        box.send_keys(short)
+        a.find_element(By.ID, 'sign-in').click()
+        self.wait(a, lambda d: d.find_element(By.ID, 'user-name').text == self.mesh.user, 'signed in with the short-lived token')
+        a.find_element(By.ID, 'new-session').click()
+        draft = 'A question typed while the sign-in ran out,\nin two lines'
+        a.find_element(By.CSS_SELECTOR, '#composer textarea').send_keys(draft.replace('\n', Keys.SHIFT + Keys.ENTER + Keys.SHIFT))
+        check(a.find_element(By.CSS_SELECTOR, '#composer textarea').get_attribute('value') == draft, 'the draft was not typed')
+        self.wait(a, lambda d: time.time() > exp + 1, f'the token to expire ({ttl} s)', timeout=ttl + TIMEOUT)
+        session_ids = lambda: {x['session_id'] for x in self.mesh.api('/api/sessions', self.mesh.token)[1]['sessions']}  # noqa: E731
+        sessions_before = session_ids()
+        a.find_element(By.ID, 'send').click()
+        self.wait(a, lambda d: d.find_element(By.ID, 'token-input').is_displayed(), 'the sign-in form after the 401')
+        notes = [n.text for n in a.find_elements(By.CSS_SELECTOR, '.notice[data-kind="error"]')]
+        check(any('sign in again' in t and 'kept' in t for t in notes), f'no notice offering to sign in again: {notes}')
+        check(not any(t.startswith('Sending failed') for t in notes), f'a second notice for the same 401: {notes}')
+        check(a.find_element(By.ID, 'draft-kept').is_displayed(), 'the sign-in form does not say the draft is kept')
+        check(self.js(a, "return sessionStorage.getItem('chatmesh.draft')") == draft, 'the draft is not kept in sessionStorage')
+        check(session_ids() == sessions_before, 'the refused message started a session')
+        self.shot(a, '26-expired-draft-kept')
+        a.refresh()
+        box = self.wait(a, lambda d: (lambda b: b.is_displayed() and b)(d.find_element(By.ID, 'token-input')), 'the sign-in form after a reload')
+        check(a.find_element(By.ID, 'draft-kept').is_displayed(), 'the kept draft is not mentioned after a reload')
+        self.install_probe(a)
+        box.send_keys(self.mesh.token)
+        a.find_element(By.ID, 'sign-in').click()
+        self.wait(a, lambda d: d.find_element(By.ID, 'user-name').text == self.mesh.user, 'signed in again')
+        self.wait(a, lambda d: d.find_element(By.CSS_SELECTOR, '#composer textarea').get_attribute('value') == draft,
+                  'the draft back in the message box')
+        check(self.js(a, "return sessionStorage.getItem('chatmesh.draft')") is None, 'the draft stays in sessionStorage after it came back')
+        check(a.find_element(By.ID, 'draft-kept').get_attribute('hidden') is not None, 'the note about a kept draft stays')
+        self.shot(a, '27-draft-back')
+        self.js(a, "document.querySelector('#composer textarea').value = ''")
+
     def step_keyboard(self):
         a = self.a
         box = a.find_element(By.CSS_SELECTOR, '#composer textarea')
@@ -805,6 +1047,7 @@ class UiTest:
             if self.mesh.mock:
                 self.run_step('reconnect_replay', self.step_reconnect_replay)
             self.run_step('edit_with_regeneration', self.step_edit)
+            self.run_step('edit_history', self.step_edit_history)
             self.run_step('delete_with_followers', self.step_delete)
             self.run_step('markup_is_text', self.step_xss)
             self.run_step('markdown_renderer', self.step_markdown)
@@ -814,12 +1057,14 @@ class UiTest:
             self.run_step('stop_answer', self.step_stop)
             self.run_step('table_code_copy', self.step_rich_message)
             self.run_step('dark_screenshots', self.step_dark_screenshots)
+            self.run_step('admin_dashboard', self.step_dashboard)
+            self.run_step('expired_token_keeps_draft', self.step_expired_draft)
             self.run_step('keyboard_and_a11y', self.step_keyboard)
             self.run_step('phone_width', self.step_phone)
             self.run_step('console_clean', self.step_console)
             self.run_step('sign_out', self.step_sign_out)
         finally:
-            for d in (self.a, self.b):
+            for d in (self.a, self.b, self.c):
                 if d:
                     d.quit()
         print(f'{self.passed} passed, {self.failed} failed', flush=True)

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { auditPath, barChart, escapeXml, feedbackRows, seriesByDay, toCsv, toJsonl } from '../../web/js/dashboard.js';
+import { auditDays, auditPath, barChart, escapeXml, feedbackRows, seriesByDay, toCsv, toJsonl } from '../../web/js/dashboard.js';
 
 const ANALYTICS = {
   days: [
@@ -37,6 +37,13 @@ test('the audit path keeps the filters that are set', () => {
   assert.equal(auditPath({}), '/api/admin/audit');
   assert.equal(auditPath({ user: ' bob ', action: '', session: 's 1', limit: 50, other: 'x' }),
     '/api/admin/audit?user=bob&session=s+1&limit=50');
+});
+
+test('a day range as audit filters: the last day included', () => {
+  assert.deepEqual(auditDays('2026-12-01', '2026-12-04'), { from: '2026-12-01', to: '2026-12-04T23:59:59.999Z' });
+  assert.deepEqual(auditDays('', ''), {});
+  assert.equal(auditPath({ action: 'feedback', ...auditDays('', '2026-12-04') }),
+    '/api/admin/audit?action=feedback&to=2026-12-04T23%3A59%3A59.999Z');
 });
 
 test('feedback rows and their CSV and JSONL', () => {

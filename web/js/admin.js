@@ -2,7 +2,7 @@
 // dashboard.js computes from the admin endpoints (docs/api.md,
 // "Operators"), with the token the chat page keeps.
 import { readStoredToken } from './auth.js';
-import { auditPath, barChart, feedbackRows, seriesByDay, toCsv, toJsonl, FEEDBACK_COLUMNS } from './dashboard.js';
+import { auditDays, auditPath, barChart, feedbackRows, seriesByDay, toCsv, toJsonl, FEEDBACK_COLUMNS } from './dashboard.js';
 
 const token = readStoredToken();
 const status = document.getElementById('dash-status');
@@ -53,9 +53,10 @@ async function showAnalytics() {
   fill('model-table', analytics.models, (m) => [m.model, m.answers, rate(m.regenerate_rate), rate(m.cancel_rate),
     m.failures, m.upvotes, m.downvotes, m.top_down_reasons.length ? m.top_down_reasons[0].reason : '',
     m.p50_generation_ms, m.p95_generation_ms]);
-  const votes = await get(auditPath({ action: 'feedback', from, to, limit: 1000 }));
+  const votes = await get(auditPath({ action: 'feedback', ...auditDays(from, to), limit: 1000 }));
   feedback = feedbackRows(votes.entries);
   fill('feedback-table', feedback, (f) => [f.created_at, f.user_id, f.feedback_type, f.reason, f.message_id]);
+  document.getElementById('dash').hidden = false;
 }
 
 async function showAudit(append) {

@@ -123,6 +123,7 @@ export function createApi({ getToken, onUnauthorized }) {
     feedback: (id, type, version) =>
       request('POST', `/api/messages/${enc(id)}/feedback`, { feedback_type: type, version }),
     feedbackSummary: (id) => request('GET', `/api/messages/${enc(id)}/feedback`),
+    history: (id) => request('GET', `/api/messages/${enc(id)}/history`),
     withdrawFeedback: (id) => request('DELETE', `/api/messages/${enc(id)}/feedback`),
     activateVersion: (id, n) => request('POST', `/api/messages/${enc(id)}/versions/${n}/activate`),
     cancel: (taskId) => request('POST', `/api/messages/tasks/${enc(taskId)}/cancel`),

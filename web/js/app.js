@@ -11,6 +11,8 @@ import { createApi } from './api.js';
 import { TOKEN_KEY, checkToken, readStoredToken, storeToken } from './auth.js';
 import { icon } from './icons.js';
 import { createActions, reportError } from './actions.js';
+import { createDraft } from './draft.js';
+import { createHistory } from './history.js';
 import { plainText } from './markdown.js';
 import { applyEvent, findMessage as findIn, normalizeMessage, reconcile } from './model.js';
 import { createStop } from './stop.js';
@@ -39,9 +41,13 @@ const state = {
   loadSeq: 0,
 };
 
+const draft = createDraft({ input: $('#composer-input'), note: $('#draft-kept') });
 const api = createApi({
   getToken: () => state.token,
-  onUnauthorized: () => signOut('Your sign-in was refused or has expired. Please sign in again.'),
+  onUnauthorized: () => {
+    draft.keep();
+    signOut('Your sign-in was refused or has expired. Please sign in again: your unsent message is kept.');
+  },
 });
 
 /* ---------- token and user ---------- */
@@ -119,7 +125,6 @@ function openSession(id, { local = false } = {}) {
   state.loadSeq += 1;
   $('#messages').replaceChildren();
   $('#session-title').textContent = local ? 'New session' : 'Loading…';
-  $('#session-id').textContent = id;
   // A session that exists only here would be "not found" after a reload.
   setSessionHash(local ? null : id);
   renderSessionList();
@@ -204,6 +209,7 @@ function findMessage(id) {
 
 const actions = createActions({ state, api, refreshSessionsSoon, resyncSoon: (delay) => resyncSoon(delay) });
 const stopper = createStop({ state, api });
+const editHistory = createHistory({ api });
 
 /* ---------- SSE events ---------- */
 
@@ -310,7 +316,8 @@ async function send(ev) {
     }
     input.value = '';
   } catch (err) {
-    if (err.name !== 'AbortError') reportError('Sending failed', err);
+    // A 401 signed out already, saying so and keeping the draft.
+    if (err.name !== 'AbortError' && err.status !== 401) reportError('Sending failed', err);
   } finally {
     button.disabled = false;
     input.removeAttribute('aria-busy');
@@ -339,6 +346,7 @@ function enterApp(preferredSession) {
   loadSessions();
   if (preferredSession && SESSION_ID_RE.test(preferredSession)) openSession(preferredSession);
   else startNewSession();
+  draft.restore();
 }
 
 function boot() {
@@ -367,6 +375,7 @@ $('#signin-form').addEventListener('submit', (ev) => {
   }
 });
 $('#sign-out').addEventListener('click', () => {
+  draft.discard();
   signOut();
   notify('Signed out.', 'info', 3000);
 });
@@ -431,6 +440,7 @@ bindView(state, {
   action: actions.runAction,
   buildEditor: actions.buildEditor,
   rendered: stopper.sync,
+  history: editHistory.open,
   openSession: (id, local) => {
     openSession(id, { local });
     closeSidebarOnPhone();

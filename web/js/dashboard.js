@@ -58,6 +58,16 @@ export function auditPath(filters) {
   return `/api/admin/audit${text ? `?${text}` : ''}`;
 }
 
+// The audit filters of the dashboard's day range (YYYY-MM-DD, inclusive,
+// as for analytics). The audit reads a bare date as that day's start, so
+// `to` becomes its last millisecond: the votes of the last day are in.
+export function auditDays(from, to) {
+  const range = {};
+  if (from) range.from = from;
+  if (to) range.to = `${to}T23:59:59.999Z`;
+  return range;
+}
+
 export const FEEDBACK_COLUMNS = ['created_at', 'user_id', 'session_id', 'message_id', 'feedback_type', 'reason'];
 
 // The feedback table's rows: the audit entries of votes, newest first.

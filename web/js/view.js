@@ -4,6 +4,7 @@
 //   action(action, messageId)   a message's toolbar button
 //   buildEditor(message)        the edit form of a message being edited
 //   openSession(id, local)      a session picked from the list
+//   history(messageId, tag)     the "edited" tag: show the edit history
 //   rendered()                  after the conversation was drawn again
 // Message text is only ever rendered through renderMarkdown (sanitised)
 // or textContent; titles through plainText.
@@ -190,7 +191,10 @@ function buildMessage(m) {
   const meta = el('header', { class: 'message-meta' },
     el('span', { class: 'role', id: headingId, text: m.role === 'user' ? 'You' : m.role === 'assistant' ? 'Assistant' : 'System' }),
     el('time', { class: 'timestamp' }),
-    el('span', { class: 'marker', 'data-marker': 'edited', text: 'edited', hidden: true }),
+    el('button', {
+      type: 'button', class: 'marker marker-button', 'data-marker': 'edited', text: 'edited', hidden: true,
+      'aria-haspopup': 'dialog', 'aria-label': 'edited: show the edit history', title: 'Show the edit history',
+    }),
     el('span', { class: 'marker', 'data-marker': 'regenerated', text: 'regenerated', hidden: true }),
     el('span', { class: 'marker stopped', 'data-marker': 'stopped', text: 'stopped', hidden: true }),
     el('span', { class: 'marker model', 'data-marker': 'model', hidden: true }),
@@ -225,6 +229,7 @@ function buildMessage(m) {
     const b = ev.target.closest('button[data-action]');
     if (b && !b.disabled && b.getAttribute('aria-disabled') !== 'true') hooks.action(b.dataset.action, m.id);
   });
+  $('[data-marker="edited"]', meta).addEventListener('click', (ev) => hooks.history(m.id, ev.currentTarget));
   node.append(meta, content, progress, thoughts, actions);
   return node;
 }
