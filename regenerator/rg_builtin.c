@@ -41,7 +41,7 @@ uint64_t
 rg_builtin_seed (const rg_task_t *task)
 {
     uint64_t hash = 0xcbf29ce484222325ULL; //  FNV-1a
-    for (const char *p = task->task_id; *p; p++)
+    for (const char *p = task->seed_task_id; *p; p++)
         hash = (hash ^ (uint8_t) *p) * 0x100000001b3ULL;
     //  Temperature in hundredths, so 0.7 and 0.70000001 are the same seed.
     long hundredths = (long) (task->temperature * 100 + 0.5);
@@ -376,9 +376,9 @@ rg_builtin_compose (const rg_task_t *task, uint64_t seed, double temperature,
     s_append (&answer, "**Your question:** ", 19);
     s_restate (&answer, task->user_query);
     s_append (&answer, "\n\n", 2);
-    if (strcmp (task->kind, "edit") == 0)
+    if (strcmp (task->seed_kind, "edit") == 0)
         s_printf (&answer, "%s", s_intro_edit[s_pick (&rng, 2)]);
-    else if (strcmp (task->kind, "regenerate") == 0)
+    else if (strcmp (task->seed_kind, "regenerate") == 0)
         s_printf (&answer, "%s", s_intro_again[s_pick (&rng, 2)]);
     else
         s_printf (&answer, "%s", s_intro[s_pick (&rng, 3)]);

@@ -4,7 +4,9 @@
     restates the question, makes a few points from the key terms of the
     question and the earlier messages, and concludes. The same seed and
     temperature always give the same text; the seed is derived from the
-    task id (so a retried task writes the same answer) and the temperature.
+    task id (so a retried task writes the same answer) and the temperature;
+    a continue task composes its origin's answer (seed_task_id, seed_kind)
+    and streams what follows the text it grows, like a takeover.
     It streams the answer word by word at a configured rate. A task with
     checkpointed text (task->partial, a takeover) streams only what follows
     it: the whole text is then byte for byte the uninterrupted answer. A
@@ -29,7 +31,7 @@ typedef struct {
     char *conclusion;
 } rg_builtin_text_t;
 
-//  The seed of a task: a hash of its task id and temperature.
+//  The seed of a task: a hash of its seed_task_id and temperature.
 uint64_t rg_builtin_seed (const rg_task_t *task);
 
 //  Composes the whole text. 0 or CM_ENOMEM. Free with rg_builtin_text_free.
