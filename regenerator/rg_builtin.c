@@ -668,7 +668,8 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const rg_backend_ops_t s_ops = {"builtin", s_open, s_next, s_model, s_close, s_destroy, NULL};
+static const rg_backend_ops_t s_ops = {"builtin", s_open,    s_next, s_model,
+                                       s_close,   s_destroy, NULL,   NULL};
 
 rg_backend_t *
 rg_builtin_new (int tokens_per_sec)
