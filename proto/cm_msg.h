@@ -123,8 +123,8 @@
        CM_MSG_REQ ("version", INT, 0))                                                   \
     X (REGEN_CREATE, "regen_create", WRITE, "create a regeneration task", CM_MSG_CALLER, \
        CM_MSG_LIMITED, CM_MSG_REQ ("message_id", STR, CM_MESSAGE_ID_MAX),                 \
-       CM_MSG_OPT ("context", STR, 0), CM_MSG_OPT ("model", STR, CM_MODEL_MAX),           \
-       CM_MSG_OPT ("temperature", DBL, 0))                                               \
+       CM_MSG_OPT ("context", STR, 0), CM_MSG_OPT ("instruction", STR, 0),                \
+       CM_MSG_OPT ("model", STR, CM_MODEL_MAX), CM_MSG_OPT ("temperature", DBL, 0))        \
     X (MESSAGE_CONTINUE, "message_continue", WRITE, "continue a stopped or cut-off answer", \
        CM_MSG_CALLER, CM_MSG_LIMITED, CM_MSG_REQ ("message_id", STR, CM_MESSAGE_ID_MAX))  \
     X (TASK_STATUS, "task_status", READ, "one task's status", CM_MSG_CALLER,             \

@@ -11,7 +11,10 @@
     checkpointed text (task->partial, a takeover) streams only what follows
     it: the whole text is then byte for byte the uninterrupted answer. A
     partial that is not a prefix of the answer (another backend wrote it)
-    gets the whole answer after it.              */
+    gets the whole answer after it. A regenerate's instruction shows: the
+    answer restates it and has 2 points for "shorter" ("brief",
+    "concise"), RG_BUILTIN_MAX_POINTS (as many as there are terms) for
+    "more detail" ("longer"), else its usual 3-5.                        */
 #ifndef RG_BUILTIN_H_INCLUDED
 #define RG_BUILTIN_H_INCLUDED
 
@@ -21,6 +24,7 @@
 
 #define RG_BUILTIN_MODEL "builtin"
 #define RG_BUILTIN_MAX_STEPS 6
+#define RG_BUILTIN_MAX_POINTS 6 //  key points of one answer
 
 //  What the builtin generator writes for one task. Strings are owned.
 typedef struct {

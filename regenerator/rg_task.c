@@ -26,6 +26,7 @@ rg_task_parse (const cm_value_t *map, rg_task_t **out)
     self->original_message_id = s_dup (map, "original_message_id");
     self->user_query = s_dup (map, "user_query");
     self->context = s_dup (map, "context");
+    self->instruction = s_dup (map, "instruction");
     self->model = s_dup (map, "model");
     self->partial = s_dup (map, "partial");
     const char *seed = cm_map_str (map, "seed_task_id"), *seed_kind = cm_map_str (map, "seed_kind");
@@ -41,6 +42,7 @@ rg_task_parse (const cm_value_t *map, rg_task_t **out)
         self->lease_ms = RG_TASK_DEFAULT_LEASE_MS;
     bool ok = self->task_id && self->kind && self->message_id && self->session_id
               && self->original_message_id && self->user_query && self->context
+              && self->instruction
               && self->model && self->partial && self->seed_task_id && self->seed_kind;
     const cm_value_t *conversation = cm_map_get (map, "conversation");
     size_t count = conversation && conversation->type == CM_T_ARR ? cm_value_len (conversation)
@@ -90,6 +92,7 @@ rg_task_destroy (rg_task_t **self_p)
     free (self->original_message_id);
     free (self->user_query);
     free (self->context);
+    free (self->instruction);
     free (self->model);
     free (self->partial);
     free (self->seed_task_id);

@@ -23,6 +23,7 @@ typedef struct {
     char *original_message_id; //  "" when none
     char *user_query;
     char *context;             //  "" when none
+    char *instruction;         //  a regenerate's "shorter", "more detail", ...; "" when none
     char *model;               //  "" when the task names none
     double temperature;        //  RG_TASK_DEFAULT_TEMPERATURE when none
     int64_t attempt;

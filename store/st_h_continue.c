@@ -27,6 +27,7 @@ s_generation (const cm_value_t *task)
                     cm_map_str_or (task, "seed_kind", cm_map_str_or (task, "kind", "")));
     st_rows_copy_str (generation, "original_message_id", task, "original_message_id");
     st_rows_copy_str (generation, "context", task, "context");
+    st_rows_copy_str (generation, "instruction", task, "instruction");
     st_rows_copy_str (generation, "model", task, "model");
     const cm_value_t *temperature = cm_map_get (task, "temperature");
     if (temperature && (temperature->type == CM_T_DBL || temperature->type == CM_T_INT))
@@ -137,6 +138,7 @@ s_continue_task (st_ctx_t *c, const char *task_id, const cm_value_t *msg,
         st_rows_copy_str (task, "seed_task_id", generation, "task_id");
         st_rows_copy_str (task, "seed_kind", generation, "kind");
         st_rows_copy_str (task, "context", generation, "context");
+        st_rows_copy_str (task, "instruction", generation, "instruction");
         st_rows_copy_str (task, "model", generation, "model");
         const cm_value_t *temperature = cm_map_get (generation, "temperature");
         if (temperature)

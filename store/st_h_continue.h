@@ -4,8 +4,9 @@
 
     Every answer version a generation writes carries two version fields
     (st_versions.h):
-      generation     {task_id, kind, original_message_id, context?, model?,
-                     temperature?}: the request that generated it. A
+      generation     {task_id, kind, original_message_id, context?,
+                     instruction?, model?, temperature?}: the request that
+                     generated it. A
                      continue keeps its origin's, so the builtin generator
                      (seeded by that task id and kind) writes the same
                      answer as an uninterrupted run.

@@ -77,6 +77,7 @@ st_task_create (st_ctx_t *c, const char *kind, cm_value_t *message, const st_key
     cm_map_set_str (task, "user", st_ctx_user (c));
     cm_map_set_str (task, "user_query", user_query);
     st_rows_copy_str (task, "context", c->p, "context");
+    st_rows_copy_str (task, "instruction", c->p, "instruction");
     st_rows_copy_str (task, "model", c->p, "model");
     const cm_value_t *temperature = cm_map_get (c->p, "temperature");
     if (temperature && (temperature->type == CM_T_DBL || temperature->type == CM_T_INT))

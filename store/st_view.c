@@ -278,6 +278,7 @@ st_view_claim (st_ctx_t *c, const cm_value_t *task)
     st_rows_copy_str (view, "original_message_id", task, "original_message_id");
     st_rows_copy_str (view, "user_query", task, "user_query");
     st_rows_copy_str (view, "context", task, "context");
+    st_rows_copy_str (view, "instruction", task, "instruction");
     st_rows_copy_str (view, "model", task, "model");
     const cm_value_t *temperature = cm_map_get (task, "temperature");
     cm_map_set (view, "temperature",
