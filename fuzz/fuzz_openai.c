@@ -72,7 +72,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     memcpy (copy, data, size);
     char *content = NULL, *reasoning = NULL, *model = NULL;
     bool finished = false;
-    int rc = rg_openai_parse_data (copy, size, &content, &reasoning, &model, &finished, NULL);
+    int rc = rg_openai_parse_data (copy, size, &content, &reasoning, &model, &finished, NULL, NULL);
     if (rc == RG_STREAM_END || rc == CM_EPROTO) {
         if (content || reasoning || model)
             abort ();

@@ -54,6 +54,8 @@ static const s_store_error_t s_store_errors[] = {
     //  API.md: regenerating a non-assistant message is a 400.
     {CM_EBADSTATE, GW_R_REGENERATE, GW_E_NOT_ASSISTANT_MESSAGE, true,
      "Only assistant messages can be regenerated."},
+    {CM_EINVAL, GW_R_MESSAGE_CONTINUE, GW_E_NOT_ASSISTANT_MESSAGE, true,
+     "Only assistant messages can be continued."},
     {CM_EBADSTATE, GW_R_NONE, GW_E_INVALID_STATE, true,
      "The operation is not allowed in the record's current state."},
     {CM_EINVAL, GW_R_REGENERATE, GW_E_NOT_ASSISTANT_MESSAGE, true,

@@ -398,6 +398,13 @@ s_components (void)
         "Feedback", "type", "object", "required", "feedback_type", "properties",
         "feedback_type", "type", "string", "enum", "upvote", "downvote", "reason", "type",
         "string", "maxLength", GW_REASON_MAX_CHARS, "metadata", "type", "object");
+    //  How a regenerated answer should differ from the one it replaces.
+    json_object_set_new (
+        json_object_get (json_object_get (schemas, "Regenerate"), "properties"), "instruction",
+        json_pack ("{s:s, s:s}", "type", "string", "description",
+                   "how the new answer should differ (\"shorter\", \"more detail\", free "
+                   "text): passed to the model; up to CHAT_ACTIONS_MAX_CONTENT_LENGTH "
+                   "characters after trimming"));
     //  The version a vote is on (default: the one the message shows).
     json_object_set_new (
         json_object_get (json_object_get (schemas, "Feedback"), "properties"), "version",

@@ -101,6 +101,11 @@
        CM_MSG_REGEN_CREATE, true, GW_BODY_OPTIONAL, gw_validate_regenerate, "message",        \
        "Regenerate an assistant message",                                                     \
        "operation: regenerate, data: {task_id, original_message_id}")                          \
+    X (MESSAGE_CONTINUE, "POST", "/api/messages/{message_id}/continue", "message_continue",    \
+       true, CM_MSG_MESSAGE_CONTINUE, true, GW_BODY_NONE, NULL, "message",                    \
+       "Continue an answer that was stopped, cut off by the length limit or failed: the "     \
+       "same version grows from its text (409 invalid_state for a complete answer)",          \
+       "operation: continue, data: {task_id, original_message_id, version_index}")            \
     X (VERSION_ACTIVATE, "POST", "/api/messages/{message_id}/versions/{version}/activate",      \
        "version_activate", true, CM_MSG_VERSION_ACTIVATE, true, GW_BODY_NONE, NULL, "message",  \
        "Show another version of a message (1-based; every open stream of the session gets "   \

@@ -198,6 +198,8 @@ gw_validate_regenerate (const json_t *body, int max_chars, cm_value_t *payload,
     if (!body)
         return 0;
     int rc = s_text (body, "context", false, max_chars, payload, verdict);
+    //  How the new answer should differ ("shorter", "more detail", ...).
+    rc = rc ? rc : s_text (body, "instruction", false, max_chars, payload, verdict);
     return rc ? rc : s_model_temperature (body, payload, verdict);
 }
 

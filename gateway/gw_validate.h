@@ -47,7 +47,8 @@ int gw_body_parse (const char *body, size_t len, json_t **out, gw_verdict_t *ver
 //  temperature?. Adds query, model, temperature.
 int gw_validate_run_sse (const json_t *body, int max_chars, cm_value_t *payload,
                          gw_verdict_t *verdict);
-//  POST regenerate: body may be NULL (no body). context?, model?,
+//  POST regenerate: body may be NULL (no body). context?, instruction?
+//  (each up to max_chars after trimming; blank: absent), model?,
 //  temperature 0.0-2.0?.
 int gw_validate_regenerate (const json_t *body, int max_chars, cm_value_t *payload,
                             gw_verdict_t *verdict);

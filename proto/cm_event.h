@@ -75,11 +75,16 @@
        CM_EV_OPT_ ("totalSteps", INT))                                                       \
     X (MESSAGE_REGENERATED, "message_regenerated", STORE, true,                              \
        "the answer is committed: its whole content, and the version it is (a regenerate "    \
-       "adds one)", CM_EV_TASK_, CM_EV_REQ_ ("content", STR), CM_EV_OPT_ ("versionIndex", INT), \
-       CM_EV_OPT_ ("versionCount", INT), CM_EV_OPT_ ("versionId", STR))                      \
+       "adds one; finishReason: length when the model's limit cut it)", CM_EV_TASK_,         \
+       CM_EV_REQ_ ("content", STR), CM_EV_OPT_ ("versionIndex", INT),                        \
+       CM_EV_OPT_ ("versionCount", INT), CM_EV_OPT_ ("versionId", STR),                      \
+       CM_EV_OPT_ ("finishReason", STR))                                                     \
     X (REGENERATION_ERROR, "regeneration_error", STORE, true,                                \
-       "the task ended without an answer (failed or cancelled)", CM_EV_TASK_,                \
-       CM_EV_REQ_ ("error", STR))                                                            \
+       "the task ended without a whole answer (failed or cancelled); content and the "       \
+       "version fields when the text so far was kept (finishReason cancelled or failed)",    \
+       CM_EV_TASK_, CM_EV_REQ_ ("error", STR), CM_EV_OPT_ ("content", STR),                  \
+       CM_EV_OPT_ ("versionIndex", INT), CM_EV_OPT_ ("versionCount", INT),                   \
+       CM_EV_OPT_ ("versionId", STR), CM_EV_OPT_ ("finishReason", STR))                      \
     X (VERSION_ACTIVATED, "version_activated", STORE, false,                                 \
        "a turn shows another of its versions: its content and version fields",               \
        CM_EV_REQ_ ("messageId", STR), CM_EV_REQ_ ("content", STR),                           \

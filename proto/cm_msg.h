@@ -123,8 +123,10 @@
        CM_MSG_REQ ("version", INT, 0))                                                   \
     X (REGEN_CREATE, "regen_create", WRITE, "create a regeneration task", CM_MSG_CALLER, \
        CM_MSG_LIMITED, CM_MSG_REQ ("message_id", STR, CM_MESSAGE_ID_MAX),                 \
-       CM_MSG_OPT ("context", STR, 0), CM_MSG_OPT ("model", STR, CM_MODEL_MAX),           \
-       CM_MSG_OPT ("temperature", DBL, 0))                                               \
+       CM_MSG_OPT ("context", STR, 0), CM_MSG_OPT ("instruction", STR, 0),                \
+       CM_MSG_OPT ("model", STR, CM_MODEL_MAX), CM_MSG_OPT ("temperature", DBL, 0))        \
+    X (MESSAGE_CONTINUE, "message_continue", WRITE, "continue a stopped or cut-off answer", \
+       CM_MSG_CALLER, CM_MSG_LIMITED, CM_MSG_REQ ("message_id", STR, CM_MESSAGE_ID_MAX))  \
     X (TASK_STATUS, "task_status", READ, "one task's status", CM_MSG_CALLER,             \
        CM_MSG_REQ ("task_id", STR, CM_TASK_ID_MAX))                                      \
     X (TASK_CANCEL, "task_cancel", WRITE, "cancel a pending or running task",            \
@@ -161,7 +163,7 @@
     X (TASK_COMPLETE, "task_complete", WRITE, "commit the result, publish regenerated",  \
        CM_MSG_WORKER_TASK, CM_MSG_REQ ("content", STR, 0),                               \
        CM_MSG_OPT ("model", STR, CM_MODEL_MAX), CM_MSG_OPT ("prompt_tokens", INT, 0),     \
-       CM_MSG_OPT ("completion_tokens", INT, 0))                                         \
+       CM_MSG_OPT ("completion_tokens", INT, 0), CM_MSG_OPT ("finish_reason", STR, 16))   \
     X (TASK_FAIL, "task_fail", WRITE, "fail (or requeue) a task, publish the error",     \
        CM_MSG_WORKER_TASK, CM_MSG_REQ ("error", STR, CM_TEXT_MAX),                       \
        CM_MSG_OPT ("retryable", BOOL, 0))                                                \

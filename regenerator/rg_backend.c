@@ -112,6 +112,12 @@ rg_stream_usage (rg_stream_t *self, int64_t *prompt_tokens, int64_t *completion_
     return self->ops->usage && self->ops->usage (self->impl, prompt_tokens, completion_tokens);
 }
 
+const char *
+rg_stream_finish_reason (rg_stream_t *self)
+{
+    return self->ops->finish_reason ? self->ops->finish_reason (self->impl) : NULL;
+}
+
 void
 rg_stream_cancel (rg_stream_t *self)
 {

@@ -66,6 +66,9 @@ typedef struct {
     void (*destroy) (void **state);
     //  Tokens the server counted for this answer, when it said (NULL: never).
     bool (*usage) (void *stream, int64_t *prompt_tokens, int64_t *completion_tokens);
+    //  Why a stream that ended did not end a whole answer: "length" (the
+    //  server's token limit cut it), else NULL (also: never).
+    const char *(*finish_reason) (void *stream);
 } rg_backend_ops_t;
 
 typedef struct rg_backend rg_backend_t;
@@ -91,6 +94,9 @@ const char *rg_stream_error (const rg_stream_t *self, bool *retryable);
 const char *rg_stream_model (rg_stream_t *self);
 //  True with the server's token counts of the answer, false when it gave none.
 bool rg_stream_usage (rg_stream_t *self, int64_t *prompt_tokens, int64_t *completion_tokens);
+//  After RG_STREAM_END: "length" when the server's token limit cut the
+//  answer, else NULL.
+const char *rg_stream_finish_reason (rg_stream_t *self);
 //  May be called from any thread; the stream ends with CM_ECANCELLED.
 void rg_stream_cancel (rg_stream_t *self);
 bool rg_stream_cancelled (const rg_stream_t *self);

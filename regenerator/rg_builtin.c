@@ -3,6 +3,7 @@
 #include "cm_time.h"
 
 #include <ctype.h>
+#include <strings.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ uint64_t
 rg_builtin_seed (const rg_task_t *task)
 {
     uint64_t hash = 0xcbf29ce484222325ULL; //  FNV-1a
-    for (const char *p = task->task_id; *p; p++)
+    for (const char *p = task->seed_task_id; *p; p++)
         hash = (hash ^ (uint8_t) *p) * 0x100000001b3ULL;
     //  Temperature in hundredths, so 0.7 and 0.70000001 are the same seed.
     long hundredths = (long) (task->temperature * 100 + 0.5);
@@ -345,6 +346,31 @@ s_term_list (s_buf_t *buf, s_term_t **terms, size_t count, bool bold)
     }
 }
 
+//  True when text holds word, ignoring case.
+static bool
+s_mentions (const char *text, const char *word)
+{
+    size_t len = strlen (word);
+    for (const char *p = text; *p; p++)
+        if (strncasecmp (p, word, len) == 0)
+            return true;
+    return false;
+}
+
+//  The points an instruction asks for: fewer for "shorter" (brief,
+//  concise), all there are room for with "more detail" (longer), else
+//  want.
+static size_t
+s_instructed_points (const char *instruction, size_t want)
+{
+    if (s_mentions (instruction, "short") || s_mentions (instruction, "brief")
+        || s_mentions (instruction, "concise"))
+        return 2;
+    if (s_mentions (instruction, "detail") || s_mentions (instruction, "longer"))
+        return RG_BUILTIN_MAX_POINTS;
+    return want;
+}
+
 int
 rg_builtin_compose (const rg_task_t *task, uint64_t seed, double temperature,
                     rg_builtin_text_t *text)
@@ -369,16 +395,17 @@ rg_builtin_compose (const rg_task_t *task, uint64_t seed, double temperature,
         s_scan (terms, task->context, 2.0, false);
 
     size_t want = 3 + (temperature > 0.3 ? s_pick (&rng, 3) : 1);
-    s_term_t *top[6];
+    want = s_instructed_points (task->instruction, want);
+    s_term_t *top[RG_BUILTIN_MAX_POINTS];
     size_t count = s_rank (terms, &rng, temperature, top, want);
 
     s_buf_t answer = {0};
     s_append (&answer, "**Your question:** ", 19);
     s_restate (&answer, task->user_query);
     s_append (&answer, "\n\n", 2);
-    if (strcmp (task->kind, "edit") == 0)
+    if (strcmp (task->seed_kind, "edit") == 0)
         s_printf (&answer, "%s", s_intro_edit[s_pick (&rng, 2)]);
-    else if (strcmp (task->kind, "regenerate") == 0)
+    else if (strcmp (task->seed_kind, "regenerate") == 0)
         s_printf (&answer, "%s", s_intro_again[s_pick (&rng, 2)]);
     else
         s_printf (&answer, "%s", s_intro[s_pick (&rng, 3)]);
@@ -386,6 +413,12 @@ rg_builtin_compose (const rg_task_t *task, uint64_t seed, double temperature,
         s_append (&answer, " You asked for: _", 17);
         s_restate (&answer, task->context);
         s_printf (&answer, "_ — the points below take that into account.");
+    }
+    if (task->instruction[0]) {
+        s_printf (&answer, " As you asked — _");
+        s_restate (&answer, task->instruction);
+        s_printf (&answer, "_ — this answer has %zu point%s.", count ? count : 3,
+                  count == 1 ? "" : "s");
     }
     s_append (&answer, "\n\n### Key points\n\n", 18);
     if (count == 0) {
@@ -668,7 +701,8 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const rg_backend_ops_t s_ops = {"builtin", s_open, s_next, s_model, s_close, s_destroy, NULL};
+static const rg_backend_ops_t s_ops = {"builtin", s_open,    s_next, s_model,
+                                       s_close,   s_destroy, NULL,   NULL};
 
 rg_backend_t *
 rg_builtin_new (int tokens_per_sec)

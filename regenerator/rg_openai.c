@@ -46,6 +46,7 @@ typedef struct {
     size_t error_len;
     bool done;             //  [DONE] seen
     bool finished;         //  a choice gave its finish_reason
+    bool cut;              //  ... and it was "length": the token limit cut the answer
     bool bad;              //  a line could not be parsed or was too long
     bool idle;             //  the attempt was ended for silence
     int64_t last_data_ms;  //  when the current attempt last received a byte
@@ -65,10 +66,12 @@ typedef struct {
 
 int
 rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
-                      char **model, bool *finished, rg_openai_usage_t *usage)
+                      char **model, bool *finished, bool *cut, rg_openai_usage_t *usage)
 {
     *content = *reasoning = *model = NULL;
     *finished = false;
+    if (cut)
+        *cut = false;
     if (usage)
         usage->prompt_tokens = usage->completion_tokens = -1;
     while (len && (*data == ' ' || *data == '\t')) {
@@ -90,7 +93,10 @@ rg_openai_parse_data (const char *data, size_t len, char **content, char **reaso
         *model = strdup (name);
     json_t *choice = json_array_get (json_object_get (root, "choices"), 0);
     json_t *delta = json_object_get (choice, "delta");
-    *finished = json_is_string (json_object_get (choice, "finish_reason"));
+    const char *reason = json_string_value (json_object_get (choice, "finish_reason"));
+    *finished = reason != NULL;
+    if (cut)
+        *cut = reason && strcmp (reason, "length") == 0;
     json_t *counts = json_object_get (root, "usage");
     json_t *prompt = json_object_get (counts, "prompt_tokens");
     json_t *completion = json_object_get (counts, "completion_tokens");
@@ -197,10 +203,10 @@ s_on_line (s_stream_t *stream, char *line, size_t len)
     if (len < 5 || memcmp (line, "data:", 5) != 0)
         return; //  comments, event:, id:, blank lines
     char *content, *reasoning, *model;
-    bool finished;
+    bool finished, cut;
     rg_openai_usage_t usage;
     int rc = rg_openai_parse_data (line + 5, len - 5, &content, &reasoning, &model, &finished,
-                                   &usage);
+                                   &cut, &usage);
     if (rc == RG_STREAM_END) {
         stream->done = true;
         return;
@@ -211,6 +217,8 @@ s_on_line (s_stream_t *stream, char *line, size_t len)
     }
     if (finished)
         stream->finished = true;
+    if (cut)
+        stream->cut = true;
     if (usage.prompt_tokens >= 0)
         stream->usage = usage;
     if (model && *model)
@@ -298,6 +306,7 @@ s_start_attempt (s_stream_t *stream, char *why, size_t why_size)
     stream->last_data_ms = cm_mono_ms ();
     stream->idle = false;
     stream->finished = false;
+    stream->cut = false;
     stream->line_len = 0;
     stream->error_len = 0;
     stream->error_body[0] = '\0';
@@ -557,8 +566,15 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const rg_backend_ops_t s_ops = {"openai", s_open, s_next, s_model, s_close, s_destroy,
-                                       s_usage};
+static const char *
+s_finish_reason (void *stream_arg)
+{
+    const s_stream_t *stream = stream_arg;
+    return stream->cut ? "length" : NULL;
+}
+
+static const rg_backend_ops_t s_ops = {"openai", s_open,    s_next,  s_model,
+                                       s_close,  s_destroy, s_usage, s_finish_reason};
 
 rg_backend_t *
 rg_openai_new (const rg_openai_options_t *options)

@@ -39,9 +39,10 @@ typedef struct {
 
 //  One `data:` payload of the event stream. 0 with the deltas (each NULL
 //  when absent; caller frees), *finished (the choice has a
-//  finish_reason) and *usage (may be NULL), RG_STREAM_END for "[DONE]",
+//  finish_reason), *cut (may be NULL: that finish_reason is "length", the
+//  server's token limit cut the answer) and *usage (may be NULL), RG_STREAM_END for "[DONE]",
 //  CM_EPROTO for anything else. Exposed for tests.
 int rg_openai_parse_data (const char *data, size_t len, char **content, char **reasoning,
-                          char **model, bool *finished, rg_openai_usage_t *usage);
+                          char **model, bool *finished, bool *cut, rg_openai_usage_t *usage);
 
 #endif

@@ -110,17 +110,33 @@ s_append (json_t *messages, const char *role, const char *content)
     return message ? json_array_append_new (messages, message) : -1;
 }
 
-//  The system message's text, or NULL for none (caller frees).
+//  The system message's text, or NULL for none (caller frees): its parts
+//  that are not empty, a blank line between them.
 static char *
 s_system (const rg_prompt_options_t *options, const rg_task_t *task)
 {
-    const char *prompt = options->system_prompt, *context = task->context;
-    if (!prompt[0] && !context[0])
-        return NULL;
-    size_t size = strlen (prompt) + strlen (context) + 3;
+    const char *instruction = task->instruction;
+    const char *parts[] = {options->system_prompt, task->context,
+                           instruction[0] ? RG_PROMPT_INSTRUCTION : "", instruction};
+    size_t size = 1;
+    for (size_t i = 0; i < 4; i++)
+        size += strlen (parts[i]) + 2;
     char *text = malloc (size);
-    if (text)
-        snprintf (text, size, "%s%s%s", prompt, prompt[0] && context[0] ? "\n\n" : "", context);
+    if (!text)
+        return NULL;
+    text[0] = '\0';
+    for (size_t i = 0; i < 4; i++) {
+        if (!parts[i][0])
+            continue;
+        //  The instruction's lead-in and text are one part.
+        if (text[0] && i != 3)
+            strcat (text, "\n\n");
+        strcat (text, parts[i]);
+    }
+    if (!text[0]) {
+        free (text);
+        return NULL;
+    }
     return text;
 }
 
@@ -133,7 +149,8 @@ rg_prompt_body (const rg_prompt_options_t *options, const rg_task_t *task, const
     const rg_turn_t *turns = task->turn_count ? task->turns : &query;
     size_t count = task->turn_count ? task->turn_count : 1;
     char *system = s_system (options, task);
-    bool ok = system || (!options->system_prompt[0] && !task->context[0]);
+    bool ok = system
+              || (!options->system_prompt[0] && !task->context[0] && !task->instruction[0]);
 
     //  Drop from the oldest while over budget; the question (the last turn)
     //  stays whatever it costs.

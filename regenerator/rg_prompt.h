@@ -14,7 +14,8 @@
     the regeneration_error.
 
     Messages: one system message (CHATMESH_SYSTEM_PROMPT, then the
-    request's context, separated by a blank line; none when both are
+    request's context, then a regenerate's instruction after
+    RG_PROMPT_INSTRUCTION, separated by blank lines; none when all are
     empty), then the conversation oldest first, then, for a takeover
     (task->partial not empty), the answer so far as a trailing assistant
     turn for the server to continue. The question (the last turn), the
@@ -25,7 +26,12 @@
     with the user. The estimate is rg_prompt_tokens: no tokenizer is at
     hand, and bytes/4 is the usual rule of thumb for English BPE text
     (it over-counts code points of other scripts, which errs on the side
-    of fitting).                                                          */
+    of fitting). The instruction ("shorter", "more detail", free text)
+    goes into the system message rather than a turn of its own: chat
+    templates expect one system message, first, and turns that alternate
+    user/assistant ending with the user's, and a second user turn or a
+    trailing system turn breaks some of them (the question must stay the
+    last user turn; a takeover's partial answer follows it).             */
 #ifndef RG_PROMPT_H_INCLUDED
 #define RG_PROMPT_H_INCLUDED
 
@@ -35,6 +41,8 @@
 #include <stdint.h>
 
 #define RG_PROMPT_MESSAGE_TOKENS 4 //  per message: role and template markers
+//  What introduces a regenerate's instruction in the system message.
+#define RG_PROMPT_INSTRUCTION "Instruction for this answer (the user asked to answer again): "
 
 typedef struct {
     const char *model;         //  CHATMESH_OPENAI_MODEL, "" for none

@@ -26,8 +26,12 @@ rg_task_parse (const cm_value_t *map, rg_task_t **out)
     self->original_message_id = s_dup (map, "original_message_id");
     self->user_query = s_dup (map, "user_query");
     self->context = s_dup (map, "context");
+    self->instruction = s_dup (map, "instruction");
     self->model = s_dup (map, "model");
     self->partial = s_dup (map, "partial");
+    const char *seed = cm_map_str (map, "seed_task_id"), *seed_kind = cm_map_str (map, "seed_kind");
+    self->seed_task_id = strdup (seed && *seed ? seed : task_id);
+    self->seed_kind = strdup (seed_kind && *seed_kind ? seed_kind : cm_map_str_or (map, "kind", ""));
     self->temperature = cm_map_dbl (map, "temperature", RG_TASK_DEFAULT_TEMPERATURE);
     if (self->temperature < 0 || self->temperature > 2)
         self->temperature = RG_TASK_DEFAULT_TEMPERATURE;
@@ -38,7 +42,8 @@ rg_task_parse (const cm_value_t *map, rg_task_t **out)
         self->lease_ms = RG_TASK_DEFAULT_LEASE_MS;
     bool ok = self->task_id && self->kind && self->message_id && self->session_id
               && self->original_message_id && self->user_query && self->context
-              && self->model && self->partial;
+              && self->instruction
+              && self->model && self->partial && self->seed_task_id && self->seed_kind;
     const cm_value_t *conversation = cm_map_get (map, "conversation");
     size_t count = conversation && conversation->type == CM_T_ARR ? cm_value_len (conversation)
                                                                   : 0;
@@ -87,8 +92,11 @@ rg_task_destroy (rg_task_t **self_p)
     free (self->original_message_id);
     free (self->user_query);
     free (self->context);
+    free (self->instruction);
     free (self->model);
     free (self->partial);
+    free (self->seed_task_id);
+    free (self->seed_kind);
     for (size_t i = 0; i < self->turn_count; i++) {
         free (self->turns[i].role);
         free (self->turns[i].content);

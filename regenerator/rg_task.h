@@ -17,19 +17,23 @@ typedef struct {
 
 typedef struct {
     char *task_id;
-    char *kind;                //  "answer", "regenerate" or "edit"
+    char *kind;                //  "answer", "regenerate", "edit" or "continue"
     char *message_id;          //  the assistant message being written
     char *session_id;
     char *original_message_id; //  "" when none
     char *user_query;
     char *context;             //  "" when none
+    char *instruction;         //  a regenerate's "shorter", "more detail", ...; "" when none
     char *model;               //  "" when the task names none
     double temperature;        //  RG_TASK_DEFAULT_TEMPERATURE when none
     int64_t attempt;
     int64_t lease_ms;
     int64_t fence;             //  the lease's fencing token, sent with every write
-    char *partial;             //  the text checkpointed by an earlier lease, "" when none:
-                               //  the answer continues it (takeover continues, not restarts)
+    char *partial;             //  the text checkpointed by an earlier lease, or the
+                               //  answer a continue task grows, "" when none: the answer
+                               //  continues it (takeover continues, not restarts)
+    char *seed_task_id;        //  the generation whose answer this writes: a continue's
+    char *seed_kind;           //  origin, else task_id and kind themselves
     rg_turn_t *turns;          //  the conversation, oldest first
     size_t turn_count;
 } rg_task_t;

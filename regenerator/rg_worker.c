@@ -314,6 +314,11 @@ s_run (s_run_t *run, rg_backend_t *backend)
             && (cm_map_set_strn (request->payload, "content", run->text, run->len)
                 || cm_map_set_str (request->payload, "model", rg_stream_model (stream))))
             cm_envelope_destroy (&request);
+        //  Cut by the server's token limit: the answer can be continued.
+        const char *finish_reason = rg_stream_finish_reason (stream);
+        if (request && finish_reason
+            && cm_map_set_str (request->payload, "finish_reason", finish_reason))
+            cm_envelope_destroy (&request);
         int64_t prompt_tokens, completion_tokens;
         if (request && rg_stream_usage (stream, &prompt_tokens, &completion_tokens)
             && (cm_map_set_int (request->payload, "prompt_tokens", prompt_tokens)

@@ -7,7 +7,9 @@
       task_event thought_process_start / _step* / _complete   (if enabled)
       task_progress*  (throttled; renews the lease)
       task_progress 100, then task_complete {content, model, prompt_tokens?,
-                      completion_tokens?} (the counts when the backend has them)
+                      completion_tokens?, finish_reason?} (the counts when the
+                      backend has them; finish_reason "length" when the
+                      server's token limit cut the answer)
     or task_fail {error, retryable}. A task with checkpointed text
     (task->partial: an earlier lease was lost) continues it: the text
     starts as the partial, the backend writes what follows (no thoughts:

@@ -2,6 +2,7 @@
 #include "st_h_tasks.h"
 
 #include "cm_error.h"
+#include "st_h_continue.h"
 #include "st_h_versions.h"
 #include "st_task.h"
 #include "st_view.h"
@@ -20,6 +21,9 @@ st_h_task_cancel (st_ctx_t *c)
         rc = st_task_check (c, task, ST_TASK_CANCEL);
     if (rc == 0)
         rc = st_rows_rate_user (c, false);
+    //  Stop keeps what was seen: the last checkpoint is the answer's text.
+    if (rc == 0)
+        rc = st_h_continue_keep (c, task, "cancelled");
     if (rc == 0)
         rc = st_task_apply (c, task, ST_TASK_CANCEL, "cancelled");
     if (rc == 0)
@@ -66,15 +70,18 @@ st_h_task_sweep (st_ctx_t *c, const char *worker, int64_t max, bool requeue, cm_
         if ((want || requeue) && attempts >= c->ops->config.max_attempts) {
             char error[96];
             snprintf (error, sizeof error, "gave up after %lld attempts", (long long) attempts);
-            rc = st_task_apply (c, task, ST_TASK_GIVE_UP, error);
+            rc = st_h_continue_keep (c, task, "failed");
+            if (rc == 0)
+                rc = st_task_apply (c, task, ST_TASK_GIVE_UP, error);
         }
         else if (want) {
             rc = st_task_apply (c, task, pending ? ST_TASK_CLAIM : ST_TASK_TAKE_OVER, worker);
             if (rc == 0) {
                 cm_arr_push (claimed, st_view_claim (c, task));
                 //  A resumed lease starts nothing new for the readers: the
-                //  seam is its first checkpoint's resumed: true.
-                if (!st_task_resuming (task))
+                //  seam is its first checkpoint's resumed: true. A continue
+                //  starts from text too, but its first lease is news.
+                if (!st_task_resuming (task) || cm_map_int (task, "attempts", 0) == 1)
                     st_view_regenerating (c, task);
                 int64_t lease_end = c->now + c->ops->config.lease_ms;
                 if (!next_expiry || lease_end < next_expiry)
@@ -187,24 +194,14 @@ st_h_task_complete (st_ctx_t *c)
         cm_value_destroy (&task);
         return CM_ECANCELLED;
     }
-    bool regenerated = strcmp (cm_map_str_or (task, "kind", ""), "answer") != 0;
     if (rc == 0) {
         //  The answer's fields; a regenerate keeps them as a new version
-        //  (st_h_versions_answer), the last answer's stay in theirs.
-        cm_value_t *fields = cm_map_new ();
-        cm_map_set_str (fields, "content", content);
-        cm_map_set_bool (fields, "regenerated", regenerated);
-        const char *model = cm_map_str (c->p, "model");
-        if (!model)
-            model = cm_map_str (task, "model");
-        if (!model)
-            model = cm_map_str (msg, "model");
-        if (model)
-            cm_map_set_str (fields, "model", model);
-        //  The answer's thought process, none when this answer had none.
-        const cm_value_t *thoughts = cm_map_get (task, "thought_process");
-        if (thoughts)
-            cm_map_set (fields, "thought_process", cm_value_dup (thoughts));
+        //  (st_h_versions_answer), the last answer's stay in theirs. Its
+        //  thought process is none when this answer had none.
+        cm_value_t *fields = st_h_continue_fields (c, task, msg, content);
+        //  Cut by the model's token limit: a whole text, but no whole answer.
+        if (strcmp (cm_map_str_or (c->p, "finish_reason", ""), "length") == 0)
+            cm_map_set_str (fields, "finish_reason", "length");
         st_rows_usage_set (fields, c->p);
         rc = st_h_versions_answer (c, task, &mkey, msg, fields);
         cm_value_destroy (&fields);
@@ -237,7 +234,10 @@ st_h_task_fail (st_ctx_t *c)
     const char *error = cm_map_str_or (c->p, "error", "generation failed");
     bool retry = cm_map_bool (c->p, "retryable", false)
                  && cm_map_int (task, "attempts", 0) < c->ops->config.max_attempts;
-    int rc = st_task_apply (c, task, retry ? ST_TASK_RETRY : ST_TASK_FAIL, error);
+    //  A failure for good keeps the text streamed so far, to continue.
+    int rc = retry ? 0 : st_h_continue_keep (c, task, "failed");
+    if (rc == 0)
+        rc = st_task_apply (c, task, retry ? ST_TASK_RETRY : ST_TASK_FAIL, error);
     if (rc == 0) {
         c->ok = cm_map_new ();
         st_rows_copy_str (c->ok, "status", task, "status");

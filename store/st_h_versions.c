@@ -16,13 +16,42 @@ st_h_versions_room (st_ctx_t *c, const cm_value_t *msg)
     return CM_EBADSTATE;
 }
 
+static bool
+s_continues (const cm_value_t *task)
+{
+    return strcmp (cm_map_str_or (task, "kind", ""), "continue") == 0;
+}
+
+bool
+st_h_versions_in_place (const cm_value_t *task, const cm_value_t *msg)
+{
+    return s_continues (task) || strcmp (cm_map_str_or (task, "kind", ""), "answer") == 0
+           || (st_versions_count (msg) == 1 && !*cm_map_str_or (msg, "content", ""));
+}
+
+//  A continue's answer: the version it continues grows in place.
+static int
+s_grow (st_ctx_t *c, const cm_value_t *task, const st_key_t *mkey, cm_value_t *msg,
+        const cm_value_t *fields)
+{
+    int64_t n = cm_map_int (task, "continues_version", st_versions_active (msg));
+    if (n >= 1 && n <= (int64_t) st_versions_count (msg))
+        ST_TRY (st_versions_activate (c->db, c->txn, mkey->bytes, mkey->len, msg, (uint32_t) n,
+                                      NULL));
+    cm_value_t *old = cm_map_take (msg, "finish_reason");
+    cm_value_destroy (&old);
+    for (size_t i = 0; i < cm_value_len (fields); i++)
+        cm_map_set (msg, cm_map_key_at (fields, i), cm_value_dup (cm_map_value_at (fields, i)));
+    return st_versions_sync (c->db, c->txn, mkey->bytes, mkey->len, msg, c->now);
+}
+
 int
 st_h_versions_answer (st_ctx_t *c, const cm_value_t *task, const st_key_t *mkey,
                       cm_value_t *msg, const cm_value_t *fields)
 {
-    bool first = strcmp (cm_map_str_or (task, "kind", ""), "answer") == 0
-                 || (st_versions_count (msg) == 1 && !*cm_map_str_or (msg, "content", ""));
-    if (first) {
+    if (s_continues (task))
+        return s_grow (c, task, mkey, msg, fields);
+    if (st_h_versions_in_place (task, msg)) {
         st_versions_take (msg, fields);
         return 0;
     }

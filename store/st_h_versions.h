@@ -15,9 +15,16 @@
 //  answer (an "answer" task, or a message whose only version has no text,
 //  because its first answer never came) is written in place; any other
 //  becomes version count + 1 and the active one, the earlier versions
-//  kept. CM_EBADSTATE (c->why) when msg already has CM_VERSIONS_MAX.
+//  kept. A "continue" task's answer grows the version it continues (the
+//  task's continues_version, made active again if another was shown) in
+//  place: the fields given replace the version's, the others stay, and
+//  finish_reason goes unless fields has one. CM_EBADSTATE (c->why) when
+//  msg already has CM_VERSIONS_MAX.
 int st_h_versions_answer (st_ctx_t *c, const cm_value_t *task, const st_key_t *mkey,
                           cm_value_t *msg, const cm_value_t *fields);
+//  True when st_h_versions_answer writes task's answer over msg's shown
+//  version instead of adding one.
+bool st_h_versions_in_place (const cm_value_t *task, const cm_value_t *msg);
 
 //  CM_EBADSTATE (c->why) when a regeneration of msg could not be kept as
 //  a new version (it has CM_VERSIONS_MAX already): checked on creation.

@@ -9,6 +9,7 @@
 #include "st_ctx.h"
 #include "st_h_admin.h"
 #include "st_h_audit.h"
+#include "st_h_continue.h"
 #include "st_h_export.h"
 #include "st_h_feedback.h"
 #include "st_h_manage.h"
@@ -36,6 +37,7 @@ static const st_handler_fn s_handlers[CM_MSG_COUNT] = {
     [CM_MSG_FEEDBACK_PUT] = st_h_feedback_put,
     [CM_MSG_FEEDBACK_DELETE] = st_h_feedback_delete,
     [CM_MSG_REGEN_CREATE] = st_h_regen_create,
+    [CM_MSG_MESSAGE_CONTINUE] = st_h_message_continue,
     [CM_MSG_VERSION_ACTIVATE] = st_h_version_activate,
     [CM_MSG_TASK_CANCEL] = st_h_task_cancel,
     [CM_MSG_RATE_CONSUME] = st_h_rate_consume,

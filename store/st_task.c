@@ -27,6 +27,14 @@ st_task_put (st_ctx_t *c, const cm_value_t *task)
     return st_db_put (c->db, c->txn, ST_DBI_TASKS, id, strlen (id), task);
 }
 
+//  A regenerate or an edit's answer: what the session's regeneration
+//  analytics count (a first answer and a continue are not).
+static bool
+s_regeneration (const char *kind)
+{
+    return strcmp (kind, "regenerate") == 0 || strcmp (kind, "edit") == 0;
+}
+
 //  The task's task_queue key.
 static int
 s_queue_key (st_key_t *key, const cm_value_t *task)
@@ -69,6 +77,7 @@ st_task_create (st_ctx_t *c, const char *kind, cm_value_t *message, const st_key
     cm_map_set_str (task, "user", st_ctx_user (c));
     cm_map_set_str (task, "user_query", user_query);
     st_rows_copy_str (task, "context", c->p, "context");
+    st_rows_copy_str (task, "instruction", c->p, "instruction");
     st_rows_copy_str (task, "model", c->p, "model");
     const cm_value_t *temperature = cm_map_get (c->p, "temperature");
     if (temperature && (temperature->type == CM_T_DBL || temperature->type == CM_T_INT))
@@ -97,7 +106,7 @@ st_task_create (st_ctx_t *c, const char *kind, cm_value_t *message, const st_key
     cm_map_set_bool (message, "regenerating", true);
     ST_TRY (st_db_put (c->db, c->txn, ST_DBI_MESSAGES, message_key->bytes, message_key->len,
                        message));
-    if (strcmp (kind, "answer") != 0)
+    if (s_regeneration (kind))
         ST_TRY (st_rows_analytics_update (c, session_id, "regeneration_count", 1, -1));
     c->ops->tasks_changed = true;
     return 0;
@@ -125,7 +134,7 @@ s_finish (st_ctx_t *c, cm_value_t *task, const char *error)
         cm_map_set_int (task, "progress", 100);
     ST_TRY (st_task_put (c, task));
     const char *session_id = cm_map_str_or (task, "session_id", "");
-    bool is_regen = strcmp (cm_map_str_or (task, "kind", ""), "answer") != 0;
+    bool is_regen = s_regeneration (cm_map_str_or (task, "kind", ""));
     if (is_regen) {
         int64_t took = c->now - cm_map_int (task, "created_at", c->now);
         ST_TRY (st_rows_analytics_update (c, session_id,

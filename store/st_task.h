@@ -23,7 +23,8 @@ int st_task_put (st_ctx_t *c, const cm_value_t *task);
 //  + 1): 0, CM_ENOTFOUND when none.
 int st_task_running_id (st_ctx_t *c, const char *message_id, char *task_id);
 
-//  Creates a pending task of kind ("answer", "regenerate", "edit") for
+//  Creates a pending task of kind ("answer", "regenerate", "edit",
+//  "continue": st_h_continue.h) for
 //  the assistant message (stored at message_key) and marks the message
 //  regenerating; task_id (CM_ID_MAX + 1) gets its id. CM_ECONFLICT (with
 //  c->why) when the message already has an active task: checked first.

@@ -18,8 +18,10 @@
 //  What one version consists of: the fields a message record takes from
 //  its active version. Everything else of the message (id, role, seq,
 //  timestamp, regenerating) is the turn's, whichever version is shown.
-static const char *const s_fields[] = {"content",     "model",  "thought_process",
-                                       "regenerated", "edited", "usage"};
+//  finish_reason and generation: how the version's text ended when it did
+//  not end complete, and what generated it (st_h_continue.h).
+static const char *const s_fields[] = {"content", "model",         "thought_process", "regenerated",
+                                       "edited",  "usage",         "finish_reason",   "generation"};
 #define S_FIELD_COUNT (sizeof s_fields / sizeof s_fields[0])
 
 static void

@@ -5,7 +5,8 @@
 
     Where things live (docs/store.md, "Versions"):
       - The message record keeps the ACTIVE version's fields (content,
-        model, thought_process, regenerated, edited, usage), so every read of a
+        model, thought_process, regenerated, edited, usage, finish_reason,
+        generation), so every read of a
         message is still one lookup, plus version (active, 1-based),
         version_count, version_id (the active one's id) and version_ids
         (index i -> version i + 1). A message written before versions has

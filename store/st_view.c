@@ -162,6 +162,9 @@ st_view_message (st_ctx_t *c, const cm_value_t *key, const cm_value_t *msg)
     const cm_value_t *usage = cm_map_get (msg, "usage");
     if (usage)
         cm_map_set (meta, "usage", cm_value_dup (usage));
+    //  Why the text is not a whole answer (st_h_continue.h); absent when it is.
+    if (cm_map_str (msg, "finish_reason"))
+        cm_map_set_str (meta, "finish_reason", cm_map_str (msg, "finish_reason"));
     if (cm_map_bool (msg, "regenerating", false))
         s_running_thoughts_view (c, meta, msg);
     else
@@ -205,6 +208,10 @@ st_view_error_event (st_ctx_t *c, const cm_value_t *task, const char *error)
     st_rows_copy_str (data, "taskId", task, "task_id");
     st_rows_copy_str (data, "messageId", task, "message_id");
     cm_map_set_str (data, "error", error);
+    //  The text so far, when it was kept as the answer (st_h_continue_keep).
+    const cm_value_t *kept = cm_map_get (task, "kept");
+    for (size_t i = 0; kept && kept->type == CM_T_MAP && i < cm_value_len (kept); i++)
+        cm_map_set (data, cm_map_key_at (kept, i), cm_value_dup (cm_map_value_at (kept, i)));
     st_view_event (c, cm_map_str_or (task, "session_id", ""), CM_EVENT_REGENERATION_ERROR, data);
 }
 
@@ -271,6 +278,7 @@ st_view_claim (st_ctx_t *c, const cm_value_t *task)
     st_rows_copy_str (view, "original_message_id", task, "original_message_id");
     st_rows_copy_str (view, "user_query", task, "user_query");
     st_rows_copy_str (view, "context", task, "context");
+    st_rows_copy_str (view, "instruction", task, "instruction");
     st_rows_copy_str (view, "model", task, "model");
     const cm_value_t *temperature = cm_map_get (task, "temperature");
     cm_map_set (view, "temperature",
@@ -280,6 +288,9 @@ st_view_claim (st_ctx_t *c, const cm_value_t *task)
     cm_map_set_int (view, "fence", cm_map_int (task, "fence", 0));
     //  The text checkpointed so far: the worker continues it.
     cm_map_set_str (view, "partial", cm_map_str_or (task, "partial", ""));
+    //  A continue writes its origin's answer: the builtin seeds from these.
+    st_rows_copy_str (view, "seed_task_id", task, "seed_task_id");
+    st_rows_copy_str (view, "seed_kind", task, "seed_kind");
     cm_map_set (view, "conversation", s_conversation (c, task));
     return view;
 }
@@ -457,6 +468,8 @@ st_view_regenerated (st_ctx_t *c, const cm_value_t *task, const cm_value_t *msg)
     st_rows_copy_str (data, "messageId", task, "message_id");
     cm_map_set_str (data, "content", cm_map_str_or (msg, "content", ""));
     s_versions_event (data, msg);
+    if (cm_map_str (msg, "finish_reason"))
+        cm_map_set_str (data, "finishReason", cm_map_str (msg, "finish_reason"));
     st_view_event (c, cm_map_str_or (task, "session_id", ""), CM_EVENT_MESSAGE_REGENERATED,
                    data);
 }

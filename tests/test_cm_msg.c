@@ -76,7 +76,7 @@ test_access_and_names (void **state)
                                CM_MSG_TASK_EVENT,    CM_MSG_TASK_COMPLETE, CM_MSG_TASK_FAIL,
                                CM_MSG_VERSION_ACTIVATE, CM_MSG_MESSAGE_RESTORE,
                                CM_MSG_SESSION_DELETE, CM_MSG_SESSION_RESTORE,
-                               CM_MSG_SESSION_RENAME};
+                               CM_MSG_SESSION_RENAME, CM_MSG_MESSAGE_CONTINUE};
     size_t write_count = 0;
     for (int type = CM_MSG_NONE + 1; type < CM_MSG_COUNT; type++) {
         const char *name = cm_msg_name ((cm_msg_t) type);

@@ -358,6 +358,48 @@ test_task_parse (void **state)
     cm_value_destroy (&map);
 }
 
+//  An instruction shows in the answer, deterministically: restated, with
+//  2 points for "shorter" and more for "more detail" than without.
+static size_t
+s_points (const char *answer)
+{
+    size_t points = 0;
+    for (const char *p = strstr (answer, "### Key points"); p && *p; p++)
+        if (p[0] == '\n' && p[1] >= '1' && p[1] <= '9' && p[2] == '.')
+            points++;
+    return points;
+}
+
+static void
+test_instruction_shapes_answer (void **state)
+{
+    (void) state;
+    const char *query = "How should we tune checkpoint intervals, replication lag alerts, "
+                        "vacuum schedules and connection pooling together?";
+    rg_builtin_text_t plain, shorter, detailed, again;
+    rg_task_t *task = s_task ("regen_i", query, 0.0);
+    assert_int_equal (rg_builtin_compose (task, rg_builtin_seed (task), 0.0, &plain), 0);
+    free (task->instruction);
+    task->instruction = strdup ("Shorter, please");
+    assert_int_equal (rg_builtin_compose (task, rg_builtin_seed (task), 0.0, &shorter), 0);
+    assert_int_equal (rg_builtin_compose (task, rg_builtin_seed (task), 0.0, &again), 0);
+    free (task->instruction);
+    task->instruction = strdup ("more detail");
+    assert_int_equal (rg_builtin_compose (task, rg_builtin_seed (task), 0.0, &detailed), 0);
+    assert_string_equal (shorter.answer, again.answer);
+    assert_non_null (strstr (shorter.answer, "As you asked — _Shorter, please_"));
+    assert_null (strstr (plain.answer, "As you asked"));
+    assert_int_equal (s_points (shorter.answer), 2);
+    assert_true (s_points (plain.answer) > 2);
+    assert_true (s_points (detailed.answer) > s_points (plain.answer));
+    assert_true (strlen (shorter.answer) < strlen (plain.answer));
+    rg_builtin_text_free (&plain);
+    rg_builtin_text_free (&shorter);
+    rg_builtin_text_free (&again);
+    rg_builtin_text_free (&detailed);
+    rg_task_destroy (&task);
+}
+
 int
 main (void)
 {
@@ -371,6 +413,7 @@ main (void)
         cmocka_unit_test (test_token_len),
         cmocka_unit_test (test_pacing_and_cancellation),
         cmocka_unit_test (test_task_parse),
+        cmocka_unit_test (test_instruction_shapes_answer),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

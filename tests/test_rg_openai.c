@@ -291,11 +291,11 @@ test_parse_data (void **state)
     char *content, *reasoning, *model;
     bool finished;
     assert_int_equal (
-        rg_openai_parse_data (" [DONE]", 7, &content, &reasoning, &model, &finished, NULL),
+        rg_openai_parse_data (" [DONE]", 7, &content, &reasoning, &model, &finished, NULL, NULL),
         RG_STREAM_END);
     const char *line = "{\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}";
     assert_int_equal (
-        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL), 0);
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL, NULL), 0);
     assert_string_equal (content, "Hi");
     assert_null (reasoning);
     assert_string_equal (model, "m");
@@ -304,24 +304,34 @@ test_parse_data (void **state)
     free (model);
     line = "{\"choices\":[{\"delta\":{\"reasoning_content\":\"Think\"}}]}";
     assert_int_equal (
-        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL), 0);
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL, NULL), 0);
     assert_null (content);
     assert_string_equal (reasoning, "Think");
     free (reasoning);
     line = "{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}";
     assert_int_equal (
-        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL), 0);
+        rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model, &finished, NULL, NULL), 0);
     assert_true (finished);
+    bool cut = true;
+    assert_int_equal (rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model,
+                                            &finished, &cut, NULL),
+                      0);
+    assert_false (cut);
+    line = "{\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}";
+    assert_int_equal (rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model,
+                                            &finished, &cut, NULL),
+                      0);
+    assert_true (finished && cut);
     //  The usage chunk of stream_options.include_usage: no choice, counts.
     rg_openai_usage_t usage;
     line = "{\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7}}";
     assert_int_equal (rg_openai_parse_data (line, strlen (line), &content, &reasoning, &model,
-                                            &finished, &usage),
+                                            &finished, NULL, &usage),
                       0);
     assert_int_equal (usage.prompt_tokens, 12);
     assert_int_equal (usage.completion_tokens, 7);
     assert_null (content);
-    assert_int_equal (rg_openai_parse_data ("{nope", 5, &content, &reasoning, &model, &finished, NULL),
+    assert_int_equal (rg_openai_parse_data ("{nope", 5, &content, &reasoning, &model, &finished, NULL, NULL),
                       CM_EPROTO);
 }
 
@@ -527,6 +537,52 @@ test_worker_continues_partial (void **state)
             assert_memory_equal (cm_map_str (store.calls[i]->payload, "partial"), "Salut ! ", 8);
     assert_string_equal (cm_map_str (s_last (&store, CM_MSG_TASK_COMPLETE)->payload, "content"),
                          "Salut ! Bonjour à tous");
+    s_store_free (&store);
+    rg_backend_destroy (&backend);
+    rg_task_destroy (&task);
+    s_server_stop (&server);
+}
+
+//  A continue task (kind continue, its text so far as partial): the request
+//  ends with that text as an assistant turn; a stream the server's token
+//  limit cut (finish_reason "length") completes with finish_reason
+//  "length", so the store marks the answer as one to continue again. The
+//  finish_reason "stop" of a whole answer sends none.
+#define SSE_LENGTH                                                                         \
+    HEAD_200 CONTENT ("and more") PAUSE                                                    \
+    CHUNK ("{\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}") "data: [DONE]\n\n"
+
+static void
+test_worker_continue_cut_by_length (void **state)
+{
+    (void) state;
+    const char *responses[] = {SSE_LENGTH, SSE_OK, NULL};
+    s_server_t server;
+    s_server_start (&server, responses);
+    rg_backend_t *backend = s_backend (server.port, "m-local", 0, 5000);
+    rg_task_t *task = s_task ("", "");
+    free (task->kind);
+    task->kind = strdup ("continue");
+    free (task->partial);
+    task->partial = strdup ("Some text ");
+    s_store_t store = {0};
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
+    const char *body_text = strstr (server.requests[0], "\r\n\r\n");
+    assert_non_null (body_text);
+    json_t *body = json_loads (body_text + 4, 0, NULL);
+    json_t *messages = json_object_get (body, "messages");
+    json_t *last = json_array_get (messages, json_array_size (messages) - 1);
+    assert_string_equal (json_string_value (json_object_get (last, "role")), "assistant");
+    assert_string_equal (json_string_value (json_object_get (last, "content")), "Some text ");
+    json_decref (body);
+    const cm_envelope_t *complete = s_last (&store, CM_MSG_TASK_COMPLETE);
+    assert_string_equal (cm_map_str (complete->payload, "content"), "Some text and more");
+    assert_string_equal (cm_map_str (complete->payload, "finish_reason"), "length");
+    s_store_free (&store);
+    //  The next answer ends whole: no finish_reason.
+    store = (s_store_t) {0};
+    assert_int_equal (s_run_worker (backend, task, &store), RG_OUTCOME_COMPLETED);
+    assert_null (cm_map_get (s_last (&store, CM_MSG_TASK_COMPLETE)->payload, "finish_reason"));
     s_store_free (&store);
     rg_backend_destroy (&backend);
     rg_task_destroy (&task);
@@ -810,6 +866,7 @@ main (void)
         cmocka_unit_test (test_request_limits_and_usage),
         cmocka_unit_test (test_worker_commits_streamed_answer),
         cmocka_unit_test (test_worker_continues_partial),
+        cmocka_unit_test (test_worker_continue_cut_by_length),
         cmocka_unit_test (test_think_blocks_in_content),
         cmocka_unit_test (test_errors_after_retries),
         cmocka_unit_test (test_429_then_success),

@@ -95,6 +95,48 @@ test_body_with_every_setting (void **state)
     rg_task_destroy (&task);
 }
 
+//  A regenerate's instruction ends the system message (there is one even
+//  without a system prompt or context); the question stays the last turn
+//  and the budget counts it as part of the system message.
+static void
+test_instruction_in_system_message (void **state)
+{
+    (void) state;
+    const char *turns[][2] = {{"user", "Say hello"}, {"assistant", "Hello!"}, {"user", "Why?"}};
+    rg_task_t *task = s_task ("Be kind.", turns, 3);
+    free (task->instruction);
+    task->instruction = strdup ("shorter");
+    rg_prompt_options_t options = {"", "", "You are chatmesh.", 0, 0};
+    json_t *body = s_body (&options, task, NULL);
+    assert_int_equal (json_array_size (json_object_get (body, "messages")), 4);
+    assert_string_equal (s_role (body, 0), "system");
+    assert_string_equal (s_content (body, 0),
+                         "You are chatmesh.\n\nBe kind.\n\n" RG_PROMPT_INSTRUCTION "shorter");
+    assert_string_equal (s_role (body, 3), "user");
+    assert_string_equal (s_content (body, 3), "Why?");
+    json_decref (body);
+    rg_task_destroy (&task);
+
+    task = s_task ("", turns, 3);
+    free (task->instruction);
+    task->instruction = strdup ("more detail, with examples");
+    rg_prompt_options_t bare = {"", "", "", 0, 0};
+    body = s_body (&bare, task, NULL);
+    assert_int_equal (json_array_size (json_object_get (body, "messages")), 4);
+    assert_string_equal (s_content (body, 0), RG_PROMPT_INSTRUCTION "more detail, with examples");
+    json_decref (body);
+    //  A budget that holds the system message and the question only.
+    int64_t tight = rg_prompt_tokens (RG_PROMPT_INSTRUCTION "more detail, with examples")
+                    + rg_prompt_tokens ("Why?");
+    rg_prompt_options_t budget = {"", "", "", tight, 0};
+    size_t dropped = 0;
+    body = s_body (&budget, task, &dropped);
+    assert_int_equal (dropped, 2);
+    assert_int_equal (json_array_size (json_object_get (body, "messages")), 2);
+    json_decref (body);
+    rg_task_destroy (&task);
+}
+
 static void
 test_no_max_tokens_no_system (void **state)
 {
@@ -294,6 +336,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_body_with_every_setting),
+        cmocka_unit_test (test_instruction_in_system_message),
         cmocka_unit_test (test_no_max_tokens_no_system),
         cmocka_unit_test (test_model_choice),
         cmocka_unit_test (test_check_settings),

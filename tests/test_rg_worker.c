@@ -353,7 +353,7 @@ s_fake_destroy (void **state)
 }
 
 static const rg_backend_ops_t s_fake_ops = {"fake", s_fake_open, s_fake_next, s_fake_model,
-                                            s_fake_close, s_fake_destroy, NULL};
+                                            s_fake_close, s_fake_destroy, NULL, NULL};
 
 static rg_backend_t *
 s_fake_backend (int mode)

@@ -148,16 +148,23 @@ class Mesh:
         words = (f'**Answer** ({kind}) to: {query}\n\n- point one\n- point two with `code`\n\n'
                  'A paragraph with a [link](https://example.org/) and the end.').split(' ')
         steps = 6
+        partial = ''
         for i in range(1, steps + 1):
             time.sleep(self.delay)
             with self.lock:
                 if self.tasks[task] == 'cancelled':
                     m['metadata']['regenerating'] = False
                     cancelled = True
+                    # Like the store: the text seen so far is kept, marked
+                    # (in place: the mock keeps no versions).
+                    if partial:
+                        m['content'] = partial
+                        m['metadata']['finish_reason'] = 'cancelled'
                 else:
                     cancelled = False
             if cancelled:
-                pub(sid, EV['REGENERATION_ERROR'], {'messageId': mid, 'taskId': task, 'error': 'cancelled'})
+                kept = {'content': partial, 'finishReason': 'cancelled'} if partial else {}
+                pub(sid, EV['REGENERATION_ERROR'], {'messageId': mid, 'taskId': task, 'error': 'cancelled', **kept})
                 return
             partial = ' '.join(words[: len(words) * i // steps])
             pub(sid, EV['REGENERATION_PROGRESS'], {'messageId': mid, 'taskId': task, 'progress': i * 100 // (steps + 1),
@@ -175,6 +182,7 @@ class Mesh:
             if not m:
                 return
             m['content'] = content
+            m['metadata'].pop('finish_reason', None)
             m['metadata'].update(regenerating=False, regenerated=kind != 'answer', model='mock',
                                  thought_process={'thinkingAbout': query[:60], 'totalSteps': 2, 'conclusion': 'done',
                                                   'steps': [{'step': 1, 'reasoning': 'reasoning 1'},

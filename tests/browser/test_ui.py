@@ -541,13 +541,18 @@ class UiTest:
         check(any('answer was stopped' in t for t in notes) and not any('regeneration' in t for t in notes),
               f'the notices for a stopped first answer: {notes}')
         self.shot(a, '16-stopped')
-        # Again (a regeneration of it), with the Stop button this time. It
-        # never had a stored text, so it is still "the answer" that stops.
+        self.reload_keeps_stopped(a, answer, msgs[1]['content'], 'answer')
+        # Again (a regeneration of it), with the Stop button this time. The
+        # store kept the stopped text, so this is a regeneration: its text
+        # becomes the answer's second version.
         self.js(a, "document.querySelectorAll('#notices .notice').forEach((n) => n.remove())")
         for _ in range(3):
             self.js(a, 'window.__resetProbe()')
+            before = self.messages(a)[1]['content']
             self.button(a, answer, 'regenerate').click()
-            self.wait(a, lambda d: self.probe(d)['partial'].get(answer), 'the regeneration streaming')
+            # Its own text, not the stopped one shown until its first words.
+            self.wait(a, lambda d: (lambda m: m[1]['streaming'] and m[1]['content'].strip() and m[1]['content'] != before)(self.messages(d)),
+                      'the regeneration streaming')
             send = a.find_element(By.ID, 'send')
             if send.get_attribute('data-mode') != 'stop':
                 continue
@@ -558,8 +563,23 @@ class UiTest:
                 break
         else:
             raise Failed('every regeneration ended before Stop stopped it')
-        self.wait(a, lambda d: any('answer was stopped' in n.text for n in d.find_elements(By.CSS_SELECTOR, '.notice')),
-                  'the notice "The answer was stopped." after Stop')
+        self.wait(a, lambda d: any('regeneration was stopped' in n.text for n in d.find_elements(By.CSS_SELECTOR, '.notice')),
+                  'the notice "The regeneration was stopped." after Stop')
+        check(msgs[1]['content'].strip(), 'the stopped regeneration lost its text')
+        again = self.reload_keeps_stopped(a, answer, msgs[1]['content'], 'regeneration')
+        check(again['version'], 'the stopped regeneration is not a second version')
+
+    def reload_keeps_stopped(self, a, answer, seen, what):
+        # The store kept what was seen: a reload shows the same text, still
+        # marked "stopped". Returns the message as shown after the reload.
+        a.refresh()
+        self.wait(a, self.settled(a, 2), f'the conversation after a reload (stopped {what})')
+        self.install_probe(a)
+        again = self.messages(a)[1]
+        check(again['id'] == answer and again['content'] == seen,
+              f'after a reload the stopped {what} shows {again["content"][:80]!r}, not {seen[:80]!r}')
+        check(again['stopped'], f'after a reload the stopped {what} is not marked "stopped"')
+        return again
 
     def step_dark_screenshots(self):
         # The same page in the dark scheme, at desktop and phone width.

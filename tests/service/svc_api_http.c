@@ -436,6 +436,52 @@ test_validation_422 (void **state)
             "{\"content\": \"   trimmed   \", \"trigger_regeneration\": false}", 200, &r);
     assert_string_equal (sa_str (sa_obj (r.json, "data"), "new_content"), "trimmed");
     svc_response_free (&r);
+    //  A regenerate's instruction: 41 characters are refused and change
+    //  nothing (no task, no version); 40 pass, and the (builtin) answer
+    //  follows it.
+    char session_path[300];
+    snprintf (session_path, sizeof session_path, "/api/sessions/%s", "kate_422");
+    sa_req (mesh, "GET", session_path, token, NULL, 200, &r);
+    char *before = json_dumps (sa_obj (r.json, "session"), JSON_SORT_KEYS | JSON_COMPACT);
+    svc_response_free (&r);
+    text = s_repeat ("\xc3\xa9", MAX_CHARS + 1);
+    json = json_pack ("{s:s}", "instruction", text);
+    body = json_dumps (json, JSON_COMPACT);
+    sa_req (mesh, "POST", regen, token, body, 422, &r);
+    sa_error_field (&r, 422, "field_too_long", "instruction");
+    svc_response_free (&r);
+    free (body);
+    json_decref (json);
+    free (text);
+    sa_req (mesh, "POST", regen, token, "{\"instruction\": 7}", 422, &r);
+    sa_error_field (&r, 422, "invalid_field", "instruction");
+    svc_response_free (&r);
+    sa_req (mesh, "GET", session_path, token, NULL, 200, &r);
+    char *after = json_dumps (sa_obj (r.json, "session"), JSON_SORT_KEYS | JSON_COMPACT);
+    svc_response_free (&r);
+    assert_string_equal (after, before);
+    free (after);
+    free (before);
+    text = s_repeat ("s", MAX_CHARS - strlen ("shorter "));
+    char instruction[64];
+    snprintf (instruction, sizeof instruction, "shorter %s", text);
+    free (text);
+    json = json_pack ("{s:s}", "instruction", instruction);
+    body = json_dumps (json, JSON_COMPACT);
+    sa_req (mesh, "POST", regen, token, body, 200, &r);
+    free (body);
+    json_decref (json);
+    char instructed[CM_ID_MAX + 1];
+    snprintf (instructed, sizeof instructed, "%s", sa_str (sa_obj (r.json, "data"), "task_id"));
+    svc_response_free (&r);
+    json_decref (sa_wait_task (mesh, token, instructed, "completed", 20000));
+    sa_req (mesh, "GET", session_path, token, NULL, 200, &r);
+    const char *answer = sa_str (json_array_get (sa_arr (sa_obj (r.json, "session"), "messages"), 1),
+                                 "content");
+    char shown[128];
+    snprintf (shown, sizeof shown, "As you asked — _%s_", instruction);
+    assert_non_null (strstr (answer, shown));
+    svc_response_free (&r);
     //  Bounds of temperature are inclusive.
     sa_req (mesh, "POST", regen, token, "{\"temperature\": 2.0}", 200, &r);
     svc_response_free (&r);
@@ -462,6 +508,7 @@ test_openapi_lists_every_route (void **state)
         {"/api/sessions/{session_id}", "get"},
         {"/api/sessions/{session_id}/analytics", "get"},
         {"/api/messages/{message_id}", "put"},
+        {"/api/messages/{message_id}/continue", "post"},
         {"/api/messages/{message_id}", "delete"},
         {"/api/messages/{message_id}/regenerate", "post"},
         {"/api/messages/{message_id}/feedback", "post"},

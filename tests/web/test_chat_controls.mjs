@@ -13,7 +13,7 @@ import { myVote, voteAction } from '../../web/js/votes.js';
 const SID = 's_ctl';
 const state = () => ({
   sessionId: SID, messages: [], live: new Map(), thoughts: new Map(),
-  taskToMessage: new Map(), stopped: new Map(), editing: null,
+  taskToMessage: new Map(), editing: null,
 });
 const answer = (over = {}) => ({
   id: 'msg_a', role: 'assistant', content: 'Old answer.', timestamp: '', ...over,
@@ -79,17 +79,27 @@ test('Stop targets the streaming answer; its task id comes with the events', () 
   assert.deepEqual(runningAnswer(s), { messageId: 'msg_a', taskId: null });
   applyEvent(s, EV.REGENERATION_PROGRESS, { sessionId: SID, messageId: 'msg_a', taskId: 't1', progress: 40, partialContent: 'Half an' }, 0);
   assert.deepEqual(runningAnswer(s), { messageId: 'msg_a', taskId: 't1' });
-  const out = applyEvent(s, EV.REGENERATION_ERROR, { sessionId: SID, messageId: 'msg_a', taskId: 't1', error: 'cancelled' }, 0);
-  // A first answer's stop is not called a regeneration; its text stays.
+  const out = applyEvent(s, EV.REGENERATION_ERROR, {
+    sessionId: SID, messageId: 'msg_a', taskId: 't1', error: 'cancelled',
+    content: 'Half an', versionIndex: 1, versionCount: 1, versionId: 'msg_a', finishReason: 'cancelled',
+  }, 0);
+  // A first answer's stop is not called a regeneration; the text the store
+  // kept is the message's, marked cancelled (a reload gets the same).
   assert.deepEqual(out[1], { kind: 'notify', text: 'The answer was stopped.', level: 'info' });
-  assert.equal(s.stopped.get('msg_a'), 'Half an');
+  assert.equal(s.messages[1].content, 'Half an');
+  assert.equal(s.messages[1].metadata.finish_reason, 'cancelled');
   assert.equal(runningAnswer(s), null);
-  // A failure (not a stop) keeps nothing; a new generation clears the stop.
+  assert.equal(normalizeMessage(answer({ content: 'Half an', metadata: { finish_reason: 'cancelled' } })).metadata.finish_reason, 'cancelled');
+  // A continue that completes clears the mark; a failure that kept nothing
+  // leaves the text as it was.
   applyEvent(s, EV.MESSAGE_REGENERATING, { sessionId: SID, messageId: 'msg_a', taskId: 't2' }, 0);
-  assert.equal(s.stopped.has('msg_a'), false);
-  applyEvent(s, EV.REGENERATION_PROGRESS, { sessionId: SID, messageId: 'msg_a', taskId: 't2', progress: 10, partialContent: 'x' }, 0);
-  applyEvent(s, EV.REGENERATION_ERROR, { sessionId: SID, messageId: 'msg_a', taskId: 't2', error: 'model down' }, 0);
-  assert.equal(s.stopped.has('msg_a'), false);
+  applyEvent(s, EV.MESSAGE_REGENERATED, { sessionId: SID, messageId: 'msg_a', taskId: 't2', content: 'Half an answer.' }, 0);
+  assert.equal(s.messages[1].metadata.finish_reason, '');
+  applyEvent(s, EV.MESSAGE_REGENERATING, { sessionId: SID, messageId: 'msg_a', taskId: 't3' }, 0);
+  applyEvent(s, EV.REGENERATION_PROGRESS, { sessionId: SID, messageId: 'msg_a', taskId: 't3', progress: 10, partialContent: 'x' }, 0);
+  applyEvent(s, EV.REGENERATION_ERROR, { sessionId: SID, messageId: 'msg_a', taskId: 't3', error: 'model down' }, 0);
+  assert.equal(s.messages[1].content, 'Half an answer.');
+  assert.equal(s.messages[1].metadata.finish_reason, '');
 });
 
 test('a 429 names the budget the request spends from and the wait, without jargon', () => {

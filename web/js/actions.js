@@ -102,7 +102,6 @@ export function createActions({ state, api, refreshSessionsSoon, resyncSoon }) {
             startedAt: Date.now(), hadContent: true,
           });
         }
-        state.stopped.delete(id);
         if (res.data && res.data.task_id) state.taskToMessage.set(res.data.task_id, id);
       } catch (err) {
         reportError('Regenerate failed', err);

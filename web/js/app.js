@@ -33,7 +33,6 @@ const state = {
   messages: [], // in conversation order, as the server gives them
   live: new Map(), // messageId -> {taskId, progress, text, partial, startedAt} (model.js)
   thoughts: new Map(), // messageId -> thought process (model.js)
-  stopped: new Map(), // messageId -> the text it had when it was stopped (model.js)
   taskToMessage: new Map(),
   busy: new Set(), // `${action}:${messageId}` while its request runs
   editing: null, // messageId whose editor is open
@@ -73,7 +72,6 @@ function signOut(message) {
   });
   state.live.clear();
   state.thoughts.clear();
-  state.stopped.clear();
   state.taskToMessage.clear();
   state.busy.clear();
   storeToken(null);
@@ -120,7 +118,6 @@ function openSession(id, { local = false } = {}) {
   state.editing = null;
   state.live.clear();
   state.thoughts.clear();
-  state.stopped.clear();
   state.taskToMessage.clear();
   state.loadSeq += 1;
   $('#messages').replaceChildren();

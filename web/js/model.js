@@ -6,10 +6,10 @@
 //   sessionId, messages (conversation order, normalizeMessage's shape),
 //   live: Map messageId -> {taskId, progress, text, partial, startedAt, hadContent},
 //   thoughts: Map messageId -> a thought process (below),
-//   taskToMessage: Map taskId -> messageId, editing: messageId or null,
-//   stopped: Map messageId -> the text an answer had when it was stopped
-//     (cancelled; the store keeps the answer it had before, the page shows
-//     what streamed, marked "stopped", until the turn generates again).
+//   taskToMessage: Map taskId -> messageId, editing: messageId or null.
+// A stopped answer keeps what streamed: the store stores it as the answer's
+// text with metadata.finish_reason "cancelled" (regeneration_error carries
+// it), so a reload shows it, marked "stopped", as the live page does.
 //
 // A thought process has one shape everywhere: the store's record, the API's
 // metadata.thought_process, the thought_process_step event's steps and this
@@ -62,6 +62,9 @@ export function normalizeMessage(m) {
       upvotes: Number(meta.upvotes) || 0,
       downvotes: Number(meta.downvotes) || 0,
       model: typeof meta.model === 'string' ? meta.model : '',
+      // Why the text is not a whole answer: 'cancelled' (stopped), 'length'
+      // (cut off by the model's limit), 'failed'; '' for a whole answer.
+      finish_reason: FINISH_REASONS.has(meta.finish_reason) ? meta.finish_reason : '',
     },
     // A message still generating has its running thought process here,
     // done once it has its conclusion.
@@ -98,7 +101,6 @@ export function reconcile(state, messages, issuedAt) {
     }
   }
   for (const id of [...state.live.keys()]) if (!findMessage(state, id)) state.live.delete(id);
-  if (state.stopped) for (const id of [...state.stopped.keys()]) if (!findMessage(state, id)) state.stopped.delete(id);
 }
 
 // The answer being generated that a Stop would cancel: the newest message
@@ -118,7 +120,6 @@ export function removeMessages(state, ids) {
   for (const id of gone) {
     state.live.delete(id);
     state.thoughts.delete(id);
-    if (state.stopped) state.stopped.delete(id);
     if (state.editing === id) state.editing = null;
   }
 }
@@ -174,6 +175,8 @@ function versionFields(d, m) {
   if (typeof d.versionId === 'string') m.version_id = d.versionId;
 }
 
+const FINISH_REASONS = new Set(['cancelled', 'length', 'failed']);
+
 const ABOUT_NO_MESSAGE = new Set([EV.CONNECTION_STATUS, EV.SESSION_UPDATED, EV.MESSAGE_DELETED, EV.MESSAGE_RESTORED, 'error']);
 
 export const HANDLERS = Object.freeze({
@@ -190,7 +193,6 @@ export const HANDLERS = Object.freeze({
       startedAt: now, hadContent: !!m.content,
     });
     state.thoughts.delete(m.id);
-    if (state.stopped) state.stopped.delete(m.id);
     m.metadata.regenerating = true;
     return [{ kind: 'render', id: m.id }];
   },
@@ -213,6 +215,7 @@ export const HANDLERS = Object.freeze({
     if (live ? live.hadContent : m.content) m.metadata.regenerated = true;
     if (typeof d.content === 'string') m.content = d.content;
     versionFields(d, m);
+    m.metadata.finish_reason = FINISH_REASONS.has(d.finishReason) ? d.finishReason : '';
     m.metadata.regenerating = false;
     state.live.delete(m.id);
     if (state.thoughts.has(m.id)) state.thoughts.get(m.id).done = true;
@@ -229,7 +232,13 @@ export const HANDLERS = Object.freeze({
     m.metadata.regenerating = false;
     state.live.delete(m.id);
     const cancelled = d.error === 'cancelled';
-    if (cancelled && live && live.partial && state.stopped) state.stopped.set(m.id, live.partial);
+    // The text so far, when the store kept it as the answer (a stop, or a
+    // failure after some text): shown as stored, with its mark.
+    if (typeof d.content === 'string') {
+      m.content = d.content;
+      versionFields(d, m);
+      m.metadata.finish_reason = FINISH_REASONS.has(d.finishReason) ? d.finishReason : '';
+    }
     // A first answer is not a regeneration (hadContent: it had one before).
     const what = (live ? live.hadContent : m.content) ? 'regeneration' : 'answer';
     return [

@@ -2,8 +2,8 @@
 // composer's Send button is a Stop button (Esc in the message box or the
 // conversation too; app.js binds the keys),
 // cancelling that answer's task (POST /api/messages/tasks/{id}/cancel).
-// The answer keeps what streamed so far, marked "stopped" (model.js,
-// regeneration_error "cancelled"). sync() follows the state after every
+// The answer keeps what streamed so far, marked "stopped": the store keeps
+// it (model.js, regeneration_error "cancelled" with the kept content). sync() follows the state after every
 // render (view.js's rendered hook).
 
 import { runningAnswer } from './model.js';

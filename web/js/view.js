@@ -244,8 +244,7 @@ function updateMessage(node, m) {
   $('[data-marker="edited"]', node).hidden = !m.metadata.edited;
   $('[data-marker="regenerated"]', node).hidden = !m.metadata.regenerated;
   const live = state.live.get(m.id);
-  const stopped = !live && state.stopped.has(m.id) ? state.stopped.get(m.id) : null;
-  $('[data-marker="stopped"]', node).hidden = stopped === null;
+  $('[data-marker="stopped"]', node).hidden = !!live || m.metadata.finish_reason !== 'cancelled';
   const model = $('[data-marker="model"]', node);
   model.hidden = !m.metadata.model;
   model.textContent = m.metadata.model;
@@ -265,7 +264,7 @@ function updateMessage(node, m) {
   } else if (!editing && editor) {
     editor.remove();
   }
-  const shown = live && live.partial ? live.partial : stopped !== null ? stopped : m.content;
+  const shown = live && live.partial ? live.partial : m.content;
   if (content.dataset.rendered !== shown || content.dataset.empty !== String(!shown)) {
     content.innerHTML = renderMarkdown(shown); // sanitised by renderMarkdown
     decorateCode(content, copyButton);
