@@ -33,10 +33,14 @@
 #define ST_FORMAT_FILE "chatmesh-store.format"
 //  Format 2 added the versions named database, format 3 idem, audit_chain
 //  and counters, format 4 events and event_heads, format 5 trash (deleted
-//  records during the undo window). A store of an older format opens: the
-//  databases its format lacks are created and the file says 5 after
-//  (st_db_open; an older build then refuses it, naming both formats).
-#define ST_FORMAT_VERSION 5
+//  records during the undo window), format 6 branches (messages tagged
+//  with the question version they follow, st_branch.h: nothing to create,
+//  an older store's messages are all on the trunk; but an older build
+//  would show every branch of a session as one conversation). A store of
+//  an older format opens: the databases its format lacks are created and
+//  the file says 6 after (st_db_open; an older build then refuses it,
+//  naming both formats).
+#define ST_FORMAT_VERSION 6
 #define ST_FORMAT_VERSION_MIN 1
 //  Room for any "why" text below.
 #define ST_FORMAT_WHY_MAX 256

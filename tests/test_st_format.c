@@ -48,7 +48,7 @@ test_format_parse_refuses (void **state)
     (void) state;
     const char *bad[] = {
         "",
-        "chatmesh-store format 6\nid 0123456789abcdef0123456789abcdef\ncreated_ms 1\n",
+        "chatmesh-store format 99\nid 0123456789abcdef0123456789abcdef\ncreated_ms 1\n",
         "chatmesh-store format 0\nid 0123456789abcdef0123456789abcdef\ncreated_ms 1\n",
         "chatmesh-store format 1\nid 0123456789abcdef\ncreated_ms 1\n",
         "chatmesh-store format 1\nid 0123456789ABCDEF0123456789ABCDEF\ncreated_ms 1\n",
