@@ -56,8 +56,10 @@
        "sessions: [{session_id, title, created_at, updated_at, message_count}], next_cursor " \
        "(null on the last page)")                                                             \
     X (SESSION_GET, "GET", "/api/sessions/{session_id}", "session_get", true,                  \
-       CM_MSG_SESSION_GET, false, GW_BODY_NONE, NULL, "session", "A session with its messages", \
-       "session: {session_id, title, created_at, updated_at, message_count, messages}")       \
+       CM_MSG_SESSION_GET, false, GW_BODY_NONE, NULL, "session",                              \
+       "A session with the messages of its active path (one version per turn)",              \
+       "session: {session_id, title, created_at, updated_at, message_count (of the path), "   \
+       "messages}")                                                                           \
     X (SESSION_RENAME, "PATCH", "/api/sessions/{session_id}", "session_rename", true,          \
        CM_MSG_SESSION_RENAME, true, GW_BODY_REQUIRED, gw_validate_rename, "session",          \
        "Rename a session (title: 1..200 characters)",                                         \
@@ -67,7 +69,9 @@
        "Export a session: ?format=json (the whole tree: every version of every turn) or "    \
        "?format=markdown (the active path)",                                                  \
        "json: session_id, format, session {session_id, title, created_at, updated_at, "       \
-       "messages: [{message_id, role, version_index, version_count, versions: [{version_id, " \
+       "messages: [{message_id, role, version_index, version_count, on_active_path, branch " \
+       "(null on the trunk, else {message_id, version_index}: the question version it "       \
+       "follows), versions: [{version_id, "                                                   \
        "version_index, content, model, upvotes, downvotes, created_at}]}]}; markdown: "       \
        "session_id, format, content (the Markdown text)")                                     \
     X (SESSION_DELETE, "DELETE", "/api/sessions/{session_id}", "session_delete", true,         \
@@ -84,13 +88,17 @@
        "session_id, analytics, timestamp")                                                    \
     X (MESSAGE_EDIT, "PUT", "/api/messages/{message_id}", "message_edit", true,                \
        CM_MSG_MESSAGE_EDIT, true, GW_BODY_REQUIRED, gw_validate_edit, "message",              \
-       "Edit a message",                                                                      \
+       "Edit a message: a question gets a new version and a new branch below it (the "      \
+       "turns that followed stay, shown again when its earlier version is activated; with "   \
+       "a regeneration the branch starts with a new answer); an answer is edited in place",   \
        "operation: edit, data: {original_content, new_content, triggered_regeneration, "      \
-       "regeneration_task_id}")                                                               \
+       "regeneration_task_id, assistant_message_id (the new branch's answer, or null), "      \
+       "version_index, version_count, version_id, version_ids}")                              \
     X (MESSAGE_DELETE, "DELETE", "/api/messages/{message_id}", "message_delete", true,         \
        CM_MSG_MESSAGE_DELETE, true, GW_BODY_NONE, NULL, "message",                            \
-       "Delete a message and every later one (?scope=following, the default) or only it "   \
-       "(?scope=message); POST .../restore undoes it for CHATMESH_UNDO_SECONDS",               \
+       "Delete a message and every later one of its branch with the branches below them "   \
+       "(?scope=following, the default) or only it (?scope=message; 409 invalid_state for "  \
+       "a question with versions); POST .../restore undoes it for CHATMESH_UNDO_SECONDS",      \
        "operation: delete, data: {deleted_count, deleted_message_ids, scope, undo_until}")    \
     X (MESSAGE_RESTORE, "POST", "/api/messages/{message_id}/restore", "message_restore", true, \
        CM_MSG_MESSAGE_RESTORE, true, GW_BODY_NONE, NULL, "deleted message",                   \
@@ -108,8 +116,8 @@
        "operation: continue, data: {task_id, original_message_id, version_index}")            \
     X (VERSION_ACTIVATE, "POST", "/api/messages/{message_id}/versions/{version}/activate",      \
        "version_activate", true, CM_MSG_VERSION_ACTIVATE, true, GW_BODY_NONE, NULL, "message",  \
-       "Show another version of a message (1-based; every open stream of the session gets "   \
-       "version_activated)",                                                                  \
+       "Show another version of a message (1-based; of a question: the branch below that "   \
+       "version comes back; every open stream of the session gets version_activated)",       \
        "operation: version_activate, data: {changed, content, version_index, version_count, " \
        "version_id, version_ids}")                                                            \
     X (FEEDBACK_PUT, "POST", "/api/messages/{message_id}/feedback", "feedback_put", true,      \

@@ -9,6 +9,7 @@
       sessions       session_id                          -> session map
       user_sessions  user \0 session_id                  -> ""
       messages       session_id \0 seq(8, big-endian)    -> message map
+                     (branch_seq, branch_version: its branch, st_branch.h)
       msg_index      message_id                          -> messages key
       feedback       message_id \0 user                  -> feedback map
       history        message_id \0 ms(8 BE) seq(8) hist_id -> history map

@@ -34,7 +34,10 @@
 //  Format 2 added the versions named database, format 3 idem, audit_chain
 //  and counters, format 4 events and event_heads, format 5 trash (deleted
 //  records during the undo window); format 6 keeps only "#epoch" in
-//  event_heads (a session's counter is its newest event, st_events.h). A
+//  event_heads (a session's counter is its newest event, st_events.h) and
+//  has branches (messages tagged with the question version they follow,
+//  st_branch.h: an older store's messages are all on the trunk; an older
+//  build would show every branch of a session as one conversation). A
 //  store of an older format opens: the databases its format lacks are
 //  created, its event_heads loses the session heads, and the file says 6
 //  after (st_db_open; an older build then refuses it, naming both formats).

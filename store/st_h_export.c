@@ -2,6 +2,7 @@
 #include "st_h_export.h"
 
 #include "cm_error.h"
+#include "st_branch.h"
 #include "st_key.h"
 #include "st_rows.h"
 #include "st_versions.h"
@@ -44,10 +45,14 @@ s_version (st_ctx_t *c, const cm_value_t *k, const cm_value_t *msg, uint32_t n,
     return 0;
 }
 
-//  One message of the tree: its fields and every version.
+//  One message of the tree: its fields, the branch it is in (the question
+//  and version it follows, nil on the trunk), whether it is on the active
+//  path, and every version.
 static int
-s_message (st_ctx_t *c, const cm_value_t *k, const cm_value_t *msg, cm_value_t **out)
+s_message (st_ctx_t *c, const st_branch_session_t *path, size_t i, cm_value_t **out)
 {
+    const cm_value_t *k = st_rows_key (path->list, i), *msg = path->msgs[i];
+    const st_branch_item_t *item = &path->items[i];
     cm_value_t *versions = cm_arr_new ();
     uint32_t count = st_versions_count (msg);
     for (uint32_t n = 1; n <= count; n++) {
@@ -65,6 +70,20 @@ s_message (st_ctx_t *c, const cm_value_t *k, const cm_value_t *msg, cm_value_t *
     st_view_time (view, "timestamp", cm_map_int (msg, "timestamp", 0));
     cm_map_set_int (view, "version_index", st_versions_active (msg));
     cm_map_set_int (view, "version_count", count);
+    cm_map_set_bool (view, "on_active_path", item->on_path);
+    //  Seqs ascend with the index: the branch point is found by seq.
+    const cm_value_t *point = NULL;
+    for (size_t j = 0; item->branch_seq && j < i; j++)
+        if (path->items[j].seq == item->branch_seq)
+            point = path->msgs[j];
+    if (point) {
+        cm_value_t *branch = cm_map_new ();
+        st_rows_copy_str (branch, "message_id", point, "id");
+        cm_map_set_int (branch, "version_index", item->branch_version);
+        cm_map_set (view, "branch", branch);
+    }
+    else
+        cm_map_set_nil (view, "branch");
     cm_map_set (view, "versions", versions);
     *out = view;
     return 0;
@@ -72,7 +91,7 @@ s_message (st_ctx_t *c, const cm_value_t *k, const cm_value_t *msg, cm_value_t *
 
 //  The active path as Markdown (a new string, caller frees; NULL: no memory).
 static char *
-s_markdown (const cm_value_t *session, const cm_value_t *list)
+s_markdown (const cm_value_t *session, const st_branch_session_t *path)
 {
     char *text = NULL;
     size_t len = 0;
@@ -80,16 +99,15 @@ s_markdown (const cm_value_t *session, const cm_value_t *list)
     if (!out)
         return NULL;
     fprintf (out, "# %s\n", cm_map_str_or (session, "title", ""));
-    for (size_t i = 0; i < cm_value_len (list); i++) {
-        cm_value_t *msg = st_rows_decode (st_rows_value (list, i));
-        if (!msg)
+    for (size_t i = 0; i < path->n; i++) {
+        const cm_value_t *msg = path->msgs[i];
+        if (!path->items[i].on_path)
             continue;
         bool user = strcmp (cm_map_str_or (msg, "role", ""), "user") == 0;
         fprintf (out, "\n## %s", user ? "User" : "Assistant");
         if (st_versions_count (msg) > 1)
             fprintf (out, " (version %u of %u)", st_versions_active (msg), st_versions_count (msg));
         fprintf (out, "\n\n%s\n", cm_map_str_or (msg, "content", ""));
-        cm_value_destroy (&msg);
     }
     if (fclose (out) != 0) {
         free (text);
@@ -107,30 +125,27 @@ st_h_session_export (st_ctx_t *c)
         c->why = "format must be \"json\" or \"markdown\"";
         return CM_EINVAL;
     }
-    cm_value_t *session = NULL, *list = NULL;
+    cm_value_t *session = NULL;
     const char *session_id = cm_map_str_or (c->p, "session_id", "");
     ST_TRY (st_rows_session_load (c, session_id, &session));
     cm_value_t *messages = cm_arr_new ();
-    st_key_t prefix;
-    int rc = st_key_prefix (&prefix, session_id);
-    if (rc == 0)
-        rc = st_rows_collect (c, ST_DBI_MESSAGES, &prefix, &list);
+    st_branch_session_t path;
+    int rc = st_branch_load (c, session_id, &path);
     char *text = NULL;
     if (rc == 0 && markdown) {
-        text = s_markdown (session, list);
+        text = s_markdown (session, &path);
         if (!text)
             rc = CM_ENOMEM;
     }
-    for (size_t i = 0; rc == 0 && !markdown && i < cm_value_len (list); i++) {
-        cm_value_t *msg = st_rows_decode (st_rows_value (list, i)), *view = NULL;
-        if (!msg)
+    for (size_t i = 0; rc == 0 && !markdown && i < path.n; i++) {
+        cm_value_t *view = NULL;
+        if (!path.msgs[i])
             continue;
-        rc = s_message (c, st_rows_key (list, i), msg, &view);
-        cm_value_destroy (&msg);
+        rc = s_message (c, &path, i, &view);
         if (rc == 0)
             cm_arr_push (messages, view);
     }
-    cm_value_destroy (&list);
+    st_branch_free (&path);
     if (rc) {
         cm_value_destroy (&messages);
         cm_value_destroy (&session);

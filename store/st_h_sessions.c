@@ -2,6 +2,8 @@
 #include "st_h_sessions.h"
 
 #include "cm_error.h"
+#include "st_branch.h"
+#include "st_h_branch.h"
 #include "st_h_trash.h"
 #include "st_h_versions.h"
 #include "st_task.h"
@@ -84,11 +86,18 @@ st_h_session_start (st_ctx_t *c)
             rc = st_db_put_raw (c->db, c->txn, ST_DBI_USER_SESSIONS, owner.bytes, owner.len, "",
                                 0);
     }
+    //  The new turn continues the end of the active path.
+    uint64_t branch_seq = 0;
+    uint32_t branch_version = 0;
+    if (rc == 0)
+        rc = st_branch_session_tail (c, session, &branch_seq, &branch_version);
     uint64_t seq = (uint64_t) cm_map_int (session, "next_seq", 1);
     char user_id[CM_MESSAGE_ID_MAX + 1], assistant_id[CM_MESSAGE_ID_MAX + 1];
     cm_value_t *user_msg = st_rows_message_new (session_id, seq, "user", query, c->now, user_id);
     cm_value_t *asst_msg = st_rows_message_new (session_id, seq + 1, "assistant", "", c->now,
                                           assistant_id);
+    st_branch_tag (user_msg, branch_seq, branch_version);
+    st_branch_tag (asst_msg, branch_seq, branch_version);
     cm_map_set_int (session, "next_seq", (int64_t) seq + 2);
     cm_map_set_int (session, "message_count", cm_map_int (session, "message_count", 0) + 2);
     cm_map_set_int (session, "updated_at", c->now);
@@ -121,40 +130,38 @@ st_h_session_start (st_ctx_t *c)
     return 0;
 }
 
-//  The first assistant message after seq in the session (message_edit), or
-//  the last user message before seq (regen_create). *found NULL when none.
+//  The edit's history record (st_key_history), its id into hist_id.
 static int
-s_neighbour (st_ctx_t *c, const char *session_id, uint64_t seq, bool after, cm_value_t **found,
-             st_key_t *key)
+s_history (st_ctx_t *c, const char *message_id, const char *session_id, const char *original,
+           const char *content, char *hist_id)
 {
-    *found = NULL;
-    st_key_t prefix;
-    ST_TRY (st_key_prefix (&prefix, session_id));
-    cm_value_t *list = NULL;
-    ST_TRY (st_rows_collect (c, ST_DBI_MESSAGES, &prefix, &list));
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < cm_value_len (list); i++) {
-        const cm_value_t *k = st_rows_key (list, i);
-        uint64_t other = st_key_message_seq (k->u.s.ptr, prefix.len);
-        if (after ? other <= seq : other >= seq)
-            continue;
-        cm_value_t *msg = st_rows_decode (st_rows_value (list, i));
-        if (!msg)
-            continue;
-        const char *role = cm_map_str_or (msg, "role", "");
-        bool wanted = after ? strcmp (role, "assistant") == 0 : strcmp (role, "user") == 0;
-        if (!wanted) {
-            cm_value_destroy (&msg);
-            continue;
-        }
-        cm_value_destroy (found);
-        *found = msg;
-        rc = st_key_set (key, k->u.s.ptr, k->u.s.len);
-        if (after)
-            break; //  the first one after; before: keep the last one
-    }
-    cm_value_destroy (&list);
+    st_key_id_new (hist_id, "hist");
+    cm_value_t *history = cm_map_new ();
+    cm_map_set_str (history, "id", hist_id);
+    cm_map_set_str (history, "message_id", message_id);
+    cm_map_set_str (history, "session_id", session_id);
+    cm_map_set_str (history, "original_content", original);
+    cm_map_set_str (history, "edited_content", content);
+    cm_map_set_int (history, "edit_timestamp", c->now);
+    cm_map_set_str (history, "user_id", st_ctx_user (c));
+    st_key_t hkey;
+    int rc = st_key_history (&hkey, message_id, c->now, ++c->ops->seq, hist_id);
+    if (rc == 0)
+        rc = st_db_put (c->db, c->txn, ST_DBI_HISTORY, hkey.bytes, hkey.len, history);
+    cm_value_destroy (&history);
     return rc;
+}
+
+//  An answer's edit replaces the text of the version shown, in place.
+static int
+s_edit_answer (st_ctx_t *c, cm_value_t *msg, const st_key_t *mkey, const char *content)
+{
+    ST_TRY (st_rows_rate_user (c, false));
+    cm_map_set_str (msg, "content", content);
+    cm_map_set_bool (msg, "edited", true);
+    //  The edit is of the version shown: its record follows.
+    ST_TRY (st_versions_sync (c->db, c->txn, mkey->bytes, mkey->len, msg, c->now));
+    return st_db_put (c->db, c->txn, ST_DBI_MESSAGES, mkey->bytes, mkey->len, msg);
 }
 
 int
@@ -167,55 +174,33 @@ st_h_message_edit (st_ctx_t *c)
         return CM_EINVAL;
     }
     bool trigger = cm_map_bool (c->p, "trigger_regeneration", true);
-    st_key_t mkey, akey;
-    cm_value_t *msg = NULL, *assistant = NULL;
-    ST_TRY (st_rows_message_load (c, message_id, &msg, &mkey, NULL));
+    st_key_t mkey;
+    cm_value_t *msg = NULL, *session = NULL;
+    ST_TRY (st_rows_message_load (c, message_id, &msg, &mkey, &session));
     const char *session_id = cm_map_str_or (msg, "session_id", "");
-    int rc = 0;
-    if (trigger && strcmp (cm_map_str_or (msg, "role", ""), "user") == 0)
-        rc = s_neighbour (c, session_id, (uint64_t) cm_map_int (msg, "seq", 0), true, &assistant,
-                          &akey);
-    if (rc == 0)
-        rc = st_rows_rate_user (c, assistant != NULL);
+    bool question = strcmp (cm_map_str_or (msg, "role", ""), "user") == 0;
     char *original = strdup (cm_map_str_or (msg, "content", ""));
+    //  A question gets a new version and a new branch below it; an
+    //  answer is edited in place.
+    st_h_branch_edit_t edit = {0};
+    int rc = !original ? CM_ENOMEM
+             : question ? st_h_branch_edit (c, msg, &mkey, session, content, trigger, &edit)
+                        : s_edit_answer (c, msg, &mkey, content);
     char hist_id[CM_ID_MAX + 1];
-    st_key_id_new (hist_id, "hist");
-    if (rc == 0) {
-        cm_value_t *history = cm_map_new ();
-        cm_map_set_str (history, "id", hist_id);
-        cm_map_set_str (history, "message_id", message_id);
-        cm_map_set_str (history, "session_id", session_id);
-        cm_map_set_str (history, "original_content", original);
-        cm_map_set_str (history, "edited_content", content);
-        cm_map_set_int (history, "edit_timestamp", c->now);
-        cm_map_set_str (history, "user_id", st_ctx_user (c));
-        st_key_t hkey;
-        rc = st_key_history (&hkey, message_id, c->now, ++c->ops->seq, hist_id);
-        if (rc == 0)
-            rc = st_db_put (c->db, c->txn, ST_DBI_HISTORY, hkey.bytes, hkey.len, history);
-        cm_value_destroy (&history);
-    }
-    if (rc == 0) {
-        cm_map_set_str (msg, "content", content);
-        cm_map_set_bool (msg, "edited", true);
-        //  The edit is of the version shown: its record follows.
-        rc = st_versions_sync (c->db, c->txn, mkey.bytes, mkey.len, msg, c->now);
-    }
     if (rc == 0)
-        rc = st_db_put (c->db, c->txn, ST_DBI_MESSAGES, mkey.bytes, mkey.len, msg);
+        rc = s_history (c, message_id, session_id, original, content, hist_id);
     if (rc == 0)
         rc = st_rows_analytics_update (c, session_id, "edit_count", 1, -1);
-    char task_id[CM_ID_MAX + 1] = "";
-    if (rc == 0 && assistant)
-        rc = st_task_create (c, "edit", assistant, &akey, message_id, content, task_id);
     if (rc == 0) {
         cm_value_t *details = cm_map_new ();
         cm_map_set_str (details, "history_id", hist_id);
-        if (*task_id)
-            cm_map_set_str (details, "task_id", task_id);
+        if (*edit.task_id)
+            cm_map_set_str (details, "task_id", edit.task_id);
+        if (question)
+            cm_map_set_int (details, "version", edit.version);
         rc = st_rows_audit (c, session_id, message_id, "edit", st_ctx_user (c), details);
     }
-    cm_value_destroy (&assistant);
+    cm_value_destroy (&session);
     if (rc) {
         free (original);
         cm_value_destroy (&msg);
@@ -225,13 +210,20 @@ st_h_message_edit (st_ctx_t *c)
     cm_value_t *data = cm_map_new ();
     cm_map_set_str (data, "original_content", original);
     cm_map_set_str (data, "new_content", content);
-    cm_map_set_bool (data, "triggered_regeneration", *task_id != 0);
-    if (*task_id)
-        cm_map_set_str (data, "regeneration_task_id", task_id);
+    cm_map_set_bool (data, "triggered_regeneration", *edit.task_id != 0);
+    if (*edit.task_id)
+        cm_map_set_str (data, "regeneration_task_id", edit.task_id);
     else
         cm_map_set_nil (data, "regeneration_task_id");
+    if (*edit.answer_id)
+        cm_map_set_str (data, "assistant_message_id", edit.answer_id);
+    else
+        cm_map_set_nil (data, "assistant_message_id");
+    st_view_versions (data, msg);
     cm_map_set (c->ok, "data", data);
     st_view_message_edited (c, session_id, message_id, content, original);
+    if (*edit.answer_id)
+        st_view_session_updated (c, session_id);
     free (original);
     cm_value_destroy (&msg);
     return 0;
@@ -241,8 +233,8 @@ int
 st_h_regen_create (st_ctx_t *c)
 {
     const char *message_id = cm_map_str (c->p, "message_id");
-    st_key_t mkey, ukey;
-    cm_value_t *msg = NULL, *user_msg = NULL;
+    st_key_t mkey;
+    cm_value_t *msg = NULL;
     ST_TRY (st_rows_message_load (c, message_id, &msg, &mkey, NULL));
     int rc = 0;
     if (strcmp (cm_map_str_or (msg, "role", ""), "assistant") != 0) {
@@ -252,20 +244,17 @@ st_h_regen_create (st_ctx_t *c)
     const char *session_id = cm_map_str_or (msg, "session_id", "");
     if (rc == 0)
         rc = st_h_versions_room (c, msg);
+    //  The question of the answer's own branch, at the version it follows.
+    char user_id[CM_MESSAGE_ID_MAX + 1] = "";
+    char *query = NULL;
     if (rc == 0)
-        rc = s_neighbour (c, session_id, (uint64_t) cm_map_int (msg, "seq", 0), false,
-                          &user_msg, &ukey);
-    if (rc == 0 && !user_msg) {
-        c->why = "no user message precedes this message";
-        rc = CM_EINVAL;
-    }
+        rc = st_branch_question_of (c, session_id, message_id, user_id, &query);
     if (rc == 0)
         rc = st_rows_rate_user (c, true);
     char task_id[CM_ID_MAX + 1];
-    const char *user_id = user_msg ? cm_map_str_or (user_msg, "id", "") : "";
     if (rc == 0)
-        rc = st_task_create (c, "regenerate", msg, &mkey, user_id,
-                            cm_map_str_or (user_msg, "content", ""), task_id);
+        rc = st_task_create (c, "regenerate", msg, &mkey, user_id, query, task_id);
+    free (query);
     if (rc == 0) {
         cm_value_t *details = cm_map_new ();
         cm_map_set_str (details, "task_id", task_id);
@@ -278,7 +267,6 @@ st_h_regen_create (st_ctx_t *c)
         cm_map_set_str (data, "original_message_id", user_id);
         cm_map_set (c->ok, "data", data);
     }
-    cm_value_destroy (&user_msg);
     cm_value_destroy (&msg);
     return rc;
 }
@@ -288,18 +276,15 @@ st_h_session_get (st_ctx_t *c)
 {
     cm_value_t *session = NULL;
     ST_TRY (st_rows_session_load (c, cm_map_str_or (c->p, "session_id", ""), &session));
-    st_key_t prefix;
-    cm_value_t *list = NULL;
-    int rc = st_key_prefix (&prefix, cm_map_str_or (session, "session_id", ""));
-    if (rc == 0)
-        rc = st_rows_collect (c, ST_DBI_MESSAGES, &prefix, &list);
+    st_branch_session_t path;
+    int rc = st_branch_load (c, cm_map_str_or (session, "session_id", ""), &path);
     if (rc) {
         cm_value_destroy (&session);
         return rc;
     }
     c->ok = cm_map_new ();
-    cm_map_set (c->ok, "session", st_view_session (c, session, list));
-    cm_value_destroy (&list);
+    cm_map_set (c->ok, "session", st_view_session (c, session, &path));
+    st_branch_free (&path);
     cm_value_destroy (&session);
     return 0;
 }

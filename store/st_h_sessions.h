@@ -5,12 +5,16 @@
     session_start  creates the session on its first turn, adds the user
                    message and an empty assistant message with its answer
                    task; session_updated.
-    message_edit   replaces a message's content (history record), and for
-                   a user message regenerates the next assistant message
-                   unless trigger_regeneration is false; message_edited.
+    message_edit   a question gets a new version and a new branch below it
+                   (st_h_branch.h), with a new answer when the question had
+                   one and trigger_regeneration is not false; an answer's
+                   content is replaced in place. A history record either
+                   way; message_edited (and session_updated for a new
+                   answer).
     regen_create   a regeneration task for an assistant message, answering
-                   the user message before it; CM_ECONFLICT while one runs.
-    session_get, history_get: reads.
+                   the question of its branch (st_branch.h); CM_ECONFLICT
+                   while one runs.
+    session_get    the session with its active path; history_get: a read.
     (message_delete and the undo: st_h_trash.h; session_list and
     session_rename: st_h_manage.h; session_export: st_h_export.h.)                        */
 #ifndef ST_H_SESSIONS_H_INCLUDED

@@ -2,11 +2,14 @@
 #include "st_h_trash.h"
 
 #include "cm_error.h"
+#include "st_branch.h"
 #include "st_key.h"
 #include "st_rows.h"
 #include "st_task.h"
+#include "st_versions.h"
 #include "st_view.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 //  The tombstone key of a message ('m') or session ('s') id.
@@ -97,32 +100,33 @@ s_take_message (st_ctx_t *c, cm_value_t *rows, const cm_value_t *k, const cm_val
     return s_take_prefix (c, rows, ST_DBI_HISTORY, &prefix);
 }
 
-//  Moves the messages of the session whose keys are in [from, to] (NULL:
-//  no bound) into rows; their ids go to ids.
+//  Moves the messages of the session into rows, their ids to ids: every
+//  one, or (message_id not NULL) that message alone (only) or with every
+//  later turn of its branch and the branches below those (st_branch_below).
 static int
-s_take_messages (st_ctx_t *c, const char *session_id, const st_key_t *from, const st_key_t *to,
+s_take_messages (st_ctx_t *c, const char *session_id, const char *message_id, bool only,
                  cm_value_t *rows, cm_value_t *ids)
 {
-    st_key_t prefix;
-    ST_TRY (st_key_prefix (&prefix, session_id));
-    cm_value_t *list = NULL;
-    ST_TRY (st_rows_collect (c, ST_DBI_MESSAGES, &prefix, &list));
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < cm_value_len (list); i++) {
-        const cm_value_t *k = st_rows_key (list, i);
-        //  Keys of one session have one length and sort by seq.
-        if (from && (k->u.s.len != from->len || memcmp (k->u.s.ptr, from->bytes, from->len) < 0))
+    st_branch_session_t s;
+    ST_TRY (st_branch_load (c, session_id, &s));
+    bool *take = calloc (s.n ? s.n : 1, sizeof *take);
+    size_t at = message_id ? st_branch_find (&s, message_id) : s.n;
+    int rc = !take ? CM_ENOMEM : message_id && at == s.n ? CM_ENOTFOUND : 0;
+    if (rc == 0 && !message_id)
+        for (size_t i = 0; i < s.n; i++)
+            take[i] = true;
+    else if (rc == 0 && only)
+        take[at] = true;
+    else if (rc == 0)
+        st_branch_below (s.items, s.n, at, take);
+    for (size_t i = 0; rc == 0 && i < s.n; i++) {
+        if (!take[i] || !s.msgs[i])
             continue;
-        if (to && (k->u.s.len != to->len || memcmp (k->u.s.ptr, to->bytes, to->len) > 0))
-            continue;
-        cm_value_t *msg = st_rows_decode (st_rows_value (list, i));
-        if (!msg)
-            continue;
-        cm_arr_push (ids, cm_str_new (cm_map_str_or (msg, "id", "")));
-        rc = s_take_message (c, rows, k, msg);
-        cm_value_destroy (&msg);
+        cm_arr_push (ids, cm_str_new (cm_map_str_or (s.msgs[i], "id", "")));
+        rc = s_take_message (c, rows, st_rows_key (s.list, i), s.msgs[i]);
     }
-    cm_value_destroy (&list);
+    free (take);
+    st_branch_free (&s);
     return rc;
 }
 
@@ -170,15 +174,26 @@ st_h_message_delete (st_ctx_t *c)
     st_key_t mkey, tkey;
     cm_value_t *msg = NULL, *session = NULL;
     ST_TRY (st_rows_message_load (c, message_id, &msg, &mkey, &session));
+    //  A question with versions alone: its branches would lose the turn
+    //  they hang under.
+    bool point = strcmp (cm_map_str_or (msg, "role", ""), "user") == 0
+                 && st_versions_count (msg) > 1;
     cm_value_destroy (&msg);
     char session_id[CM_SESSION_ID_MAX + 1];
     snprintf (session_id, sizeof session_id, "%s", cm_map_str_or (session, "session_id", ""));
-    int rc = st_rows_rate_user (c, false);
+    int rc = 0;
+    if (only && point) {
+        c->why = "the question has versions, each with the turns below it: delete it with "
+                 "scope \"following\"";
+        rc = CM_EBADSTATE;
+    }
+    if (rc == 0)
+        rc = st_rows_rate_user (c, false);
     if (rc == 0)
         rc = s_key (&tkey, 'm', message_id);
     cm_value_t *rows = cm_arr_new (), *ids = cm_arr_new ();
     if (rc == 0)
-        rc = s_take_messages (c, session_id, &mkey, only ? &mkey : NULL, rows, ids);
+        rc = s_take_messages (c, session_id, message_id, only, rows, ids);
     int64_t deleted = (int64_t) cm_value_len (ids);
     if (rc == 0) {
         int64_t count = cm_map_int (session, "message_count", 0) - deleted;
@@ -393,7 +408,7 @@ st_h_session_delete (st_ctx_t *c)
     cm_value_destroy (&old);
     cm_value_t *rows = cm_arr_new (), *ids = cm_arr_new ();
     if (rc == 0)
-        rc = s_take_messages (c, session_id, NULL, NULL, rows, ids);
+        rc = s_take_messages (c, session_id, NULL, false, rows, ids);
     if (rc == 0)
         rc = s_take (c, rows, ST_DBI_SESSIONS, session_id, strlen (session_id));
     if (rc == 0)

@@ -16,8 +16,11 @@
     Each handler is an st_handler_fn (st_ctx.h: 0 or CM_E*, nothing written
     on failure); another user's records are CM_ENOTFOUND.
 
-    message_delete   scope "following" (default: the message and every later
-                     one of its session) or "message" (only it); a running
+    message_delete   scope "following" (default: the message, every later
+                     one of its branch and the branches below them,
+                     st_branch_below) or "message" (only it; CM_EBADSTATE
+                     for a question with versions: its branches hang under
+                     it); a running
                      generation of a deleted message ends cancelled;
                      message_deleted. The reply's undo_until is the end of
                      the window.

@@ -233,37 +233,18 @@ st_view_task_status (st_ctx_t *c, const cm_value_t *task)
     return view;
 }
 
-//  The conversation a generation answers: messages of the session in
-//  order, up to and including the user message that prompts the answer.
+//  The conversation a generation answers: the messages its message
+//  follows in its branch, up to and including the user message that
+//  prompts the answer (empty when they cannot be read: the worker answers
+//  the question alone).
 static cm_value_t *
 s_conversation (st_ctx_t *c, const cm_value_t *task)
 {
-    cm_value_t *conversation = cm_arr_new ();
-    const char *session_id = cm_map_str_or (task, "session_id", "");
-    const char *original = cm_map_str_or (task, "original_message_id", "");
-    const char *target = cm_map_str_or (task, "message_id", "");
-    cm_value_t *list = NULL;
-    st_key_t prefix;
-    if (st_key_prefix (&prefix, session_id) || st_rows_collect (c, ST_DBI_MESSAGES, &prefix, &list))
-        return conversation;
-    for (size_t i = 0; i < cm_value_len (list); i++) {
-        cm_value_t *msg = st_rows_decode (st_rows_value (list, i));
-        if (!msg)
-            continue;
-        const char *id = cm_map_str_or (msg, "id", "");
-        bool stop = strcmp (id, target) == 0;
-        if (!stop) {
-            cm_value_t *turn = cm_map_new ();
-            st_rows_copy_str (turn, "role", msg, "role");
-            cm_map_set_str (turn, "content", cm_map_str_or (msg, "content", ""));
-            cm_arr_push (conversation, turn);
-            stop = strcmp (id, original) == 0;
-        }
-        cm_value_destroy (&msg);
-        if (stop)
-            break;
-    }
-    cm_value_destroy (&list);
+    cm_value_t *conversation = NULL;
+    if (st_branch_conversation (c, cm_map_str_or (task, "session_id", ""),
+                                cm_map_str_or (task, "message_id", ""),
+                                cm_map_str_or (task, "original_message_id", ""), &conversation))
+        return cm_arr_new ();
     return conversation;
 }
 
@@ -296,15 +277,12 @@ st_view_claim (st_ctx_t *c, const cm_value_t *task)
 }
 
 cm_value_t *
-st_view_session (st_ctx_t *c, const cm_value_t *session, const cm_value_t *list)
+st_view_session (st_ctx_t *c, const cm_value_t *session, const st_branch_session_t *path)
 {
     cm_value_t *messages = cm_arr_new ();
-    for (size_t i = 0; i < cm_value_len (list); i++) {
-        cm_value_t *msg = st_rows_decode (st_rows_value (list, i));
-        if (msg)
-            cm_arr_push (messages, st_view_message (c, st_rows_key (list, i), msg));
-        cm_value_destroy (&msg);
-    }
+    for (size_t i = 0; i < path->n; i++)
+        if (path->items[i].on_path)
+            cm_arr_push (messages, st_view_message (c, st_rows_key (path->list, i), path->msgs[i]));
     cm_value_t *view = cm_map_new ();
     cm_map_set_str (view, "session_id", cm_map_str_or (session, "session_id", ""));
     cm_map_set_str (view, "title", cm_map_str_or (session, "title", ""));

@@ -10,6 +10,7 @@
 #define ST_VIEW_H_INCLUDED
 
 #include "cm_event.h"
+#include "st_branch.h"
 #include "st_rows.h"
 
 //  map[key] = ms as ISO 8601 UTC, or nil when ms <= 0.
@@ -67,8 +68,9 @@ cm_value_t *st_view_message (st_ctx_t *c, const cm_value_t *key, const cm_value_
 //  1-based), version_count, version_id (the active one's) and version_ids
 //  (index i: version i + 1). A message of one version: 1, 1, its id.
 void st_view_versions (cm_value_t *to, const cm_value_t *msg);
-//  A session with its messages; list is st_rows_collect's of its messages.
-cm_value_t *st_view_session (st_ctx_t *c, const cm_value_t *session, const cm_value_t *list);
+//  A session with the messages of its active path (st_branch.h).
+cm_value_t *st_view_session (st_ctx_t *c, const cm_value_t *session,
+                             const st_branch_session_t *path);
 //  A session without its messages (session_list).
 cm_value_t *st_view_session_summary (const cm_value_t *session);
 cm_value_t *st_view_history_entry (const cm_value_t *item);

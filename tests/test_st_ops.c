@@ -174,16 +174,21 @@ test_edit_records_history_and_regenerates (void **state)
     assert_string_equal (cm_map_str_or (data, "original_content", ""), "first");
     assert_string_equal (cm_map_str_or (data, "new_content", ""), "second");
     assert_true (cm_map_bool (data, "triggered_regeneration", false));
-    char edit_task[ID];
+    char edit_task[ID], answer[ID];
     strcpy (edit_task, cm_map_str_or (data, "regeneration_task_id", ""));
     assert_true (strncmp (edit_task, "regen_", 6) == 0);
+    //  The edited question is version 2, and its new branch a new answer.
+    assert_int_equal (cm_map_int (data, "version_index", 0), 2);
+    assert_int_equal (cm_map_int (data, "version_count", 0), 2);
+    strcpy (answer, cm_map_str_or (data, "assistant_message_id", ""));
+    assert_string_not_equal (answer, asst);
     assert_string_equal (cm_map_str_or (reply->payload, "operation", ""), "edit");
     cm_envelope_destroy (&reply);
     assert_string_equal (cm_map_str_or (st_event_data (f, "message_edited"), "previousContent",
                                         ""),
                          "first");
 
-    //  The claimed edit task answers the edited question.
+    //  The claimed edit task answers the edited question, in the new answer.
     cm_envelope_t *claim = st_req (CM_MSG_TASK_CLAIM, NULL);
     cm_map_set_str (claim->payload, "worker", "w");
     assert_int_equal (st_write (f, claim, &reply), 0);
@@ -191,7 +196,7 @@ test_edit_records_history_and_regenerates (void **state)
     f->fence = cm_map_int (claimed, "fence", 0);
     assert_int_equal (f->fence, 1);
     assert_string_equal (cm_map_str_or (claimed, "kind", ""), "edit");
-    assert_string_equal (cm_map_str_or (claimed, "message_id", ""), asst);
+    assert_string_equal (cm_map_str_or (claimed, "message_id", ""), answer);
     const cm_value_t *conversation = cm_map_get (claimed, "conversation");
     assert_int_equal (cm_value_len (conversation), 1);
     assert_string_equal (cm_map_str_or (cm_arr_at (conversation, 0), "content", ""), "second");

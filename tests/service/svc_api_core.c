@@ -110,9 +110,14 @@ test_guide_checks_and_shapes (void **state)
     assert_string_equal (sa_str (data, "original_content"), "Test question");
     assert_string_equal (sa_str (data, "new_content"), "Updated message content");
     assert_true (sa_bool (data, "triggered_regeneration"));
-    char edit_task[80];
+    char edit_task[80], edit_answer[300];
     snprintf (edit_task, sizeof edit_task, "%s", sa_str (data, "regeneration_task_id"));
     assert_true (sa_prefix (edit_task, "regen_"));
+    //  The question's version 2, with a new branch: a new answer below it.
+    assert_int_equal (sa_int (data, "version_index"), 2);
+    assert_int_equal (sa_int (data, "version_count"), 2);
+    snprintf (edit_answer, sizeof edit_answer, "%s", sa_str (data, "assistant_message_id"));
+    assert_string_not_equal (edit_answer, turn.assistant_id);
     svc_response_free (&r);
 
     //  4. Upvote with a reason.
@@ -125,10 +130,10 @@ test_guide_checks_and_shapes (void **state)
     assert_true (sa_prefix (feedback_id, "fb_"));
     assert_string_equal (sa_str (r.json, "message_id"), turn.assistant_id);
     assert_string_equal (sa_str (r.json, "session_id"), "test_session_123");
-    //  The vote is on the version shown now (the edit's answer is still
-    //  being written: it will be a version of its own).
+    //  The old answer is in the branch of the question's version 1, and
+    //  its id still answers: the vote is on the version it shows.
     long long voted = sa_int (r.json, "version_index");
-    assert_true (voted >= 1);
+    assert_int_equal (voted, 2);
     sa_iso (r.json, "timestamp");
     svc_response_free (&r);
 
@@ -170,7 +175,7 @@ test_guide_checks_and_shapes (void **state)
 
     //  The edit's regeneration runs to completion.
     json_t *done = sa_wait_task (mesh, token, edit_task, "completed", 20000);
-    assert_string_equal (sa_str (done, "message_id"), turn.assistant_id);
+    assert_string_equal (sa_str (done, "message_id"), edit_answer);
     json_decref (done);
 
     //  GET the session: messages in order with their metadata.
@@ -186,7 +191,7 @@ test_guide_checks_and_shapes (void **state)
     json_t *messages = sa_arr (session, "messages");
     assert_int_equal (json_array_size (messages), 2);
     const char *roles[] = {"user", "assistant"};
-    const char *ids[] = {turn.user_id, turn.assistant_id};
+    const char *ids[] = {turn.user_id, edit_answer};
     for (size_t i = 0; i < 2; i++) {
         json_t *message = json_array_get (messages, i);
         assert_string_equal (sa_str (message, "id"), ids[i]);
@@ -204,10 +209,11 @@ test_guide_checks_and_shapes (void **state)
     assert_string_equal (sa_str (user_msg, "content"), "Updated message content");
     assert_true (sa_bool (sa_obj (user_msg, "metadata"), "edited"));
     assert_true (sa_bool (sa_obj (bot, "metadata"), "regenerated"));
-    //  The edit's answer is a new version, shown, without the vote given
-    //  on the version before it; that one keeps it.
-    assert_int_equal (sa_int (bot, "version_index"), voted + 1);
-    assert_int_equal (sa_int (bot, "version_count"), voted + 1);
+    //  The edit's answer is the new branch's, without the vote given on
+    //  the old answer; that one keeps it.
+    assert_int_equal (sa_int (user_msg, "version_index"), 2);
+    assert_int_equal (sa_int (bot, "version_index"), 1);
+    assert_int_equal (sa_int (bot, "version_count"), 1);
     assert_int_equal (sa_int (sa_obj (bot, "metadata"), "upvotes"), 0);
     assert_true (strlen (sa_str (bot, "content")) > 0);
     svc_response_free (&r);
@@ -230,7 +236,8 @@ test_guide_checks_and_shapes (void **state)
         sa_iso (s, "updated_at");
         if (strcmp (sa_str (s, "session_id"), "test_session_123") == 0) {
             found = true;
-            assert_int_equal (sa_int (s, "message_count"), 2);
+            //  Every stored message, of every branch: the old answer too.
+            assert_int_equal (sa_int (s, "message_count"), 3);
         }
     }
     assert_true (found);

@@ -7,9 +7,13 @@
     regenerator and gateway are each killed with SIGKILL and restarted.
     Then:
     - every acknowledged (200) vote (on the version it was given on), edit
-      and delete is what the store shows, and every message shows one of
-      its versions (version_index within version_count, every id listed):
-      the acknowledged switch, unless a regeneration completed after it;
+      (a version of its question, each edit starting a branch) and delete
+      is what the store's tree (the JSON export, every branch) holds, no
+      acknowledged version is gone, every message shows one of its
+      versions: the acknowledged switch (of an answer or a question),
+      unless a regeneration completed after it; the active path (GET) is
+      the tree's messages at versions they have, and every branch hangs
+      under a question version that exists;
     - every accepted task ends completed or failed within a bound;
     - every reader saw strictly increasing ids within an epoch, with no gap
       unless a session_updated resync came first, and after the gateway's
@@ -167,6 +171,7 @@ typedef struct {
     char shown[128];        //  version_id of the last acknowledged switch ("" none)
     char shown_at[40];      //  its reply's timestamp (the store's clock)
     bool shown_uncertain;   //  an unanswered switch or regeneration may have moved it
+    long acked_versions;    //  the most versions an answer said it had: none may go
 } s_msg_t;
 
 typedef struct {
@@ -285,19 +290,30 @@ s_edit (s_session_t *session, unsigned *seed, int round)
     s_answer_t answer;
     s_request ("PUT", path, session->user, body, &answer);
     atomic_fetch_add (&s_actions[2], 1);
-    //  A regeneration it triggers makes a new version of the answer after it.
-    s_msg_t *answer_msg = regenerate && m + 1 < session->msgs + session->count && !m[1].user
-                              ? &m[1]
-                              : NULL;
-    if (answer_msg && (answer.status == 0 || answer.status >= 500))
-        answer_msg->shown_uncertain = true;
+    //  The question gets a new version, shown, and a new branch below it,
+    //  with a new answer when a regeneration is asked for.
     if (answer.status == 200) {
         m->acked_edits++;
         snprintf (m->last_edit, sizeof m->last_edit, "%s", content);
-        const char *task = s_jstr (answer.json, "data", "regeneration_task_id");
-        s_task_add (task, answer_msg ? answer_msg->id : NULL, session->user);
-    } else if (answer.status == 0 || answer.status >= 500)
+        json_t *data = json_object_get (answer.json, "data");
+        const char *shown = s_jstr (data, "version_id", NULL);
+        const char *at = s_jstr (answer.json, "timestamp", NULL);
+        snprintf (m->shown, sizeof m->shown, "%s", shown ? shown : "?");
+        snprintf (m->shown_at, sizeof m->shown_at, "%s", at ? at : "");
+        long count = (long) json_integer_value (json_object_get (data, "version_count"));
+        if (count > m->acked_versions)
+            m->acked_versions = count;
+        const char *reply_id = s_jstr (data, "assistant_message_id", NULL);
+        if (reply_id && session->count < S_MSGS) {
+            s_msg_t *reply = &session->msgs[session->count++];
+            memset (reply, 0, sizeof *reply);
+            snprintf (reply->id, sizeof reply->id, "%s", reply_id);
+            s_task_add (s_jstr (data, "regeneration_task_id", NULL), reply_id, session->user);
+        }
+    } else if (answer.status == 0 || answer.status >= 500) {
         m->edit_uncertain = true;
+        m->shown_uncertain = true;
+    }
     json_decref (answer.json);
 }
 
@@ -349,11 +365,12 @@ s_regenerate (s_session_t *session, unsigned *seed)
     json_decref (answer.json);
 }
 
-//  Shows version 1..3 of an answer (a 404 when it has fewer: no change).
+//  Shows version 1..3 of an answer or of a question (a question's brings
+//  the branch below that version back; a 404 when it has fewer: no change).
 static void
 s_switch (s_session_t *session, unsigned *seed)
 {
-    s_msg_t *m = s_pick_msg (session, false, seed);
+    s_msg_t *m = s_pick_msg (session, rand_r (seed) % 2 == 0, seed);
     if (!m)
         return;
     char path[400];
@@ -367,6 +384,10 @@ s_switch (s_session_t *session, unsigned *seed)
         const char *at = s_jstr (answer.json, "timestamp", NULL);
         snprintf (m->shown, sizeof m->shown, "%s", id ? id : "?");
         snprintf (m->shown_at, sizeof m->shown_at, "%s", at ? at : "");
+        long count = (long) json_integer_value (
+            json_object_get (json_object_get (answer.json, "data"), "version_count"));
+        if (count > m->acked_versions)
+            m->acked_versions = count;
     } else if (answer.status == 0 || answer.status >= 500)
         m->shown_uncertain = true;
     json_decref (answer.json);
@@ -741,8 +762,7 @@ test_chaos (void **state)
                         && (strcmp (status, "completed") == 0 || strcmp (status, "failed") == 0);
             if (done && strcmp (status, "completed") == 0) {
                 completed++;
-                //  The message it wrote, as the store says (an edit's answer
-                //  is the first one after the question, whatever the model).
+                //  The message it wrote, as the store says.
                 const char *at = s_jstr (answer.json, "completed_at", NULL);
                 const char *wrote = s_jstr (answer.json, "message_id", NULL);
                 snprintf (s_tasks[t].completed_at, sizeof s_tasks[t].completed_at, "%s",
@@ -771,22 +791,79 @@ test_chaos (void **state)
         }
     }
 
-    //  2. Every acknowledged change is in the store.
+    //  2. Every acknowledged change is in the store: in the whole tree (the
+    //  export: every branch, every version), and the active path (GET) is
+    //  made of the tree's messages at versions they have.
     int lost_votes = 0, lost_edits = 0, resurrected = 0, vanished = 0, checked = 0;
-    int broken_versions = 0, lost_switches = 0, switches_checked = 0;
+    int broken_versions = 0, lost_switches = 0, switches_checked = 0, lost_versions = 0;
+    int broken_paths = 0, hidden = 0;
     for (int i = 0; i < S_SESSIONS; i++) {
         s_session_t *session = &s_sessions[i];
         char path[400];
-        snprintf (path, sizeof path, "/api/sessions/%.64s", session->id);
-        s_answer_t answer;
+        snprintf (path, sizeof path, "/api/sessions/%.64s/export?format=json", session->id);
+        s_answer_t answer, shown_path;
         assert_int_equal (s_get_retry (path, session->user, &answer, 20000), 0);
         assert_int_equal (answer.status, 200);
         json_t *messages = json_object_get (json_object_get (answer.json, "session"), "messages");
+        snprintf (path, sizeof path, "/api/sessions/%.64s", session->id);
+        assert_int_equal (s_get_retry (path, session->user, &shown_path, 20000), 0);
+        assert_int_equal (shown_path.status, 200);
+        json_t *on_path
+            = json_object_get (json_object_get (shown_path.json, "session"), "messages");
+        size_t tree_on_path = 0;
+        for (size_t k = 0; k < json_array_size (messages); k++) {
+            json_t *t = json_array_get (messages, k);
+            tree_on_path += json_is_true (json_object_get (t, "on_active_path"));
+            hidden += !json_is_true (json_object_get (t, "on_active_path"));
+            //  A branch hangs under a question version that exists.
+            json_t *branch = json_object_get (t, "branch");
+            if (!json_is_object (branch))
+                continue;
+            const char *question = s_jstr (branch, "message_id", NULL);
+            long version = (long) json_integer_value (json_object_get (branch, "version_index"));
+            bool there = false;
+            for (size_t q = 0; question && q < json_array_size (messages) && !there; q++) {
+                json_t *other = json_array_get (messages, q);
+                there = strcmp (s_jstr (other, "message_id", NULL), question) == 0 && version >= 1
+                        && version <= json_integer_value (json_object_get (other, "version_count"));
+            }
+            if (!there) {
+                broken_paths++;
+                fprintf (stderr, "chaos: %s hangs under a missing %s version %ld\n",
+                         s_jstr (t, "message_id", NULL), question ? question : "?", version);
+            }
+        }
+        //  Each message shown is the tree's, at the version the tree says.
+        for (size_t k = 0; k < json_array_size (on_path); k++) {
+            json_t *p = json_array_get (on_path, k), *t = NULL;
+            for (size_t q = 0; q < json_array_size (messages) && !t; q++)
+                if (strcmp (s_jstr (json_array_get (messages, q), "message_id", NULL),
+                            s_jstr (p, "id", NULL)) == 0)
+                    t = json_array_get (messages, q);
+            long index = (long) json_integer_value (json_object_get (p, "version_index"));
+            json_t *version = t ? json_array_get (json_object_get (t, "versions"),
+                                                  (size_t) index - 1)
+                                : NULL;
+            if (!t || !json_is_true (json_object_get (t, "on_active_path")) || !version
+                || strcmp (s_jstr (version, "version_id", NULL), s_jstr (p, "version_id", NULL))
+                       != 0) {
+                broken_paths++;
+                fprintf (stderr, "chaos: %s on the path at version %ld is not the tree's\n",
+                         s_jstr (p, "id", NULL), index);
+            }
+        }
+        if (tree_on_path != json_array_size (on_path)) {
+            broken_paths++;
+            fprintf (stderr, "chaos: %s shows %zu messages, its tree marks %zu\n", session->id,
+                     json_array_size (on_path), tree_on_path);
+        }
+        json_decref (shown_path.json);
         for (int m = 0; m < session->count; m++) {
             s_msg_t *msg = &session->msgs[m];
             json_t *found = NULL;
             for (size_t k = 0; k < json_array_size (messages) && !found; k++)
-                if (strcmp (s_jstr (json_array_get (messages, k), "id", NULL), msg->id) == 0)
+                if (strcmp (s_jstr (json_array_get (messages, k), "message_id", NULL), msg->id)
+                    == 0)
                     found = json_array_get (messages, k);
             if (msg->deleted) {
                 if (found) {
@@ -803,15 +880,21 @@ test_chaos (void **state)
                 continue;
             }
             checked++;
-            //  The active path never points at a missing version, and an
-            //  acknowledged switch is what it shows (unless a regeneration
-            //  or an unanswered switch came after it).
+            //  The shown version is one it has, every version is there, and
+            //  an acknowledged switch is what it shows (unless a
+            //  regeneration or an unanswered switch came after it).
             long index = (long) json_integer_value (json_object_get (found, "version_index"));
             long count = (long) json_integer_value (json_object_get (found, "version_count"));
-            if (index < 1 || index > count
-                || json_array_size (json_object_get (found, "version_ids")) != (size_t) count) {
+            json_t *versions = json_object_get (found, "versions");
+            if (index < 1 || index > count || json_array_size (versions) != (size_t) count) {
                 broken_versions++;
                 fprintf (stderr, "chaos: %s shows version %ld of %ld\n", msg->id, index, count);
+                continue;
+            }
+            if (count < msg->acked_versions) {
+                lost_versions++;
+                fprintf (stderr, "chaos: %s has %ld versions, %ld were acknowledged\n", msg->id,
+                         count, msg->acked_versions);
             }
             //  A regeneration completed at or after the switch shows its own
             //  version (ISO times of the store's clock compare as strings).
@@ -820,18 +903,23 @@ test_chaos (void **state)
                 if (strcmp (s_tasks[t].message_id, msg->id) == 0 && s_tasks[t].completed_at[0]
                     && strcmp (s_tasks[t].completed_at, msg->shown_at) >= 0)
                     checkable = false;
-            const char *shown = s_jstr (found, "version_id", NULL);
+            const char *shown = s_jstr (json_array_get (versions, (size_t) index - 1),
+                                        "version_id", NULL);
             if (checkable && strcmp (shown ? shown : "", msg->shown) != 0) {
                 lost_switches++;
                 fprintf (stderr, "chaos: %s shows %s, acknowledged switch was to %s\n", msg->id,
                          shown ? shown : "?", msg->shown);
             }
             switches_checked += checkable;
-            if (msg->acked_edits && !msg->edit_uncertain
-                && strcmp (s_jstr (found, "content", NULL), msg->last_edit) != 0) {
+            //  An acknowledged edit is a version of its question.
+            bool edit_kept = !msg->acked_edits || msg->edit_uncertain;
+            for (size_t v = 0; !edit_kept && v < json_array_size (versions); v++)
+                edit_kept = strcmp (s_jstr (json_array_get (versions, v), "content", NULL),
+                                    msg->last_edit) == 0;
+            if (!edit_kept) {
                 lost_edits++;
-                fprintf (stderr, "chaos: %s has '%s', acknowledged edit was '%s'\n", msg->id,
-                         s_jstr (found, "content", NULL), msg->last_edit);
+                fprintf (stderr, "chaos: %s has no version '%s', an acknowledged edit\n", msg->id,
+                         msg->last_edit);
             }
             if (msg->vote) {
                 char fpath[400];
@@ -888,8 +976,8 @@ test_chaos (void **state)
                    atomic_load (&s_actions[2]), atomic_load (&s_actions[3]),
                    atomic_load (&s_actions[4]), atomic_load (&s_actions[5]), switches_checked);
     print_message ("chaos: tasks %d (completed %d, failed %d, stuck %d, missing %d); %d messages "
-                   "checked\n",
-                   task_count, completed, failed, stuck, task_missing, checked);
+                   "checked, %d in hidden branches\n",
+                   task_count, completed, failed, stuck, task_missing, checked, hidden);
     print_message ("chaos: readers %d, streams %d, events %d, resyncs %d, epoch changes %d\n",
                    S_READERS, streams, total_events, resyncs, epoch_changes);
     for (int i = 0; i < 4; i++)
@@ -904,6 +992,8 @@ test_chaos (void **state)
     assert_int_equal (task_missing, 0);
     assert_int_equal (lost_votes, 0);
     assert_int_equal (broken_versions, 0);
+    assert_int_equal (lost_versions, 0);
+    assert_int_equal (broken_paths, 0);
     assert_int_equal (lost_switches, 0);
     assert_int_equal (lost_edits, 0);
     assert_int_equal (resurrected, 0);

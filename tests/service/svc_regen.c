@@ -86,9 +86,11 @@ s_regenerate (svc_mesh_t *mesh, const char *token, const char *message_id)
 }
 
 //  Edits a user message to content (a plain sentence: no JSON escaping)
-//  with trigger_regeneration; returns the regeneration's task id.
+//  with trigger_regeneration; returns the regeneration's task id, and the
+//  new branch's answer (the message it writes) into answer_id (300 bytes).
 static char *
-s_edit (svc_mesh_t *mesh, const char *token, const char *message_id, const char *content)
+s_edit (svc_mesh_t *mesh, const char *token, const char *message_id, const char *content,
+        char *answer_id)
 {
     char path[600], body[600];
     snprintf (path, sizeof path, "/api/messages/%s", message_id);
@@ -98,6 +100,7 @@ s_edit (svc_mesh_t *mesh, const char *token, const char *message_id, const char 
     json_t *data = json_object_get (json, "data");
     assert_true (json_is_true (json_object_get (data, "triggered_regeneration")));
     char *task_id = strdup (s_str (data, "regeneration_task_id"));
+    snprintf (answer_id, 300, "%s", s_str (data, "assistant_message_id"));
     json_decref (json);
     return task_id;
 }
@@ -387,14 +390,17 @@ test_order_thoughts_store_and_edit (void **state)
     json_decref (message);
     free (task_id);
 
-    //  Edit the first question: the NEXT assistant message (the first
-    //  answer) is regenerated, and the new answer restates the edited text.
-    char *edit_task = s_edit (mesh, token, first.user_id, "How does Raft elect a leader?");
+    //  Edit the first question: a new branch starts below it, with a new
+    //  answer that restates the edited text.
+    char edited_answer[300];
+    char *edit_task = s_edit (mesh, token, first.user_id, "How does Raft elect a leader?",
+                              edited_answer);
     s_check_task (sse, edit_task, 20000, &seen);
-    assert_string_equal (seen.message_id, first.assistant_id);
+    assert_string_equal (seen.message_id, edited_answer);
+    assert_string_not_equal (seen.message_id, first.assistant_id);
     assert_non_null (strstr (seen.content, "How does Raft elect a leader?"));
     assert_null (strstr (seen.content, "connection pool"));
-    message = s_stored (mesh, token, "regen_order", first.assistant_id);
+    message = s_stored (mesh, token, "regen_order", edited_answer);
     assert_string_equal (s_str (message, "content"), seen.content);
     assert_true (json_is_true (json_object_get (json_object_get (message, "metadata"),
                                                 "regenerated")));
@@ -607,14 +613,15 @@ test_running_thoughts_in_session (void **state)
                                  &turn);
     //  A new question, so the running thought process differs from the
     //  stored one of the first answer.
-    char *task_id = s_edit (mesh, token, turn.user_id, "What makes a good shard key?");
+    char answer_id[300];
+    char *task_id = s_edit (mesh, token, turn.user_id, "What makes a good shard key?", answer_id);
     long start = s_find (sse, 0, "thought_process_start", task_id, 20000);
     long step = s_find (sse, 0, "thought_process_step", task_id, 20000);
     assert_true (start >= 0 && step > start);
     const char *about = s_str (svc_sse_at (sse, (size_t) start)->json, "thinkingAbout");
     const char *reasoning = s_str (svc_sse_at (sse, (size_t) step)->json, "reasoning");
     //  The step was committed before its event went out.
-    json_t *message = s_stored (mesh, token, "regen_running", turn.assistant_id);
+    json_t *message = s_stored (mesh, token, "regen_running", answer_id);
     json_t *meta = json_object_get (message, "metadata");
     assert_true (json_is_true (json_object_get (meta, "regenerating")));
     json_t *thoughts = json_object_get (meta, "thought_process");

@@ -414,10 +414,11 @@ test_slow_reader_is_dropped (void **state)
     //  Edits of ~9,000 characters: each message_edited event carries the
     //  content twice, ~18 KB. The kernel buffers of the slow socket grow
     //  (loopback autotuning) before a send would block, so edit until the
-    //  gateway drops the slow stream (bounded).
+    //  gateway drops the slow stream (bounded). The answer is edited, in
+    //  place: a question would gain a version per edit, and it holds 100.
     char *content = malloc (9100);
     char path[600];
-    snprintf (path, sizeof path, "/api/messages/%s", user);
+    snprintf (path, sizeof path, "/api/messages/%s", assistant);
     double worst = 0;
     bool dropped = false;
     int edits = 0;

@@ -3,7 +3,11 @@
     votes; activating version 1 shows it, survives a reload and reaches a
     second SSE reader; a vote stays on the version it was given on; a
     version that does not exist, a bad number and another user's message
-    are refused and change nothing.                                      */
+    are refused and change nothing. An edit of a question in a three-turn
+    session starts a new branch; activating the question's version 1
+    brings the old branch back with its answers, for a reload and a second
+    reader too; switching to a version the question lacks, another user's
+    and a deleted message are refused and change nothing.                */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -267,11 +271,140 @@ test_versions (void **state)
     free (bob);
 }
 
+
+//  One answered turn of session: ids into question and answer (300 bytes).
+static void
+s_turn (svc_mesh_t *mesh, const char *token, const char *session, const char *query,
+        char *question, char *answer)
+{
+    char path[200], body[300];
+    snprintf (path, sizeof path, "/api/run_sse/%s", session);
+    snprintf (body, sizeof body, "{\"query\": \"%s\"}", query);
+    json_t *json = svc_want_call (mesh, token, "POST", path, body, 200);
+    json_t *data = json_object_get (json, "data");
+    snprintf (question, 300, "%s", svc_want_str (data, "user_message_id"));
+    snprintf (answer, 300, "%s", svc_want_str (data, "assistant_message_id"));
+    char task_id[80];
+    snprintf (task_id, sizeof task_id, "%s", svc_want_str (data, "task_id"));
+    json_decref (json);
+    svc_want_task (mesh, token, task_id, S_WAIT_MS);
+}
+
+//  The active path of session (GET): "id=content|..." into out.
+static void
+s_path (svc_mesh_t *mesh, const char *token, const char *session, char *out, size_t size)
+{
+    char path[200];
+    snprintf (path, sizeof path, "/api/sessions/%s", session);
+    json_t *json = svc_want_call (mesh, token, "GET", path, NULL, 200);
+    json_t *messages = json_object_get (json_object_get (json, "session"), "messages");
+    size_t i;
+    json_t *message;
+    out[0] = 0;
+    json_array_foreach (messages, i, message)
+    {
+        size_t len = strlen (out);
+        snprintf (out + len, size - len, "%s%s=%s", i ? "|" : "", svc_want_str (message, "id"),
+                  svc_want_str (message, "content"));
+    }
+    json_decref (json);
+}
+
+static void
+test_edit_branches (void **state)
+{
+    svc_mesh_t *mesh = *state;
+    char *alice = svc_token (mesh, "alice", 3600), *bob = svc_token (mesh, "bob", 3600);
+    const char *session = "sv_branches";
+    char q[3][300], a[3][300];
+    s_turn (mesh, alice, session, "What is a lease?", q[0], a[0]);
+    s_turn (mesh, alice, session, "What is a fencing token?", q[1], a[1]);
+    s_turn (mesh, alice, session, "Why do clocks drift?", q[2], a[2]);
+    static char before[65536], after[65536], now[65536];
+    s_path (mesh, alice, session, before, sizeof before);
+    //  The second tab.
+    char path[400];
+    snprintf (path, sizeof path, "/api/run_sse/%s", session);
+    svc_sse_t *sse = svc_sse_open (mesh, path, alice, NULL);
+    assert_non_null (sse);
+    assert_non_null (svc_sse_wait (sse, "connection_status", S_WAIT_MS));
+
+    //  Edit the second question: version 2 of it, with a new answer below.
+    snprintf (path, sizeof path, "/api/messages/%s", q[1]);
+    json_t *json = svc_want_call (mesh, alice, "PUT", path,
+                                  "{\"content\": \"What is a vector clock?\"}", 200);
+    json_t *data = json_object_get (json, "data");
+    assert_int_equal (svc_want_int (data, "version_index"), 2);
+    assert_int_equal (svc_want_int (data, "version_count"), 2);
+    char answer[300], task_id[80];
+    snprintf (answer, sizeof answer, "%s", svc_want_str (data, "assistant_message_id"));
+    snprintf (task_id, sizeof task_id, "%s", svc_want_str (data, "regeneration_task_id"));
+    json_decref (json);
+    assert_string_not_equal (answer, a[1]);
+    svc_want_task (mesh, alice, task_id, S_WAIT_MS);
+    snprintf (path, sizeof path, "/api/sessions/%s", session);
+    json = svc_want_call (mesh, alice, "GET", path, NULL, 200);
+    json_t *messages = json_object_get (json_object_get (json, "session"), "messages");
+    assert_int_equal (json_array_size (messages), 4);
+    json_t *edited = json_array_get (messages, 2);
+    assert_string_equal (svc_want_str (edited, "id"), q[1]);
+    assert_string_equal (svc_want_str (edited, "content"), "What is a vector clock?");
+    assert_int_equal (svc_want_int (edited, "version_index"), 2);
+    assert_int_equal (svc_want_int (edited, "version_count"), 2);
+    assert_int_equal (json_array_size (json_object_get (edited, "version_ids")), 2);
+    //  Version 1's id is the question's id: ids clients hold stay valid.
+    assert_string_equal (json_string_value (json_array_get (json_object_get (edited, "version_ids"), 0)),
+                         q[1]);
+    json_t *reply = json_array_get (messages, 3);
+    assert_string_equal (svc_want_str (reply, "id"), answer);
+    assert_non_null (strstr (svc_want_str (reply, "content"), "vector clock"));
+    json_decref (json);
+    s_path (mesh, alice, session, after, sizeof after);
+
+    //  Version 1 of the question: the old branch, answers intact; the
+    //  second tab hears it; a reload shows the same.
+    json = s_activate (mesh, alice, q[1], "1", 200);
+    data = json_object_get (json, "data");
+    assert_true (json_is_true (json_object_get (data, "changed")));
+    assert_string_equal (svc_want_str (data, "content"), "What is a fencing token?");
+    json_decref (json);
+    const svc_event_t *switched = svc_sse_wait (sse, "version_activated", S_WAIT_MS);
+    assert_non_null (switched);
+    assert_string_equal (svc_want_str (switched->json, "messageId"), q[1]);
+    assert_int_equal (svc_want_int (switched->json, "versionIndex"), 1);
+    assert_int_equal (svc_want_int (switched->json, "versionCount"), 2);
+    s_path (mesh, alice, session, now, sizeof now);
+    assert_string_equal (now, before);
+    s_path (mesh, alice, session, now, sizeof now);
+    assert_string_equal (now, before);
+
+    //  Refusals, none of which changes anything.
+    s_refused (s_activate (mesh, alice, q[1], "3", 404), "version_not_found");
+    s_refused (s_activate (mesh, bob, q[1], "2", 404), "not_found");
+    //  A deleted message: the third turn, deleted with what follows it.
+    snprintf (path, sizeof path, "/api/messages/%s?scope=following", q[2]);
+    json_decref (svc_want_call (mesh, alice, "DELETE", path, NULL, 200));
+    s_refused (s_activate (mesh, alice, q[2], "1", 404), "not_found");
+    snprintf (path, sizeof path, "/api/messages/%s/restore", q[2]);
+    json_decref (svc_want_call (mesh, alice, "POST", path, NULL, 200));
+    s_path (mesh, alice, session, now, sizeof now);
+    assert_string_equal (now, before);
+    //  The new branch is kept too.
+    json_decref (s_activate (mesh, alice, q[1], "2", 200));
+    s_path (mesh, alice, session, now, sizeof now);
+    assert_string_equal (now, after);
+
+    svc_sse_close (&sse);
+    free (alice);
+    free (bob);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_versions),
+        cmocka_unit_test (test_edit_branches),
     };
     return cmocka_run_group_tests (tests, s_setup, svc_fixture_teardown);
 }
