@@ -10,7 +10,8 @@ function that runs the real curl with one `--write-out` more, on stderr
 (method, URL, status), so the command and its output are as written. A
 block that changes something (a method other than GET, or a body) gets a
 session of its own; one that switches versions gets an answer regenerated
-once; RUNNING_TASK is a regeneration started just before the block. Last,
+once; RUNNING_TASK is a regeneration started just before the block that
+has streamed some text. Last,
 every operation of the gateway's /api/openapi.json must have been called by
 some block. Prints one line per block and "N passed, N failed"; exits 1 on
 a failure.
@@ -109,6 +110,17 @@ class Mesh:
             time.sleep(0.05)  # polling the task's status: the condition awaited
         raise RuntimeError(f'task {task} did not finish in {TIMEOUT} s')
 
+    def streaming(self, task):
+        """Waits until the task has streamed some text (progress past 0), so
+        a cancel keeps text that a continue can grow."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            status = self.call('GET', f'/api/messages/tasks/{task}/status')
+            if status['status'] != 'pending' and status['progress'] > 0:
+                return
+            time.sleep(0.05)  # polling the task's status: the condition awaited
+        raise RuntimeError(f'task {task} streamed nothing in {TIMEOUT} s')
+
     def fixture(self, regenerated=False, running=False):
         """A session with one finished exchange: the example variables."""
         sid = 's_docs_' + uuid.uuid4().hex[:12]
@@ -120,6 +132,7 @@ class Mesh:
             self.finished(self.call('POST', f"/api/messages/{fx['MESSAGE']}/regenerate", {})['data']['task_id'])
         if running:
             fx['RUNNING_TASK'] = self.call('POST', f"/api/messages/{fx['MESSAGE']}/regenerate", {})['data']['task_id']
+            self.streaming(fx['RUNNING_TASK'])
         return fx
 
 
