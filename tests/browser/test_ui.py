@@ -729,6 +729,7 @@ class UiTest:
     def step_edit(self):
         a, b = self.a, self.b
         question, answer = (m['id'] for m in self.messages(a)[:2])
+        original, old_text = self.messages(a)[0]['content'].strip(), self.messages(a)[1]['content']
         self.js(a, 'window.__resetProbe()')
         self.js(b, 'window.__resetProbe()')
         self.button(a, question, 'edit').click()
@@ -743,10 +744,39 @@ class UiTest:
         for d, name in ((a, 'A'), (b, 'B')):
             self.wait(d, lambda d: (lambda m: m[0]['content'].strip() == want and m[0]['edited'])(self.messages(d)),
                       f'the edited question marked "edited" in window {name}')
+        if self.mesh.mock:
+            # The mock regenerates the answer in place (it has no branches).
+            for d, name in ((a, 'A'), (b, 'B')):
+                self.wait(d, lambda d: self.probe(d)['bar'].get(answer), f'the answer regenerating after the edit in window {name}')
+                self.wait(d, self.settled(d, 2), f'the answer regenerated after the edit in window {name}')
+            self.shot(a, '08-edited')
+            return
+        # The edited question is version 2 of 2 with a new branch: a new
+        # answer below it, the old one kept in version 1's branch.
         for d, name in ((a, 'A'), (b, 'B')):
-            self.wait(d, lambda d: self.probe(d)['bar'].get(answer), f'the answer regenerating after the edit in window {name}')
-            self.wait(d, self.settled(d, 2), f'the answer regenerated after the edit in window {name}')
+            msgs = self.wait(d, lambda d: (lambda m: m if len(m) == 2 and m[1]['id'] != answer and m[0]['version'] == '2/2'
+                                           and not m[1]['streaming'] and m[1]['content'].strip() else False)(self.messages(d)),
+                             f'the new branch answered after the edit in window {name}')
+        new_answer = msgs[1]['id']
         self.shot(a, '08-edited')
+        # The question's arrows: version 1 brings the old answer back, in
+        # both windows; then back to the edit.
+        self.button(a, question, 'version-prev').click()
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: (lambda m: len(m) == 2 and m[0]['version'] == '1/2' and m[0]['content'].strip() == original
+                                    and m[1]['id'] == answer and m[1]['content'] == old_text)(self.messages(d)),
+                      f'the old branch back with its answer in window {name}')
+        self.shot(b, '08b-question-version-1-window-b')
+        a.refresh()
+        self.wait(a, lambda d: (lambda m: len(m) == 2 and m[0]['version'] == '1/2' and m[1]['id'] == answer)(self.messages(d)),
+                  'the old branch after a reload')
+        self.install_probe(a)
+        nxt = self.button(a, question, 'version-next')
+        self.js(a, 'arguments[0].focus()', nxt)
+        nxt.send_keys(Keys.ENTER)
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: (lambda m: len(m) == 2 and m[0]['version'] == '2/2' and m[1]['id'] == new_answer)(self.messages(d)),
+                      f'the edited branch again in window {name}')
 
     def step_edit_history(self):
         # The "edited" tag opens the question's edit history: the text

@@ -105,7 +105,8 @@ test('the fixture story plays through the model', () => {
   assert.deepEqual(of(EV.MESSAGE_REGENERATED)[0].kinds, ['render', 'announce', 'resync', 'refreshSessions']);
   assert.deepEqual(of(EV.REGENERATION_ERROR)[0].out[1], { kind: 'notify', text: 'The regeneration was stopped.', level: 'info' });
   assert.deepEqual(of(EV.MESSAGE_DELETED)[0].kinds, ['renderAll', 'refreshSessions']);
-  assert.deepEqual(of(EV.MESSAGE_EDITED)[0].out, [{ kind: 'render', id: user }]);
+  // An edited question has a new branch below it: the session reloads.
+  assert.deepEqual(of(EV.MESSAGE_EDITED)[0].out, [{ kind: 'render', id: user }, { kind: 'resync', delay: 0 }]);
   assert.deepEqual(of(EV.VERSION_ACTIVATED)[0].out, [{ kind: 'render', id: answer }, { kind: 'resync', delay: 0 }]);
 });
 

@@ -82,6 +82,8 @@ export function createActions({ state, api, refreshSessionsSoon, resyncSoon }) {
           msg.metadata.edited = true;
         }
         close();
+        // A question's edit is a new version with a new branch below it.
+        if (m.role === 'user') resyncSoon(0);
       } catch (err) {
         reportError('Edit failed', err);
         save.disabled = false;

@@ -252,6 +252,9 @@ export const HANDLERS = Object.freeze({
   [EV.MESSAGE_EDITED]: (state, d, m) => {
     if (typeof d.content === 'string') m.content = d.content;
     m.metadata.edited = true;
+    // An edited question is a new version of it with a new branch below:
+    // the turns after it change (docs/api.md, Versions).
+    if (m.role === 'user') return [{ kind: 'render', id: m.id }, { kind: 'resync', delay: 0 }];
     return [{ kind: 'render', id: m.id }];
   },
 
