@@ -150,7 +150,7 @@ sa_iso (const json_t *object, const char *key)
 {
     const char *text = sa_str (object, key);
     if (!sa_is_iso_ms (text))
-        fail_msg ("field '%s' = '%s' is not ISO-8601 UTC with milliseconds", key, text);
+        fail_msg ("field '%s' = '%s' is not ISO-8601 UTC with milliseconds", key, text ? text : "(absent)");
     return text;
 }
 
