@@ -9,6 +9,9 @@
         so); POST /continue sends that text as a trailing assistant turn
         after the question, and the same message and version become the
         text plus the continuation, the mark gone.
+      - A server that dies mid-answer: each retry of the task continues
+        the checkpointed text; after the last attempt the text is kept,
+        marked "failed", and a continue finishes it.
       - kill -9 of the only regenerator at 30% of a long answer: the
         successor's request ends with the checkpointed text as an
         assistant turn; the stored answer is that text plus what the
@@ -58,6 +61,9 @@ s_setup (void **state)
                          "CHATMESH_GENERATOR=openai",
                          "CHATMESH_OPENAI_MODEL=mock-model",
                          "CHATMESH_OPENAI_MAX_TOKENS=64",
+                         //  A stream that ends early fails the attempt at
+                         //  once: the task's retries are what is tested.
+                         "CHATMESH_OPENAI_MAX_RETRIES=0",
                          "CHATMESH_SYSTEM_PROMPT=" SYSTEM_PROMPT,
                          base_url,
                          lease,
@@ -255,6 +261,73 @@ test_cut_by_length_then_continue (void **state)
     free (token);
 }
 
+//  A server that dies mid-answer, three times: each retry of the task sends
+//  the text checkpointed so far as the trailing assistant turn and appends
+//  to it; the last attempt fails the task for good, the text kept marked
+//  "failed"; a continue then finishes it.
+static void
+test_server_dies_midway_then_continue (void **state)
+{
+    s_world_t *world = *state;
+    svc_mesh_t *mesh = world->mesh;
+    char *token = svc_token (mesh, "dropped", 600);
+    s_open_session (world, token, "drop_s");
+    svc_sse_t *sse = s_reader (mesh, token, "drop_s");
+    size_t base = s_request_count (world->mock);
+    assert_int_equal (
+        svc_mock_plan (world->mock,
+                       "[{\"chunks\": [\"Kept \", \"never sent\"], \"delay_ms\": 300,"
+                       " \"fail_after\": 1},"
+                       " {\"chunks\": [\"more \"], \"delay_ms\": 300, \"fail_after\": 1},"
+                       " {\"chunks\": [], \"fail_after\": 0},"
+                       " {\"chunks\": [\"done.\"]}]"),
+        0);
+    svc_response_t response;
+    assert_int_equal (svc_turn (mesh, token, "drop_s", "Keep going", &response), 200);
+    char *task_id = strdup (svc_json_str (response.json, "data", "task_id"));
+    char *message_id = strdup (svc_json_str (response.json, "data", "assistant_message_id"));
+    svc_response_free (&response);
+    long error = st_find (sse, 0, "regeneration_error", task_id, 30000);
+    assert_true (error >= 0);
+    const json_t *data = svc_sse_at (sse, (size_t) error)->json;
+    assert_string_equal (st_str (data, "finishReason"), "failed");
+    assert_string_equal (st_str (data, "content"), "Kept more ");
+    //  Attempts 2 and 3 each continued the text of the one before.
+    const char *partials[] = {NULL, "Kept ", "Kept more "};
+    for (size_t i = 1; i < 3; i++) {
+        json_t *request = s_request (world->mock, base + i);
+        s_want_turn (s_last_message (request), "assistant", partials[i]);
+        json_decref (request);
+    }
+    char *stored = st_wait_answer (mesh, token, "drop_s", 3);
+    assert_string_equal (stored, "Kept more ");
+    free (stored);
+    json_t *message = st_stored (mesh, token, "drop_s", 3);
+    assert_string_equal (st_finish_reason (message), "failed");
+    json_decref (message);
+
+    char path[300];
+    snprintf (path, sizeof path, "/api/messages/%s/continue", message_id);
+    assert_int_equal (st_post (mesh, token, path, NULL, NULL, &response), 200);
+    char *continue_id = strdup (svc_json_str (response.json, "data", "task_id"));
+    svc_response_free (&response);
+    long done = st_find (sse, (size_t) error, "message_regenerated", continue_id, 20000);
+    assert_true (done >= 0);
+    assert_string_equal (st_check_growth (sse, continue_id, "Kept more ", done),
+                         "Kept more done.");
+    json_t *request = s_request (world->mock, base + 3);
+    s_want_turn (s_last_message (request), "assistant", "Kept more ");
+    json_decref (request);
+    stored = st_wait_answer (mesh, token, "drop_s", 3);
+    assert_string_equal (stored, "Kept more done.");
+    free (stored);
+    free (continue_id);
+    free (message_id);
+    free (task_id);
+    svc_sse_close (&sse);
+    free (token);
+}
+
 #define LONG_CHUNKS 100
 
 static void
@@ -340,6 +413,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_regenerate_instruction_reaches_system_message),
         cmocka_unit_test (test_cut_by_length_then_continue),
+        cmocka_unit_test (test_server_dies_midway_then_continue),
         cmocka_unit_test (test_kill9_at_30_percent),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
