@@ -185,7 +185,7 @@ s_cancel_case (int cancels)
     char *token = svc_token (mesh, "bench_cancel", 3600);
     int answers = (cancels + S_VERSIONS_PER_ANSWER - 1) / S_VERSIONS_PER_ANSWER;
     char (*message_ids)[400] = calloc ((size_t) answers, sizeof *message_ids);
-    s_run_t first = {0};
+    char answer_task[80] = "";
     svc_sse_t *sse = NULL;
     size_t from = 0;
     int rc = 1;
@@ -202,14 +202,14 @@ s_cancel_case (int cancels)
         }
         snprintf (message_ids[i], sizeof message_ids[i], "%s",
                   json_string_value (json_object_get (data, "assistant_message_id")));
-        snprintf (first.task_id, sizeof first.task_id, "%s",
+        snprintf (answer_task, sizeof answer_task, "%s",
                   json_string_value (json_object_get (data, "task_id")));
         svc_response_free (&response);
         if (!sse)
             sse = svc_sse_open (mesh, "/api/run_sse/bench_cancel", token, NULL);
         //  The stream opened after the first answer may have missed its end.
         char status_path[200];
-        snprintf (status_path, sizeof status_path, "/api/messages/tasks/%s/status", first.task_id);
+        snprintf (status_path, sizeof status_path, "/api/messages/tasks/%s/status", answer_task);
         for (double until = svc_now_ms () + 60000;;) {
             svc_http (mesh, "GET", status_path, token, NULL, &response);
             const char *status = json_string_value (json_object_get (response.json, "status"));

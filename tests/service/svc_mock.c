@@ -132,9 +132,3 @@ svc_mock_wait_requests (svc_mock_t *mock, size_t count, int timeout_ms)
     }
     return -1;
 }
-
-json_t *
-svc_mock_messages (json_t *requests, size_t index)
-{
-    return json_object_get (json_array_get (requests, index), "messages");
-}

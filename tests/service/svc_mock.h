@@ -26,7 +26,5 @@ int svc_mock_plan (svc_mock_t *mock, const char *plans_json);
 json_t *svc_mock_requests (svc_mock_t *mock);
 //  Waits until at least count requests arrived; 0 or -1 after timeout_ms.
 int svc_mock_wait_requests (svc_mock_t *mock, size_t count, int timeout_ms);
-//  The messages of request index (borrowed from requests), NULL when absent.
-json_t *svc_mock_messages (json_t *requests, size_t index);
 
 #endif
