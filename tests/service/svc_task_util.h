@@ -140,8 +140,8 @@ st_wait_log (svc_mesh_t *mesh, const char *name, const char *needle, int timeout
     return -1;
 }
 
-//  One POST with no body; its status, the answer kept in *response when
-//  not NULL. header: one more "Name: value" line or NULL.
+//  One POST of body (NULL: none); its status, the answer kept in
+//  *response when not NULL. header: one more "Name: value" line or NULL.
 static inline long
 st_post (svc_mesh_t *mesh, const char *token, const char *path, const char *body,
          const char *header, svc_response_t *response)
