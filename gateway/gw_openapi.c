@@ -185,10 +185,15 @@ s_parameters (gw_route_id_t route)
         json_array_append_new (parameters,
                                s_id_parameter ("session_id", GW_SESSION_ID_PATTERN,
                                                CM_SESSION_ID_MAX, "A-Z, a-z, 0-9, '_', '-'"));
+    bool answers = route == GW_R_REGENERATE || route == GW_R_MESSAGE_CONTINUE;
     if (strstr (info->pattern, "{message_id}"))
-        json_array_append_new (parameters,
-                               s_id_parameter ("message_id", GW_MESSAGE_ID_PATTERN,
-                                               CM_MESSAGE_ID_MAX, "msg_{uuid}_{session_id}_{role}"));
+        json_array_append_new (
+            parameters,
+            s_id_parameter ("message_id", answers ? GW_ANSWER_ID_PATTERN : GW_MESSAGE_ID_PATTERN,
+                            CM_MESSAGE_ID_MAX,
+                            answers ? "msg_{uuid}_{session_id}_assistant (an answer's; another "
+                                      "role: 400 not_assistant_message)"
+                                    : "msg_{uuid}_{session_id}_{role}"));
     if (strstr (info->pattern, "{task_id}"))
         json_array_append_new (parameters,
                                s_id_parameter ("task_id", GW_TASK_ID_PATTERN, CM_TASK_ID_MAX,
