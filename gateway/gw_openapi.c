@@ -139,7 +139,8 @@ s_error_responses (gw_route_id_t route, json_t *responses)
             "required", "success", "error", "code", "properties", "success", "type", "boolean",
             "enum", 0, "error", "type", "string", "code", "type", "string", "enum", codes,
             "additionalProperties", 0);
-        if (schema && route == GW_R_READYZ && status == 503 && gw_openapi_bodies_ready_error (schema)) {
+        if (schema && route == GW_R_READYZ && status == 503
+            && gw_openapi_bodies_ready_error (schema)) {
             json_decref (schema);
             return -1;
         }
@@ -288,12 +289,14 @@ s_success_response (gw_route_id_t route)
     const gw_route_info_t *info = gw_route_info (route);
     json_t *content = json_object ();
     const char *body = gw_openapi_body_200 (route);
-    if (route == GW_R_METRICS)
-        json_object_set_new (content, "text/plain", json_pack ("{s:{s:s}}", "schema", "type", "string"));
-    else if (route == GW_R_STATIC)
-        json_object_set_new (content, "text/html", json_pack ("{s:{s:s}}", "schema", "type", "string"));
+    const char *text = route == GW_R_METRICS ? "text/plain"
+                       : route == GW_R_STATIC  ? "text/html"
+                                               : NULL;
+    if (text)
+        json_object_set_new (content, text, json_pack ("{s:{s:s}}", "schema", "type", "string"));
     else if (body)
-        json_object_set_new (content, "application/json", json_pack ("{s:o}", "schema", s_ref (body)));
+        json_object_set_new (content, "application/json",
+                             json_pack ("{s:o}", "schema", s_ref (body)));
     const char *line = gw_openapi_body_ndjson_line (route);
     if (line)
         json_object_set_new (content, "application/x-ndjson",

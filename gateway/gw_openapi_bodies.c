@@ -35,7 +35,9 @@ typedef struct {
     size_t count;
 } s_object_t;
 
-#define S_FIELDS(...) (const s_field_t[]){__VA_ARGS__}, sizeof ((const s_field_t[]){__VA_ARGS__}) / sizeof (s_field_t)
+#define S_FIELDS(...)                                                                          \
+    (const s_field_t[]){__VA_ARGS__},                                                          \
+        sizeof ((const s_field_t[]){__VA_ARGS__}) / sizeof (s_field_t)
 #define S_OBJECT(name, description, ...) {name, description, false, S_FIELDS (__VA_ARGS__)}
 #define S_REPLY(name, description, ...) {name, description, true, S_FIELDS (__VA_ARGS__)}
 
@@ -439,7 +441,8 @@ gw_openapi_bodies_add (json_t *schemas)
         if (!schema || json_object_set_new (schemas, s_objects[i].name, schema))
             return -1;
     }
-    json_t *export = json_pack ("{s:[O,O]}", "oneOf", s_ref ("ExportJson"), s_ref ("ExportMarkdown"));
+    json_t *export
+        = json_pack ("{s:[o,o]}", "oneOf", s_ref ("ExportJson"), s_ref ("ExportMarkdown"));
     json_t *document = json_pack ("{s:s, s:s}", "type", "object", "description",
                                   "an OpenAPI 3.0 document (this one)");
     if (json_object_set_new (schemas, "Export", export)

@@ -148,7 +148,8 @@ test_feedback_and_regenerate (void **state)
         cm_value_destroy (&fresh);
         json_decref (body);
     }
-    const char *versions[] = {"0", "101", "-1", "1.5", "\"2\"", "true", "101.0", "0.0", "1e300", "-1e300"};
+    const char *versions[] = {"0",     "101", "-1",    "1.5",    "\"2\"",
+                              "true",  "101.0", "0.0", "1e300", "-1e300"};
     const int statuses[] = {422, 422, 422, 422, 422, 422, 422, 422, 422, 422};
     const char *codes[] = {"field_out_of_range", "field_out_of_range", "field_out_of_range",
                            "invalid_field",      "invalid_field",      "invalid_field",
