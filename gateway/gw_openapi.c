@@ -7,6 +7,7 @@
 #include "gw_errors.h"
 #include "gw_idem.h"
 #include "gw_manage.h"
+#include "gw_openapi_bodies.h"
 #include "gw_route.h"
 #include "gw_validate.h"
 
@@ -134,9 +135,15 @@ s_error_responses (gw_route_id_t route, json_t *responses)
             continue;
         }
         json_t *schema = json_pack (
-            "{s:s, s:[s,s,s], s:{s:{s:s, s:[b]}, s:{s:s}, s:{s:s, s:o}}}", "type", "object",
+            "{s:s, s:[s,s,s], s:{s:{s:s, s:[b]}, s:{s:s}, s:{s:s, s:o}}, s:b}", "type", "object",
             "required", "success", "error", "code", "properties", "success", "type", "boolean",
-            "enum", 0, "error", "type", "string", "code", "type", "string", "enum", codes);
+            "enum", 0, "error", "type", "string", "code", "type", "string", "enum", codes,
+            "additionalProperties", 0);
+        if (schema && route == GW_R_READYZ && status == 503
+            && gw_openapi_bodies_ready_error (schema)) {
+            json_decref (schema);
+            return -1;
+        }
         json_t *response = json_pack ("{s:s, s:{s:{s:o}}}", "description", description,
                                       "content", "application/json", "schema", schema);
         json_t *headers = json_object ();
@@ -179,10 +186,15 @@ s_parameters (gw_route_id_t route)
         json_array_append_new (parameters,
                                s_id_parameter ("session_id", GW_SESSION_ID_PATTERN,
                                                CM_SESSION_ID_MAX, "A-Z, a-z, 0-9, '_', '-'"));
+    bool answers = route == GW_R_REGENERATE || route == GW_R_MESSAGE_CONTINUE;
     if (strstr (info->pattern, "{message_id}"))
-        json_array_append_new (parameters,
-                               s_id_parameter ("message_id", GW_MESSAGE_ID_PATTERN,
-                                               CM_MESSAGE_ID_MAX, "msg_{uuid}_{session_id}_{role}"));
+        json_array_append_new (
+            parameters,
+            s_id_parameter ("message_id", answers ? GW_ANSWER_ID_PATTERN : GW_MESSAGE_ID_PATTERN,
+                            CM_MESSAGE_ID_MAX,
+                            answers ? "msg_{uuid}_{session_id}_assistant (an answer's; another "
+                                      "role: 400 not_assistant_message)"
+                                    : "msg_{uuid}_{session_id}_{role}"));
     if (strstr (info->pattern, "{task_id}"))
         json_array_append_new (parameters,
                                s_id_parameter ("task_id", GW_TASK_ID_PATTERN, CM_TASK_ID_MAX,
@@ -276,27 +288,29 @@ s_success_response (gw_route_id_t route)
 {
     const gw_route_info_t *info = gw_route_info (route);
     json_t *content = json_object ();
-    if (route == GW_R_METRICS)
-        json_object_set_new (content, "text/plain", json_pack ("{s:{s:s}}", "schema", "type", "string"));
-    else if (route == GW_R_STATIC)
-        json_object_set_new (content, "text/html", json_pack ("{s:{s:s}}", "schema", "type", "string"));
-    else if (route != GW_R_RUN_SSE_GET)
+    const char *body = gw_openapi_body_200 (route);
+    const char *text = route == GW_R_METRICS ? "text/plain"
+                       : route == GW_R_STATIC  ? "text/html"
+                                               : NULL;
+    if (text)
+        json_object_set_new (content, text, json_pack ("{s:{s:s}}", "schema", "type", "string"));
+    else if (body)
         json_object_set_new (content, "application/json",
-                             json_pack ("{s:o}", "schema",
-                                        info->message != CM_MSG_NONE
-                                            ? s_ref ("Success")
-                                            : json_pack ("{s:s}", "type", "object")));
-    if (route == GW_R_ADMIN_AUDIT)
+                             json_pack ("{s:o}", "schema", s_ref (body)));
+    const char *line = gw_openapi_body_ndjson_line (route);
+    if (line)
         json_object_set_new (content, "application/x-ndjson",
-                             json_pack ("{s:{s:s, s:s}}", "schema", "type", "string",
+                             json_pack ("{s:{s:s, s:s}, s:o}", "schema", "type", "string",
                                         "description",
-                                        "one audit entry (JSON object) per line, newest first"));
+                                        "one audit entry (JSON object) per line, newest first",
+                                        "x-chatmesh-line", s_ref (line)));
     if (s_streams (route))
         json_object_set_new (content, "text/event-stream",
                              json_pack ("{s:{s:s, s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}},"
                                         " s:o}",
                                         "schema", "type", "object", "description",
-                                        "one event of the stream (event, data, id, retry)",
+                                        "one event of the stream (event, data, id, retry); "
+                                        "x-chatmesh-events: the schema of each event's data",
                                         "properties", "event", "type", "string", "data", "type",
                                         "string", "id", "type", "string", "retry", "type",
                                         "string", "x-chatmesh-events", s_events_ref ()));
@@ -331,43 +345,6 @@ s_operation (gw_route_id_t route)
 }
 
 static json_t *
-s_json_type (cm_type_t type)
-{
-    const char *name = type == CM_T_BOOL  ? "boolean"
-                       : type == CM_T_INT ? "integer"
-                       : type == CM_T_DBL ? "number"
-                       : type == CM_T_ARR ? "array"
-                       : type == CM_T_MAP ? "object"
-                                          : "string";
-    return json_pack ("{s:s}", "type", name);
-}
-
-static void
-s_event_schemas (json_t *schemas)
-{
-    for (int e = CM_EVENT_NONE + 1; e < CM_EVENT_COUNT; e++) {
-        if (!cm_event_for_clients ((cm_event_t) e))
-            continue;
-        json_t *properties = json_pack ("{s:{s:s}, s:{s:s, s:s}}", "sessionId", "type", "string",
-                                        "timestamp", "type", "string", "format", "date-time");
-        json_t *required = json_pack ("[s,s]", "sessionId", "timestamp");
-        size_t count;
-        const cm_field_t *fields = cm_event_fields ((cm_event_t) e, &count);
-        for (size_t i = 0; i < count; i++) {
-            json_object_set_new (properties, fields[i].name, s_json_type (fields[i].type));
-            if (fields[i].required)
-                json_array_append_new (required, json_string (fields[i].name));
-        }
-        char name[96];
-        snprintf (name, sizeof name, "Event_%s", cm_event_name ((cm_event_t) e));
-        json_object_set_new (schemas, name,
-                             json_pack ("{s:s, s:s, s:o, s:o}", "type", "object", "description",
-                                        cm_event_doc ((cm_event_t) e), "required", required,
-                                        "properties", properties));
-    }
-}
-
-static json_t *
 s_components (void)
 {
     json_t *codes = json_array ();
@@ -376,17 +353,14 @@ s_components (void)
     json_t *temperature = json_pack ("{s:s, s:i, s:i}", "type", "number", "minimum", 0,
                                      "maximum", 2);
     json_t *schemas = json_pack (
-        "{s:{s:s, s:[s,s,s], s:{s:{s:s, s:[b]}, s:{s:s}, s:{s:s, s:o}}},"
-        " s:{s:s, s:[s], s:{s:{s:s, s:[b]}}, s:b},"
+        "{s:{s:s, s:[s,s,s], s:{s:{s:s, s:[b]}, s:{s:s}, s:{s:s, s:o}}, s:b},"
         " s:{s:s, s:[s], s:{s:{s:s, s:i, s:s}, s:{s:s}, s:O}},"
         " s:{s:s, s:{s:{s:s}, s:{s:s}, s:O}},"
         " s:{s:s, s:[s], s:{s:{s:s, s:i}, s:{s:s, s:b}}},"
         " s:{s:s, s:[s], s:{s:{s:s, s:[s,s]}, s:{s:s, s:i}, s:{s:s}}}}",
         "Error", "type", "object", "required", "success", "error", "code", "properties",
         "success", "type", "boolean", "enum", 0, "error", "type", "string", "code", "type",
-        "string", "enum", codes,
-        "Success", "type", "object", "required", "success", "properties", "success", "type",
-        "boolean", "enum", 1, "additionalProperties", 1,
+        "string", "enum", codes, "additionalProperties", 0,
         "Query", "type", "object", "required", "query", "properties", "query", "type", "string",
         "minLength", 1, "description",
         "1..CHAT_ACTIONS_MAX_CONTENT_LENGTH characters after trimming", "model", "type",
@@ -457,7 +431,10 @@ s_components (void)
                 json_object_set_new (property, "nullable", json_true ());
         }
     }
-    s_event_schemas (schemas);
+    if (gw_openapi_bodies_add (schemas)) {
+        json_decref (schemas);
+        return NULL;
+    }
     return json_pack ("{s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:o}", "securitySchemes",
                       "bearer", "type", "http", "scheme", "bearer", "bearerFormat", "JWT", "query",
                       "type", "apiKey", "in", "query", "name", "access_token", "schemas", schemas);

@@ -20,9 +20,13 @@
 #define GW_OPENAPI_STR(x) GW_OPENAPI_STR_ (x)
 #define GW_SESSION_ID_PATTERN "^[A-Za-z0-9_-]{1," GW_OPENAPI_STR (CM_SESSION_ID_MAX) "}$"
 #define GW_TASK_ID_PATTERN "^[A-Za-z0-9_-]{1," GW_OPENAPI_STR (CM_TASK_ID_MAX) "}$"
-#define GW_MESSAGE_ID_PATTERN                                                         \
+#define GW_MESSAGE_ID_PATTERN_(roles)                                                 \
     "^msg_[A-Za-z0-9-]{1," GW_OPENAPI_STR (CM_MSGID_UUID_MAX) "}_[A-Za-z0-9_-]{1," \
-        GW_OPENAPI_STR (CM_SESSION_ID_MAX) "}_(user|assistant|system)$"
+        GW_OPENAPI_STR (CM_SESSION_ID_MAX) "}_" roles "$"
+#define GW_MESSAGE_ID_PATTERN GW_MESSAGE_ID_PATTERN_ ("(user|assistant|system)")
+//  Regenerate and continue take an answer: another role is 400
+//  not_assistant_message, so the document's id for them is an answer's.
+#define GW_ANSWER_ID_PATTERN GW_MESSAGE_ID_PATTERN_ ("assistant")
 
 //  A new document (caller decrefs), or NULL on out-of-memory.
 json_t *gw_openapi_build (void);

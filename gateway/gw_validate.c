@@ -274,10 +274,21 @@ gw_validate_feedback (const json_t *body, int max_chars, cm_value_t *payload, gw
     }
     json_t *version = json_object_get (body, "version");
     if (version && !json_is_null (version)) {
-        if (!json_is_integer (version))
+        //  A whole number written as 2.0 is the integer 2 (as JSON Schema
+        //  reads "integer"), and so is every integer of a body that also
+        //  holds one beyond 64 bits: gw_body_parse then reads them all as
+        //  reals.
+        bool whole = json_is_integer (version);
+        json_int_t n = whole ? json_integer_value (version) : 0;
+        if (json_is_real (version)) {
+            double real = json_real_value (version);
+            //  Beyond 2^53 every double is whole; below, the cast tells.
+            whole = real < -1e18 || real > 1e18 || real == (double) (long long) real;
+            n = real < 1 || real > CM_VERSIONS_MAX ? 0 : (json_int_t) real;
+        }
+        if (!whole)
             return s_reject (verdict, GW_E_INVALID_FIELD,
                              "The field 'version' must be an integer.");
-        json_int_t n = json_integer_value (version);
         if (n < 1 || n > CM_VERSIONS_MAX)
             return s_reject (verdict, GW_E_FIELD_OUT_OF_RANGE,
                              "The field 'version' must be between 1 and %d.", CM_VERSIONS_MAX);

@@ -144,11 +144,21 @@ test_error_responses_come_from_the_table (void **state)
     assert_int_equal (json_array_size (all), GW_E_COUNT - 1);
 }
 
+//  The operations whose message id is an answer's (regenerate, continue).
+static bool
+s_takes_answers (json_t *op)
+{
+    const char *id = json_string_value (json_object_get (op, "operationId"));
+    return strcmp (id, "regenerate") == 0 || strcmp (id, "message_continue") == 0;
+}
+
 //  Ids the router must take and refuse; the parameter's pattern and length
-//  limit must say the same for each.
+//  limit must say the same for each. answers: the parameter of the
+//  operations that take an answer, which also refuse another role (the
+//  store's 400 not_assistant_message after the router took the id).
 static void
-s_check_ids (const char *name, const char *prefix, const char *suffix, const char *const *ids,
-             size_t count)
+s_check_ids_of (const char *name, const char *prefix, const char *suffix, const char *const *ids,
+                size_t count, bool answers)
 {
     json_t *schema = NULL;
     const char *path, *method;
@@ -156,6 +166,8 @@ s_check_ids (const char *name, const char *prefix, const char *suffix, const cha
     size_t seen = 0;
     json_object_foreach (json_object_get (s_doc, "paths"), path, item)
         json_object_foreach (item, method, op) {
+            if (s_takes_answers (op) != answers)
+                continue;
             size_t index;
             json_t *param;
             json_array_foreach (json_object_get (op, "parameters"), index, param)
@@ -180,6 +192,9 @@ s_check_ids (const char *name, const char *prefix, const char *suffix, const cha
         snprintf (target, sizeof target, "%s%s%s", prefix, ids[i], suffix);
         gw_match_t match;
         bool routed = gw_route_match ("GET", target, &match);
+        size_t len = strlen (ids[i]);
+        if (answers)
+            routed &= len > 10 && strcmp (ids[i] + len - 10, "_assistant") == 0;
         bool spec = regexec (&regex, ids[i], 0, NULL, 0) == 0 && strlen (ids[i]) <= max
                     && strlen (ids[i]) >= 1;
         if (routed != spec)
@@ -187,6 +202,15 @@ s_check_ids (const char *name, const char *prefix, const char *suffix, const cha
                       spec ? "takes" : "refuses");
     }
     regfree (&regex);
+}
+
+static void
+s_check_ids (const char *name, const char *prefix, const char *suffix, const char *const *ids,
+             size_t count)
+{
+    s_check_ids_of (name, prefix, suffix, ids, count, false);
+    if (strcmp (name, "message_id") == 0)
+        s_check_ids_of (name, prefix, suffix, ids, count, true);
 }
 
 static char *
@@ -222,7 +246,9 @@ test_id_patterns_match_the_router (void **state)
                               "msg_123_s_1_user", "msg_a-b_s_system", long_session,
                               longest_session, long_uuid, longest_uuid, "msg_abc_s1_robot",
                               "msg__s1_user", "msg_a__user", "msg_a_s1_", "not-a-message-id",
-                              "msg_a.b_s1_user", "msg_a_s.1_user", "MSG_a_s1_user"};
+                              "msg_a.b_s1_user", "msg_a_s.1_user", "MSG_a_s1_user",
+                              "msg_a_s_assistant_user", "msg_a_s_user_assistant",
+                              "msg_a_s1_Assistant", "msg_a_s1_assistant_"};
     s_check_ids ("message_id", "/api/messages/", "/history", messages,
                  sizeof messages / sizeof *messages);
 }
