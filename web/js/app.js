@@ -196,6 +196,7 @@ async function loadSession() {
   }
   if (seq !== state.loadSeq || id !== state.sessionId) return; // a newer load or another session
   state.sessionDeleted = false;
+  exporter.sync();
   const session = res.session || {};
   $('#session-title').textContent = plainText(session.title) || 'Untitled session';
   reconcile(state, Array.isArray(session.messages) ? session.messages : [], issuedAt);
@@ -242,7 +243,8 @@ function handleEvent(type, data) {
       case 'sessionDeleted':
         state.sessionDeleted = true;
         $('#session-title').textContent = 'Deleted session';
-        notify('This session was deleted in another window. Its Undo brings it back here too.', 'info');
+        exporter.sync();
+        notify('This session was deleted in another window. If it is undone there, it comes back here.', 'info');
         break;
       default:
     }

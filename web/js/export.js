@@ -2,7 +2,8 @@
 // "JSON" downloads the whole tree, every version of every turn with its
 // votes and branches, as the server wrote it; "Markdown" the active path
 // (the conversation as shown). The buttons are in the conversation's
-// header and hidden while the session exists only on this page.
+// header and hidden while the session exists only on this page (or was
+// deleted in another tab).
 // exportFile is DOM-free (tests/web/test_chat_controls.mjs).
 
 import { reportError } from './actions.js';
@@ -51,7 +52,7 @@ export function createExport({ state, api }) {
 
   // After every change of the open session (app.js).
   function sync() {
-    group.hidden = !state.sessionId || state.localOnly;
+    group.hidden = !state.sessionId || state.localOnly || state.sessionDeleted;
   }
 
   return { sync };

@@ -84,7 +84,7 @@ export function createSidebar({ state, api, hooks }) {
     input.value = plainText(s.title);
     const error = el('p', { class: 'session-rename-error', role: 'alert', hidden: true });
     const form = el('form', { class: 'session-rename', 'aria-label': 'Rename the session' }, input, error);
-    form.dataset.sessionId = s.session_id;
+    form.dataset.renaming = s.session_id;
     const close = () => {
       state.renamingSession = null;
       render();
@@ -157,12 +157,18 @@ export function createSidebar({ state, api, hooks }) {
     });
   }
 
+  // A row is drawn again only when what it shows changed: a refresh of
+  // the list keeps the nodes (and so the focus, and what a rename field holds).
   function row(s) {
     const current = s.session_id === state.sessionId;
-    const li = el('li', { class: 'session-row', 'data-session-row': s.session_id });
-    if (state.renamingSession === s.session_id && !s.local) {
-      // A redraw while the field is open (the list refreshed) keeps what was typed.
-      const open = list.querySelector(`form.session-rename[data-session-id="${CSS.escape(s.session_id)}"]`);
+    const renaming = state.renamingSession === s.session_id && !s.local;
+    const sig = JSON.stringify([s.title, s.message_count, s.updated_at, !!s.local, current, renaming]);
+    const old = list.querySelector(`:scope > [data-session-row="${CSS.escape(s.session_id)}"]`);
+    if (old && old.dataset.sig === sig) return old;
+    const li = el('li', { class: 'session-row', 'data-session-row': s.session_id, 'data-sig': sig });
+    if (renaming) {
+      // The field stays what it was while the rename is open.
+      const open = old && old.querySelector('form.session-rename');
       li.append(open || renameForm(s));
       return li;
     }
@@ -195,13 +201,23 @@ export function createSidebar({ state, api, hooks }) {
 
   function render() {
     const items = [...state.sessions];
-    if (state.sessionId && !items.some((s) => s.session_id === state.sessionId)) {
+    // The open session not on the server yet (one deleted in another tab is not listed).
+    if (state.sessionId && !state.sessionDeleted && !items.some((s) => s.session_id === state.sessionId)) {
       items.unshift({ session_id: state.sessionId, title: '', message_count: 0, updated_at: '', local: true });
     }
     items.sort((a, b) => (a.local ? -1 : b.local ? 1 : String(b.updated_at).localeCompare(String(a.updated_at))));
     if (state.renamingSession && !items.some((s) => s.session_id === state.renamingSession)) state.renamingSession = null;
-    list.replaceChildren(...items.map(row));
-    if (!items.length) list.append(el('li', { class: 'muted session-empty', text: 'No sessions yet.' }));
+    const rows = items.map(row);
+    // Only the rows that changed are replaced; the others keep their place
+    // (and the focus: a moved node would lose it).
+    for (const node of [...list.children]) if (!rows.includes(node)) node.remove();
+    let prev = null;
+    for (const node of rows) {
+      const expected = prev ? prev.nextElementSibling : list.firstElementChild;
+      if (node !== expected) list.insertBefore(node, expected);
+      prev = node;
+    }
+    if (!items.length) list.replaceChildren(el('li', { class: 'muted session-empty', text: 'No sessions yet.' }));
     more.hidden = !state.sessionsCursor;
   }
 
