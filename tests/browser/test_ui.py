@@ -147,6 +147,7 @@ class Mesh:
         self.proc = None
         self.data_dir = None
         self.env = None
+        self.undo_seconds = None  # CHATMESH_UNDO_SECONDS when this test chose it
 
     def __enter__(self):
         url = os.environ.get('CHATMESH_TEST_URL')
@@ -156,7 +157,8 @@ class Mesh:
         elif self.mock:
             port = free_port()
             script = os.path.join(ROOT, 'tests', 'browser', 'mock_gateway.py')
-            self.proc = subprocess.Popen([sys.executable, script, '--port', str(port)], stdout=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen([sys.executable, script, '--port', str(port), '--undo-seconds', str(UNDO_SECONDS)],
+                                         stdout=subprocess.PIPE, text=True)
             self.proc.stdout.readline()  # "mock gateway on ..." once it listens
             self.url = f'http://127.0.0.1:{port}'
             self.token = subprocess.run([sys.executable, script, '--print-token', 'uitest'], check=True,
@@ -169,6 +171,10 @@ class Mesh:
             self.env.setdefault('CHATMESH_BUILTIN_TOKENS_PER_SEC', '60')
             # A delete's undo window that a step can wait out.
             self.env.setdefault('CHATMESH_UNDO_SECONDS', str(UNDO_SECONDS))
+            # The run starts more than the default 10 answers a minute; the
+            # 429 notice is the mock's step (rate_limit_notice).
+            self.env.setdefault('CHAT_REGENERATION_RATE_LIMIT', '60')
+            self.env.setdefault('CHAT_ACTIONS_RATE_LIMIT', '300')
             for k in ('CHATMESH_HTTP_LISTEN', 'CHATMESH_WEB_DIR'):
                 self.env.pop(k, None)
             print(f'starting a mesh on 127.0.0.1:{port} (data {self.data_dir})', flush=True)
@@ -182,6 +188,8 @@ class Mesh:
             self.token = subprocess.run(['./chatmesh', 'token', '--user', 'uitest'], cwd=ROOT, env=self.env, check=True,
                                         capture_output=True, text=True).stdout.strip()
         self.user = jwt_sub(self.token)
+        if self.env or self.mock:
+            self.undo_seconds = int(self.env['CHATMESH_UNDO_SECONDS']) if self.env else UNDO_SECONDS
         return self
 
     def mint(self, user, admin=False, ttl=None):
@@ -908,7 +916,7 @@ class UiTest:
         toast = self.wait(a, self.undo_toast, 'the undo toast')
         secs = self.toast_seconds(toast)
         check('deleted' in toast.text and 'Undo' in toast.text and secs, f'the undo toast says {toast.text!r}')
-        check(secs <= (UNDO_SECONDS if self.mesh.env else 86400), f'the toast offers {secs} s')
+        check(secs <= (self.mesh.undo_seconds or 86400), f'the toast offers {secs} s')
         self.wait(a, lambda d: (self.toast_seconds(toast) or secs) < secs, 'the undo toast counting down', timeout=3)
         check(self.js(a, 'return document.activeElement.dataset.action') == 'undo', 'the Undo button does not have the focus')
         a.switch_to.active_element.send_keys(Keys.ENTER)
@@ -933,7 +941,7 @@ class UiTest:
         self.confirm(a, self.button(a, q2, 'delete'), 'confirm-ok')
         self.both_show(ids[:2], 'the second delete of the same messages')
         self.wait(a, lambda d: not self.undo_toast(d), 'the undo toast to go when the window is over',
-                  timeout=(UNDO_SECONDS if self.mesh.env else 30) + 5)
+                  timeout=(self.mesh.undo_seconds or 30) + 5)
         status, body = self.mesh.api(f'/api/messages/{q2}/restore', self.mesh.token, method='POST')
         check(status in (404, 410), f'a restore after the window: {status} {body}')
         a.refresh()
@@ -1007,10 +1015,39 @@ class UiTest:
         self.wait(a, lambda d: [m['content'] for m in self.messages(d)] == shown, 'the restored session after a reload')
         self.install_probe(a)
 
+    def step_session_paging(self):
+        # More sessions than a page (100): the sidebar offers "More
+        # sessions" and walks the cursor until it holds every session. Only
+        # the mock can make 120 sessions at once.
+        a = self.a
+        req = urllib.request.Request(f'{self.mesh.url}/__mock/sessions?user={self.mesh.user}&count=120', method='POST')
+        urllib.request.urlopen(req, timeout=TIMEOUT).read()
+        total, cursor = 0, ''
+        while True:
+            status, page = self.mesh.api(f'/api/sessions?limit=1000{cursor}', self.mesh.token)
+            check(status == 200, f'GET /api/sessions: {status}')
+            total += len(page['sessions'])
+            if not page['next_cursor']:
+                break
+            cursor = f'&cursor={page["next_cursor"]}'
+        check(total > 100, f'only {total} sessions')
+        rows = lambda d: self.js(d, "return document.querySelectorAll('#session-list [data-session-id]').length")  # noqa: E731
+        a.refresh()
+        self.wait(a, lambda d: rows(d) == 100, 'the first page of 100 sessions')
+        self.install_probe(a)
+        more = a.find_element(By.ID, 'sessions-more')
+        check(more.is_displayed(), 'no "More sessions" button with another page')
+        self.js(a, "arguments[0].scrollIntoView({block: 'center'})", more)
+        more.click()
+        self.wait(a, lambda d: rows(d) == total, f'all {total} sessions listed after "More sessions"')
+        check(not more.is_displayed(), '"More sessions" offered on the last page')
+        last = self.js(a, "const t = [...document.querySelectorAll('#session-list .session-title')].pop(); return t && t.textContent")
+        check(last == 'Seeded session 0', f'the oldest session is not last: {last!r}')
+
     def step_export(self):
         # The export buttons of the open session: the JSON file is the
-        # store's whole tree (every version of every turn, the regenerated
-        # answer's too), the Markdown file the active path.
+        # store's whole tree (every version of every turn, those of the
+        # branch the edit left too), the Markdown file the active path.
         a = self.a
         sid = self.session_id
         downloads = tempfile.mkdtemp(prefix='chatmesh-ui-export-')
@@ -1030,10 +1067,10 @@ class UiTest:
                   'the JSON file is not the store\'s tree')
             turns = tree['session']['messages']
             check(all(len(t['versions']) == t['version_count'] for t in turns), 'a turn of the JSON file lacks versions')
-            answer = self.messages(a)[1]['id']
-            regenerated = next((t for t in turns if t['message_id'] == answer), None)
-            check(regenerated and len(regenerated['versions']) >= 2
-                  and len({v['content'] for v in regenerated['versions']}) >= 2, 'the regenerated answer\'s versions are not all in the JSON file')
+            # Every version of every turn, with its own text (regenerate and
+            # edit made some; the mock keeps none).
+            several = [t for t in turns if len({v['content'] for v in t['versions']}) >= 2]
+            check(self.mesh.mock or several, 'no turn of the JSON file has its versions')
             shown = self.ids(a)
             check([t['message_id'] for t in turns if t['on_active_path']] == shown, 'the JSON file\'s active path is not what the page shows')
             md = download('export-markdown', f'chatmesh-{sid}.md')
@@ -1042,8 +1079,10 @@ class UiTest:
             roles = [m['role'] for m in self.messages(a)]
             check(md.count('## User') == roles.count('user') and md.count('## Assistant') == roles.count('assistant'),
                   f'the Markdown file has other turns than the page ({roles})')
-            check(f'(version {regenerated["version_index"]} of {regenerated["version_count"]})' in md,
-                  'the Markdown file does not say which version the answer is')
+            for t in turns:
+                if t['on_active_path'] and t['version_count'] > 1:
+                    check(f'(version {t["version_index"]} of {t["version_count"]})' in md,
+                          'the Markdown file does not say which version a turn shows')
         finally:
             shutil.rmtree(downloads, ignore_errors=True)
         check(a.find_element(By.ID, 'export-tools').is_displayed(), 'the export buttons are hidden')
@@ -1347,16 +1386,17 @@ class UiTest:
             ('edit_with_regeneration', self.step_edit, True),
             ('edit_history', self.step_edit_history, True),
             ('delete_with_followers', self.step_delete, True),
-            ('undo_delete', self.step_undo_delete, real),
-            ('session_rename', self.step_session_rename, real),
-            ('export', self.step_export, real),
-            ('session_delete_undo', self.step_session_delete_undo, real),
+            ('undo_delete', self.step_undo_delete, True),
+            ('session_rename', self.step_session_rename, True),
+            ('export', self.step_export, True),
+            ('session_delete_undo', self.step_session_delete_undo, True),
+            ('session_paging', self.step_session_paging, mock),
             ('markup_is_text', self.step_xss, True),
             ('markdown_renderer', self.step_markdown, True),
             ('error_notice', self.step_error_notice, True),
             ('rate_limit_notice', self.step_rate_limit_notice, mock),
             ('stop_answer', self.step_stop, True),
-            ('continue_after_stop', self.step_continue, real),
+            ('continue_after_stop', self.step_continue, True),
             ('table_code_copy', self.step_rich_message, True),
             ('dark_screenshots', self.step_dark_screenshots, True),
             ('admin_dashboard', self.step_dashboard, True),
