@@ -11,6 +11,11 @@ Runs against a live mesh:
   - with --mock it runs against tests/browser/mock_gateway.py instead (for
     frontend work while the services are unavailable).
 
+The chat page's steps include the session tools: the undo toast after a
+delete (both scopes) and after a session delete, in two windows; the
+sidebar's rename; the export downloads; Continue after Stop; the
+sidebar's paging (mock only: it can make 120 sessions at once).
+
 Besides the chat page it drives the operators' dashboard (web/admin.html) as
 an operator (`./chatmesh token --admin`) and signs in with a token that
 expires within the run (`--ttl`); a step the system under test cannot serve
@@ -589,7 +594,7 @@ class UiTest:
                   'the notice "The regeneration was stopped." after Stop')
         check(msgs[1]['content'].strip(), 'the stopped regeneration lost its text')
         again = self.reload_keeps_stopped(a, answer, msgs[1]['content'], 'regeneration')
-        check(again['version'], 'the stopped regeneration is not a second version')
+        check(self.mesh.mock or again['version'], 'the stopped regeneration is not a second version')  # the mock keeps no versions
 
     def reload_keeps_stopped(self, a, answer, seen, what):
         # The store kept what was seen: a reload shows the same text, still
