@@ -54,7 +54,7 @@ except ImportError:
     if os.path.exists('/usr/bin/python3') and os.path.realpath(sys.executable) != os.path.realpath('/usr/bin/python3'):
         os.execv('/usr/bin/python3', ['/usr/bin/python3'] + sys.argv)
     sys.exit('python3-selenium is missing: apt-get install -y chromium chromium-driver python3-selenium')
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -259,7 +259,9 @@ class UiTest:
 
     def wait(self, driver, cond, what, timeout=TIMEOUT):
         try:
-            return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: cond(d))
+            # A node gone between two calls of a poll (the page redrew it): poll again.
+            return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: cond(d))
         except TimeoutException:
             raise Failed(f'timed out after {timeout:.0f} s waiting for: {what}') from None
 
@@ -865,8 +867,9 @@ class UiTest:
 
     def undo_toast(self, driver):
         """The newest undo toast shown, or False."""
-        toasts = [t for t in driver.find_elements(By.CSS_SELECTOR, '.notice[data-kind="undo"]') if t.is_displayed()]
-        return toasts[-1] if toasts else False
+        # In one script: a toast can go between a lookup and a question about it.
+        return self.js(driver, """return [...document.querySelectorAll('.notice[data-kind="undo"]')]
+            .filter((n) => n.getClientRects().length).pop() || false""")
 
     def toast_seconds(self, toast):
         found = re.search(r'\((\d+) s\)', toast.text)

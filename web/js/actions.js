@@ -259,6 +259,8 @@ export function createActions({ state, api, refreshSessionsSoon, resyncSoon }) {
           });
         }
         if (taskId) state.taskToMessage.set(taskId, id);
+        // The button goes while the answer grows: the focus goes to Stop.
+        if (!document.activeElement || document.activeElement === document.body) $('#send').focus();
       } catch (err) {
         reportError('Continue failed', err);
       }
