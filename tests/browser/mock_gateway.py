@@ -2,13 +2,16 @@
 """A stand-in for the chatmesh gateway, for frontend work without the mesh.
 
 It serves web/ and implements the parts of docs/api.md the frontend uses
-(sessions, run_sse, regenerate, edit and its history, delete, feedback, the SSE stream with
-ids and Last-Event-ID replay) in memory, with a fake streaming generator.
+(sessions with paging, rename, delete and restore, export, run_sse,
+regenerate, continue, edit and its history, delete with either scope and
+restore, feedback, the SSE stream with ids and Last-Event-ID replay) in
+memory, with a fake streaming generator. It keeps no versions: every turn
+has one.
 Its events are named and checked by web/js/events.js (from proto/cm_event.h):
 an event the mesh would not send raises instead of reaching the page.
 Tokens are read, not verified: this is a test double, never a server.
 
-    python3 tests/browser/mock_gateway.py --port 18090
+    python3 tests/browser/mock_gateway.py --port 18090 [--undo-seconds 30]
     python3 tests/browser/mock_gateway.py --print-token alice [--ttl SECONDS]
 """
 import argparse
@@ -34,8 +37,8 @@ EVENTS_JS = os.path.join(WEB_DIR, 'js', 'events.js')
 ERRORS = {
     'invalid_json': 400, 'invalid_session_id': 400, 'invalid_message_id': 400,
     'not_assistant_message': 400, 'unauthorized': 401, 'not_found': 404,
-    'method_not_allowed': 405, 'conflict': 409, 'invalid_state': 409, 'invalid_field': 422, 'empty_field': 422,
-    'field_too_long': 422, 'rate_limited': 429,
+    'method_not_allowed': 405, 'conflict': 409, 'invalid_state': 409, 'undo_expired': 410,
+    'invalid_field': 422, 'empty_field': 422, 'field_too_long': 422, 'rate_limited': 429,
 }
 # The frontend's libraries as the gateway serves them at /lib/NAME: a copy
 # of GW_WEB_LIBS_DEFAULT (gateway/gw_static.h), Debian's files.
@@ -50,6 +53,12 @@ TYPES = {'.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=u
 
 def now():
     return datetime.now(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+
+
+def until_iso():
+    """When a delete made now can no longer be undone."""
+    at = datetime.fromtimestamp(time.time() + MESH.undo_seconds, timezone.utc)
+    return at.isoformat(timespec='milliseconds').replace('+00:00', 'Z')
 
 
 def load_events(path=EVENTS_JS):
@@ -105,8 +114,10 @@ def token_user(token):
 
 
 class Mesh:
-    def __init__(self, delay):
+    def __init__(self, delay, undo_seconds=30):
         self.lock = threading.RLock()
+        self.undo_seconds = undo_seconds
+        self.trash = {}  # message id a DELETE named -> {sid, items: [(index, message)], until}
         self.sessions = {}
         self.votes = {}  # (user, message) -> type
         self.edits = {}  # message id -> its edit history, oldest first
@@ -139,6 +150,8 @@ class Mesh:
             m = self.message(sid, mid)
             if not m:
                 return
+            # A continue grows the stored text (the first checkpoint the seam).
+            prefix = m['content'] + ' ' if kind == 'continue' and m['content'] else ''
             m['metadata']['regenerating'] = True
             # Like the store: while generating, the running thought process.
             running = {'thinkingAbout': query[:60], 'totalSteps': None, 'steps': [], 'conclusion': None}
@@ -166,16 +179,17 @@ class Mesh:
                 kept = {'content': partial, 'finishReason': 'cancelled'} if partial else {}
                 pub(sid, EV['REGENERATION_ERROR'], {'messageId': mid, 'taskId': task, 'error': 'cancelled', **kept})
                 return
-            partial = ' '.join(words[: len(words) * i // steps])
+            partial = prefix + ' '.join(words[: len(words) * i // steps])
             pub(sid, EV['REGENERATION_PROGRESS'], {'messageId': mid, 'taskId': task, 'progress': i * 100 // (steps + 1),
-                                               'message': 'Generating…', 'partialContent': partial})
+                                               'message': 'Generating…', 'partialContent': partial,
+                                               **({'resumed': True} if prefix and i == 1 else {})})
             if i in (2, 4):
                 with self.lock:
                     running['steps'].append({'step': i // 2, 'reasoning': f'reasoning {i // 2}'})
                     so_far = [dict(st) for st in running['steps']]
                 pub(sid, EV['THOUGHT_PROCESS_STEP'], {'messageId': mid, 'taskId': task, 'step': i // 2,
                                                       'reasoning': f'reasoning {i // 2}', 'steps': so_far})
-        content = ' '.join(words)
+        content = prefix + ' '.join(words)
         with self.lock:
             self.tasks[task] = 'completed'
             m = self.message(sid, mid)
@@ -183,7 +197,7 @@ class Mesh:
                 return
             m['content'] = content
             m['metadata'].pop('finish_reason', None)
-            m['metadata'].update(regenerating=False, regenerated=kind != 'answer', model='mock',
+            m['metadata'].update(regenerating=False, regenerated=m['metadata']['regenerated'] or kind in ('regenerate', 'edit'), model='mock',
                                  thought_process={'thinkingAbout': query[:60], 'totalSteps': 2, 'conclusion': 'done',
                                                   'steps': [{'step': 1, 'reasoning': 'reasoning 1'},
                                                             {'step': 2, 'reasoning': 'reasoning 2'}]})
@@ -237,6 +251,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.route('DELETE')
 
+    def do_PATCH(self):
+        self.route('PATCH')
+
     def static(self, path):
         rel = 'index.html' if path in ('', '/') else path.lstrip('/')
         if rel.startswith('lib/'):
@@ -267,25 +284,103 @@ class Handler(BaseHTTPRequestHandler):
                     for q in s['subs']:
                         q.put(None)
             return self.send_json(200, {'success': True})
+        if path == '/__mock/sessions' and method == 'POST':
+            # ?user=U&count=N: N sessions of U, older than any other, so the
+            # session list has pages to walk.
+            user, count = query.get('user', ['uitest'])[0], int(query.get('count', ['0'])[0])
+            with MESH.lock:
+                for i in range(count):
+                    sid = f's_seed{i:04d}'
+                    at = f'2020-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z'
+                    MESH.sessions[sid] = {'session_id': sid, 'owner': user, 'title': f'Seeded session {i}', 'created_at': at,
+                                          'updated_at': at, 'messages': [], 'subs': [], 'history': [], 'seq': 0}
+            return self.send_json(200, {'success': True})
         if path == '/__mock/stats' and method == 'GET':
             return self.send_json(200, {'success': True, 'replayed': MESH.replayed})
         if not path.startswith('/api/'):
             return self.static(path) if method == 'GET' else self.fail('method_not_allowed', 'No.')
         # The body is read before anything is refused: left unread on a
         # kept-alive connection, it would be taken for the next request.
-        body = self.body() if method in ('POST', 'PUT') else None
+        body = self.body() if method in ('POST', 'PUT', 'PATCH') else None
         user = self.user(query)
         if not user:
             return self.fail('unauthorized', 'A valid access token is required.')
         parts = [unquote(p) for p in path.split('/')[2:]]
-        if method in ('POST', 'PUT') and body is None:
+        if method in ('POST', 'PUT', 'PATCH') and body is None:
             return self.fail('invalid_json', 'The request body is not valid JSON.')
         with MESH.lock:
             return self.api(method, parts, user, body, query)
 
     def owned(self, sid, user):
+        """The user's session sid, unless it is deleted."""
         s = MESH.sessions.get(sid)
-        return s if s and s['owner'] == user else None
+        return s if s and s['owner'] == user and not s.get('deleted_until') else None
+
+    def sessions_page(self, user, query):
+        """GET /api/sessions: newest first (ties by id), limit and cursor."""
+        mine = sorted((s for s in MESH.sessions.values() if s['owner'] == user and not s.get('deleted_until')),
+                      key=lambda s: (s['updated_at'], s['session_id']), reverse=True)
+        limit = int((query.get('limit') or ['100'])[0])
+        if not 1 <= limit <= 1000:
+            return self.fail('invalid_field', 'limit must be 1 to 1000.')
+        start = int((query.get('cursor') or ['0'])[0])
+        page = mine[start:start + limit]
+        items = [{k: s[k] for k in ('session_id', 'title', 'created_at', 'updated_at')} | {'message_count': len(s['messages'])}
+                 for s in page]
+        more = start + limit < len(mine)
+        return self.send_json(200, {'success': True, 'sessions': items, 'next_cursor': str(start + limit) if more else None})
+
+    def session_tools(self, method, parts, user, body, query):
+        """PATCH, DELETE, restore and export of a session."""
+        sid = parts[1]
+        s = MESH.sessions.get(sid)
+        if not s or s['owner'] != user:
+            return self.fail('not_found', 'That session does not exist.')
+        if parts[2:] == ['restore'] and method == 'POST':
+            if not s.get('deleted_until'):
+                return self.fail('conflict', 'That session is not deleted.')
+            if time.time() > s['deleted_until']:
+                return self.fail('undo_expired', 'The time to undo that delete is over.')
+            del s['deleted_until']
+            MESH.publish(sid, EV['SESSION_UPDATED'], {'status': 'session_restored'})
+            return self.send_json(200, {'success': True, 'session_id': sid, 'operation': 'session_restore', 'timestamp': now(),
+                                        'data': {'restored_count': len(s['messages']), 'restored_message_ids': [m['id'] for m in s['messages']]}})
+        if s.get('deleted_until'):
+            return self.fail('not_found', 'That session does not exist.')
+        if parts[2:] == [] and method == 'PATCH':
+            title = body.get('title')
+            if not isinstance(title, str):
+                return self.fail('invalid_field', "The field 'title' must be a string.")
+            title = title.strip(' ')
+            if not title:
+                return self.fail('empty_field', "The field 'title' must not be empty.")
+            if len(title) > 200:
+                return self.fail('field_too_long', "The field 'title' is longer than 200 characters.")
+            before, s['title'] = s['title'], title
+            MESH.publish(sid, EV['SESSION_UPDATED'], {'status': 'session_renamed'})
+            return self.send_json(200, {'success': True, 'session_id': sid, 'operation': 'session_rename', 'timestamp': now(),
+                                        'data': {'title': title, 'previous_title': before}})
+        if parts[2:] == [] and method == 'DELETE':
+            s['deleted_until'] = time.time() + MESH.undo_seconds
+            MESH.publish(sid, EV['SESSION_UPDATED'], {'status': 'session_deleted'})
+            return self.send_json(200, {'success': True, 'session_id': sid, 'operation': 'session_delete', 'timestamp': now(),
+                                        'data': {'deleted_count': len(s['messages']), 'scope': 'session', 'undo_until': until_iso(),
+                                                 'deleted_message_ids': [m['id'] for m in s['messages']]}})
+        if parts[2:] == ['export'] and method == 'GET':
+            fmt = (query.get('format') or ['json'])[0]
+            if fmt == 'markdown':
+                text = f"# {s['title']}\n" + ''.join(f"\n## {m['role'].capitalize()}\n\n{m['content']}\n" for m in s['messages'])
+                return self.send_json(200, {'success': True, 'session_id': sid, 'format': 'markdown', 'exported_at': now(), 'content': text})
+            turns = [{'message_id': m['id'], 'role': m['role'], 'timestamp': m['timestamp'], 'version_index': 1, 'version_count': 1,
+                      'on_active_path': True, 'branch': None,
+                      'versions': [{'version_index': 1, 'version_id': m['id'], 'content': m['content'], 'model': m['metadata'].get('model'),
+                                    'regenerated': m['metadata']['regenerated'], 'edited': m['metadata']['edited'],
+                                    'created_at': m['timestamp'], 'upvotes': m['metadata']['upvotes'],
+                                    'downvotes': m['metadata']['downvotes']}]} for m in s['messages']]
+            out = {k: s[k] for k in ('session_id', 'title', 'created_at', 'updated_at')}
+            out.update(message_count=len(turns), messages=turns)
+            return self.send_json(200, {'success': True, 'session_id': sid, 'format': 'json', 'exported_at': now(), 'session': out})
+        return self.fail('method_not_allowed', 'No.')
 
     def find(self, mid, user):
         m = re.match(r'^msg_([0-9a-f]+)_(.+)_(user|assistant|system)$', mid)
@@ -308,9 +403,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def api(self, method, parts, user, body, query):
         if parts == ['sessions'] and method == 'GET':
-            items = [{k: s[k] for k in ('session_id', 'title', 'created_at', 'updated_at')} | {'message_count': len(s['messages'])}
-                     for s in MESH.sessions.values() if s['owner'] == user]
-            return self.send_json(200, {'success': True, 'sessions': items})
+            return self.sessions_page(user, query)
+        if len(parts) >= 2 and parts[0] == 'sessions' and not (len(parts) == 2 and method == 'GET'):
+            return self.session_tools(method, parts, user, body, query)
         if len(parts) == 2 and parts[0] == 'sessions' and method == 'GET':
             s = self.owned(parts[1], user)
             if not s:
@@ -336,6 +431,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.fail('invalid_state', 'The task has already ended.')
             MESH.tasks[parts[2]] = 'cancelled'
             return self.send_json(200, {'success': True, 'task_id': parts[2], 'status': 'failed', 'error_message': 'cancelled'})
+        if len(parts) == 3 and parts[0] == 'messages' and parts[2] == 'restore' and method == 'POST':
+            return self.restore(parts[1], user)
         if len(parts) >= 2 and parts[0] == 'messages':
             s, msg = self.find(parts[1], user)
             if not msg:
@@ -397,14 +494,48 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'edit', 'timestamp': now(),
                                             'data': {'original_content': old, 'new_content': content, 'triggered_regeneration': bool(regen),
                                                      'regeneration_task_id': None}})
+            if parts[2:] == ['continue'] and method == 'POST':
+                if msg['role'] != 'assistant':
+                    return self.fail('not_assistant_message', 'Only assistant messages can be continued.')
+                if msg['metadata']['regenerating']:
+                    return self.fail('conflict', 'A regeneration is already running for this message.')
+                if not msg['metadata'].get('finish_reason'):
+                    return self.fail('invalid_state', 'That answer is complete.')
+                msg['metadata']['regenerating'] = True
+                task = self.spawn(sid, msg['id'], 'continue')
+                return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'continue',
+                                            'timestamp': now(), 'data': {'task_id': task, 'original_message_id': msg['id'], 'version_index': 1}})
             if parts[2:] == [] and method == 'DELETE':
+                scope = (query.get('scope') or ['following'])[0]
+                if scope not in ('message', 'following'):
+                    return self.fail('invalid_field', "scope must be 'message' or 'following'.")
                 idx = s['messages'].index(msg)
-                gone = [m['id'] for m in s['messages'][idx:]]
-                del s['messages'][idx:]
+                span = range(idx, idx + 1) if scope == 'message' else range(idx, len(s['messages']))
+                items = [(i, s['messages'][i]) for i in span]
+                gone = [m['id'] for _, m in items]
+                s['messages'] = [m for m in s['messages'] if m['id'] not in gone]
+                MESH.trash[msg['id']] = {'sid': sid, 'items': items, 'until': time.time() + MESH.undo_seconds}
                 MESH.publish(sid, EV['MESSAGE_DELETED'], {'messageId': msg['id'], 'deletedCount': len(gone), 'deletedMessageIds': gone})
                 return self.send_json(200, {'success': True, 'message_id': msg['id'], 'session_id': sid, 'operation': 'delete', 'timestamp': now(),
-                                            'data': {'deleted_count': len(gone), 'deleted_message_ids': gone}})
+                                            'data': {'deleted_count': len(gone), 'deleted_message_ids': gone, 'scope': scope,
+                                                     'undo_until': until_iso()}})
         return self.fail('not_found', 'No such endpoint.')
+
+    def restore(self, mid, user):
+        """POST /api/messages/{id}/restore: what the DELETE naming it removed, back in place."""
+        t = MESH.trash.get(mid)
+        s = t and self.owned(t['sid'], user)
+        if not s:
+            return self.fail('not_found', 'That message does not exist.')
+        if time.time() > t['until']:
+            return self.fail('undo_expired', 'The time to undo that delete is over.')
+        del MESH.trash[mid]
+        for i, m in t['items']:
+            s['messages'].insert(min(i, len(s['messages'])), m)
+        ids = [m['id'] for _, m in t['items']]
+        MESH.publish(t['sid'], EV['MESSAGE_RESTORED'], {'messageId': mid, 'restoredCount': len(ids), 'restoredMessageIds': ids})
+        return self.send_json(200, {'success': True, 'message_id': mid, 'session_id': t['sid'], 'operation': 'restore', 'timestamp': now(),
+                                    'data': {'restored_count': len(ids), 'restored_message_ids': ids}})
 
     def spawn(self, sid, mid, kind):
         idx = next(i for i, m in enumerate(MESH.sessions[sid]['messages']) if m['id'] == mid)
@@ -425,6 +556,8 @@ class Handler(BaseHTTPRequestHandler):
         s = MESH.sessions.get(sid)
         if s and s['owner'] != user:
             return self.fail('not_found', 'That session does not exist.')
+        if s and s.get('deleted_until'):
+            return self.fail('conflict', 'That session was deleted; it can still be restored.')
         if not s:
             s = MESH.sessions[sid] = {'session_id': sid, 'owner': user, 'title': q[:60], 'created_at': now(),
                                       'updated_at': now(), 'messages': [], 'subs': [], 'history': [], 'seq': 0}
@@ -498,13 +631,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--port', type=int, default=18090)
     ap.add_argument('--delay', type=float, default=0.25, help='seconds between streamed chunks')
+    ap.add_argument('--undo-seconds', type=int, default=30, help='how long a delete can be undone')
     ap.add_argument('--print-token', metavar='USER')
     ap.add_argument('--ttl', type=int, default=86400, help='seconds the printed token is valid')
     args = ap.parse_args()
     if args.print_token:
         print(make_token(args.print_token, args.ttl))
         return 0
-    MESH = Mesh(args.delay)
+    MESH = Mesh(args.delay, args.undo_seconds)
     server = ThreadingHTTPServer(('127.0.0.1', args.port), Handler)
     server.daemon_threads = True
     print(f'mock gateway on http://127.0.0.1:{args.port}/', flush=True)

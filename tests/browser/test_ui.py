@@ -11,10 +11,20 @@ Runs against a live mesh:
   - with --mock it runs against tests/browser/mock_gateway.py instead (for
     frontend work while the services are unavailable).
 
+The chat page's steps include the session tools: the undo toast after a
+delete (both scopes) and after a session delete, in two windows; the
+sidebar's rename; the export downloads; Continue after Stop; the
+sidebar's paging (mock only: it can make 120 sessions at once).
+
 Besides the chat page it drives the operators' dashboard (web/admin.html) as
 an operator (`./chatmesh token --admin`) and signs in with a token that
 expires within the run (`--ttl`); a step the system under test cannot serve
 prints "skip".
+
+`--only STEP,STEP` runs those steps (the names it prints) after the ones
+every run needs (sign_in, ask_and_stream, second_window); a step that
+builds on an earlier one's state needs that one named too (e.g.
+`--only regenerate,reload_keeps_thoughts,stop_answer,continue_after_stop`).
 
 Needs Debian's chromium, chromium-driver and python3-selenium. Screenshots go
 to build/screenshots/. Prints "N passed, N failed" last; exits 1 on failure.
@@ -25,6 +35,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -43,7 +54,7 @@ except ImportError:
     if os.path.exists('/usr/bin/python3') and os.path.realpath(sys.executable) != os.path.realpath('/usr/bin/python3'):
         os.execv('/usr/bin/python3', ['/usr/bin/python3'] + sys.argv)
     sys.exit('python3-selenium is missing: apt-get install -y chromium chromium-driver python3-selenium')
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -53,6 +64,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 SHOTS = os.path.join(ROOT, 'build', 'screenshots')
 TIMEOUT = float(os.environ.get('CHATMESH_TEST_TIMEOUT', '45'))
+UNDO_SECONDS = 12  # CHATMESH_UNDO_SECONDS of the mesh this test starts
 
 XSS = '<script>alert(1)</script> and <img src=x onerror="alert(2)"> and [x](javascript:alert(3))'
 
@@ -104,6 +116,10 @@ import('/js/markdown.js').then((m) => done(cases.map((c) => {
 """
 
 
+# The steps every run needs (--only runs these and the named ones).
+ALWAYS = ('sign_in', 'ask_and_stream', 'second_window')
+
+
 class Failed(Exception):
     pass
 
@@ -136,6 +152,7 @@ class Mesh:
         self.proc = None
         self.data_dir = None
         self.env = None
+        self.undo_seconds = None  # CHATMESH_UNDO_SECONDS when this test chose it
 
     def __enter__(self):
         url = os.environ.get('CHATMESH_TEST_URL')
@@ -145,7 +162,8 @@ class Mesh:
         elif self.mock:
             port = free_port()
             script = os.path.join(ROOT, 'tests', 'browser', 'mock_gateway.py')
-            self.proc = subprocess.Popen([sys.executable, script, '--port', str(port)], stdout=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen([sys.executable, script, '--port', str(port), '--undo-seconds', str(UNDO_SECONDS)],
+                                         stdout=subprocess.PIPE, text=True)
             self.proc.stdout.readline()  # "mock gateway on ..." once it listens
             self.url = f'http://127.0.0.1:{port}'
             self.token = subprocess.run([sys.executable, script, '--print-token', 'uitest'], check=True,
@@ -156,6 +174,12 @@ class Mesh:
             self.env = dict(os.environ, CHATMESH_DATA_DIR=self.data_dir, CHATMESH_HTTP_PORT=str(port))
             # Answers that take ~2 s: a reload can land in the middle of one.
             self.env.setdefault('CHATMESH_BUILTIN_TOKENS_PER_SEC', '60')
+            # A delete's undo window that a step can wait out.
+            self.env.setdefault('CHATMESH_UNDO_SECONDS', str(UNDO_SECONDS))
+            # The run starts more than the default 10 answers a minute; the
+            # 429 notice is the mock's step (rate_limit_notice).
+            self.env.setdefault('CHAT_REGENERATION_RATE_LIMIT', '60')
+            self.env.setdefault('CHAT_ACTIONS_RATE_LIMIT', '300')
             for k in ('CHATMESH_HTTP_LISTEN', 'CHATMESH_WEB_DIR'):
                 self.env.pop(k, None)
             print(f'starting a mesh on 127.0.0.1:{port} (data {self.data_dir})', flush=True)
@@ -169,6 +193,8 @@ class Mesh:
             self.token = subprocess.run(['./chatmesh', 'token', '--user', 'uitest'], cwd=ROOT, env=self.env, check=True,
                                         capture_output=True, text=True).stdout.strip()
         self.user = jwt_sub(self.token)
+        if self.env or self.mock:
+            self.undo_seconds = int(self.env['CHATMESH_UNDO_SECONDS']) if self.env else UNDO_SECONDS
         return self
 
     def mint(self, user, admin=False, ttl=None):
@@ -186,9 +212,9 @@ class Mesh:
             return None
         return subprocess.run(cmd, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True).stdout.strip()
 
-    def api(self, path, token):
-        """GET path as token's user: (status, the JSON body or the text)."""
-        req = urllib.request.Request(self.url + path, headers={'Authorization': f'Bearer {token}'})
+    def api(self, path, token, method='GET'):
+        """method (GET) path as token's user: (status, the JSON body)."""
+        req = urllib.request.Request(self.url + path, method=method, headers={'Authorization': f'Bearer {token}'})
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
                 return r.status, json.loads(r.read())
@@ -218,8 +244,9 @@ def new_driver(width=1280, height=900):
 
 
 class UiTest:
-    def __init__(self, mesh):
+    def __init__(self, mesh, only=None):
         self.mesh = mesh
+        self.only = only
         self.a = None
         self.b = None
         self.c = None  # the operator's browser (step_dashboard)
@@ -232,7 +259,9 @@ class UiTest:
 
     def wait(self, driver, cond, what, timeout=TIMEOUT):
         try:
-            return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: cond(d))
+            # A node gone between two calls of a poll (the page redrew it): poll again.
+            return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: cond(d))
         except TimeoutException:
             raise Failed(f'timed out after {timeout:.0f} s waiting for: {what}') from None
 
@@ -567,7 +596,7 @@ class UiTest:
                   'the notice "The regeneration was stopped." after Stop')
         check(msgs[1]['content'].strip(), 'the stopped regeneration lost its text')
         again = self.reload_keeps_stopped(a, answer, msgs[1]['content'], 'regeneration')
-        check(again['version'], 'the stopped regeneration is not a second version')
+        check(self.mesh.mock or again['version'], 'the stopped regeneration is not a second version')  # the mock keeps no versions
 
     def reload_keeps_stopped(self, a, answer, seen, what):
         # The store kept what was seen: a reload shows the same text, still
@@ -834,6 +863,273 @@ class UiTest:
         check(second_user not in [m['id'] for m in self.messages(b)], 'window B still shows the deleted message')
         self.shot(b, '10-deleted-window-b')
 
+    # ---------- undo, the sidebar's tools, export, continue ----------
+
+    def undo_toast(self, driver):
+        """The newest undo toast shown, or False."""
+        # In one script: a toast can go between a lookup and a question about it.
+        return self.js(driver, """return [...document.querySelectorAll('.notice[data-kind="undo"]')]
+            .filter((n) => n.getClientRects().length).pop() || false""")
+
+    def toast_seconds(self, toast):
+        found = re.search(r'\((\d+) s\)', toast.text)
+        return int(found.group(1)) if found else None
+
+    def confirm(self, driver, opener, choice):
+        """Opens the confirm dialog with opener, answers with the button choice."""
+        opener.click()
+        dialog = self.wait(driver, lambda d: (lambda x: x.is_displayed() and x)(d.find_element(By.ID, 'confirm-dialog')),
+                           'the confirmation dialog')
+        driver.find_element(By.ID, choice).click()
+        self.wait(driver, lambda d: not dialog.is_displayed(), 'the dialog to close')
+
+    def ids(self, driver):
+        return [m['id'] for m in self.messages(driver)]
+
+    def both_show(self, ids, what):
+        for d, name in ((self.a, 'A'), (self.b, 'B')):
+            self.wait(d, lambda d: self.ids(d) == ids and all(not m['streaming'] for m in self.messages(d)),
+                      f'{what} in window {name} ({len(ids)} messages)')
+
+    def shots_light_dark(self, driver, name):
+        """name-1280, -390, -dark-390 and -dark-1280 of what the page shows now."""
+        self.shot(driver, f'{name}-1280')
+        try:
+            driver.set_window_size(390, 844)
+            self.shot(driver, f'{name}-390')
+            driver.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': [{'name': 'prefers-color-scheme', 'value': 'dark'}]})
+            self.shot(driver, f'{name}-dark-390')
+            driver.set_window_size(1280, 900)
+            self.shot(driver, f'{name}-dark-1280')
+        finally:
+            driver.set_window_size(1280, 900)
+            driver.execute_cdp_cmd('Emulation.setEmulatedMedia', {'features': []})
+
+    def step_undo_delete(self):
+        # Delete a message with either scope the dialog offers, then Undo:
+        # both windows show the messages again, and so does a reload. The
+        # toast's Undo has the focus (Enter undoes) and counts down; after
+        # the window (CHATMESH_UNDO_SECONDS) it goes and the delete stays.
+        # A delete right after an undo deletes again: a new Idempotency-Key,
+        # not a replay of the first delete.
+        a, b = self.a, self.b
+        self.send_query(a, 'A second question, to be deleted and brought back')
+        self.wait(a, self.settled(a, 4), 'a second exchange in window A')
+        self.wait(b, self.settled(b, 4), 'the second exchange in window B')
+        ids = self.ids(a)
+        q2 = ids[2]
+        # Only this: the answer after it stays.
+        self.confirm(a, self.button(a, q2, 'delete'), 'confirm-only')
+        self.both_show([ids[0], ids[1], ids[3]], 'only the question deleted')
+        toast = self.wait(a, self.undo_toast, 'the undo toast')
+        secs = self.toast_seconds(toast)
+        check('deleted' in toast.text and 'Undo' in toast.text and secs, f'the undo toast says {toast.text!r}')
+        check(secs <= (self.mesh.undo_seconds or 86400), f'the toast offers {secs} s')
+        self.wait(a, lambda d: (self.toast_seconds(toast) or secs) < secs, 'the undo toast counting down', timeout=3)
+        check(self.js(a, 'return document.activeElement.dataset.action') == 'undo', 'the Undo button does not have the focus')
+        a.switch_to.active_element.send_keys(Keys.ENTER)
+        self.both_show(ids, 'the question back after Undo (Enter)')
+        self.wait(a, lambda d: not self.undo_toast(d), 'the toast gone after Undo')
+        a.refresh()
+        self.wait(a, lambda d: self.ids(d) == ids, 'the restored question after a reload')
+        self.install_probe(a)
+        # This and later: the answer goes with it; Undo with the mouse.
+        self.confirm(a, self.button(a, q2, 'delete'), 'confirm-ok')
+        self.both_show(ids[:2], 'the question and its answer deleted')
+        toast = self.wait(a, self.undo_toast, 'the undo toast')
+        check('2 messages deleted' in toast.text, f'the undo toast says {toast.text!r}')
+        self.shots_light_dark(a, '09b-undo-toast')
+        toast.find_element(By.CSS_SELECTOR, 'button[data-action="undo"]').click()
+        self.both_show(ids, 'both messages back after Undo')
+        b.refresh()
+        self.wait(b, lambda d: self.ids(d) == ids, 'both messages in window B after a reload')
+        self.install_probe(b)
+        self.wait(b, lambda d: d.find_element(By.ID, 'live-status').get_attribute('data-state') == 'live', 'window B live again')
+        # The same delete again, within seconds of the first: it deletes.
+        self.confirm(a, self.button(a, q2, 'delete'), 'confirm-ok')
+        self.both_show(ids[:2], 'the second delete of the same messages')
+        self.wait(a, lambda d: not self.undo_toast(d), 'the undo toast to go when the window is over',
+                  timeout=(self.mesh.undo_seconds or 30) + 5)
+        status, body = self.mesh.api(f'/api/messages/{q2}/restore', self.mesh.token, method='POST')
+        check(status in (404, 410), f'a restore after the window: {status} {body}')
+        a.refresh()
+        self.wait(a, lambda d: self.ids(d) == ids[:2], 'the delete kept after the window and a reload')
+        self.install_probe(a)
+
+    def session_title_in_list(self, driver, sid):
+        return self.js(driver, "const t = document.querySelector(arguments[0]); return t && t.textContent",
+                       f'#session-list [data-session-id="{sid}"] .session-title')
+
+    def session_tool(self, driver, sid, action):
+        return driver.find_element(By.CSS_SELECTOR, f'#session-list [data-session-row="{sid}"] button[data-action="{action}"]')
+
+    def step_session_rename(self):
+        # Inline rename in the sidebar: Esc cancels, a blank title is refused
+        # with the server's sentence under the field, Enter saves; both
+        # windows' sidebars and headers show the new title.
+        a, b = self.a, self.b
+        sid = self.session_id
+        old = self.session_title_in_list(a, sid)
+        check(old, 'the session is not in the sidebar')
+        field = lambda d: (lambda f: f and f[0])(d.find_elements(By.CSS_SELECTOR, '#session-list .session-rename-input'))  # noqa: E731
+        self.session_tool(a, sid, 'rename-session').click()
+        box = self.wait(a, field, 'the rename field')
+        check(self.js(a, 'return document.activeElement === arguments[0]', box), 'the rename field does not have the focus')
+        box.send_keys(Keys.CONTROL + 'a' + Keys.NULL, 'Not this title', Keys.ESCAPE)
+        self.wait(a, lambda d: not field(d) and self.session_title_in_list(d, sid) == old, 'Esc to cancel the rename')
+        check(self.js(a, 'return document.activeElement.dataset.action') == 'rename-session', 'the focus did not go back to Rename')
+        a.switch_to.active_element.send_keys(Keys.ENTER)  # the Rename button, by keyboard
+        box = self.wait(a, field, 'the rename field again')
+        box.send_keys(Keys.CONTROL + 'a' + Keys.NULL, Keys.DELETE, '   ', Keys.ENTER)
+        self.wait(a, lambda d: (lambda e: e and e[0].is_displayed() and e[0].text.strip())(
+            d.find_elements(By.CSS_SELECTOR, '#session-list .session-rename-error')), 'the error for a blank title')
+        check(field(a) and field(a).get_attribute('aria-invalid') == 'true', 'the field closed or is not marked invalid after the error')
+        self.shot(a, '28-rename-error')
+        new = 'Renamed: notes on chatmesh'
+        box.send_keys(Keys.CONTROL + 'a' + Keys.NULL, new, Keys.ENTER)
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: self.session_title_in_list(d, sid) == new, f'the new title in window {name}\'s sidebar')
+            self.wait(d, lambda d: d.find_element(By.ID, 'session-title').text == new, f'the new title in window {name}\'s header')
+        check(not a.find_elements(By.CSS_SELECTOR, '#session-list .session-rename-error'), 'the error stays after the rename')
+        status, body = self.mesh.api(f'/api/sessions/{sid}', self.mesh.token)
+        check(status == 200 and body['session']['title'] == new, f'the stored title {body}')
+        self.shots_light_dark(a, '28b-session-renamed')
+
+    def step_session_delete_undo(self):
+        # Delete the open session from the sidebar: this window leaves it
+        # for a new one, the other window shows it deleted; Undo brings it
+        # back in both (this one opens it again), and a reload keeps it.
+        a, b = self.a, self.b
+        sid = self.session_id
+        shown = [m['content'] for m in self.messages(a)]
+        title = a.find_element(By.ID, 'session-title').text
+        self.confirm(a, self.session_tool(a, sid, 'delete-session'), 'confirm-ok')
+        self.wait(a, lambda d: not self.session_title_in_list(d, sid) and not self.messages(d)
+                  and d.find_element(By.ID, 'session-title').text == 'New session', 'window A left the deleted session')
+        self.wait(b, lambda d: not self.messages(d) and d.find_element(By.ID, 'session-title').text == 'Deleted session',
+                  'window B shows the session deleted')
+        self.wait(b, lambda d: not self.session_title_in_list(d, sid), 'the session gone from window B\'s sidebar')
+        toast = self.wait(a, self.undo_toast, 'the undo toast for the session')
+        check('Session' in toast.text and 'deleted' in toast.text, f'the undo toast says {toast.text!r}')
+        self.shot(a, '29-session-deleted')
+        self.shot(b, '29b-session-deleted-window-b')
+        toast.find_element(By.CSS_SELECTOR, 'button[data-action="undo"]').click()
+        for d, name in ((a, 'A'), (b, 'B')):
+            self.wait(d, lambda d: [m['content'] for m in self.messages(d)] == shown, f'the session back in window {name}')
+            self.wait(d, lambda d: d.find_element(By.ID, 'session-title').text == title, f'its title back in window {name}')
+            self.wait(d, lambda d: self.session_title_in_list(d, sid) == title, f'the session back in window {name}\'s sidebar')
+        check(self.js(a, "return new URLSearchParams(location.hash.slice(1)).get('session')") == sid, 'window A did not open it again')
+        a.refresh()
+        self.wait(a, lambda d: [m['content'] for m in self.messages(d)] == shown, 'the restored session after a reload')
+        self.install_probe(a)
+
+    def step_session_paging(self):
+        # More sessions than a page (100): the sidebar offers "More
+        # sessions" and walks the cursor until it holds every session. Only
+        # the mock can make 120 sessions at once.
+        a = self.a
+        req = urllib.request.Request(f'{self.mesh.url}/__mock/sessions?user={self.mesh.user}&count=120', method='POST')
+        urllib.request.urlopen(req, timeout=TIMEOUT).read()
+        total, cursor = 0, ''
+        while True:
+            status, page = self.mesh.api(f'/api/sessions?limit=1000{cursor}', self.mesh.token)
+            check(status == 200, f'GET /api/sessions: {status}')
+            total += len(page['sessions'])
+            if not page['next_cursor']:
+                break
+            cursor = f'&cursor={page["next_cursor"]}'
+        check(total > 100, f'only {total} sessions')
+        rows = lambda d: self.js(d, "return document.querySelectorAll('#session-list [data-session-id]').length")  # noqa: E731
+        a.refresh()
+        self.wait(a, lambda d: rows(d) == 100, 'the first page of 100 sessions')
+        self.install_probe(a)
+        more = a.find_element(By.ID, 'sessions-more')
+        check(more.is_displayed(), 'no "More sessions" button with another page')
+        self.js(a, "arguments[0].scrollIntoView({block: 'center'})", more)
+        more.click()
+        self.wait(a, lambda d: rows(d) == total, f'all {total} sessions listed after "More sessions"')
+        check(not more.is_displayed(), '"More sessions" offered on the last page')
+        last = self.js(a, "const t = [...document.querySelectorAll('#session-list .session-title')].pop(); return t && t.textContent")
+        check(last == 'Seeded session 0', f'the oldest session is not last: {last!r}')
+
+    def step_export(self):
+        # The export buttons of the open session: the JSON file is the
+        # store's whole tree (every version of every turn, those of the
+        # branch the edit left too), the Markdown file the active path.
+        a = self.a
+        sid = self.session_id
+        downloads = tempfile.mkdtemp(prefix='chatmesh-ui-export-')
+        try:
+            a.execute_cdp_cmd('Browser.setDownloadBehavior', {'behavior': 'allow', 'downloadPath': downloads})
+
+            def download(button, name):
+                a.find_element(By.ID, button).click()
+                path = os.path.join(downloads, name)
+                self.wait(a, lambda d: os.path.exists(path), f'{name} downloaded')
+                with open(path, encoding='utf-8') as f:
+                    return f.read()
+            tree = json.loads(download('export-json', f'chatmesh-{sid}.json'))
+            status, stored = self.mesh.api(f'/api/sessions/{sid}/export?format=json', self.mesh.token)
+            check(status == 200, f'GET .../export: {status} {stored}')
+            check(tree['session_id'] == sid and tree['format'] == 'json' and tree['session'] == stored['session'],
+                  'the JSON file is not the store\'s tree')
+            turns = tree['session']['messages']
+            check(all(len(t['versions']) == t['version_count'] for t in turns), 'a turn of the JSON file lacks versions')
+            # Every version of every turn, with its own text (regenerate and
+            # edit made some; the mock keeps none).
+            several = [t for t in turns if len({v['content'] for v in t['versions']}) >= 2]
+            check(self.mesh.mock or several, 'no turn of the JSON file has its versions')
+            shown = self.ids(a)
+            check([t['message_id'] for t in turns if t['on_active_path']] == shown, 'the JSON file\'s active path is not what the page shows')
+            md = download('export-markdown', f'chatmesh-{sid}.md')
+            status, stored = self.mesh.api(f'/api/sessions/{sid}/export?format=markdown', self.mesh.token)
+            check(status == 200 and md == stored['content'], 'the Markdown file is not the store\'s')
+            roles = [m['role'] for m in self.messages(a)]
+            check(md.count('## User') == roles.count('user') and md.count('## Assistant') == roles.count('assistant'),
+                  f'the Markdown file has other turns than the page ({roles})')
+            for t in turns:
+                if t['on_active_path'] and t['version_count'] > 1:
+                    check(f'(version {t["version_index"]} of {t["version_count"]})' in md,
+                          'the Markdown file does not say which version a turn shows')
+        finally:
+            shutil.rmtree(downloads, ignore_errors=True)
+        check(a.find_element(By.ID, 'export-tools').is_displayed(), 'the export buttons are hidden')
+        a.find_element(By.ID, 'new-session').click()
+        self.wait(a, lambda d: not d.find_element(By.ID, 'export-tools').is_displayed(), 'no export buttons on a new session')
+        a.get(f'{self.mesh.url}/#session={sid}')
+        self.wait(a, lambda d: self.ids(d) == shown, 'the session open again')
+        self.install_probe(a)
+
+    def step_continue(self):
+        # The answer stop_answer stopped: Continue grows the same message
+        # (same id and version) from its text, which never shrinks while it
+        # streams; the answer is then whole (not "stopped"), also after a
+        # reload, and Continue is gone.
+        a = self.a
+        msgs = self.messages(a)
+        check(len(msgs) == 2 and msgs[1]['stopped'], 'no stopped answer from stop_answer')
+        answer, before, version = msgs[1]['id'], msgs[1]['content'].strip(), msgs[1]['version']
+        cont = self.button(a, answer, 'continue')
+        check(cont.is_displayed(), 'no Continue button on the stopped answer')
+        self.js(a, "arguments[0].scrollIntoView({block: 'center'})", cont)
+        self.shots_light_dark(a, '16b-continue-offered')
+        self.js(a, 'window.__resetProbe()')
+        cont.click()
+        done = self.wait(a, lambda d: (lambda m: m if len(m) == 2 and not m[1]['streaming'] and not m[1]['stopped']
+                                       and len(m[1]['content'].strip()) > len(before) else False)(self.messages(d)),
+                         'the continued answer complete')
+        after = done[1]
+        check(after['id'] == answer and after['version'] == version, f'Continue made another message or version: {after["id"]} {after["version"]!r}')
+        check(after['content'].strip().startswith(before[:40]), f'the continued answer does not start with the stopped text: {after["content"][:80]!r}')
+        grew = self.probe(a)['partial'].get(answer) or []
+        check(grew and min(grew) >= 0.8 * len(before), f'the text shrank while it continued: {grew[:5]} from {len(before)}')
+        check(not self.button(a, answer, 'continue').is_displayed(), 'Continue is still offered on a whole answer')
+        a.refresh()
+        again = self.wait(a, self.settled(a, 2), 'the continued answer after a reload')[1]
+        self.install_probe(a)
+        check(again['content'] == after['content'] and not again['stopped'], 'the reload shows another text or "stopped"')
+        self.shot(a, '16c-continued')
+
     def step_xss(self):
         a, b = self.a, self.b
         self.send_query(a, XSS)
@@ -1084,35 +1380,47 @@ class UiTest:
             if name.startswith('FAIL-'):
                 os.remove(os.path.join(SHOTS, name))
         self.a = new_driver()
+        mock, real = self.mesh.mock, not self.mesh.mock
+        steps = [
+            ('sign_in', self.step_sign_in, True),
+            ('ask_and_stream', self.step_ask, True),
+            ('second_window', self.step_second_window, True),
+            ('regenerate', self.step_regenerate, True),
+            ('votes', self.step_votes, True),
+            ('reload_keeps_thoughts', self.step_reload_keeps_thoughts, True),
+            ('reload_mid_generation', self.step_reload_mid_generation, True),
+            ('version_arrows', self.step_versions, real),
+            ('reconnect_replay', self.step_reconnect_replay, mock),
+            ('edit_with_regeneration', self.step_edit, True),
+            ('edit_history', self.step_edit_history, True),
+            ('delete_with_followers', self.step_delete, True),
+            ('undo_delete', self.step_undo_delete, True),
+            ('session_rename', self.step_session_rename, True),
+            ('export', self.step_export, True),
+            ('session_delete_undo', self.step_session_delete_undo, True),
+            ('session_paging', self.step_session_paging, mock),
+            ('markup_is_text', self.step_xss, True),
+            ('markdown_renderer', self.step_markdown, True),
+            ('error_notice', self.step_error_notice, True),
+            ('rate_limit_notice', self.step_rate_limit_notice, mock),
+            ('stop_answer', self.step_stop, True),
+            ('continue_after_stop', self.step_continue, True),
+            ('table_code_copy', self.step_rich_message, True),
+            ('dark_screenshots', self.step_dark_screenshots, True),
+            ('admin_dashboard', self.step_dashboard, True),
+            ('expired_token_keeps_draft', self.step_expired_draft, True),
+            ('keyboard_and_a11y', self.step_keyboard, True),
+            ('phone_width', self.step_phone, True),
+            ('console_clean', self.step_console, True),
+            ('sign_out', self.step_sign_out, True),
+        ]
+        unknown = set(self.only or ()) - {name for name, _, _ in steps}
+        if unknown:
+            sys.exit(f'--only: no step named {", ".join(sorted(unknown))}')
         try:
-            self.run_step('sign_in', self.step_sign_in)
-            self.run_step('ask_and_stream', self.step_ask)
-            self.run_step('second_window', self.step_second_window)
-            self.run_step('regenerate', self.step_regenerate)
-            self.run_step('votes', self.step_votes)
-            self.run_step('reload_keeps_thoughts', self.step_reload_keeps_thoughts)
-            self.run_step('reload_mid_generation', self.step_reload_mid_generation)
-            if not self.mesh.mock:
-                self.run_step('version_arrows', self.step_versions)
-            if self.mesh.mock:
-                self.run_step('reconnect_replay', self.step_reconnect_replay)
-            self.run_step('edit_with_regeneration', self.step_edit)
-            self.run_step('edit_history', self.step_edit_history)
-            self.run_step('delete_with_followers', self.step_delete)
-            self.run_step('markup_is_text', self.step_xss)
-            self.run_step('markdown_renderer', self.step_markdown)
-            self.run_step('error_notice', self.step_error_notice)
-            if self.mesh.mock:
-                self.run_step('rate_limit_notice', self.step_rate_limit_notice)
-            self.run_step('stop_answer', self.step_stop)
-            self.run_step('table_code_copy', self.step_rich_message)
-            self.run_step('dark_screenshots', self.step_dark_screenshots)
-            self.run_step('admin_dashboard', self.step_dashboard)
-            self.run_step('expired_token_keeps_draft', self.step_expired_draft)
-            self.run_step('keyboard_and_a11y', self.step_keyboard)
-            self.run_step('phone_width', self.step_phone)
-            self.run_step('console_clean', self.step_console)
-            self.run_step('sign_out', self.step_sign_out)
+            for name, fn, runs in steps:
+                if runs and (not self.only or name in self.only or name in ALWAYS):
+                    self.run_step(name, fn)
         finally:
             for d in (self.a, self.b, self.c):
                 if d:
@@ -1122,10 +1430,17 @@ class UiTest:
 
 
 def main():
-    mock = '--mock' in sys.argv[1:]
+    args = sys.argv[1:]
+    mock = '--mock' in args
+    only = None
+    if '--only' in args:
+        i = args.index('--only')
+        if i + 1 >= len(args):
+            sys.exit('--only needs step names, comma-separated')
+        only = [x for x in args[i + 1].split(',') if x]
     with Mesh(mock) as mesh:
         print(f'testing {mesh.url}/ as {mesh.user}{" (mock gateway)" if mock else ""}', flush=True)
-        return UiTest(mesh).run()
+        return UiTest(mesh, only).run()
 
 
 if __name__ == '__main__':

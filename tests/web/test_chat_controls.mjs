@@ -105,6 +105,8 @@ test('Stop targets the streaming answer; its task id comes with the events', () 
 test('a 429 names the budget the request spends from and the wait, without jargon', () => {
   assert.equal(limitOf('POST', '/api/run_sse/s_1', { query: 'q' }), 'answers');
   assert.equal(limitOf('POST', '/api/messages/m/regenerate', {}), 'answers');
+  assert.equal(limitOf('POST', '/api/messages/m/continue', undefined), 'answers');
+  assert.equal(limitOf('POST', '/api/messages/m/restore', undefined), 'actions');
   assert.equal(limitOf('PUT', '/api/messages/m', { content: 'x', trigger_regeneration: true }), 'answers');
   assert.equal(limitOf('PUT', '/api/messages/m', { content: 'x', trigger_regeneration: false }), 'actions');
   assert.equal(limitOf('POST', '/api/messages/m/feedback', { feedback_type: 'upvote' }), 'actions');

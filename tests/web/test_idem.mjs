@@ -41,3 +41,16 @@ test('the default keys are distinct and fit the header (1-255 visible ASCII)', (
   assert.notEqual(a, b);
   assert.match(a, /^[!-~]{1,255}$/);
 });
+
+test('a forgotten action gets a fresh key; others keep theirs', () => {
+  const { idem } = keys();
+  const del = idem.keyFor('DELETE', '/api/messages/m1?scope=message');
+  const other = idem.keyFor('DELETE', '/api/messages/m2?scope=message');
+  const restore = idem.keyFor('POST', '/api/messages/m1/restore');
+  idem.forget('DELETE', '/api/messages/m1');
+  const again = idem.keyFor('DELETE', '/api/messages/m1?scope=message');
+  assert.notEqual(again, del);
+  assert.notEqual(again, restore);
+  assert.equal(idem.keyFor('DELETE', '/api/messages/m2?scope=message'), other);
+  assert.equal(idem.keyFor('POST', '/api/messages/m1/restore'), restore);
+});

@@ -1,13 +1,15 @@
 // A message's actions, as its toolbar asks for them (view.js hooks): edit
 // (the editor form), regenerate, the votes (a click on the vote the user
-// gave withdraws it), switching the version a turn shows, delete (after
-// the confirm dialog). The wiring (app.js) makes it with the state and the
+// gave withdraws it), switching the version a turn shows, continuing a
+// cut-off answer, delete (after the confirm dialog: only this message or
+// it and the later ones; then the undo toast, undo.js). The wiring (app.js) makes it with the state and the
 // API client; each action marks `${action}:${messageId}` busy while its
 // request runs.
 
 import { copyText } from './copy.js';
 import { countdownNotice, limitSentence } from './limits.js';
 import { findMessage, removeMessages } from './model.js';
+import { offerUndo, undoDeadline } from './undo.js';
 import { versionTarget } from './versions.js';
 import { voteAction } from './votes.js';
 import { $, announce, el, messageEl, notify, renderMessages, renderOne } from './view.js';
@@ -21,6 +23,27 @@ export function reportError(prefix, err) {
     return;
   }
   notify(text(err.message), 'error');
+}
+
+// The confirm dialog: resolves to 'ok', 'only' (when onlyLabel offers
+// that second choice) or '' (cancelled).
+export function askConfirm(text, okLabel, onlyLabel = null) {
+  const dialog = $('#confirm-dialog');
+  $('#confirm-text').textContent = text;
+  $('#confirm-ok').textContent = okLabel;
+  $('#confirm-only').hidden = !onlyLabel;
+  $('#confirm-only').textContent = onlyLabel || '';
+  return new Promise((resolve) => {
+    const done = (value) => {
+      dialog.removeEventListener('close', onClose);
+      resolve(value);
+    };
+    const onClose = () => done(['ok', 'only'].includes(dialog.returnValue) ? dialog.returnValue : '');
+    dialog.returnValue = '';
+    dialog.addEventListener('close', onClose);
+    dialog.showModal();
+    $('#confirm-cancel').focus();
+  });
 }
 
 export function createActions({ state, api, refreshSessionsSoon, resyncSoon }) {
@@ -170,45 +193,76 @@ export function createActions({ state, api, refreshSessionsSoon, resyncSoon }) {
     });
   }
 
-  function askConfirm(text, okLabel) {
-    const dialog = $('#confirm-dialog');
-    $('#confirm-text').textContent = text;
-    $('#confirm-ok').textContent = okLabel;
-    return new Promise((resolve) => {
-      const done = (value) => {
-        dialog.removeEventListener('close', onClose);
-        resolve(value);
-      };
-      const onClose = () => done(dialog.returnValue === 'ok');
-      dialog.returnValue = '';
-      dialog.addEventListener('close', onClose);
-      dialog.showModal();
-      $('#confirm-cancel').focus();
-    });
-  }
-
+  // Delete: only this message, or it and every later one (docs/api.md,
+  // ?scope=message|following), then the undo toast. A question with more
+  // than one version has branches under it: only "this and later".
   async function confirmDelete(m) {
     const idx = state.messages.indexOf(m);
     const later = idx < 0 ? 0 : state.messages.length - idx - 1;
-    const text = later === 0
-      ? 'Delete this message? This cannot be undone.'
-      : `Delete this message? The ${later} later message${later === 1 ? '' : 's'} of this conversation will be deleted too. This cannot be undone.`;
-    const ok = await askConfirm(text, 'Delete');
-    if (!ok) {
+    const canOnly = later > 0 && !(m.role === 'user' && m.version_count > 1);
+    const laterText = `the ${later} later message${later === 1 ? '' : 's'} of this conversation`;
+    let text = 'Delete this message? You can undo it for a few seconds.';
+    if (later > 0 && canOnly) text = `Delete only this message, or it and ${laterText}? You can undo it for a few seconds.`;
+    else if (later > 0) text = `Delete this message? This question has other versions, so ${laterText} will be deleted too. You can undo it for a few seconds.`;
+    const choice = await askConfirm(text, later > 0 ? 'This and later' : 'Delete', canOnly ? 'Only this' : null);
+    if (!choice) {
       const b = messageEl(m.id) && $('button[data-action="delete"]', messageEl(m.id));
       if (b) b.focus();
       return;
     }
+    const scope = choice === 'only' || later === 0 ? 'message' : 'following';
     await withBusy('delete', m.id, async () => {
       try {
-        const res = await api.remove(m.id);
+        const res = await api.remove(m.id, scope);
         const ids = res.data && Array.isArray(res.data.deleted_message_ids) ? res.data.deleted_message_ids : [m.id];
         removeMessages(state, ids);
         renderMessages();
         refreshSessionsSoon();
         $('#composer-input').focus();
+        const sessionId = state.sessionId;
+        offerUndo({
+          text: ids.length === 1 ? 'Message deleted.' : `${ids.length} messages deleted.`,
+          deadline: undoDeadline(res, Date.now()),
+          undo: async () => {
+            try {
+              await api.restore(m.id);
+              announce(ids.length === 1 ? 'The message is back.' : 'The messages are back.');
+              // Every tab gets message_restored; this one may be elsewhere now.
+              if (state.sessionId === sessionId) resyncSoon(0);
+              refreshSessionsSoon();
+            } catch (err) {
+              reportError('Undo failed', err);
+            }
+          },
+        });
       } catch (err) {
         reportError('Delete failed', err);
+      }
+    });
+  }
+
+  // Continue an answer that was stopped, cut off by length, or failed: the
+  // same message (and version) grows from its stored text.
+  function continueAnswer(id) {
+    return withBusy('continue', id, async () => {
+      try {
+        const res = await api.continueAnswer(id);
+        const taskId = res.data && res.data.task_id;
+        const live = state.live.get(id);
+        if (live) {
+          // Its message_regenerating came first.
+          Object.assign(live, { continuing: true, hadContent: false, text: 'Continuing…' });
+        } else {
+          state.live.set(id, {
+            taskId: taskId || null, progress: 0, text: 'Continuing…', partial: '',
+            startedAt: Date.now(), hadContent: false, continuing: true,
+          });
+        }
+        if (taskId) state.taskToMessage.set(taskId, id);
+        // The button goes while the answer grows: the focus goes to Stop.
+        if (!document.activeElement || document.activeElement === document.body) $('#send').focus();
+      } catch (err) {
+        reportError('Continue failed', err);
       }
     });
   }
@@ -218,6 +272,7 @@ export function createActions({ state, api, refreshSessionsSoon, resyncSoon }) {
     if (!m) return undefined;
     switch (action) {
       case 'regenerate': return regenerate(id);
+      case 'continue': return continueAnswer(id);
       case 'upvote':
       case 'downvote': return vote(m, action);
       case 'version-prev': return switchVersion(m, -1);

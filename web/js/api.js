@@ -101,9 +101,31 @@ export function createApi({ getToken, onUnauthorized }) {
     return readJson(await send(method, path, body), limitOf(method, path, body));
   }
 
+  // A delete and its undo are two user actions each time: once one of them
+  // is done, the next of the other is a new action (idem.js, forget), so a
+  // delete after an undo deletes again instead of replaying the first.
+  async function undoable(method, path, undoMethod, undoPath) {
+    const res = await request(method, path);
+    idem.forget(undoMethod, undoPath);
+    return res;
+  }
+
   const enc = encodeURIComponent;
+  const msgPath = (id) => `/api/messages/${enc(id)}`;
+  const sessionPath = (id) => `/api/sessions/${enc(id)}`;
   return {
-    listSessions: () => request('GET', '/api/sessions'),
+    // One page of the session list: {sessions, next_cursor}.
+    listSessions: ({ limit, cursor } = {}) => {
+      const q = new URLSearchParams();
+      if (limit) q.set('limit', String(limit));
+      if (cursor) q.set('cursor', cursor);
+      const query = q.toString();
+      return request('GET', '/api/sessions' + (query ? '?' + query : ''));
+    },
+    renameSession: (id, title) => request('PATCH', sessionPath(id), { title }),
+    deleteSession: (id) => undoable('DELETE', sessionPath(id), 'POST', `${sessionPath(id)}/restore`),
+    restoreSession: (id) => undoable('POST', `${sessionPath(id)}/restore`, 'DELETE', sessionPath(id)),
+    exportSession: (id, format) => request('GET', `${sessionPath(id)}/export?format=${enc(format)}`),
     getSession: (id) => request('GET', `/api/sessions/${enc(id)}`),
     ask: (sessionId, query) => request('POST', `/api/run_sse/${enc(sessionId)}`, { query }),
     // Asks and streams the session's events from the start in the same
@@ -118,7 +140,10 @@ export function createApi({ getToken, onUnauthorized }) {
     regenerate: (id) => request('POST', `/api/messages/${enc(id)}/regenerate`, {}),
     edit: (id, content, triggerRegeneration) =>
       request('PUT', `/api/messages/${enc(id)}`, { content, trigger_regeneration: triggerRegeneration }),
-    remove: (id) => request('DELETE', `/api/messages/${enc(id)}`),
+    // scope: 'message' (only it) or 'following' (it and every later turn).
+    remove: (id, scope) => undoable('DELETE', `${msgPath(id)}?scope=${enc(scope)}`, 'POST', `${msgPath(id)}/restore`),
+    restore: (id) => undoable('POST', `${msgPath(id)}/restore`, 'DELETE', msgPath(id)),
+    continueAnswer: (id) => request('POST', `${msgPath(id)}/continue`),
     // version: the one the page shows, so the vote is on what the user saw.
     feedback: (id, type, version) =>
       request('POST', `/api/messages/${enc(id)}/feedback`, { feedback_type: type, version }),

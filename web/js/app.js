@@ -2,6 +2,9 @@
 // the session's stream, joining auth.js (the token), model.js (the state and
 // its events, no DOM), view.js (the DOM) and api.js / stream.js (the server).
 //
+// The session list with its rename, delete and paging is sidebar.js's; the
+// export buttons export.js's; the undo toasts undo.js's.
+//
 // The store is the truth. The page shows what GET /api/sessions/{id} said and
 // then applies the session's SSE events on top; whenever it may have missed
 // something (new connection, resync, an event about an unknown message) it
@@ -12,14 +15,16 @@ import { TOKEN_KEY, checkToken, readStoredToken, storeToken } from './auth.js';
 import { icon } from './icons.js';
 import { createActions, reportError } from './actions.js';
 import { createDraft } from './draft.js';
+import { createExport } from './export.js';
 import { createHistory } from './history.js';
 import { plainText } from './markdown.js';
 import { applyEvent, findMessage as findIn, normalizeMessage, reconcile } from './model.js';
+import { createSidebar } from './sidebar.js';
 import { createStop } from './stop.js';
 import { SessionStream, readEventStream } from './stream.js';
 import {
   $, announce, bindView, notify, renderEmptyState, renderMessages, renderOne,
-  renderSessionList, setLiveState, showApp, showSignIn,
+  setLiveState, showApp, showSignIn,
 } from './view.js';
 
 const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
@@ -28,8 +33,11 @@ const state = {
   token: null,
   user: null,
   sessions: [],
+  sessionsCursor: null, // next_cursor of the list's last page (sidebar.js)
+  renamingSession: null, // the session whose title is being edited
   sessionId: null,
   localOnly: false, // the open session has no message on the server yet
+  sessionDeleted: false, // the open session was deleted in another tab
   messages: [], // in conversation order, as the server gives them
   live: new Map(), // messageId -> {taskId, progress, text, partial, startedAt} (model.js)
   thoughts: new Map(), // messageId -> thought process (model.js)
@@ -67,8 +75,8 @@ function acceptToken(raw) {
 function signOut(message) {
   if (state.stream) state.stream.close();
   Object.assign(state, {
-    token: null, user: null, sessions: [], sessionId: null, localOnly: false,
-    messages: [], editing: null, stream: null,
+    token: null, user: null, sessions: [], sessionsCursor: null, renamingSession: null,
+    sessionId: null, localOnly: false, sessionDeleted: false, messages: [], editing: null, stream: null,
   });
   state.live.clear();
   state.thoughts.clear();
@@ -90,18 +98,7 @@ function newSessionId() {
 let sessionsTimer = null;
 function refreshSessionsSoon() {
   clearTimeout(sessionsTimer);
-  sessionsTimer = setTimeout(loadSessions, 250);
-}
-
-async function loadSessions() {
-  if (!state.token) return;
-  try {
-    const res = await api.listSessions();
-    state.sessions = Array.isArray(res.sessions) ? res.sessions : [];
-    renderSessionList();
-  } catch (err) {
-    if (err.status !== 401) reportError('Could not load your sessions', err);
-  }
+  sessionsTimer = setTimeout(() => sidebar.load(), 250);
 }
 
 function setSessionHash(id) {
@@ -114,6 +111,7 @@ function openSession(id, { local = false } = {}) {
   state.stream = null;
   state.sessionId = id;
   state.localOnly = local;
+  state.sessionDeleted = false;
   state.messages = [];
   state.editing = null;
   state.live.clear();
@@ -124,7 +122,8 @@ function openSession(id, { local = false } = {}) {
   $('#session-title').textContent = local ? 'New session' : 'Loading…';
   // A session that exists only here would be "not found" after a reload.
   setSessionHash(local ? null : id);
-  renderSessionList();
+  sidebar.render();
+  exporter.sync();
   renderEmptyState();
   stopper.sync();
   if (local) {
@@ -180,6 +179,10 @@ async function loadSession() {
     res = await api.getSession(id);
   } catch (err) {
     if (seq !== state.loadSeq || id !== state.sessionId) return;
+    if (err.status === 404 && state.sessionDeleted) {
+      // Deleted in another tab: its stream stays, so an undo there shows here.
+      return;
+    }
     if (err.status === 404) {
       $('#session-title').textContent = 'Session not found';
       notify('This session does not exist or is not yours.', 'error');
@@ -192,6 +195,8 @@ async function loadSession() {
     return;
   }
   if (seq !== state.loadSeq || id !== state.sessionId) return; // a newer load or another session
+  state.sessionDeleted = false;
+  exporter.sync();
   const session = res.session || {};
   $('#session-title').textContent = plainText(session.title) || 'Untitled session';
   reconcile(state, Array.isArray(session.messages) ? session.messages : [], issuedAt);
@@ -205,6 +210,21 @@ function findMessage(id) {
 }
 
 const actions = createActions({ state, api, refreshSessionsSoon, resyncSoon: (delay) => resyncSoon(delay) });
+const exporter = createExport({ state, api });
+const sidebar = createSidebar({
+  state,
+  api,
+  hooks: {
+    openSession: (id, local) => {
+      openSession(id, { local });
+      closeSidebarOnPhone();
+    },
+    leaveSession: () => startNewSession(),
+    titleChanged: (id, title) => {
+      if (id === state.sessionId) $('#session-title').textContent = plainText(title) || 'Untitled session';
+    },
+  },
+});
 const stopper = createStop({ state, api });
 const editHistory = createHistory({ api });
 
@@ -220,6 +240,12 @@ function handleEvent(type, data) {
       case 'refreshSessions': refreshSessionsSoon(); break;
       case 'announce': announce(effect.text); break;
       case 'notify': notify(effect.text, effect.level); break;
+      case 'sessionDeleted':
+        state.sessionDeleted = true;
+        $('#session-title').textContent = 'Deleted session';
+        exporter.sync();
+        notify('This session was deleted in another window. If it is undone there, it comes back here.', 'info');
+        break;
       default:
     }
   }
@@ -245,6 +271,7 @@ function applyAskResult(data, query) {
 // The session now exists on the server.
 function promoteLocalSession(sessionId, query) {
   state.localOnly = false;
+  exporter.sync();
   setSessionHash(sessionId);
   $('#session-title').textContent = plainText(query.slice(0, 80));
   refreshSessionsSoon();
@@ -340,7 +367,7 @@ function hashParams() {
 
 function enterApp(preferredSession) {
   showApp(state.user);
-  loadSessions();
+  sidebar.load();
   if (preferredSession && SESSION_ID_RE.test(preferredSession)) openSession(preferredSession);
   else startNewSession();
   draft.restore();
@@ -438,9 +465,5 @@ bindView(state, {
   buildEditor: actions.buildEditor,
   rendered: stopper.sync,
   history: editHistory.open,
-  openSession: (id, local) => {
-    openSession(id, { local });
-    closeSidebarOnPhone();
-  },
 });
 boot();

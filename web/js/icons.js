@@ -15,6 +15,9 @@ const PATHS = {
   next: ['M9 6l6 6-6 6'],
   copy: ['M9 9h10v10H9z', 'M5 15V5h10'],
   check: ['M5 12l5 5 9-10'],
+  continue: ['M5 6l6 6-6 6', 'M13 6l6 6-6 6'],
+  rename: ['M4 20h4L19 9l-4-4L4 16v4z'],
+  download: ['M12 4v11', 'M7 10l5 5 5-5', 'M5 20h14'],
 };
 
 const NS = 'http://www.w3.org/2000/svg';

@@ -5,8 +5,10 @@
 // again within windowMs (a double click, a second tap while the first is
 // on its way, a retry after a dropped connection) gets the same key, so
 // the server does it once and answers both the same; after the window, or
-// for any other action, a fresh key. Pure apart from the clock and the key
-// source, both injectable for tests.
+// for any other action, a fresh key. An action undone (a delete, then its
+// restore) is forgotten: doing it again is a new action with a new key,
+// not a replay of the first. Pure apart from the clock and the key source,
+// both injectable for tests.
 
 export const IDEM_WINDOW_MS = 5000;
 
@@ -19,7 +21,7 @@ function randomKey() {
 }
 
 export function createIdemKeys({ now = () => Date.now(), newKey = randomKey, windowMs = IDEM_WINDOW_MS } = {}) {
-  const recent = new Map(); // action -> {key, at}
+  const recent = new Map(); // action -> {key, at, method, path}
   return {
     // The key for this action: the recent one, or a new one.
     keyFor(method, path, body) {
@@ -31,8 +33,16 @@ export function createIdemKeys({ now = () => Date.now(), newKey = randomKey, win
       const seen = recent.get(action);
       if (seen) return seen.key;
       const key = newKey();
-      recent.set(action, { key, at });
+      recent.set(action, { key, at, method, path: path.split('?')[0] });
       return key;
+    },
+    // Forgets the recent actions of this method on this path (its query and
+    // body aside): the next one gets a fresh key.
+    forget(method, path) {
+      const bare = path.split('?')[0];
+      for (const [action, entry] of recent) {
+        if (entry.method === method && entry.path === bare) recent.delete(action);
+      }
     },
   };
 }

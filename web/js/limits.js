@@ -1,14 +1,14 @@
 // Rate limits as a person reads them (docs/api.md, Rate limits): which
 // budget a refused request spent from, and a sentence with the wait. The
 // 429 body does not say which budget ran out; a request that starts an
-// answer (run_sse, regenerate, an edit that regenerates) spends from both,
+// answer (run_sse, regenerate, continue, an edit that regenerates) spends from both,
 // any other only from the actions. limitOf and limitSentence are DOM-free
 // (tests/web/test_chat_controls.mjs); countdownNotice keeps the wait live.
 
 // 'answers' (the request starts a generation) or 'actions'.
 export function limitOf(method, path, body) {
   if (method === 'POST' && /^\/api\/run_sse\//.test(path)) return 'answers';
-  if (method === 'POST' && /\/regenerate$/.test(path)) return 'answers';
+  if (method === 'POST' && /\/(regenerate|continue)$/.test(path)) return 'answers';
   if (method === 'PUT' && body && body.trigger_regeneration !== false) return 'answers';
   return 'actions';
 }

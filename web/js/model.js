@@ -4,7 +4,7 @@
 //
 // The state it works on (app.js owns it):
 //   sessionId, messages (conversation order, normalizeMessage's shape),
-//   live: Map messageId -> {taskId, progress, text, partial, startedAt, hadContent},
+//   live: Map messageId -> {taskId, progress, text, partial, startedAt, hadContent, continuing},
 //   thoughts: Map messageId -> a thought process (below),
 //   taskToMessage: Map taskId -> messageId, editing: messageId or null.
 // A stopped answer keeps what streamed: the store stores it as the answer's
@@ -25,6 +25,7 @@
 //   {kind: 'refreshSessions'}   fetch the session list again
 //   {kind: 'announce', text}    tell screen readers
 //   {kind: 'notify', text, level}  show a notice ('info' or 'error')
+//   {kind: 'sessionDeleted'}    the open session was deleted (another tab)
 
 import { EV } from './events.js';
 
@@ -176,21 +177,43 @@ function versionFields(d, m) {
 }
 
 const FINISH_REASONS = new Set(['cancelled', 'length', 'failed']);
+const RELOAD_STATUSES = new Set(['message_added', 'session_renamed', 'session_restored']);
+
+// Whether the answer can be continued (POST .../continue): it ended by
+// length, cancel or failure and nothing generates it now.
+export function canContinue(state, m) {
+  return m.role === 'assistant' && !!m.metadata.finish_reason && !state.live.has(m.id);
+}
 
 const ABOUT_NO_MESSAGE = new Set([EV.CONNECTION_STATUS, EV.SESSION_UPDATED, EV.MESSAGE_DELETED, EV.MESSAGE_RESTORED, 'error']);
 
 export const HANDLERS = Object.freeze({
   [EV.CONNECTION_STATUS]: (state, d) => (d.status === 'connected' ? [{ kind: 'resync', delay: 0 }] : []),
 
-  [EV.SESSION_UPDATED]: (state, d) => [
-    ...(d.resync || d.status === 'message_added' ? [{ kind: 'resync', delay: 0 }] : []),
-    { kind: 'refreshSessions' },
-  ],
+  // message_added, session_renamed (the title), session_restored (an
+  // undo: everything is back) and a resync: fetch the session again.
+  // session_deleted (in another tab): the page shows it is gone and keeps
+  // listening, so an undo brings it back here too.
+  [EV.SESSION_UPDATED]: (state, d) => {
+    if (d.status === 'session_deleted') {
+      removeMessages(state, state.messages.map((m) => m.id));
+      return [{ kind: 'sessionDeleted' }, { kind: 'renderAll' }, { kind: 'refreshSessions' }];
+    }
+    return [
+      ...(d.resync || RELOAD_STATUSES.has(d.status) ? [{ kind: 'resync', delay: 0 }] : []),
+      { kind: 'refreshSessions' },
+    ];
+  },
 
   [EV.MESSAGE_REGENERATING]: (state, d, m, now) => {
+    // A continue this page asked for (actions.js) grows the same text: not
+    // a regeneration. (Its attempt again after a takeover is the same task.)
+    const before = state.live.get(m.id);
+    const continuing = !!(before && before.continuing && (!before.taskId || before.taskId === d.taskId));
     state.live.set(m.id, {
-      taskId: d.taskId || null, progress: 0, text: m.content ? 'Regenerating…' : 'Answering…', partial: '',
-      startedAt: now, hadContent: !!m.content,
+      taskId: d.taskId || null, progress: 0,
+      text: continuing ? 'Continuing…' : m.content ? 'Regenerating…' : 'Answering…', partial: '',
+      startedAt: now, hadContent: !continuing && !!m.content, continuing,
     });
     state.thoughts.delete(m.id);
     m.metadata.regenerating = true;

@@ -1,18 +1,17 @@
-// The page's DOM: notices, the sign-in and live-status views, the session
-// list and the conversation, drawn from the state (model.js) it is bound
+// The page's DOM: notices, the sign-in and live-status views and the
+// conversation (the session list is sidebar.js's), drawn from the state (model.js) it is bound
 // to. What a click does is the wiring's (app.js), through the hooks:
 //   action(action, messageId)   a message's toolbar button
 //   buildEditor(message)        the edit form of a message being edited
-//   openSession(id, local)      a session picked from the list
 //   history(messageId, tag)     the "edited" tag: show the edit history
 //   rendered()                  after the conversation was drawn again
 // Message text is only ever rendered through renderMarkdown (sanitised)
-// or textContent; titles through plainText.
+// or textContent.
 
 import { copyButton } from './copy.js';
-import { decorateCode, plainText, renderMarkdown } from './markdown.js';
+import { decorateCode, renderMarkdown } from './markdown.js';
 import { icon } from './icons.js';
-import { findMessage } from './model.js';
+import { canContinue, findMessage } from './model.js';
 import { updateVersionNav, versionNav } from './versions.js';
 import { myVote } from './votes.js';
 
@@ -98,38 +97,6 @@ export function formatTime(iso) {
   return sameDay
     ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
     : d.toLocaleString([], { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
-}
-
-export function renderSessionList() {
-  const list = $('#session-list');
-  const items = [...state.sessions];
-  if (state.sessionId && !items.some((s) => s.session_id === state.sessionId)) {
-    items.unshift({ session_id: state.sessionId, title: '', message_count: 0, updated_at: '', local: true });
-  }
-  items.sort((a, b) => (a.local ? -1 : b.local ? 1 : String(b.updated_at).localeCompare(String(a.updated_at))));
-  list.replaceChildren(
-    ...items.map((s) => {
-      const current = s.session_id === state.sessionId;
-      const button = el('button', {
-        type: 'button',
-        class: 'session-item',
-        'data-session-id': s.session_id,
-        'aria-current': current ? 'true' : null,
-      });
-      button.append(
-        el('span', { class: 'session-title', text: plainText(s.title) || (s.local ? 'New session' : 'Untitled session') }),
-        el('span', {
-          class: 'session-meta',
-          text: s.local ? 'not started' : `${s.message_count ?? 0} messages · ${formatTime(s.updated_at)}`,
-        }),
-      );
-      button.addEventListener('click', () => {
-        hooks.openSession(s.session_id, !!s.local);
-      });
-      return el('li', {}, button);
-    }),
-  );
-  if (!items.length) list.append(el('li', { class: 'muted session-empty', text: 'No sessions yet.' }));
 }
 
 export function messageEl(id) {
@@ -220,7 +187,9 @@ function buildMessage(m) {
     up.append(el('span', { class: 'vote-count', 'data-kind': 'up', text: '0' }));
     const down = actionButton('downvote', 'Downvote', 'downvote');
     down.append(el('span', { class: 'vote-count', 'data-kind': 'down', text: '0' }));
-    actions.append(actionButton('regenerate', 'Regenerate', 'regenerate'), up, down);
+    const more = actionButton('continue', 'Continue', 'continue');
+    more.hidden = true;
+    actions.append(more, actionButton('regenerate', 'Regenerate', 'regenerate'), up, down);
   }
   if (m.role === 'user') actions.append(actionButton('edit', 'Edit', 'edit'));
   actions.append(actionButton('copy', 'Copy', 'copy'));
@@ -324,6 +293,8 @@ function updateMessage(node, m) {
     let disabled = isBusy(key, m.id) || isBusy('delete', m.id);
     if (a === 'regenerate' || a === 'delete' || isVote) disabled = disabled || !!live;
     if (a === 'edit') disabled = disabled || editing;
+    // Offered only while the answer is cut off (stopped, length, failed).
+    if (a === 'continue') b.hidden = !canContinue(state, m);
     b.disabled = disabled;
     b.setAttribute('aria-busy', isBusy(key, m.id) ? 'true' : 'false');
     if (isVote) b.setAttribute('aria-pressed', String(vote === a));
