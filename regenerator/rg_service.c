@@ -27,7 +27,11 @@ struct rg_service {
     pthread_t *threads;
     int thread_count;
     pthread_mutex_t lock;
-    pthread_cond_t changed; //  a task was queued, a slot freed, or exit asked
+    //  Two conditions, so that a queued task wakes one idle worker, not all
+    //  CHATMESH_REGEN_CONCURRENCY of them racing for the lock on the way to
+    //  the model (and the claim loop is woken only for what it waits on).
+    pthread_cond_t queued;  //  workers: a task was queued, or exit asked
+    pthread_cond_t freed;   //  claim loop: a slot freed, or stop asked
     rg_task_t **queue;      //  FIFO of claimed tasks no worker took yet
     size_t queue_len, queue_cap;
     int running;            //  tasks being run by workers
@@ -79,7 +83,7 @@ s_worker_thread (void *arg)
     while (true) {
         pthread_mutex_lock (&self->lock);
         while (self->queue_len == 0 && !self->workers_exit)
-            pthread_cond_wait (&self->changed, &self->lock);
+            pthread_cond_wait (&self->queued, &self->lock);
         if (self->queue_len == 0) {
             pthread_mutex_unlock (&self->lock);
             break;
@@ -101,7 +105,7 @@ s_worker_thread (void *arg)
 
         pthread_mutex_lock (&self->lock);
         self->running--;
-        pthread_cond_broadcast (&self->changed);
+        pthread_cond_signal (&self->freed);
         pthread_mutex_unlock (&self->lock);
     }
     zsock_destroy (&link.dealer);
@@ -148,7 +152,8 @@ rg_service_new (const rg_service_options_t *options, rg_backend_t **backend_p)
     atomic_init (&self->completed, 0);
     atomic_init (&self->claim_failures, 0);
     pthread_mutex_init (&self->lock, NULL);
-    pthread_cond_init (&self->changed, NULL);
+    pthread_cond_init (&self->queued, NULL);
+    pthread_cond_init (&self->freed, NULL);
     self->endpoint = strdup (options->store_endpoint);
     self->dealer = self->endpoint
                        ? cm_dealer_new_curve (self->endpoint, options->curve, "store")
@@ -177,7 +182,7 @@ s_stop_workers (rg_service_t *self)
     atomic_store (&self->shutdown, true);
     pthread_mutex_lock (&self->lock);
     self->workers_exit = true;
-    pthread_cond_broadcast (&self->changed);
+    pthread_cond_broadcast (&self->queued);
     pthread_mutex_unlock (&self->lock);
     for (int i = 0; i < self->thread_count; i++)
         pthread_join (self->threads[i], NULL);
@@ -197,7 +202,8 @@ rg_service_destroy (rg_service_t **self_p)
     free (self->threads);
     zsock_destroy (&self->dealer);
     rg_backend_destroy (&self->backend);
-    pthread_cond_destroy (&self->changed);
+    pthread_cond_destroy (&self->queued);
+    pthread_cond_destroy (&self->freed);
     pthread_mutex_destroy (&self->lock);
     free (self->endpoint);
     free (self);
@@ -215,7 +221,7 @@ rg_service_stop (rg_service_t *self)
 {
     atomic_store (&self->stop, true);
     pthread_mutex_lock (&self->lock);
-    pthread_cond_broadcast (&self->changed);
+    pthread_cond_broadcast (&self->freed);
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -264,7 +270,7 @@ s_enqueue (rg_service_t *self, const cm_value_t *tasks)
             self->queue_cap = cap;
         }
         self->queue[self->queue_len++] = task;
-        pthread_cond_broadcast (&self->changed);
+        pthread_cond_signal (&self->queued);
         pthread_mutex_unlock (&self->lock);
     }
 }
@@ -361,7 +367,7 @@ rg_service_run (rg_service_t *self)
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
             }
-            pthread_cond_timedwait (&self->changed, &self->lock, &until);
+            pthread_cond_timedwait (&self->freed, &self->lock, &until);
             pthread_mutex_unlock (&self->lock);
             continue;
         }

@@ -1,5 +1,5 @@
-/*  st_ops.c: dispatch, the write batch and upkeep, ping, and the
-    regenerators seen (st_ops.h). The handlers live by family in
+/*  st_ops.c: dispatch, upkeep, ping, and the regenerators seen (st_ops.h;
+    the write batch is st_ops_batch.c). The handlers live by family in
     st_h_*.c under the contract of st_ctx.h.                             */
 #include "st_ops.h"
 
@@ -167,103 +167,6 @@ st_ops_handle (st_ops_t *self, MDB_txn *txn, const cm_envelope_t *request, int64
                cm_envelope_t **reply, cm_value_t *events)
 {
     return s_run (self, txn, request, now, reply, events, true);
-}
-
-//  Drops the items of arr past its first len (events of a request whose
-//  changes were rolled back).
-static void
-s_arr_truncate (cm_value_t *arr, size_t len)
-{
-    while (arr->u.c.len > len)
-        cm_value_destroy (&arr->u.c.items[--arr->u.c.len]);
-}
-
-//  The batch of st_ops_write_batch, as st_batch_run's body.
-typedef struct {
-    st_ops_t *self;
-    cm_envelope_t *const *requests;
-    size_t n;
-    int64_t now;
-    cm_envelope_t **replies;
-} s_batch_t;
-
-//  One attempt at a batch. Fast path (nested false): every request runs
-//  straight in the batch txn. That is exact as long as a failing request
-//  has not written anything yet (the st_db write count did not move), which
-//  is how every handler fails on bad input, ownership, state or rate
-//  limits (st_ctx.h). A request that fails after writing (or with a
-//  database error) would leave half its changes in the txn, so the
-//  attempt is abandoned (ST_BATCH_REPLAY) and the batch replayed with one
-//  nested txn per request. Nesting costs LMDB a dirty-list allocation and
-//  a copy of every touched page per request, which was ~1/3 of the
-//  writer's time.
-static int
-s_batch_body (void *arg, MDB_txn *txn, bool nested, cm_value_t *events)
-{
-    s_batch_t *b = arg;
-    st_ops_t *self = b->self;
-    for (size_t i = 0; i < b->n; i++)
-        cm_envelope_destroy (&b->replies[i]); //  a previous attempt's
-    for (size_t i = 0; i < b->n; i++) {
-        size_t events_before = cm_value_len (events);
-        if (!nested) {
-            uint64_t writes = st_db_writes (self->db);
-            int result = s_run (self, txn, b->requests[i], b->now, &b->replies[i], events, true);
-            if (result == CM_EFULL)
-                return CM_EFULL;
-            if (result
-                && (st_db_writes (self->db) != writes || result == CM_EDB
-                    || result == CM_ENOMEM))
-                return ST_BATCH_REPLAY;
-            continue;
-        }
-        MDB_txn *child = NULL;
-        ST_TRY (st_db_write_begin (self->db, txn, &child));
-        int result = s_run (self, child, b->requests[i], b->now, &b->replies[i], events, true);
-        if (result == 0)
-            result = st_db_commit (child);
-        else
-            st_db_abort (child);
-        if (result == CM_EFULL)
-            return CM_EFULL;
-        if (result && b->replies[i] && b->replies[i]->type == CM_MSG_OK) {
-            //  The child commit itself failed after an ok reply.
-            s_arr_truncate (events, events_before);
-            cm_envelope_destroy (&b->replies[i]);
-            b->replies[i] = cm_envelope_reply_error (b->requests[i], result, NULL);
-        }
-    }
-    return 0;
-}
-
-int
-st_ops_write_batch (st_ops_t *self, cm_envelope_t *const *requests, size_t n, int64_t now,
-                    cm_envelope_t **replies, cm_value_t **events_out)
-{
-    for (size_t i = 0; i < n; i++)
-        replies[i] = NULL;
-    s_batch_t batch = {self, requests, n, now, replies};
-    int rc = st_batch_run (self->db, self->config.events_keep, s_batch_body, &batch, events_out);
-    if (rc == 0) {
-        //  A small write may fit on a full disk: the refusals end only
-        //  once the disk has room again (statvfs only in that state).
-        if (atomic_load (&self->refused_since) && !st_db_space_low (st_db_dir (self->db), NULL))
-            atomic_store (&self->refused_since, 0);
-        return 0;
-    }
-    if (rc == CM_ENOSPC) {
-        long long none = 0;
-        atomic_compare_exchange_strong (&self->refused_since, &none, (long long) now);
-        atomic_fetch_add (&self->refused, n);
-    }
-    else if (rc != CM_EFULL) //  CM_EFULL here: the map could not grow (st_db_no_room)
-        rc = CM_EDB;
-    for (size_t i = 0; i < n; i++) {
-        cm_envelope_destroy (&replies[i]);
-        replies[i] = cm_envelope_reply_error (requests[i], rc == CM_EFULL ? CM_ENOSPC : rc,
-                                              st_db_no_room (rc));
-    }
-    return rc;
 }
 
 //  Ping's view of disk-full refusals. The state ends as soon as the disk

@@ -55,6 +55,20 @@ int st_ops_handle (st_ops_t *self, MDB_txn *txn, const cm_envelope_t *request, i
 int st_ops_write_batch (st_ops_t *self, cm_envelope_t *const *requests, size_t n,
                         int64_t now, cm_envelope_t **replies, cm_value_t **events);
 
+//  st_ops_write_batch, handing new tasks straight to waiting regenerators:
+//  claims are m task_claim requests parked in their long-poll. When the n
+//  requests make a task claimable (create or requeue one), the claims run
+//  after them in the same transaction, so the task is created and leased
+//  in one commit, and claim_replies[i] is each claim's reply (its events
+//  after the requests' in *events). When they make nothing claimable, or
+//  the commit fails, the claims do not run: every claim_replies[i] is NULL
+//  (the claims wait on). st_ops_take_tasks_changed then says whether a
+//  claimable task is left for the other long-polls.
+int st_ops_write_batch_claims (st_ops_t *self, cm_envelope_t *const *requests, size_t n,
+                               cm_envelope_t *const *claims, size_t m, int64_t now,
+                               cm_envelope_t **replies, cm_envelope_t **claim_replies,
+                               cm_value_t **events);
+
 //  A read request in its own read-only txn. Sets *reply, returns 0 or code.
 int st_ops_read (st_ops_t *self, const cm_envelope_t *request, int64_t now,
                  cm_envelope_t **reply);

@@ -316,14 +316,18 @@ s_is_empty_claim (const cm_envelope_t *reply)
 }
 
 //  Runs items (a list) as one batch, replies, publishes, parks empty
-//  long-polls that still have time.
+//  long-polls that still have time. The long-polls parked meanwhile go
+//  along with each chunk: a task it makes claimable is leased to them in
+//  the same commit (st_ops_write_batch_claims); those left empty wait on,
+//  still first in line.
 static void
 s_run_batch (s_writer_t *w, s_pending_t *items)
 {
     while (items) {
-        s_pending_t *chunk[S_BATCH_MAX];
+        s_pending_t *chunk[S_BATCH_MAX], *waiting[S_BATCH_MAX];
         cm_envelope_t *requests[S_BATCH_MAX], *replies[S_BATCH_MAX];
-        size_t n = 0;
+        cm_envelope_t *claims[S_BATCH_MAX], *claim_replies[S_BATCH_MAX];
+        size_t n = 0, m = 0;
         while (items && n < S_BATCH_MAX) {
             chunk[n] = items;
             requests[n] = items->request;
@@ -331,12 +335,40 @@ s_run_batch (s_writer_t *w, s_pending_t *items)
             chunk[n]->next = NULL;
             n++;
         }
+        while (w->parked && m < S_BATCH_MAX) {
+            waiting[m] = w->parked;
+            claims[m] = w->parked->request;
+            w->parked = w->parked->next;
+            waiting[m]->next = NULL;
+            m++;
+        }
+        if (!w->parked)
+            w->parked_tail = &w->parked;
         cm_value_t *events = NULL;
         int64_t started = cm_mono_us ();
-        st_ops_write_batch (w->server->ops, requests, n, cm_now_ms (), replies, &events);
+        st_ops_write_batch_claims (w->server->ops, requests, n, claims, m, cm_now_ms (), replies,
+                                   claim_replies, &events);
         cm_debug ("write batch of %zu in %lld us", n, (long long) (cm_mono_us () - started));
         //  Committed: now (and only now) answer, then publish.
         int64_t now = cm_mono_ms ();
+        s_pending_t *again = NULL, **again_tail = &again;
+        for (size_t i = 0; i < m; i++) {
+            s_pending_t *item = waiting[i];
+            if (!claim_replies[i]
+                || (s_is_empty_claim (claim_replies[i]) && item->deadline > now)) {
+                cm_envelope_destroy (&claim_replies[i]);
+                *again_tail = item;
+                again_tail = &item->next;
+                continue;
+            }
+            s_answer (w, item, &claim_replies[i]);
+        }
+        if (again) {
+            *again_tail = w->parked;
+            if (!w->parked)
+                w->parked_tail = again_tail;
+            w->parked = again;
+        }
         for (size_t i = 0; i < n; i++) {
             s_pending_t *item = chunk[i];
             if (item->request->type == CM_MSG_TASK_CLAIM && s_is_empty_claim (replies[i])
