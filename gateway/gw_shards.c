@@ -106,48 +106,86 @@ s_absent (int rc, const cm_value_t *err)
     return rc == CM_ENOTFOUND && strcmp (cm_map_str_or (err, "message", ""), CM_SHARD_ABSENT) == 0;
 }
 
-//  session_start: the shard that holds the session, else its first.
+//  The shard did not answer: it may hold the key, so a walk that finds it
+//  nowhere else ends with this failure, never with a not-found.
+static bool
+s_failed (int rc)
+{
+    return rc == CM_EBACKEND || rc == CM_ETIMEOUT;
+}
+
+//  Keeps the first failure of a walk (rc and err), drops later ones.
+static void
+s_keep_failure (int rc, cm_value_t **err, int *failed_rc, cm_value_t **failed_err)
+{
+    if (*failed_rc == 0) {
+        *failed_rc = rc;
+        *failed_err = *err;
+        *err = NULL;
+    }
+    else
+        cm_value_destroy (err);
+}
+
+//  session_start: the shard that holds the session, else its first; a
+//  shard that did not answer may hold it, so then none is created.
 static int
 s_start (gw_shards_t *self, const int *order, cm_value_t *payload, cm_value_t **ok,
          cm_value_t **err)
 {
+    int failed_rc = 0;
+    cm_value_t *failed_err = NULL;
     for (int i = 0; i < self->map.count; i++) {
         int rc = s_ask (self, order[i], CM_MSG_SESSION_START, payload, true, ok, err);
+        if (s_failed (rc)) {
+            s_keep_failure (rc, err, &failed_rc, &failed_err);
+            continue;
+        }
         if (!s_absent (rc, *err)) {
+            cm_value_destroy (&failed_err);
             cm_value_destroy (&payload);
             return rc;
         }
         cm_value_destroy (err);
     }
+    if (failed_rc) {
+        cm_value_destroy (&payload);
+        *err = failed_err;
+        return failed_rc;
+    }
     return self->call (self->arg, self->pools[order[0]], CM_MSG_SESSION_START, payload, ok, err);
 }
 
-//  Any other keyed request: the first answer that is not a not-found,
-//  else the first shard's not-found.
+//  Any other keyed request: the first answer that is neither a not-found
+//  nor a failure; else the walk's first failure; else the first shard's
+//  not-found.
 static int
 s_walk (gw_shards_t *self, const int *order, cm_msg_t type, cm_value_t *payload,
         cm_value_t **ok, cm_value_t **err)
 {
-    int first_rc = 0;
-    cm_value_t *first_err = NULL;
+    int missing_rc = 0, failed_rc = 0;
+    cm_value_t *missing_err = NULL, *failed_err = NULL;
     for (int i = 0; i < self->map.count; i++) {
         int rc = s_ask (self, order[i], type, payload, false, ok, err);
-        if (rc != CM_ENOTFOUND) {
-            cm_value_destroy (&first_err);
+        if (s_failed (rc))
+            s_keep_failure (rc, err, &failed_rc, &failed_err);
+        else if (rc == CM_ENOTFOUND)
+            s_keep_failure (rc, err, &missing_rc, &missing_err);
+        else {
+            cm_value_destroy (&missing_err);
+            cm_value_destroy (&failed_err);
             cm_value_destroy (&payload);
             return rc;
         }
-        if (i == 0) {
-            first_rc = rc;
-            first_err = *err;
-            *err = NULL;
-        }
-        else
-            cm_value_destroy (err);
     }
     cm_value_destroy (&payload);
-    *err = first_err;
-    return first_rc;
+    if (failed_rc) {
+        cm_value_destroy (&missing_err);
+        *err = failed_err;
+        return failed_rc;
+    }
+    *err = missing_err;
+    return missing_rc;
 }
 
 //  The order of the session list (st_h_manage.c): newer update first,

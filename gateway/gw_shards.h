@@ -21,9 +21,11 @@
       last one shown.
     - a request without a key (ping, metrics, the operators' audit and
       analytics) goes to the first shard listed.
-    A shard that fails (down, timeout) ends the walk with its error: the
-    sessions of other shards never wait on it, but a walk that reaches it
-    (a miss on every shard before it, or session_list) gets its 503.
+    A shard that does not answer (CM_EBACKEND, CM_ETIMEOUT) may hold the
+    key: the walk goes on past it, and when no other shard has the key the
+    answer is that failure (a 503), never a not-found, and session_start
+    creates nothing. So only the sessions (and tasks) of a down shard
+    fail; session_list, which needs every shard, fails with it.
     With one shard every request is one call, as before sharding.      */
 #ifndef GW_SHARDS_H_INCLUDED
 #define GW_SHARDS_H_INCLUDED

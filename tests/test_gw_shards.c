@@ -292,6 +292,33 @@ test_down_shard_fails_only_what_reaches_it (void **state)
             assert_int_equal (shard, home);
     }
     assert_true (failed > 0 && failed < 30);
+    //  A key on another shard is found past the down one (a task id
+    //  names no session); no new session is made while a shard is down.
+    char task[32];
+    for (int n = 0;; n++) {
+        int order[CM_SHARDS_MAX];
+        snprintf (task, sizeof task, "regen_%d", n);
+        cm_shards_rank (&map, task, order);
+        if (order[0] == 1 && order[1] == 2)
+            break; //  asked of the down shard first
+    }
+    s_hold (&world.fake[2], task, 1);
+    int shard;
+    assert_int_equal (s_call (&world, CM_MSG_TASK_STATUS, s_payload ("task_id", task),
+                              &shard, NULL, 0),
+                      0);
+    assert_int_equal (shard, 2);
+    assert_int_equal (s_call (&world, CM_MSG_TASK_STATUS, s_payload ("task_id", "regen_none"),
+                              &shard, NULL, 0),
+                      CM_EBACKEND);
+    for (int i = 0; i < 30; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "fresh%d", i);
+        assert_int_equal (s_call (&world, CM_MSG_SESSION_START, s_payload ("session_id", id),
+                                  &shard, NULL, 0),
+                          CM_EBACKEND);
+    }
+    assert_int_equal (world.fake[0].count + world.fake[2].count, 30 - failed + 1);
     assert_int_equal (s_call (&world, CM_MSG_SESSION_LIST, s_payload ("user", "alice"), &failed,
                               NULL, 0),
                       CM_EBACKEND);
