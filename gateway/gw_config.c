@@ -77,6 +77,7 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_SSE_TEST_DROP_EVERY", "--sse-test-drop-every", CM_CFG_INT, "0", 0, 1000000,
      "TEST ONLY: drop every Nth live event (streams must fill it from history); 0 = off"},
     CM_CFG_STORE_ENDPOINT,
+    CM_CFG_STORE_SHARDS,
     CM_CFG_EVENTS_OUT_ENDPOINT,
     CM_CFG_HISTORY_ENDPOINT,
 };
@@ -183,6 +184,14 @@ s_fill_settings (const cm_config_t *cfg, gw_config_t *config, char *why, size_t 
     config->sse_test_drop_every = (int) cm_config_int (cfg, "CHATMESH_SSE_TEST_DROP_EVERY");
     s_copy (config->store_endpoint, sizeof config->store_endpoint,
             cm_config_str (cfg, "CHATMESH_STORE_ENDPOINT"));
+    char shards_why[256];
+    const char *shards = cm_config_str (cfg, "CHATMESH_STORE_SHARDS");
+    if (shards && *shards
+        && cm_shards_parse (shards, NULL, &config->store_shards, shards_why,
+                            sizeof shards_why)) {
+        snprintf (why, why_size, "CHATMESH_STORE_SHARDS: %s", shards_why);
+        return CM_EINVAL;
+    }
     s_copy (config->events_endpoint, sizeof config->events_endpoint,
             cm_config_str (cfg, "CHATMESH_EVENTS_OUT_ENDPOINT"));
     s_copy (config->history_endpoint, sizeof config->history_endpoint,

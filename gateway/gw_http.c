@@ -18,6 +18,7 @@
 #include "gw_proxy.h"
 #include "gw_replay.h"
 #include "gw_route.h"
+#include "gw_shards.h"
 #include "gw_static.h"
 #include "gw_hub.h"
 #include "gw_validate.h"
@@ -50,10 +51,11 @@ struct gw_http {
     cm_curve_t *curve;      //  NULL = CURVE off
     gw_metrics_t *metrics;
     atomic_int streams;     //  SSE streams open now
-    //  [0] store, [1] history: CHATMESH_BACKEND_SOCKETS each (<= 400:
-    //  libzmq allows 1023 sockets per process by default, and every
-    //  socket also holds descriptors)
-    gw_backend_t *backends[2];
+    //  The store's shards and the broadcasters' history:
+    //  CHATMESH_BACKEND_SOCKETS each (<= 400: libzmq allows 1023 sockets
+    //  per process by default, and every socket also holds descriptors)
+    gw_shards_t *shards;
+    gw_backend_t *history;
     bool vestibule;         //  gw_accept_start succeeded: stop it in destroy
 };
 
@@ -232,12 +234,24 @@ s_send_mapped (s_req_t *req, const gw_error_t *error)
 //  ---------------------------------------------------------------------
 //  Backend calls
 
-//  A backend call (gw_probes_call) on the store's pool, or history's.
+//  A call on one shard's pool (gw_shards_call_fn), counted in metrics.
+static int
+s_shard_call (void *arg, gw_backend_t *pool, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
+              cm_value_t **err)
+{
+    gw_http_t *self = arg;
+    return gw_probes_call (self->metrics, pool, type, payload, ok, err);
+}
+
+//  A backend call: to the session's store shard (gw_shards.h), or to the
+//  broadcasters' history.
 static int
 s_call (s_req_t *req, bool history, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
         cm_value_t **err)
 {
-    return gw_probes_call (req->self->metrics, req->self->backends[history], type, payload, ok, err);
+    if (history)
+        return gw_probes_call (req->self->metrics, req->self->history, type, payload, ok, err);
+    return gw_shards_call (req->self->shards, type, payload, ok, err);
 }
 
 static cm_value_t *
@@ -832,7 +846,8 @@ s_api (s_req_t *req)
 static gw_probes_t
 s_probes (s_req_t *req)
 {
-    return (gw_probes_t) {.store = req->self->backends[0], .history = req->self->backends[1],
+    return (gw_probes_t) {.store = gw_shards_pool (req->self->shards, 0),
+                          .history = req->self->history,
                           .metrics = req->self->metrics};
 }
 
@@ -1141,9 +1156,15 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
         return NULL;
     }
     store.curve = history.curve = self->curve;
-    self->backends[0] = gw_backend_new (&store);
-    self->backends[1] = gw_backend_new (&history);
-    if (!self->backends[0] || !self->backends[1]) {
+    cm_shards_t shards = config->store_shards;
+    if (shards.count == 0
+        && cm_shards_parse (NULL, config->store_endpoint, &shards, why, why_size)) {
+        gw_http_destroy (&self);
+        return NULL;
+    }
+    self->shards = gw_shards_new (&shards, &store, s_shard_call, self);
+    self->history = gw_backend_new (&history);
+    if (!self->shards || !self->history) {
         snprintf (why, why_size, "out of memory (backend pools)");
         gw_http_destroy (&self);
         return NULL;
@@ -1241,8 +1262,8 @@ gw_http_destroy (gw_http_t **self_p)
     if (self->vestibule)
         gw_accept_stop ();
     gw_hub_destroy (&self->hub);
-    gw_backend_destroy (&self->backends[0]);
-    gw_backend_destroy (&self->backends[1]);
+    gw_shards_destroy (&self->shards);
+    gw_backend_destroy (&self->history);
     cm_curve_destroy (&self->curve);
     gw_metrics_destroy (&self->metrics);
     free (self);

@@ -3,10 +3,13 @@
 #include "cm_service.h"
 #include "cm_error.h"
 #include "cm_log.h"
+#include "cm_shard.h"
 #include "rg_builtin.h"
 #include "rg_openai.h"
 #include "rg_service.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +49,55 @@ s_system_prompt (const cm_config_t *config, char *why, size_t why_size)
     return prompt;
 }
 
+//  The generator backend the settings name (NULL when it cannot start).
+static rg_backend_t *
+s_backend_new (const cm_config_t *config, bool openai, const char *base_url,
+               const rg_prompt_options_t *prompt)
+{
+    if (!openai)
+        return rg_builtin_new ((int) cm_config_int (config, "CHATMESH_BUILTIN_TOKENS_PER_SEC"));
+    rg_openai_options_t openai_options = {
+        .base_url = base_url,
+        .api_key = cm_config_str (config, "CHATMESH_OPENAI_API_KEY"),
+        .prompt = *prompt,
+        .connect_timeout_ms = (int) cm_config_int (config, "CHATMESH_OPENAI_CONNECT_TIMEOUT_MS"),
+        .idle_timeout_ms = (int) cm_config_int (config, "CHATMESH_OPENAI_IDLE_TIMEOUT_MS"),
+        .max_retries = (int) cm_config_int (config, "CHATMESH_OPENAI_MAX_RETRIES"),
+    };
+    return rg_openai_new (&openai_options);
+}
+
+static void *
+s_run_thread (void *arg)
+{
+    rg_service_run (arg);
+    return NULL;
+}
+
+//  Runs every shard's claim loop (the first on this thread) until a
+//  signal: each loop sees it; the others are stopped too when the first
+//  returns for any other reason.
+static void
+s_run_all (rg_service_t **services, int count)
+{
+    pthread_t threads[CM_SHARDS_MAX];
+    bool started[CM_SHARDS_MAX] = {false};
+    for (int i = 1; i < count; i++)
+        started[i] = pthread_create (&threads[i], NULL, s_run_thread, services[i]) == 0;
+    rg_service_run (services[0]);
+    for (int i = 1; i < count; i++) {
+        if (!started[i]) {
+            cm_error ("no thread for shard %d's claim loop", i);
+            continue;
+        }
+        rg_service_stop (services[i]);
+        pthread_join (threads[i], NULL);
+    }
+}
+
 static const cm_cfg_spec_t s_settings[] = {
     CM_CFG_STORE_ENDPOINT,
+    CM_CFG_STORE_SHARDS,
     {"CHATMESH_REGEN_CONCURRENCY", "--regen-concurrency", CM_CFG_INT, "32", 1, 1024,
      "generations run at once (one worker thread each)"},
     {"CHATMESH_GENERATOR", "--generator", CM_CFG_STR, "builtin", 1, 16,
@@ -128,43 +178,46 @@ main (int argc, char **argv)
         return 2;
     }
 
-    rg_backend_t *backend = NULL;
-    if (openai) {
-        rg_openai_options_t openai_options = {
-            .base_url = base_url,
-            .api_key = cm_config_str (config, "CHATMESH_OPENAI_API_KEY"),
-            .prompt = prompt,
-            .connect_timeout_ms = (int) cm_config_int (config, "CHATMESH_OPENAI_CONNECT_TIMEOUT_MS"),
-            .idle_timeout_ms = (int) cm_config_int (config, "CHATMESH_OPENAI_IDLE_TIMEOUT_MS"),
-            .max_retries = (int) cm_config_int (config, "CHATMESH_OPENAI_MAX_RETRIES"),
-        };
-        backend = rg_openai_new (&openai_options);
-    }
-    else
-        backend = rg_builtin_new ((int) cm_config_int (config, "CHATMESH_BUILTIN_TOKENS_PER_SEC"));
-    free (system_prompt); //  the backend keeps its own copy
-    rg_service_options_t options = {
-        .store_endpoint = cm_config_str (config, "CHATMESH_STORE_ENDPOINT"),
-        .curve = curve,
-        .concurrency = (int) cm_config_int (config, "CHATMESH_REGEN_CONCURRENCY"),
-        .worker = {
-            .thoughts = cm_config_bool (config, "CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS"),
-            .progress_interval_ms = cm_config_int (config, "CHATMESH_PROGRESS_INTERVAL_MS"),
-            .task_timeout_ms = cm_config_int (config, "CHATMESH_TASK_TIMEOUT_MS"),
-        },
-    };
-    rg_service_t *service = backend ? rg_service_new (&options, &backend) : NULL;
-    if (!service) {
-        rg_backend_destroy (&backend);
+    cm_shards_t shards;
+    if (cm_shards_parse (cm_config_str (config, "CHATMESH_STORE_SHARDS"),
+                         cm_config_str (config, "CHATMESH_STORE_ENDPOINT"), &shards, why,
+                         sizeof why)) {
+        fprintf (stderr, "chatmesh-regenerator: CHATMESH_STORE_SHARDS: %s\n", why);
+        free (system_prompt);
         cm_curve_destroy (&curve);
         cm_config_destroy (&config);
-        return 1;
+        return 2;
     }
-    cm_notice ("started: generator %s, concurrency %d, worker %s", generator,
-               options.concurrency, rg_service_worker_id (service));
-    rg_service_run (service);
-    rg_service_destroy (&service);
+    //  One service per shard: its own claim loop and worker slots, so a
+    //  busy shard never takes the slots another shard's tasks wait for.
+    rg_service_t *services[CM_SHARDS_MAX] = {0};
+    bool failed = false;
+    for (int i = 0; i < shards.count && !failed; i++) {
+        rg_backend_t *backend = s_backend_new (config, openai, base_url, &prompt);
+        rg_service_options_t options = {
+            .store_endpoint = shards.shards[i].endpoint,
+            .curve = curve,
+            .concurrency = (int) cm_config_int (config, "CHATMESH_REGEN_CONCURRENCY"),
+            .worker = {
+                .thoughts = cm_config_bool (config, "CHAT_ACTIONS_ENABLE_THOUGHT_PROCESS"),
+                .progress_interval_ms = cm_config_int (config, "CHATMESH_PROGRESS_INTERVAL_MS"),
+                .task_timeout_ms = cm_config_int (config, "CHATMESH_TASK_TIMEOUT_MS"),
+            },
+        };
+        services[i] = backend ? rg_service_new (&options, &backend) : NULL;
+        rg_backend_destroy (&backend);
+        failed = !services[i];
+        if (services[i])
+            cm_notice ("started: generator %s, concurrency %d, shard %s, worker %s", generator,
+                       options.concurrency, shards.shards[i].name,
+                       rg_service_worker_id (services[i]));
+    }
+    free (system_prompt); //  every backend keeps its own copy
+    if (!failed)
+        s_run_all (services, shards.count);
+    for (int i = 0; i < shards.count; i++)
+        rg_service_destroy (&services[i]);
     cm_curve_destroy (&curve);
     cm_config_destroy (&config);
-    return 0;
+    return failed ? 1 : 0;
 }

@@ -43,6 +43,14 @@ s_cursor_parse (const char *text)
     return at;
 }
 
+//  A session's place as a cursor: "<updated_at ms>.<session_id>".
+static void
+s_cursor_format (const cm_value_t *session, char *buffer, size_t size)
+{
+    snprintf (buffer, size, "%" PRId64 ".%s", cm_map_int (session, "updated_at", 0),
+              cm_map_str_or (session, "session_id", ""));
+}
+
 int
 st_h_session_list (st_ctx_t *c)
 {
@@ -86,15 +94,23 @@ st_h_session_list (st_ctx_t *c)
     qsort (sessions, count, sizeof *sessions, s_by_order);
     cm_value_t *out = cm_arr_new ();
     size_t shown = count < (size_t) limit ? count : (size_t) limit;
-    for (size_t i = 0; i < shown; i++)
-        cm_arr_push (out, st_view_session_summary (sessions[i]));
+    bool cursors = cm_map_bool (c->p, "shard_cursors", false);
+    for (size_t i = 0; i < shown; i++) {
+        cm_value_t *summary = st_view_session_summary (sessions[i]);
+        if (cursors) {
+            //  Each session's place in the order, for a sharded gateway
+            //  that merges the pages of every shard.
+            char place[CM_SESSION_CURSOR_MAX + 1];
+            s_cursor_format (sessions[i], place, sizeof place);
+            cm_map_set_str (summary, "cursor", place);
+        }
+        cm_arr_push (out, summary);
+    }
     c->ok = cm_map_new ();
     cm_map_set (c->ok, "sessions", out);
     if (shown < count) {
         char next[CM_SESSION_CURSOR_MAX + 1];
-        snprintf (next, sizeof next, "%" PRId64 ".%s",
-                  cm_map_int (sessions[shown - 1], "updated_at", 0),
-                  cm_map_str_or (sessions[shown - 1], "session_id", ""));
+        s_cursor_format (sessions[shown - 1], next, sizeof next);
         cm_map_set_str (c->ok, "next_cursor", next);
     }
     else

@@ -9,6 +9,9 @@
                     nil on the last page. A cursor that is not one is
                     CM_EINVAL. A session updated between two pages moves to
                     the top, so a walk may miss it or see it twice.
+                    With shard_cursors true (a sharded gateway merging
+                    every shard's page) each session also carries its own
+                    place as "cursor".
     session_rename  title (1..CM_TITLE_MAX bytes, not blank) becomes the
                     session's title; audit "session_rename" with both
                     titles; session_updated (status session_renamed).   */

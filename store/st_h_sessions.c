@@ -2,6 +2,7 @@
 #include "st_h_sessions.h"
 
 #include "cm_error.h"
+#include "cm_shard.h"
 #include "st_branch.h"
 #include "st_h_branch.h"
 #include "st_h_trash.h"
@@ -64,6 +65,11 @@ st_h_session_start (st_ctx_t *c)
         return rc;
     //  A deleted session keeps its id while it can be restored.
     rc = session ? 0 : st_h_trash_session_held (c, session_id);
+    if (rc == 0 && !session && cm_map_bool (c->p, "existing", false)) {
+        //  A sharded gateway looking for the shard that holds the session.
+        c->why = CM_SHARD_ABSENT;
+        return CM_ENOTFOUND;
+    }
     if (rc == 0)
         rc = st_rows_rate_user (c, true);
     if (rc) {

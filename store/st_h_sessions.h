@@ -4,7 +4,11 @@
 
     session_start  creates the session on its first turn, adds the user
                    message and an empty assistant message with its answer
-                   task; session_updated.
+                   task; session_updated. With existing true (a sharded
+                   gateway finding the session's shard) a session this
+                   store neither holds nor keeps for undo is CM_ENOTFOUND
+                   with CM_SHARD_ABSENT, before anything is written or
+                   counted against the rate limit.
     message_edit   a question gets a new version and a new branch below it
                    (st_h_branch.h), with a new answer when the question had
                    one and trigger_regeneration is not false; an answer's

@@ -92,6 +92,18 @@ test_bad_values_name_the_setting (void **state)
     char *endpoint[] = {"chatmesh-gateway", "--store-endpoint", long_endpoint, NULL};
     assert_int_equal (s_load (3, endpoint, &config, why, sizeof why), CM_EINVAL);
     assert_non_null (strstr (why, "CHATMESH_STORE_ENDPOINT"));
+    //  The shard list: a bad one names the setting and the item.
+    char *shards[] = {"chatmesh-gateway", "--store-shards", "a=tcp://h:1,a=tcp://h:2", NULL};
+    assert_int_equal (s_load (3, shards, &config, why, sizeof why), CM_EINVAL);
+    assert_non_null (strstr (why, "CHATMESH_STORE_SHARDS"));
+    assert_non_null (strstr (why, "name listed twice"));
+    char *good[] = {"chatmesh-gateway", "--store-shards", "a=tcp://h:1,b=tcp://h:2", NULL};
+    assert_int_equal (s_load (3, good, &config, why, sizeof why), 0);
+    assert_int_equal (config.store_shards.count, 2);
+    assert_string_equal (config.store_shards.shards[1].endpoint, "tcp://h:2");
+    char *none[] = {"chatmesh-gateway", NULL};
+    assert_int_equal (s_load (1, none, &config, why, sizeof why), 0);
+    assert_int_equal (config.store_shards.count, 0); //  one shard: CHATMESH_STORE_ENDPOINT
 }
 
 static void

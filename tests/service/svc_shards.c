@@ -1,0 +1,418 @@
+/*  svc_shards: sessions sharded over store shards (CHATMESH_STORE_SHARDS,
+    docs/architecture.md "Sharding") on one machine. The mesh's store is
+    shard "a"; stores "b", "c" (and later "d") run beside it, each with its
+    own data directory; gateways and a regenerator with the shard list run
+    as extra instances. Which shard holds a session is asked of each store
+    directly (session_get), never inferred from the gateway.
+    Shows: 300 sessions land on all three shards (none above 45%); every
+    API call works whatever shard its session is on; the user's list
+    merges every shard; with a fourth shard every old session is still
+    reachable and stays put; kill -9 of one shard fails only its sessions
+    (503), the others keep working.                                        */
+#include "svc_api_util.h"
+
+#include "cm_shard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define S_SESSIONS 300
+#define S_USER "shard-user"
+
+typedef struct {
+    svc_mesh_t *mesh;
+    char endpoint[4][400];   //  a, b, c, d
+    int store_handle[4];     //  extra instances of b, c, d (a is the mesh's)
+    char three[1300], four[1800]; //  the shard lists
+    char gw3[64], gw4[64];   //  gateway base URLs
+    char *token;
+    int home[S_SESSIONS];    //  the shard (0..2) holding session i
+} s_world_t;
+
+static s_world_t s_w;
+
+static int
+s_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+        && getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
+        port = ntohs (addr.sin_port);
+    if (fd >= 0)
+        close (fd);
+    return port;
+}
+
+//  Polls base's /readyz until 200 (20 s at most).
+static int
+s_wait_ready (const char *base)
+{
+    for (int i = 0; i < 400; i++) {
+        svc_response_t r;
+        int rc = svc_http_at (base, "GET", "/readyz", NULL, NULL, NULL, NULL, &r);
+        long status = r.status;
+        svc_response_free (&r);
+        if (rc == 0 && status == 200)
+            return 0;
+        usleep (50000);
+    }
+    return -1;
+}
+
+//  Store shard `letter` (1..3: b, c, d) on its own data directory.
+static int
+s_spawn_store (int index)
+{
+    char dir[400], data[500], endpoint[500];
+    snprintf (dir, sizeof dir, "%s/shard-%c", svc_mesh_dir (s_w.mesh), 'a' + index);
+    mkdir (dir, 0700);
+    snprintf (data, sizeof data, "CHATMESH_DATA_DIR=%s", dir);
+    snprintf (endpoint, sizeof endpoint, "CHATMESH_STORE_ENDPOINT=%s", s_w.endpoint[index]);
+    const char *env[] = {data, endpoint, NULL};
+    s_w.store_handle[index] = svc_mesh_spawn_extra (s_w.mesh, "store", env);
+    return s_w.store_handle[index] < 0 ? -1 : 0;
+}
+
+//  A gateway and a regenerator with the shard list; the gateway's URL.
+static int
+s_spawn_sharded (const char *list, char *url, size_t url_size)
+{
+    char shards[1900], listen[80];
+    snprintf (shards, sizeof shards, "CHATMESH_STORE_SHARDS=%s", list);
+    int port = s_free_port ();
+    snprintf (listen, sizeof listen, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
+    snprintf (url, url_size, "http://127.0.0.1:%d", port);
+    const char *gateway[] = {shards, listen, NULL};
+    const char *regenerator[] = {shards, NULL};
+    if (svc_mesh_spawn_extra (s_w.mesh, "regenerator", regenerator) < 0
+        || svc_mesh_spawn_extra (s_w.mesh, "gateway", gateway) < 0)
+        return -1;
+    return s_wait_ready (url);
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    const char *env[] = {"CHAT_ACTIONS_RATE_LIMIT=0", "CHAT_REGENERATION_RATE_LIMIT=0",
+                         "CHATMESH_BUILTIN_TOKENS_PER_SEC=0", "CHATMESH_STORE_SYNC=false", NULL};
+    s_w.mesh = svc_mesh_start (env);
+    if (!s_w.mesh)
+        return -1;
+    const char *dir = svc_mesh_dir (s_w.mesh);
+    snprintf (s_w.endpoint[0], sizeof s_w.endpoint[0], "ipc://%s/sock/store", dir);
+    for (int i = 1; i < 4; i++)
+        snprintf (s_w.endpoint[i], sizeof s_w.endpoint[i], "ipc://%s/sock/store-%c", dir,
+                  'a' + i);
+    snprintf (s_w.three, sizeof s_w.three, "a=%s,b=%s,c=%s", s_w.endpoint[0], s_w.endpoint[1],
+              s_w.endpoint[2]);
+    snprintf (s_w.four, sizeof s_w.four, "%s,d=%s", s_w.three, s_w.endpoint[3]);
+    if (s_spawn_store (1) || s_spawn_store (2)
+        || s_spawn_sharded (s_w.three, s_w.gw3, sizeof s_w.gw3))
+        return -1;
+    s_w.token = svc_token (s_w.mesh, S_USER, 3600);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    free (s_w.token);
+    svc_mesh_stop (&s_w.mesh);
+    return 0;
+}
+
+//  session_get of session_id on shard index, straight to its store: 0
+//  (held), CM_ENOTFOUND, or the failure.
+static int
+s_store_has (int index, const char *session_id)
+{
+    zsock_t *dealer = cm_dealer_new (s_w.endpoint[index]);
+    assert_non_null (dealer);
+    zmq_pollitem_t item = {zsock_resolve (dealer), 0, ZMQ_POLLOUT, 0};
+    assert_true (zmq_poll (&item, 1, 5000) > 0);
+    cm_envelope_t *request = cm_envelope_new (CM_MSG_SESSION_GET, NULL);
+    cm_request_id (request->request_id, sizeof request->request_id);
+    cm_map_set_str (request->payload, "user", S_USER);
+    cm_map_set_str (request->payload, "session_id", session_id);
+    cm_envelope_t *reply = NULL;
+    int code = cm_call (dealer, request, 5000, &reply);
+    cm_envelope_destroy (&reply);
+    cm_envelope_destroy (&request);
+    zsock_destroy (&dealer);
+    return code;
+}
+
+//  The one shard (of the first `count`) holding session_id; fails when it
+//  is on none or on two.
+static int
+s_home (const char *session_id, int count)
+{
+    int home = -1;
+    for (int i = 0; i < count; i++) {
+        int rc = s_store_has (i, session_id);
+        if (rc == 0) {
+            if (home >= 0)
+                fail_msg ("session %s on shards %d and %d", session_id, home, i);
+            home = i;
+        }
+        else if (rc != CM_ENOTFOUND)
+            fail_msg ("shard %d: session_get %s: %s", i, session_id, cm_strerror (rc));
+    }
+    if (home < 0)
+        fail_msg ("session %s is on no shard", session_id);
+    return home;
+}
+
+static void
+s_session_id (int i, char *buffer, size_t size)
+{
+    snprintf (buffer, size, "shard-s-%d", i);
+}
+
+//  Polls the task's status on base until completed (30 s at most).
+static void
+s_wait_done (const char *base, const char *task_id)
+{
+    char path[200];
+    snprintf (path, sizeof path, "/api/messages/tasks/%s/status", task_id);
+    for (int i = 0; i < 1500; i++) {
+        svc_response_t r;
+        sa_req_at (base, "GET", path, s_w.token, NULL, NULL, NULL, 200, &r);
+        const char *status = sa_str (r.json, "status");
+        bool done = strcmp (status, "completed") == 0;
+        if (!done && strcmp (status, "failed") == 0)
+            fail_msg ("task %s failed: %.300s", task_id, r.body);
+        svc_response_free (&r);
+        if (done)
+            return;
+        usleep (20000);
+    }
+    fail_msg ("task %s not completed within 30 s", task_id);
+}
+
+static void
+s_ok (const char *base, const char *method, const char *path, const char *body)
+{
+    svc_response_t r;
+    sa_req_at (base, method, path, s_w.token, body, NULL, NULL, 200, &r);
+    svc_response_free (&r);
+}
+
+//  300 sessions through the 3-shard gateway: each on exactly one shard,
+//  the one cm_shards_pick names, and every shard holding 25..45%.
+static void
+test_sessions_land_on_all_three_shards (void **state)
+{
+    (void) state;
+    cm_shards_t map;
+    char why[200];
+    assert_int_equal (cm_shards_parse (s_w.three, NULL, &map, why, sizeof why), 0);
+    int counts[3] = {0};
+    for (int i = 0; i < S_SESSIONS; i++) {
+        char id[64];
+        s_session_id (i, id, sizeof id);
+        sa_turn_t turn;
+        sa_turn_at (s_w.gw3, s_w.token, id, "hello shards", &turn);
+        s_w.home[i] = s_home (id, 3);
+        assert_int_equal (s_w.home[i], cm_shards_pick (&map, id));
+        counts[s_w.home[i]]++;
+    }
+    printf ("300 sessions: a %d, b %d, c %d\n", counts[0], counts[1], counts[2]);
+    for (int i = 0; i < 3; i++)
+        if (counts[i] == 0 || counts[i] > S_SESSIONS * 45 / 100)
+            fail_msg ("shard %c holds %d of %d sessions", 'a' + i, counts[i], S_SESSIONS);
+}
+
+//  The first session of each shard through every kind of request.
+static void
+test_every_call_works_on_every_shard (void **state)
+{
+    (void) state;
+    for (int shard = 0; shard < 3; shard++) {
+        int i = 0;
+        while (s_w.home[i] != shard)
+            i++;
+        char id[64], path[600], body[200];
+        s_session_id (i, id, sizeof id);
+        const char *gw = s_w.gw3;
+        sa_turn_t turn;
+        sa_turn_at (gw, s_w.token, id, "second question", &turn);
+        s_wait_done (gw, turn.task_id);
+        snprintf (path, sizeof path, "/api/sessions/%s", id);
+        s_ok (gw, "GET", path, NULL);
+        s_ok (gw, "PATCH", path, "{\"title\": \"renamed\"}");
+        snprintf (path, sizeof path, "/api/sessions/%s/export?format=json", id);
+        s_ok (gw, "GET", path, NULL);
+        snprintf (path, sizeof path, "/api/sessions/%s/analytics", id);
+        s_ok (gw, "GET", path, NULL);
+        snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+        s_ok (gw, "POST", path, "{\"feedback_type\": \"upvote\"}");
+        s_ok (gw, "GET", path, NULL);
+        s_ok (gw, "DELETE", path, NULL);
+        snprintf (path, sizeof path, "/api/messages/%s/regenerate", turn.assistant_id);
+        svc_response_t r;
+        sa_req_at (gw, "POST", path, s_w.token, "{}", NULL, NULL, 200, &r);
+        char task[80];
+        snprintf (task, sizeof task, "%s", sa_str (sa_obj (r.json, "data"), "task_id"));
+        svc_response_free (&r);
+        s_wait_done (gw, task);
+        snprintf (path, sizeof path, "/api/messages/%s/versions/1/activate", turn.assistant_id);
+        s_ok (gw, "POST", path, NULL);
+        snprintf (path, sizeof path, "/api/messages/%s", turn.user_id);
+        snprintf (body, sizeof body, "{\"content\": \"edited on shard %c\"}", 'a' + shard);
+        s_ok (gw, "PUT", path, body);
+        snprintf (path, sizeof path, "/api/messages/%s/history", turn.user_id);
+        s_ok (gw, "GET", path, NULL);
+        snprintf (path, sizeof path, "/api/messages/%s?scope=following", turn.user_id);
+        s_ok (gw, "DELETE", path, NULL);
+        snprintf (path, sizeof path, "/api/messages/%s/restore", turn.user_id);
+        s_ok (gw, "POST", path, NULL);
+        svc_response_t head;
+        svc_http_at (gw, "GET", "/api/sessions", s_w.token, NULL, NULL, NULL, &head);
+        sa_want ("GET", "/api/sessions", 200, &head);
+        svc_response_free (&head);
+        snprintf (path, sizeof path, "/api/sessions/%s", id);
+        s_ok (gw, "DELETE", path, NULL);
+        snprintf (path, sizeof path, "/api/sessions/%s/restore", id);
+        s_ok (gw, "POST", path, NULL);
+        //  Still on its shard, and only there.
+        assert_int_equal (s_home (id, 3), shard);
+    }
+}
+
+//  The user's list holds the sessions of every shard, in pages too.
+static void
+test_list_merges_every_shard (void **state)
+{
+    (void) state;
+    bool seen[S_SESSIONS] = {false};
+    int pages = 0, total = 0;
+    char cursor[300] = "";
+    do {
+        char path[400];
+        if (cursor[0])
+            snprintf (path, sizeof path, "/api/sessions?limit=70&cursor=%s", cursor);
+        else
+            snprintf (path, sizeof path, "/api/sessions?limit=70");
+        svc_response_t r;
+        sa_req_at (s_w.gw3, "GET", path, s_w.token, NULL, NULL, NULL, 200, &r);
+        json_t *list = sa_arr (r.json, "sessions");
+        size_t n = json_array_size (list);
+        assert_true (n <= 70);
+        for (size_t j = 0; j < n; j++) {
+            const char *id = sa_str (json_array_get (list, j), "session_id");
+            int i = atoi (id + strlen ("shard-s-"));
+            assert_true (i >= 0 && i < S_SESSIONS);
+            if (seen[i])
+                fail_msg ("session %s on two pages", id);
+            seen[i] = true;
+            total++;
+        }
+        json_t *next = sa_get (r.json, "next_cursor");
+        cursor[0] = 0;
+        if (json_is_string (next))
+            snprintf (cursor, sizeof cursor, "%s", json_string_value (next));
+        svc_response_free (&r);
+        pages++;
+    } while (cursor[0] && pages < 20);
+    assert_int_equal (total, S_SESSIONS);
+    assert_int_equal (pages, (S_SESSIONS + 69) / 70);
+}
+
+//  A fourth shard: every old session still answers through the 4-shard
+//  gateway (those that rank d first too) and stays where it was; new
+//  sessions reach d.
+static void
+test_fourth_shard_keeps_old_sessions_reachable (void **state)
+{
+    (void) state;
+    assert_int_equal (s_spawn_store (3), 0);
+    assert_int_equal (s_spawn_sharded (s_w.four, s_w.gw4, sizeof s_w.gw4), 0);
+    cm_shards_t map;
+    char why[200];
+    assert_int_equal (cm_shards_parse (s_w.four, NULL, &map, why, sizeof why), 0);
+    int rank_d = 0;
+    for (int i = 0; i < S_SESSIONS; i++) {
+        char id[64], path[200];
+        s_session_id (i, id, sizeof id);
+        snprintf (path, sizeof path, "/api/sessions/%s", id);
+        s_ok (s_w.gw4, "GET", path, NULL);
+        if (cm_shards_pick (&map, id) != 3)
+            continue;
+        //  A new turn on a session that now ranks d first stays put.
+        if (rank_d++ < 10) {
+            sa_turn_t turn;
+            sa_turn_at (s_w.gw4, s_w.token, id, "after the fourth shard", &turn);
+            assert_int_equal (s_home (id, 4), s_w.home[i]);
+        }
+    }
+    printf ("%d of %d old sessions rank the new shard first\n", rank_d, S_SESSIONS);
+    assert_true (rank_d > S_SESSIONS / 8 && rank_d < S_SESSIONS * 3 / 8);
+    int on_d = 0;
+    for (int i = 0; i < 40; i++) {
+        char id[64];
+        snprintf (id, sizeof id, "shard-new-%d", i);
+        sa_turn_t turn;
+        sa_turn_at (s_w.gw4, s_w.token, id, "a new session", &turn);
+        int home = s_home (id, 4);
+        assert_int_equal (home, cm_shards_pick (&map, id));
+        on_d += home == 3;
+        if (home == 3 && on_d == 1)
+            s_wait_done (s_w.gw4, turn.task_id); //  d's tasks are claimed too
+    }
+    assert_true (on_d > 0);
+}
+
+//  kill -9 of shard b: its sessions get 503, the others answer as before,
+//  new turns included.
+static void
+test_killed_shard_fails_only_its_sessions (void **state)
+{
+    (void) state;
+    assert_int_equal (svc_mesh_kill_extra (s_w.mesh, s_w.store_handle[1], SIGKILL), 0);
+    int checked[3] = {0}, turns = 0;
+    for (int i = 0; i < S_SESSIONS; i++) {
+        int home = s_w.home[i];
+        if (checked[home] >= 15)
+            continue;
+        checked[home]++;
+        char id[64], path[200];
+        s_session_id (i, id, sizeof id);
+        snprintf (path, sizeof path, "/api/sessions/%s", id);
+        svc_response_t r;
+        svc_http_at (s_w.gw4, "GET", path, s_w.token, NULL, NULL, NULL, &r);
+        if (home == 1)
+            sa_error (&r, 503, "backend_unavailable");
+        else
+            sa_want ("GET", path, 200, &r);
+        svc_response_free (&r);
+        if (home != 1 && turns < 4) {
+            sa_turn_t turn;
+            sa_turn_at (s_w.gw4, s_w.token, id, "while b is down", &turn);
+            s_wait_done (s_w.gw4, turn.task_id);
+            turns++;
+        }
+    }
+    assert_int_equal (checked[1], 15);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_sessions_land_on_all_three_shards),
+        cmocka_unit_test (test_every_call_works_on_every_shard),
+        cmocka_unit_test (test_list_merges_every_shard),
+        cmocka_unit_test (test_fourth_shard_keeps_old_sessions_reachable),
+        cmocka_unit_test (test_killed_shard_fails_only_its_sessions),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
