@@ -3,7 +3,13 @@
     Every function that can fail returns 0 or one of these negative codes.
     Names, codes and texts come from the same X-macro so they cannot drift.
     The codes travel on the wire (error replies carry the code), so a code's
-    number never changes once released; add new ones at the end.           */
+    number never changes once released; add new ones at the end.
+
+    CM_ENOTLEADER is a replicated store follower's answer to a write (and
+    to a read it may not serve). Its "message" is "leader is <endpoint>"
+    (the leader's client endpoint as CHATMESH_STORE_PEERS advertises it)
+    or "leader unknown" (an election is running). The request was not
+    executed, so the caller may send it again to the leader.               */
 #ifndef CM_ERROR_H_INCLUDED
 #define CM_ERROR_H_INCLUDED
 
@@ -27,7 +33,8 @@
     X (ENOSPC, -17, "no space left on the store's disk")                    \
     X (ENOVERSION, -18, "no such version of the message")                  \
     X (ESTALE, -19, "stale fencing token: the task was taken over")         \
-    X (EIDEMPOTENCY, -20, "idempotency key already used for another request")
+    X (EIDEMPOTENCY, -20, "idempotency key already used for another request") \
+    X (ENOTLEADER, -21, "this store node is not the leader")
 
 typedef enum {
     CM_OK = 0,
