@@ -150,6 +150,8 @@
     X (RATE_CONSUME, "rate_consume", WRITE, "check-and-consume one rate-limit token",    \
        CM_MSG_REQ ("key", STR, CM_MAP_KEY_MAX), CM_MSG_REQ ("limit", INT, 0),             \
        CM_MSG_OPT ("window_ms", INT, 0))                                                 \
+    X (RATE_REFUND, "rate_refund", WRITE, "give back a token of the window rate_consume named", \
+       CM_MSG_REQ ("key", STR, CM_MAP_KEY_MAX), CM_MSG_REQ ("window_start", INT, 0))       \
     /* regenerator -> store */                                                           \
     X (TASK_CLAIM, "task_claim", WRITE, "long-poll for claimable tasks, lease them",     \
        CM_MSG_REQ ("worker", STR, CM_NAME_MAX), CM_MSG_OPT ("max", INT, 0),               \

@@ -21,9 +21,26 @@ st_h_rate_consume (st_ctx_t *c)
     ST_TRY (st_key_set (&key, cm_map_str_or (c->p, "key", ""),
                         strlen (cm_map_str_or (c->p, "key", ""))));
     ST_TRY (st_rows_rate (c, &key, limit, window, &remaining));
+    int64_t start = c->now;
+    if (limit > 0)
+        ST_TRY (st_rows_rate_window (c, &key, window, &start));
     c->ok = cm_map_new ();
     cm_map_set_int (c->ok, "remaining", remaining);
     cm_map_set_int (c->ok, "retry_after_ms", 0);
+    cm_map_set_int (c->ok, "window_start", start);
+    return 0;
+}
+
+int
+st_h_rate_refund (st_ctx_t *c)
+{
+    const char *text = cm_map_str_or (c->p, "key", "");
+    st_key_t key;
+    ST_TRY (st_key_set (&key, text, strlen (text)));
+    bool refunded;
+    ST_TRY (st_rows_rate_refund (c, &key, cm_map_int (c->p, "window_start", 0), &refunded));
+    c->ok = cm_map_new ();
+    cm_map_set_bool (c->ok, "refunded", refunded);
     return 0;
 }
 

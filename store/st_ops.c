@@ -41,6 +41,7 @@ static const st_handler_fn s_handlers[CM_MSG_COUNT] = {
     [CM_MSG_VERSION_ACTIVATE] = st_h_version_activate,
     [CM_MSG_TASK_CANCEL] = st_h_task_cancel,
     [CM_MSG_RATE_CONSUME] = st_h_rate_consume,
+    [CM_MSG_RATE_REFUND] = st_h_rate_refund,
     [CM_MSG_TASK_CLAIM] = st_h_task_claim,
     [CM_MSG_TASK_PROGRESS] = st_h_task_progress,
     [CM_MSG_TASK_EVENT] = st_h_task_event,

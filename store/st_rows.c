@@ -215,6 +215,44 @@ st_rows_rate_read (const void *data, size_t size, int64_t *start, int64_t *count
     return 0;
 }
 
+//  Key's window as stored: *start and *count (0, 0 when there is none).
+static int
+s_rate_load (st_ctx_t *c, const st_key_t *key, int64_t *start, int64_t *count)
+{
+    const void *data;
+    size_t size;
+    int64_t stored_window;
+    *start = *count = 0;
+    int rc = st_db_get_raw (c->db, c->txn, ST_DBI_RATE, key->bytes, key->len, &data, &size);
+    if (rc == 0)
+        rc = st_rows_rate_read (data, size, start, count, &stored_window);
+    return rc == CM_ENOTFOUND ? 0 : rc;
+}
+
+static int
+s_rate_store (st_ctx_t *c, const st_key_t *key, int64_t start, int64_t count, int64_t window_ms)
+{
+    unsigned char record[S_RATE_RECORD];
+    record[0] = S_RECORD_MAGIC;
+    st_db_be64_put (record + 1, (uint64_t) start);
+    st_db_be64_put (record + 9, (uint64_t) count);
+    st_db_be64_put (record + 17, (uint64_t) window_ms);
+    return st_db_put_raw (c->db, c->txn, ST_DBI_RATE, key->bytes, key->len, record, sizeof record);
+}
+
+//  The window's start and count now: a window that is over (or starts in
+//  the future, after a clock step) is a new empty one at c->now.
+static int
+s_rate_now (st_ctx_t *c, const st_key_t *key, int64_t window_ms, int64_t *start, int64_t *count)
+{
+    ST_TRY (s_rate_load (c, key, start, count));
+    if (c->now - *start >= window_ms || c->now < *start) {
+        *start = c->now;
+        *count = 0;
+    }
+    return 0;
+}
+
 //  Fixed-window token bucket: `limit` actions per window per key. On
 //  exhaustion returns CM_ERATELIMIT with c->retry_after set; the caller's
 //  txn is then aborted, so a rejected request changes nothing.
@@ -224,18 +262,8 @@ st_rows_rate (st_ctx_t *c, const st_key_t *key, int64_t limit, int64_t window_ms
 {
     if (limit <= 0)
         return 0;
-    const void *data;
-    size_t size;
-    int64_t start = 0, count = 0, stored_window;
-    int rc = st_db_get_raw (c->db, c->txn, ST_DBI_RATE, key->bytes, key->len, &data, &size);
-    if (rc == 0)
-        rc = st_rows_rate_read (data, size, &start, &count, &stored_window);
-    if (rc && rc != CM_ENOTFOUND)
-        return rc;
-    if (c->now - start >= window_ms || c->now < start) {
-        start = c->now;
-        count = 0;
-    }
+    int64_t start, count;
+    ST_TRY (s_rate_now (c, key, window_ms, &start, &count));
     if (count >= limit) {
         c->retry_after = start + window_ms - c->now;
         if (c->retry_after < 1)
@@ -243,15 +271,34 @@ st_rows_rate (st_ctx_t *c, const st_key_t *key, int64_t limit, int64_t window_ms
         c->why = "rate limit exceeded";
         return CM_ERATELIMIT;
     }
-    unsigned char record[S_RATE_RECORD];
-    record[0] = S_RECORD_MAGIC;
-    st_db_be64_put (record + 1, (uint64_t) start);
-    st_db_be64_put (record + 9, (uint64_t) (count + 1));
-    st_db_be64_put (record + 17, (uint64_t) window_ms);
-    rc = st_db_put_raw (c->db, c->txn, ST_DBI_RATE, key->bytes, key->len, record, sizeof record);
     if (remaining)
         *remaining = limit - count - 1;
-    return rc;
+    return s_rate_store (c, key, start, count + 1, window_ms);
+}
+
+int
+st_rows_rate_window (st_ctx_t *c, const st_key_t *key, int64_t window_ms, int64_t *start)
+{
+    int64_t count;
+    return s_rate_now (c, key, window_ms, start, &count);
+}
+
+int
+st_rows_rate_refund (st_ctx_t *c, const st_key_t *key, int64_t window_start, bool *refunded)
+{
+    *refunded = false;
+    const void *data;
+    size_t size;
+    int64_t start = 0, count = 0, window = ST_RATE_WINDOW_MS;
+    int rc = st_db_get_raw (c->db, c->txn, ST_DBI_RATE, key->bytes, key->len, &data, &size);
+    if (rc == CM_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        rc = st_rows_rate_read (data, size, &start, &count, &window);
+    if (rc || start != window_start || count < 1)
+        return rc;
+    *refunded = true;
+    return s_rate_store (c, key, start, count - 1, window);
 }
 
 //  The caller's rate buckets: "a:<user>" for every write, "r:<user>" too

@@ -69,6 +69,12 @@ int st_rows_rate_read (const void *data, size_t size, int64_t *start, int64_t *c
 //  gets what is left after this one.
 int st_rows_rate (st_ctx_t *c, const st_key_t *key, int64_t limit, int64_t window_ms,
                   int64_t *remaining);
+//  The start (ms) of key's window now: c->now when it is empty or over.
+int st_rows_rate_window (st_ctx_t *c, const st_key_t *key, int64_t window_ms, int64_t *start);
+//  Gives back one token of key's window when that window still started at
+//  window_start (a later window owes nothing); *refunded says whether it
+//  did. A bucket without tokens taken is left alone.
+int st_rows_rate_refund (st_ctx_t *c, const st_key_t *key, int64_t window_start, bool *refunded);
 //  The caller's buckets with the request's limits: "a:" for every write,
 //  "r:" as well when regeneration.
 int st_rows_rate_user (st_ctx_t *c, bool regeneration);

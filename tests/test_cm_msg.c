@@ -51,6 +51,7 @@ test_limits_are_the_shared_constants (void **state)
         {CM_MSG_MESSAGE_EDIT, "message_id", CM_MESSAGE_ID_MAX},
         {CM_MSG_HISTORY_GET, "message_id", CM_MESSAGE_ID_MAX},
         {CM_MSG_RATE_CONSUME, "key", CM_MAP_KEY_MAX},
+        {CM_MSG_RATE_REFUND, "key", CM_MAP_KEY_MAX},
         {CM_MSG_REGEN_CREATE, "model", CM_MODEL_MAX},
     };
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
@@ -76,7 +77,8 @@ test_access_and_names (void **state)
                                CM_MSG_TASK_EVENT,    CM_MSG_TASK_COMPLETE, CM_MSG_TASK_FAIL,
                                CM_MSG_VERSION_ACTIVATE, CM_MSG_MESSAGE_RESTORE,
                                CM_MSG_SESSION_DELETE, CM_MSG_SESSION_RESTORE,
-                               CM_MSG_SESSION_RENAME, CM_MSG_MESSAGE_CONTINUE};
+                               CM_MSG_SESSION_RENAME, CM_MSG_MESSAGE_CONTINUE,
+                               CM_MSG_RATE_REFUND};
     size_t write_count = 0;
     for (int type = CM_MSG_NONE + 1; type < CM_MSG_COUNT; type++) {
         const char *name = cm_msg_name ((cm_msg_t) type);

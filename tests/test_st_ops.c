@@ -649,6 +649,54 @@ test_rate_limit_exhaustion_changes_nothing (void **state)
     assert_int_equal (st_write (f, consume, NULL), CM_ERATELIMIT);
 }
 
+//  rate_refund gives back one token of the window rate_consume named, and
+//  only of that window: a token of an older window, or one never taken,
+//  is not given. The store's own bucket of a user ("a:<user>") is the one
+//  a sharded gateway takes from (gateway/gw_shard_rate.h).
+static void
+test_rate_refund (void **state)
+{
+    st_fixture_t *f = *state;
+    cm_envelope_t *reply = NULL;
+    cm_envelope_t *consume = st_req (CM_MSG_RATE_CONSUME, NULL);
+    cm_map_set_str (consume->payload, "key", "a:dora");
+    cm_map_set_int (consume->payload, "limit", 1);
+    assert_int_equal (st_write (f, consume, &reply), 0);
+    int64_t window = cm_map_int (reply->payload, "window_start", -1);
+    assert_true (window > 0);
+    cm_envelope_destroy (&reply);
+    //  The user's bucket is spent for the store's own actions too.
+    cm_envelope_t *start = st_req (CM_MSG_SESSION_START, "dora");
+    cm_map_set_str (start->payload, "session_id", "d1");
+    cm_map_set_str (start->payload, "query", "q");
+    cm_map_set_int (start->payload, "rate_limit", 1);
+    assert_int_equal (st_write (f, start, NULL), CM_ERATELIMIT);
+    const struct {
+        int64_t window_start;
+        bool refunded;
+    } rows[] = {{window - 1, false}, {window, true}, {window, false}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cm_envelope_t *refund = st_req (CM_MSG_RATE_REFUND, NULL);
+        cm_map_set_str (refund->payload, "key", "a:dora");
+        cm_map_set_int (refund->payload, "window_start", rows[i].window_start);
+        assert_int_equal (st_write (f, refund, &reply), 0);
+        assert_int_equal (cm_map_bool (reply->payload, "refunded", !rows[i].refunded),
+                          rows[i].refunded);
+        cm_envelope_destroy (&reply);
+    }
+    start = st_req (CM_MSG_SESSION_START, "dora");
+    cm_map_set_str (start->payload, "session_id", "d1");
+    cm_map_set_str (start->payload, "query", "q");
+    cm_map_set_int (start->payload, "rate_limit", 1);
+    assert_int_equal (st_write (f, start, NULL), 0);
+    cm_envelope_t *refund = st_req (CM_MSG_RATE_REFUND, NULL);
+    cm_map_set_str (refund->payload, "key", "a:nobody");
+    cm_map_set_int (refund->payload, "window_start", window);
+    assert_int_equal (st_write (f, refund, &reply), 0);
+    assert_false (cm_map_bool (reply->payload, "refunded", true));
+    cm_envelope_destroy (&reply);
+}
+
 //  A rate key over its limit (CM_MAP_KEY_MAX), even one longer than a
 //  store key (ST_KEY_MAX, once answered CM_EDB as if the database were
 //  damaged), is a malformed request: CM_EPROTO from the schema, before the
@@ -1147,6 +1195,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_rate_limit_exhaustion_changes_nothing, s_setup,
                                          st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_rate_key_limit, s_setup, st_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_rate_refund, s_setup, st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_is_eproto_and_batch_isolated, s_setup,
                                          st_fixture_teardown),
         cmocka_unit_test_setup_teardown (test_failure_after_write_rolls_back_alone, s_setup,
