@@ -4,6 +4,7 @@
 #include "cm_error.h"
 #include "cm_ids.h"
 #include "gw_manage.h"
+#include "gw_shard_rate.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -63,6 +64,24 @@ gw_backend_t *
 gw_shards_pool (gw_shards_t *self, int index)
 {
     return index >= 0 && index < self->map.count ? self->pools[index] : NULL;
+}
+
+const cm_shards_t *
+gw_shards_map (const gw_shards_t *self)
+{
+    return &self->map;
+}
+
+int
+gw_shards_call_on (gw_shards_t *self, int index, cm_msg_t type, cm_value_t *payload,
+                   cm_value_t **ok, cm_value_t **err)
+{
+    if (index < 0 || index >= self->map.count) {
+        cm_value_destroy (&payload);
+        *ok = NULL;
+        return CM_EINVAL;
+    }
+    return self->call (self->arg, self->pools[index], type, payload, ok, err);
 }
 
 const char *
@@ -263,6 +282,25 @@ s_list (gw_shards_t *self, cm_value_t *payload, cm_value_t **ok, cm_value_t **er
     return rc;
 }
 
+//  A keyed request: its tokens on the user's shard, then the walk.
+static int
+s_keyed (gw_shards_t *self, const char *key, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
+         cm_value_t **err)
+{
+    gw_shard_rate_t taken;
+    int rc = gw_shard_rate_take (self, type, payload, &taken, err);
+    if (rc) {
+        cm_value_destroy (&payload);
+        return rc;
+    }
+    int order[CM_SHARDS_MAX];
+    cm_shards_rank (&self->map, key, order);
+    rc = type == CM_MSG_SESSION_START ? s_start (self, order, payload, ok, err)
+                                      : s_walk (self, order, type, payload, ok, err);
+    gw_shard_rate_settle (self, &taken, rc, *ok);
+    return rc;
+}
+
 int
 gw_shards_call (gw_shards_t *self, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
                 cm_value_t **err)
@@ -279,12 +317,8 @@ gw_shards_call (gw_shards_t *self, cm_msg_t type, cm_value_t *payload, cm_value_
         rc = self->call (self->arg, self->pools[0], type, payload, ok, err_out);
     else if (type == CM_MSG_SESSION_LIST)
         rc = s_list (self, payload, ok, err_out);
-    else {
-        int order[CM_SHARDS_MAX];
-        cm_shards_rank (&self->map, key, order);
-        rc = type == CM_MSG_SESSION_START ? s_start (self, order, payload, ok, err_out)
-                                          : s_walk (self, order, type, payload, ok, err_out);
-    }
+    else
+        rc = s_keyed (self, key, type, payload, ok, err_out);
     cm_value_destroy (&ignored);
     return rc;
 }

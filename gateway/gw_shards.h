@@ -19,6 +19,8 @@
       cursor is a place in one global order, not a shard's) and merges
       them: the first `limit` sessions of the union, next_cursor at the
       last one shown.
+    - a limited request (rate_limit, regen_rate_limit) takes its tokens
+      on the user's shard first (gw_shard_rate.h).
     - a request without a key (ping, metrics, the operators' audit and
       analytics) goes to the first shard listed.
     A shard that does not answer (CM_EBACKEND, CM_ETIMEOUT) may hold the
@@ -49,6 +51,13 @@ void gw_shards_destroy (gw_shards_t **self_p);
 int gw_shards_count (const gw_shards_t *self);
 //  The pool of shard index (0 .. count-1), borrowed.
 gw_backend_t *gw_shards_pool (gw_shards_t *self, int index);
+
+//  The shard list, borrowed.
+const cm_shards_t *gw_shards_map (const gw_shards_t *self);
+
+//  One call to shard index alone (the contract of gw_backend_call).
+int gw_shards_call_on (gw_shards_t *self, int index, cm_msg_t type, cm_value_t *payload,
+                       cm_value_t **ok, cm_value_t **err);
 
 //  The request's key into buffer (CM_MESSAGE_ID_MAX + 1): its session_id,
 //  the session of its message_id, or its task_id; NULL when it has none.

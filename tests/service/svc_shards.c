@@ -6,7 +6,8 @@
     directly (session_get), never inferred from the gateway.
     Shows: 300 sessions land on all three shards (none above 45%); every
     API call works whatever shard its session is on; the user's list
-    merges every shard; with a fourth shard every old session is still
+    merges every shard; a user's rate-limit budget is one over all shards
+    (on the shard of the user id); with a fourth shard every old session is still
     reachable and stays put; kill -9 of one shard fails only its sessions
     (503), the others keep working.                                        */
 #include "svc_api_util.h"
@@ -79,21 +80,33 @@ s_spawn_store (int index)
     return s_w.store_handle[index] < 0 ? -1 : 0;
 }
 
-//  A gateway and a regenerator with the shard list; the gateway's URL.
+//  A gateway with the shard list and env's settings (NULL: none); its URL.
 static int
-s_spawn_sharded (const char *list, char *url, size_t url_size)
+s_spawn_gateway (const char *list, const char *const *env, char *url, size_t url_size)
 {
     char shards[1900], listen[80];
     snprintf (shards, sizeof shards, "CHATMESH_STORE_SHARDS=%s", list);
     int port = s_free_port ();
     snprintf (listen, sizeof listen, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
     snprintf (url, url_size, "http://127.0.0.1:%d", port);
-    const char *gateway[] = {shards, listen, NULL};
-    const char *regenerator[] = {shards, NULL};
-    if (svc_mesh_spawn_extra (s_w.mesh, "regenerator", regenerator) < 0
-        || svc_mesh_spawn_extra (s_w.mesh, "gateway", gateway) < 0)
+    const char *gateway[8] = {shards, listen};
+    for (int i = 0; env && env[i] && i < 5; i++)
+        gateway[2 + i] = env[i];
+    if (svc_mesh_spawn_extra (s_w.mesh, "gateway", gateway) < 0)
         return -1;
     return s_wait_ready (url);
+}
+
+//  A gateway and a regenerator with the shard list; the gateway's URL.
+static int
+s_spawn_sharded (const char *list, char *url, size_t url_size)
+{
+    char shards[1900];
+    snprintf (shards, sizeof shards, "CHATMESH_STORE_SHARDS=%s", list);
+    const char *regenerator[] = {shards, NULL};
+    if (svc_mesh_spawn_extra (s_w.mesh, "regenerator", regenerator) < 0)
+        return -1;
+    return s_spawn_gateway (list, NULL, url, url_size);
 }
 
 static int
@@ -129,25 +142,32 @@ s_teardown (void **state)
     return 0;
 }
 
-//  session_get of session_id on shard index, straight to its store: 0
-//  (held), CM_ENOTFOUND, or the failure.
+//  request (taken) straight to the store of shard index: its code.
 static int
-s_store_has (int index, const char *session_id)
+s_store_call (int index, cm_envelope_t *request)
 {
     zsock_t *dealer = cm_dealer_new (s_w.endpoint[index]);
     assert_non_null (dealer);
     zmq_pollitem_t item = {zsock_resolve (dealer), 0, ZMQ_POLLOUT, 0};
     assert_true (zmq_poll (&item, 1, 5000) > 0);
-    cm_envelope_t *request = cm_envelope_new (CM_MSG_SESSION_GET, NULL);
     cm_request_id (request->request_id, sizeof request->request_id);
-    cm_map_set_str (request->payload, "user", S_USER);
-    cm_map_set_str (request->payload, "session_id", session_id);
     cm_envelope_t *reply = NULL;
     int code = cm_call (dealer, request, 5000, &reply);
     cm_envelope_destroy (&reply);
     cm_envelope_destroy (&request);
     zsock_destroy (&dealer);
     return code;
+}
+
+//  session_get of session_id on shard index, straight to its store: 0
+//  (held), CM_ENOTFOUND, or the failure.
+static int
+s_store_has (int index, const char *session_id)
+{
+    cm_envelope_t *request = cm_envelope_new (CM_MSG_SESSION_GET, NULL);
+    cm_map_set_str (request->payload, "user", S_USER);
+    cm_map_set_str (request->payload, "session_id", session_id);
+    return s_store_call (index, request);
 }
 
 //  The one shard (of the first `count`) holding session_id; fails when it
@@ -288,6 +308,67 @@ test_every_call_works_on_every_shard (void **state)
     }
 }
 
+//  A user's budget is one over all shards: through a gateway with 6
+//  actions a minute, 6 turns spread over sessions of all three shards
+//  pass (a refused request in between costs nothing) and the 7th is 429
+//  rate_limited with Retry-After, on any shard; the bucket is on the
+//  shard the user id ranks first, and full there.
+static void
+test_user_budget_is_one_over_all_shards (void **state)
+{
+    (void) state;
+    const char *limits[] = {"CHAT_ACTIONS_RATE_LIMIT=6", "CHAT_REGENERATION_RATE_LIMIT=0", NULL};
+    char gw[64];
+    assert_int_equal (s_spawn_gateway (s_w.three, limits, gw, sizeof gw), 0);
+    const char *user = "shard-rate-user";
+    char *token = svc_token (s_w.mesh, user, 3600);
+    cm_shards_t map;
+    char why[200];
+    assert_int_equal (cm_shards_parse (s_w.three, NULL, &map, why, sizeof why), 0);
+    //  Two session ids on each shard.
+    char ids[6][64];
+    int found[3] = {0};
+    for (int i = 0, n = 0; n < 6; i++) {
+        char id[64];
+        snprintf (id, sizeof id, "shard-rate-%d", i);
+        int shard = cm_shards_pick (&map, id);
+        if (found[shard] < 2) {
+            snprintf (ids[shard * 2 + found[shard]++], sizeof ids[0], "%s", id);
+            n++;
+        }
+    }
+    for (int i = 0; i < 6; i++) {
+        svc_response_t r;
+        svc_turn_at (gw, token, ids[(i % 3) * 2 + i / 3], "within the budget", &r);
+        sa_want ("POST", "/api/run_sse", 200, &r);
+        svc_response_free (&r);
+        if (i == 2) {
+            //  Refused by the session's shard: its token is given back.
+            svc_http_at (gw, "PATCH", "/api/sessions/shard-rate-missing", token,
+                         "{\"title\": \"nothing\"}", NULL, NULL, &r);
+            sa_error (&r, 404, "not_found");
+            svc_response_free (&r);
+        }
+    }
+    for (int shard = 0; shard < 3; shard++) {
+        svc_response_t r;
+        svc_turn_at (gw, token, ids[shard * 2], "over the budget", &r);
+        sa_error (&r, 429, "rate_limited");
+        assert_non_null (strstr (r.headers, "Retry-After: "));
+        svc_response_free (&r);
+    }
+    int home = cm_shards_pick (&map, user);
+    for (int shard = 0; shard < 3; shard++) {
+        cm_envelope_t *consume = cm_envelope_new (CM_MSG_RATE_CONSUME, NULL);
+        char key[200];
+        snprintf (key, sizeof key, "a:%s", user);
+        cm_map_set_str (consume->payload, "key", key);
+        cm_map_set_int (consume->payload, "limit", 6);
+        assert_int_equal (s_store_call (shard, consume), shard == home ? CM_ERATELIMIT : 0);
+    }
+    free (token);
+}
+
 //  The user's list holds the sessions of every shard, in pages too.
 static void
 test_list_merges_every_shard (void **state)
@@ -410,6 +491,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_sessions_land_on_all_three_shards),
         cmocka_unit_test (test_every_call_works_on_every_shard),
+        cmocka_unit_test (test_user_budget_is_one_over_all_shards),
         cmocka_unit_test (test_list_merges_every_shard),
         cmocka_unit_test (test_fourth_shard_keeps_old_sessions_reachable),
         cmocka_unit_test (test_killed_shard_fails_only_its_sessions),
