@@ -846,7 +846,7 @@ s_api (s_req_t *req)
 static gw_probes_t
 s_probes (s_req_t *req)
 {
-    return (gw_probes_t) {.store = gw_shards_pool (req->self->shards, 0),
+    return (gw_probes_t) {.shards = req->self->shards,
                           .history = req->self->history,
                           .metrics = req->self->metrics};
 }

@@ -30,36 +30,79 @@ s_from_gateway (void)
     return payload;
 }
 
+//  What the shards' pings say: the first failure, the fewest
+//  regenerators (-1: none reported), a shard refusing writes.
+typedef struct {
+    int rc;
+    long long regenerators;
+    char refused_since[64];
+    char problems[300];
+} s_pings_t;
+
+static void
+s_problem (char *problems, size_t size, const char *shard, const char *format, const char *what)
+{
+    size_t used = strlen (problems);
+    snprintf (problems + used, size - used, "store%s%s: ", shard[0] ? " " : "", shard);
+    used = strlen (problems);
+    snprintf (problems + used, size - used, format, what);
+    used = strlen (problems);
+    snprintf (problems + used, size - used, "; ");
+}
+
+static void
+s_ping_shards (const gw_probes_t *probes, s_pings_t *out)
+{
+    *out = (s_pings_t) {.regenerators = -1};
+    int count = gw_shards_count (probes->shards);
+    for (int i = 0; i < count; i++) {
+        //  One shard is "store" as before; several are named.
+        const char *name = count > 1 ? gw_shards_map (probes->shards)->shards[i].name : "";
+        cm_value_t *ok = NULL, *err = NULL;
+        int rc = gw_shards_call_on (probes->shards, i, CM_MSG_PING, s_from_gateway (), &ok, &err);
+        cm_value_destroy (&err);
+        const cm_value_t *regen = ok ? cm_map_get (ok, "regenerators") : NULL;
+        //  A store that does not report regenerators is not held against
+        //  readiness; one that reports zero is.
+        long long regenerators = regen && regen->type == CM_T_INT ? (long long) regen->u.i : -1;
+        //  Set while the store refuses writes because its disk is full.
+        const char *since = ok ? cm_map_str (ok, "writes_refused_since") : NULL;
+        if (rc) {
+            if (!out->rc)
+                out->rc = rc;
+            s_problem (out->problems, sizeof out->problems, name, "%s", cm_strerror (rc));
+        }
+        else if (since) {
+            snprintf (out->refused_since, sizeof out->refused_since, "%s", since);
+            s_problem (out->problems, sizeof out->problems, name,
+                       "writes refused since %s, its disk is full", since);
+        }
+        if (!rc && regenerators == 0) {
+            size_t used = strlen (out->problems);
+            snprintf (out->problems + used, sizeof out->problems - used,
+                      "regenerator: none connected to the store%s%s; ", name[0] ? " " : "", name);
+        }
+        if (regenerators >= 0 && (out->regenerators < 0 || regenerators < out->regenerators))
+            out->regenerators = regenerators;
+        cm_value_destroy (&ok);
+    }
+}
+
 int
 gw_probes_ready (const gw_probes_t *probes, json_t **body, int *retry_after)
 {
     *retry_after = 0;
     cm_value_t *ok = NULL, *err = NULL;
-    int store_rc = gw_probes_call (probes->metrics, probes->store, CM_MSG_PING, s_from_gateway (), &ok, &err);
-    cm_value_destroy (&err);
-    const cm_value_t *regen = ok ? cm_map_get (ok, "regenerators") : NULL;
-    //  A store that does not report regenerators is not held against
-    //  readiness; one that reports zero is.
-    long long regenerators = regen && regen->type == CM_T_INT ? (long long) regen->u.i : -1;
-    //  Set while the store refuses writes because its disk is full.
-    char refused_since[64] = "";
-    const char *since = ok ? cm_map_str (ok, "writes_refused_since") : NULL;
-    if (since)
-        snprintf (refused_since, sizeof refused_since, "%s", since);
-    cm_value_destroy (&ok);
+    s_pings_t pings;
+    s_ping_shards (probes, &pings);
+    int store_rc = pings.rc;
+    long long regenerators = pings.regenerators;
+    const char *refused_since = pings.refused_since;
     int history_rc = gw_probes_call (probes->metrics, probes->history, CM_MSG_PING, s_from_gateway (), &ok, &err);
     cm_value_destroy (&ok);
     cm_value_destroy (&err);
-    char problems[300] = "";
-    if (store_rc)
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "store: %s; ", cm_strerror (store_rc));
-    else if (refused_since[0])
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "store: writes refused since %s, its disk is full; ", refused_since);
-    if (!store_rc && regenerators == 0)
-        snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
-                  "regenerator: none connected to the store; ");
+    char problems[400];
+    snprintf (problems, sizeof problems, "%s", pings.problems);
     if (history_rc)
         snprintf (problems + strlen (problems), sizeof problems - strlen (problems),
                   "broadcaster: %s; ", cm_strerror (history_rc));
@@ -76,7 +119,7 @@ gw_probes_ready (const gw_probes_t *probes, json_t **body, int *retry_after)
         return 200;
     }
     problems[strlen (problems) - 2] = 0;
-    char error[400];
+    char error[450];
     snprintf (error, sizeof error, "Not ready: %s.", problems);
     const gw_http_error_info_t *info = gw_http_error_info (GW_E_NOT_READY);
     *retry_after = info->retry_after;
@@ -92,15 +135,20 @@ gw_probes_metrics (const gw_probes_t *probes, long held)
 {
     gw_metrics_vestibule (probes->metrics, held);
     cm_value_t *ok = NULL, *err = NULL;
-    const cm_value_t *stale = NULL;
-    if (gw_probes_call (probes->metrics, probes->store, CM_MSG_PING, s_from_gateway (), &ok, &err) == 0)
-        stale = cm_map_get (ok, "stale_writes_refused");
-    gw_metrics_store_stale (probes->metrics, stale && stale->type == CM_T_INT ? (long long) stale->u.i : -1);
-    cm_value_destroy (&ok);
-    cm_value_destroy (&err);
+    long long stale_sum = -1;
+    for (int i = 0; i < gw_shards_count (probes->shards); i++) {
+        if (gw_shards_call_on (probes->shards, i, CM_MSG_PING, s_from_gateway (), &ok, &err) == 0) {
+            const cm_value_t *stale = cm_map_get (ok, "stale_writes_refused");
+            if (stale && stale->type == CM_T_INT)
+                stale_sum = (stale_sum < 0 ? 0 : stale_sum) + (long long) stale->u.i;
+        }
+        cm_value_destroy (&ok);
+        cm_value_destroy (&err);
+    }
+    gw_metrics_store_stale (probes->metrics, stale_sum);
     char *text = gw_metrics_render (probes->metrics);
-    char *actions = gw_probes_call (probes->metrics, probes->store, CM_MSG_ANALYTICS_TOTALS, s_from_gateway (),
-                                    &ok, &err) == 0
+    char *actions = gw_shards_call (probes->shards, CM_MSG_ANALYTICS_TOTALS, s_from_gateway (), &ok,
+                                    &err) == 0
                         ? gw_admin_metrics (ok)
                         : NULL;
     cm_value_destroy (&ok);

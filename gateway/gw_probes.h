@@ -1,17 +1,20 @@
 /*  gw_probes.h: the answers of /readyz and /metrics, with the backend
     calls behind them (no civetweb: gw_http.c sends what these return).
 
-    - /readyz pings the store and the broadcaster's history. Ready (200)
-      when both answer, the store's disk takes writes and at least one
-      regenerator is connected (a store that reports no count is not held
-      against readiness); else 503 `not_ready` with a sentence naming
-      every problem and Retry-After. The body always carries each
-      backend's "ok"/"down" (regenerator also "unknown"), and
-      "regenerators" and "store_writes" when known.
+    - /readyz pings every store shard and the broadcaster's history.
+      Ready (200) when all answer, every shard's disk takes writes and
+      every shard has at least one regenerator connected (a store that
+      reports no count is not held against readiness); else 503
+      `not_ready` with a sentence naming every problem (and, with
+      several shards, the shard) and Retry-After. The body always carries
+      each backend's "ok"/"down" (the store "down" when any shard is;
+      regenerator also "unknown"), and "regenerators" (the fewest any
+      shard has) and "store_writes" when known.
     - /metrics is the gateway's own counters (gw_metrics.h), with the
-      vestibule's held connections and the store's stale-write count
-      refreshed first, followed by the store's action counters
-      (gw_admin_metrics) when the store answers: the gateway's metrics go
+      vestibule's held connections and the stale-write count (summed
+      over the shards that answer) refreshed first, followed by the
+      store's action counters (gw_admin_metrics, summed over shards by
+      gw_shards_call) when every shard answers: the gateway's metrics go
       out either way.
     Every backend call goes through gw_probes_call, as gw_http.c's do.    */
 #ifndef GW_PROBES_H
@@ -20,12 +23,13 @@
 #include "cm_codec.h"
 #include "gw_backend.h"
 #include "gw_metrics.h"
+#include "gw_shards.h"
 
 #include <jansson.h>
 
 //  What the probes use, borrowed.
 typedef struct {
-    gw_backend_t *store;
+    gw_shards_t *shards;
     gw_backend_t *history;
     gw_metrics_t *metrics;
 } gw_probes_t;

@@ -5,6 +5,7 @@
 #include "cm_ids.h"
 #include "gw_manage.h"
 #include "gw_shard_rate.h"
+#include "gw_shards_admin.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -313,10 +314,13 @@ gw_shards_call (gw_shards_t *self, cm_msg_t type, cm_value_t *payload, cm_value_
     char buffer[CM_MESSAGE_ID_MAX + 1];
     const char *key = payload ? gw_shards_key (payload, buffer, sizeof buffer) : NULL;
     int rc;
-    if (self->map.count == 1 || !payload || (type != CM_MSG_SESSION_LIST && !key))
+    bool every = type == CM_MSG_SESSION_LIST || gw_shards_admin_merges (type);
+    if (self->map.count == 1 || !payload || (!every && !key))
         rc = self->call (self->arg, self->pools[0], type, payload, ok, err_out);
     else if (type == CM_MSG_SESSION_LIST)
         rc = s_list (self, payload, ok, err_out);
+    else if (gw_shards_admin_merges (type))
+        rc = gw_shards_admin_call (self, type, payload, ok, err_out);
     else
         rc = s_keyed (self, key, type, payload, ok, err_out);
     cm_value_destroy (&ignored);

@@ -21,8 +21,10 @@
       last one shown.
     - a limited request (rate_limit, regen_rate_limit) takes its tokens
       on the user's shard first (gw_shard_rate.h).
-    - a request without a key (ping, metrics, the operators' audit and
-      analytics) goes to the first shard listed.
+    - the operators' audit, analytics and the totals of /metrics ask
+      every shard and merge (gw_shards_admin.h).
+    - any other request without a key (ping) goes to the first shard
+      listed.
     A shard that does not answer (CM_EBACKEND, CM_ETIMEOUT) may hold the
     key: the walk goes on past it, and when no other shard has the key the
     answer is that failure (a 503), never a not-found, and session_start

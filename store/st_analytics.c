@@ -370,8 +370,27 @@ s_rate (cm_value_t *row, const char *name, const char *counter)
         cm_map_set_nil (row, name);
 }
 
+//  row[name]: {bound: count} of the nonzero buckets prefix<bound>, for a
+//  sharded gateway to add up before it takes the quantiles.
+static void
+s_buckets (cm_value_t *row, const char *name, const cm_value_t *counts, const char *prefix)
+{
+    cm_value_t *buckets = cm_map_new ();
+    for (int i = 0; i < S_BUCKETS; i++) {
+        char key[40], bound[24];
+        snprintf (bound, sizeof bound, "%lld", (long long) s_bucket_bound (i));
+        snprintf (key, sizeof key, "%s%s", prefix, bound);
+        int64_t count = cm_map_int (counts, key, 0);
+        if (count)
+            cm_map_set_int (buckets, bound, count);
+    }
+    cm_map_set (row, name, buckets);
+}
+
+//  shard: the rows of one shard of several (admin_analytics'
+//  "shard_counts"): every reason, and the buckets, so that sums are exact.
 static cm_value_t *
-s_rows (const char *label, const cm_value_t *by_name, bool details)
+s_rows (const char *label, const cm_value_t *by_name, bool details, bool shard)
 {
     cm_value_t *rows = cm_arr_new ();
     for (size_t i = 0; i < cm_value_len (by_name); i++) {
@@ -383,15 +402,18 @@ s_rows (const char *label, const cm_value_t *by_name, bool details)
             s_rate (row, "delete_rate", "deletes");
             s_rate (row, "cancel_rate", "cancels");
             s_rate (row, "failure_rate", "failures");
-            cm_map_set (row, "top_down_reasons",
-                        s_ranked (counts, "down_reason:", "reason", ST_ANALYTICS_TOP));
-            cm_map_set (row, "top_up_reasons",
-                        s_ranked (counts, "up_reason:", "reason", ST_ANALYTICS_TOP));
+            size_t top = shard ? 0 : ST_ANALYTICS_TOP;
+            cm_map_set (row, "top_down_reasons", s_ranked (counts, "down_reason:", "reason", top));
+            cm_map_set (row, "top_up_reasons", s_ranked (counts, "up_reason:", "reason", top));
             cm_map_set (row, "failures_by_cause", s_ranked (counts, "failure:", "cause", 0));
             s_quantile (row, "p50_generation_ms", counts, "gen_ms:", 0.50);
             s_quantile (row, "p95_generation_ms", counts, "gen_ms:", 0.95);
             s_quantile (row, "p50_first_text_ms", counts, "first_ms:", 0.50);
             s_quantile (row, "p95_first_text_ms", counts, "first_ms:", 0.95);
+            if (shard) {
+                s_buckets (row, "gen_ms_buckets", counts, "gen_ms:");
+                s_buckets (row, "first_ms_buckets", counts, "first_ms:");
+            }
         }
         cm_arr_push (rows, row);
     }
@@ -423,14 +445,15 @@ st_analytics_query (st_ctx_t *c, int64_t from, int64_t to, cm_value_t **out)
         cm_iso_time (d1 * ST_ANALYTICS_DAY_MS, date, sizeof date);
         date[10] = 0;
         cm_map_set_str (reply, "to", date);
-        cm_map_set (reply, "models", s_rows ("model", models, true));
-        cm_map_set (reply, "users", s_rows ("user", users, false));
+        bool shard = cm_map_bool (c->p, "shard_counts", false);
+        cm_map_set (reply, "models", s_rows ("model", models, true, shard));
+        cm_map_set (reply, "users", s_rows ("user", users, false, shard));
         //  The scan went day by day: the dates are in order.
         cm_value_t *list = cm_arr_new ();
         for (size_t i = 0; i < cm_value_len (days); i++) {
             cm_value_t *day = cm_map_new ();
             cm_map_set_str (day, "date", cm_map_key_at (days, i));
-            cm_map_set (day, "models", s_rows ("model", cm_map_value_at (days, i), false));
+            cm_map_set (day, "models", s_rows ("model", cm_map_value_at (days, i), false, shard));
             cm_arr_push (list, day);
         }
         cm_map_set (reply, "days", list);

@@ -63,6 +63,10 @@ int st_analytics_count (st_ctx_t *c, const void *record, size_t size);
 //     quantile, nil without generations)}],
 //     users: [{user, <counters>}],
 //     days: [{date, models: [{model, <counters>}]}]}
+//  With "shard_counts" in the request (a sharded gateway adds up the
+//  replies of every shard, gateway/gw_shards_admin.h), the top reasons
+//  are every reason, and each model row also has gen_ms_buckets and
+//  first_ms_buckets: {bound: count} of its nonzero buckets.
 //  CM_EINVAL (with c->why) for from > to or more than
 //  ST_ANALYTICS_DAYS_MAX days.
 int st_analytics_query (st_ctx_t *c, int64_t from, int64_t to, cm_value_t **out);

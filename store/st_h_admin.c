@@ -66,6 +66,7 @@ st_h_admin_audit (st_ctx_t *c)
     const char *session = cm_map_str (c->p, "session_id");
     const char *action = cm_map_str (c->p, "action_type");
     const char *cursor = cm_map_str (c->p, "cursor");
+    bool places = cm_map_bool (c->p, "shard_cursors", false);
     st_key_t start;
     if (limit < 1 || limit > CM_AUDIT_PAGE_MAX) {
         c->why = "limit must be 1..1000";
@@ -120,6 +121,11 @@ st_h_admin_audit (st_ctx_t *c)
             && s_match (entry, "user_id", user) && s_match (entry, "session_id", session)
             && s_match (entry, "action_type", action)) {
             st_view_audit_entry (entry);
+            if (places) {
+                char place[sizeof next];
+                s_cursor_text (&k, place);
+                cm_map_set_str (entry, "cursor", place);
+            }
             cm_arr_push (entries, entry);
             entry = NULL;
             if ((int64_t) cm_value_len (entries) == limit)

@@ -10,7 +10,11 @@
                  and passing it back as cursor continues strictly before
                  that entry, so paging yields every entry once even while
                  new ones are written. A cursor that is not such hex is
-                 CM_EINVAL. A page that happens to end the log may still
+                 CM_EINVAL. With shard_cursors (a sharded gateway's
+                 merge, gateway/gw_shards_admin.h) every entry also
+                 carries its own key's hex as "cursor": cursors of all
+                 shards are in one order (the key's bytes: time first).
+                 A page that happens to end the log may still
                  have a cursor; the page after it is empty. A page looks
                  at no more than 100,000 entries (a filter that matches
                  little must not hold a reader for the whole log): it

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define SVC_COUNT 5
-#define SVC_EXTRA_MAX 8
+#define SVC_EXTRA_MAX 16
 //  "broadcaster2" (the broadcaster binary) runs only in a mesh of two
 //  broadcasters (svc_mesh_start_broadcasters).
 static const char *s_services[SVC_COUNT] = {"store", "broadcaster", "broadcaster2", "regenerator",

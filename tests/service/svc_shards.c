@@ -142,9 +142,10 @@ s_teardown (void **state)
     return 0;
 }
 
-//  request (taken) straight to the store of shard index: its code.
+//  request (taken) straight to the store of shard index: its code, and
+//  its reply in *reply_out (NULL: dropped).
 static int
-s_store_call (int index, cm_envelope_t *request)
+s_store_ask (int index, cm_envelope_t *request, cm_envelope_t **reply_out)
 {
     zsock_t *dealer = cm_dealer_new (s_w.endpoint[index]);
     assert_non_null (dealer);
@@ -153,10 +154,19 @@ s_store_call (int index, cm_envelope_t *request)
     cm_request_id (request->request_id, sizeof request->request_id);
     cm_envelope_t *reply = NULL;
     int code = cm_call (dealer, request, 5000, &reply);
-    cm_envelope_destroy (&reply);
+    if (reply_out)
+        *reply_out = reply;
+    else
+        cm_envelope_destroy (&reply);
     cm_envelope_destroy (&request);
     zsock_destroy (&dealer);
     return code;
+}
+
+static int
+s_store_call (int index, cm_envelope_t *request)
+{
+    return s_store_ask (index, request, NULL);
 }
 
 //  session_get of session_id on shard index, straight to its store: 0
@@ -369,6 +379,153 @@ test_user_budget_is_one_over_all_shards (void **state)
     free (token);
 }
 
+//  Count of entries (a JSON array) whose field is value.
+static size_t
+s_count_field (const json_t *entries, const char *field, const char *value)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size (entries); i++)
+        n += strcmp (sa_str (json_array_get (entries, i), field), value) == 0;
+    return n;
+}
+
+//  admin_audit_verify's entries on shard index, straight from its store.
+static int64_t
+s_store_audit_entries (int index)
+{
+    cm_envelope_t *request = cm_envelope_new (CM_MSG_ADMIN_AUDIT_VERIFY, NULL);
+    cm_map_set_str (request->payload, "user", "shard-op");
+    cm_envelope_t *reply = NULL;
+    assert_int_equal (s_store_ask (index, request, &reply), 0);
+    int64_t entries = cm_map_int (reply->payload, "entries", -1);
+    cm_envelope_destroy (&reply);
+    return entries;
+}
+
+//  The operators' views hold every shard: a downvote on an answer of each
+//  shard is in the analytics (the user's and the model's downvotes, the
+//  three reasons), in the audit (in pages of 2, newest first, each entry
+//  once, and in the JSONL export), in /metrics; the chain's entries are
+//  those of all three stores.
+static void
+test_admin_views_hold_every_shard (void **state)
+{
+    (void) state;
+    const char *admins[] = {"CHATMESH_ADMIN_USERS=shard-op", NULL};
+    char gw[64];
+    assert_int_equal (s_spawn_gateway (s_w.three, admins, gw, sizeof gw), 0);
+    const char *voter = "shard-voter";
+    char *token = svc_token (s_w.mesh, voter, 3600), *op = svc_token (s_w.mesh, "shard-op", 3600);
+    cm_shards_t map;
+    char why[200];
+    assert_int_equal (cm_shards_parse (s_w.three, NULL, &map, why, sizeof why), 0);
+    bool voted[3] = {false};
+    for (int i = 0, n = 0; n < 3; i++) {
+        char id[64], path[600], body[100];
+        snprintf (id, sizeof id, "shard-vote-%d", i);
+        int shard = cm_shards_pick (&map, id);
+        if (voted[shard])
+            continue;
+        voted[shard] = true;
+        n++;
+        sa_turn_t turn;
+        sa_turn_at (gw, token, id, "a question to vote on", &turn);
+        char *saved = s_w.token;
+        s_w.token = token;
+        s_wait_done (gw, turn.task_id);
+        s_w.token = saved;
+        snprintf (path, sizeof path, "/api/messages/%s/feedback", turn.assistant_id);
+        snprintf (body, sizeof body, "{\"feedback_type\": \"downvote\", \"reason\": \"on %c\"}",
+                  'a' + shard);
+        svc_response_t r;
+        sa_req_at (gw, "POST", path, token, body, NULL, NULL, 200, &r);
+        svc_response_free (&r);
+    }
+    svc_response_t r;
+    sa_req_at (gw, "GET", "/api/admin/analytics", op, NULL, NULL, NULL, 200, &r);
+    const json_t *users = sa_arr (r.json, "users"), *models = sa_arr (r.json, "models");
+    const json_t *row = NULL;
+    for (size_t i = 0; i < json_array_size (users); i++)
+        if (strcmp (sa_str (json_array_get (users, i), "user"), voter) == 0)
+            row = json_array_get (users, i);
+    assert_non_null (row);
+    assert_int_equal (sa_int (row, "downvotes"), 3);
+    assert_int_equal (sa_int (row, "turns"), 3);
+    json_int_t downvotes = 0;
+    const json_t *reasons = NULL;
+    for (size_t i = 0; i < json_array_size (models); i++) {
+        downvotes += sa_int (json_array_get (models, i), "downvotes");
+        if (sa_int (json_array_get (models, i), "downvotes"))
+            reasons = sa_arr (json_array_get (models, i), "top_down_reasons");
+    }
+    assert_int_equal (downvotes, 3);
+    assert_int_equal (json_array_size (reasons), 3);
+    static const char *const want[] = {"on a", "on b", "on c"};
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal (sa_str (json_array_get (reasons, i), "reason"), want[i]);
+        assert_int_equal (sa_int (json_array_get (reasons, i), "count"), 1);
+    }
+    svc_response_free (&r);
+
+    //  The voter's audit in pages of 2: newest first, each entry once,
+    //  the three votes and three turns of three shards.
+    json_t *all = json_array ();
+    char cursor[600] = "", last[64] = "~";
+    int pages = 0;
+    do {
+        char path[800];
+        snprintf (path, sizeof path, "/api/admin/audit?user=%s&limit=2%s%s", voter,
+                  cursor[0] ? "&cursor=" : "", cursor);
+        sa_req_at (gw, "GET", path, op, NULL, NULL, NULL, 200, &r);
+        const json_t *entries = sa_arr (r.json, "entries");
+        assert_true (json_array_size (entries) <= 2);
+        for (size_t i = 0; i < json_array_size (entries); i++) {
+            const json_t *entry = json_array_get (entries, i);
+            const char *when = sa_str (entry, "created_at");
+            if (strcmp (when, last) > 0)
+                fail_msg ("entry at %s after one at %s", when, last);
+            snprintf (last, sizeof last, "%s", when);
+            if (s_count_field (all, "id", sa_str (entry, "id")))
+                fail_msg ("entry %s came twice", sa_str (entry, "id"));
+            json_array_append (all, (json_t *) entry);
+        }
+        const json_t *next = sa_get (r.json, "next_cursor");
+        snprintf (cursor, sizeof cursor, "%s", json_is_string (next) ? json_string_value (next) : "");
+        svc_response_free (&r);
+    } while (cursor[0] && ++pages < 50);
+    assert_int_equal (s_count_field (all, "action_type", "feedback"), 3);
+    assert_int_equal (s_count_field (all, "action_type", "session_start"), 3);
+    size_t sessions = 0;
+    for (size_t i = 0; i < json_array_size (all); i++)
+        sessions += strncmp (sa_str (json_array_get (all, i), "session_id"), "shard-vote-", 11) == 0;
+    assert_int_equal (sessions, json_array_size (all));
+    json_decref (all);
+
+    //  The export: the three votes, one a line.
+    char path[300];
+    snprintf (path, sizeof path, "/api/admin/audit?user=%s&action=feedback", voter);
+    sa_req_at (gw, "GET", path, op, NULL, NULL, "Accept: application/x-ndjson", 200, &r);
+    size_t lines = 0;
+    for (const char *p = r.body; (p = strchr (p, '\n')); p++)
+        lines++;
+    assert_int_equal (lines, 3);
+    svc_response_free (&r);
+
+    sa_req_at (gw, "GET", "/metrics", NULL, NULL, NULL, NULL, 200, &r);
+    assert_non_null (
+        strstr (r.body, "chatmesh_actions_total{model=\"builtin\",action=\"downvotes\"} 3\n"));
+    svc_response_free (&r);
+
+    sa_req_at (gw, "GET", "/api/admin/audit/verify", op, NULL, NULL, NULL, 200, &r);
+    assert_true (json_is_true (sa_get (r.json, "sound")));
+    assert_int_equal (sa_int (r.json, "entries"),
+                      s_store_audit_entries (0) + s_store_audit_entries (1)
+                          + s_store_audit_entries (2));
+    svc_response_free (&r);
+    free (token);
+    free (op);
+}
+
 //  The user's list holds the sessions of every shard, in pages too.
 static void
 test_list_merges_every_shard (void **state)
@@ -493,6 +650,7 @@ main (void)
         cmocka_unit_test (test_every_call_works_on_every_shard),
         cmocka_unit_test (test_user_budget_is_one_over_all_shards),
         cmocka_unit_test (test_list_merges_every_shard),
+        cmocka_unit_test (test_admin_views_hold_every_shard),
         cmocka_unit_test (test_fourth_shard_keeps_old_sessions_reachable),
         cmocka_unit_test (test_killed_shard_fails_only_its_sessions),
     };
