@@ -186,7 +186,8 @@ static const s_object_t s_objects[] = {
     //  The 200 bodies.
     S_REPLY ("Started", "POST /api/run_sse as JSON", {"data", "@StartedData", 0}),
     S_REPLY ("SessionList", "one page of the caller's sessions, newest first",
-             {"sessions", "[@SessionSummary", 0}, {"next_cursor", "string", S_NULL}),
+             {"sessions", "[@SessionSummary", 0}, {"next_cursor", "string", S_NULL},
+             {"unavailable_shards", "[string", S_OPT}),
     S_REPLY ("SessionView", "a session", {"session", "@Session", 0}),
     S_REPLY ("SessionRenamed", "a rename", S_SESSION_HEAD ("=session_rename"),
              {"data", "@RenameData", 0}),

@@ -54,7 +54,8 @@
     X (SESSION_LIST, "GET", "/api/sessions", "session_list", true, CM_MSG_SESSION_LIST, false, \
        GW_BODY_NONE, NULL, "session", "The caller's sessions",                                \
        "sessions: [{session_id, title, created_at, updated_at, message_count}], next_cursor " \
-       "(null on the last page)")                                                             \
+       "(null on the last page); unavailable_shards: the names of the store shards that did " \
+       "not answer, only when some did not (their sessions are missing from the page)")      \
     X (SESSION_GET, "GET", "/api/sessions/{session_id}", "session_get", true,                  \
        CM_MSG_SESSION_GET, false, GW_BODY_NONE, NULL, "session",                              \
        "A session with the messages of its active path (one version per turn)",              \

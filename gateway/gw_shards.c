@@ -233,15 +233,32 @@ s_list (gw_shards_t *self, cm_value_t *payload, cm_value_t **ok, cm_value_t **er
     cm_value_t *pages[CM_SHARDS_MAX] = {0};
     size_t total = 0;
     bool more = false;
-    int rc = 0;
+    int rc = 0, failed_rc = 0, answered = 0;
+    cm_value_t *failed_err = NULL;
+    //  The names of the shards that did not answer: the page has the
+    //  others' sessions and says whose are missing.
+    cm_value_t *down = cm_arr_new ();
+    if (!down)
+        rc = CM_ENOMEM;
     for (int i = 0; i < self->map.count && rc == 0; i++) {
         rc = s_ask (self, i, CM_MSG_SESSION_LIST, payload, false, &pages[i], err);
-        if (rc == 0) {
+        if (s_failed (rc)) {
+            s_keep_failure (rc, err, &failed_rc, &failed_err);
+            rc = cm_arr_push (down, cm_str_new (self->map.shards[i].name));
+        }
+        else if (rc == 0) {
+            answered++;
             total += cm_value_len (cm_map_get (pages[i], "sessions"));
             more |= cm_map_str (pages[i], "next_cursor") != NULL;
         }
     }
     cm_value_destroy (&payload);
+    if (rc == 0 && answered == 0) {
+        rc = failed_rc;
+        *err = failed_err;
+        failed_err = NULL;
+    }
+    cm_value_destroy (&failed_err);
     const cm_value_t **all = rc ? NULL : calloc (total ? total : 1, sizeof *all);
     if (!rc && !all)
         rc = CM_ENOMEM;
@@ -274,8 +291,16 @@ s_list (gw_shards_t *self, cm_value_t *payload, cm_value_t **ok, cm_value_t **er
                 cm_map_set_str (*ok, "next_cursor", cm_map_str_or (all[shown - 1], "cursor", ""));
             else
                 cm_map_set_nil (*ok, "next_cursor");
+            if (cm_value_len (down))
+                rc = cm_map_set (*ok, "unavailable_shards", down);
+            else
+                cm_value_destroy (&down);
+            down = NULL;
+            if (rc)
+                cm_value_destroy (ok);
         }
     }
+    cm_value_destroy (&down);
     cm_value_destroy (&sessions);
     free (all);
     for (int i = 0; i < self->map.count; i++)

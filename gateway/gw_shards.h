@@ -18,7 +18,9 @@
     - session_list asks every shard for a page at the same cursor (a
       cursor is a place in one global order, not a shard's) and merges
       them: the first `limit` sessions of the union, next_cursor at the
-      last one shown.
+      last one shown. A shard that does not answer is left out and named
+      in "unavailable_shards" (absent when every shard answered); only
+      when none answers is the list that failure.
     - a limited request (rate_limit, regen_rate_limit) takes its tokens
       on the user's shard first (gw_shard_rate.h).
     - the operators' audit, analytics and the totals of /metrics ask
@@ -29,7 +31,7 @@
     key: the walk goes on past it, and when no other shard has the key the
     answer is that failure (a 503), never a not-found, and session_start
     creates nothing. So only the sessions (and tasks) of a down shard
-    fail; session_list, which needs every shard, fails with it.
+    fail; session_list leaves them out and says so.
     With one shard every request is one call, as before sharding.      */
 #ifndef GW_SHARDS_H_INCLUDED
 #define GW_SHARDS_H_INCLUDED

@@ -1,7 +1,8 @@
 /*  test_gw_shards: which shard a store request goes to (gw_shards.h),
     against fake shards: the session's first shard, the walk to where an
     older session lives, new sessions on their first shard, the merged
-    session list, and a down shard failing only what reaches it.       */
+    session list, and a down shard failing only what reaches it (the list
+    leaves it out and names it).                                      */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,6 +320,19 @@ test_down_shard_fails_only_what_reaches_it (void **state)
                           CM_EBACKEND);
     }
     assert_int_equal (world.fake[0].count + world.fake[2].count, 30 - failed + 1);
+    //  The list: the sessions of the shards that answer, and the name of
+    //  the one that did not; when none answers, its failure.
+    cm_value_t *ok = NULL, *err = NULL;
+    cm_value_t *list = s_payload ("user", "alice");
+    cm_map_set_int (list, "limit", 100);
+    assert_int_equal (gw_shards_call (world.shards, CM_MSG_SESSION_LIST, list, &ok, &err), 0);
+    assert_int_equal (cm_value_len (cm_map_get (ok, "sessions")),
+                      world.fake[0].count + world.fake[2].count);
+    const cm_value_t *down = cm_map_get (ok, "unavailable_shards");
+    assert_int_equal (cm_value_len (down), 1);
+    assert_string_equal (cm_arr_at (down, 0)->u.s.ptr, "b");
+    cm_value_destroy (&ok);
+    world.fake[0].down = world.fake[2].down = true;
     assert_int_equal (s_call (&world, CM_MSG_SESSION_LIST, s_payload ("user", "alice"), &failed,
                               NULL, 0),
                       CM_EBACKEND);

@@ -9,7 +9,8 @@
     merges every shard; a user's rate-limit budget is one over all shards
     (on the shard of the user id); with a fourth shard every old session is still
     reachable and stays put; kill -9 of one shard fails only its sessions
-    (503), the others keep working.                                        */
+    (503), the others keep working, and the list has the others' sessions
+    and names the shard that did not answer.                                        */
 #include "svc_api_util.h"
 
 #include "cm_shard.h"
@@ -610,7 +611,8 @@ test_fourth_shard_keeps_old_sessions_reachable (void **state)
 }
 
 //  kill -9 of shard b: its sessions get 503, the others answer as before,
-//  new turns included.
+//  new turns included; the list pages through the others' sessions with
+//  unavailable_shards ["b"].
 static void
 test_killed_shard_fails_only_its_sessions (void **state)
 {
@@ -640,6 +642,35 @@ test_killed_shard_fails_only_its_sessions (void **state)
         }
     }
     assert_int_equal (checked[1], 15);
+    //  The list: every page has the sessions of a, c and d only, and
+    //  says b did not answer; paging still ends.
+    int listed = 0, pages = 0;
+    char cursor[300] = "";
+    do {
+        char path[400];
+        snprintf (path, sizeof path, "/api/sessions?limit=100%s%s", cursor[0] ? "&cursor=" : "",
+                  cursor);
+        svc_response_t r;
+        sa_req_at (s_w.gw4, "GET", path, s_w.token, NULL, NULL, NULL, 200, &r);
+        const json_t *down = sa_arr (r.json, "unavailable_shards");
+        assert_int_equal (json_array_size (down), 1);
+        assert_string_equal (json_string_value (json_array_get (down, 0)), "b");
+        const json_t *list = sa_arr (r.json, "sessions");
+        for (size_t j = 0; j < json_array_size (list); j++) {
+            const char *id = sa_str (json_array_get (list, j), "session_id");
+            if (strncmp (id, "shard-s-", 8) == 0) {
+                assert_int_not_equal (s_w.home[atoi (id + 8)], 1);
+                listed++;
+            }
+        }
+        const json_t *next = sa_get (r.json, "next_cursor");
+        snprintf (cursor, sizeof cursor, "%s", json_is_string (next) ? json_string_value (next) : "");
+        svc_response_free (&r);
+    } while (cursor[0] && ++pages < 20);
+    int elsewhere = 0;
+    for (int i = 0; i < S_SESSIONS; i++)
+        elsewhere += s_w.home[i] != 1;
+    assert_int_equal (listed, elsewhere);
 }
 
 int
