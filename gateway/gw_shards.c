@@ -208,6 +208,51 @@ s_walk (gw_shards_t *self, const int *order, cm_msg_t type, cm_value_t *payload,
     return missing_rc;
 }
 
+//  events_after: a session's events are only on the shard that holds it,
+//  and every other shard answers with none and complete false (an id of
+//  another store, st_events.h). So the answer is the first that has
+//  events or is complete; else a failure of the walk (that shard may
+//  hold it); else the first shard's.
+static int
+s_events (gw_shards_t *self, const int *order, cm_value_t *payload, cm_value_t **ok,
+          cm_value_t **err)
+{
+    int failed_rc = 0;
+    cm_value_t *failed_err = NULL, *empty = NULL;
+    bool answered = false, kept = false;
+    int rc = 0;
+    for (int i = 0; i < self->map.count && !answered; i++) {
+        rc = s_ask (self, order[i], CM_MSG_EVENTS_AFTER, payload, false, ok, err);
+        if (s_failed (rc))
+            s_keep_failure (rc, err, &failed_rc, &failed_err);
+        else if (rc == 0 && !cm_value_len (cm_map_get (*ok, "events"))
+                 && !cm_map_bool (*ok, "complete", false)) {
+            if (!kept) {
+                kept = true;
+                empty = *ok;
+                *ok = NULL;
+            }
+            cm_value_destroy (ok);
+        }
+        else
+            answered = true; //  events, complete, or the store's refusal
+    }
+    cm_value_destroy (&payload);
+    if (!answered && failed_rc) {
+        rc = failed_rc;
+        *err = failed_err;
+        failed_err = NULL;
+    }
+    else if (!answered) {
+        rc = 0;
+        *ok = empty;
+        empty = NULL;
+    }
+    cm_value_destroy (&failed_err);
+    cm_value_destroy (&empty);
+    return rc;
+}
+
 //  The order of the session list (st_h_manage.c): newer update first,
 //  ties by session id; places are "<updated_at ms>.<session_id>".
 static int
@@ -321,8 +366,9 @@ s_keyed (gw_shards_t *self, const char *key, cm_msg_t type, cm_value_t *payload,
     }
     int order[CM_SHARDS_MAX];
     cm_shards_rank (&self->map, key, order);
-    rc = type == CM_MSG_SESSION_START ? s_start (self, order, payload, ok, err)
-                                      : s_walk (self, order, type, payload, ok, err);
+    rc = type == CM_MSG_SESSION_START  ? s_start (self, order, payload, ok, err)
+         : type == CM_MSG_EVENTS_AFTER ? s_events (self, order, payload, ok, err)
+                                       : s_walk (self, order, type, payload, ok, err);
     gw_shard_rate_settle (self, &taken, rc, *ok);
     return rc;
 }

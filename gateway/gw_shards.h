@@ -12,6 +12,9 @@
       (or keeps it for undo) answers, whatever the answer. When none holds
       it, the session is new: the same request, without "existing", goes
       to the first shard of its rank.
+    - events_after (a stream's replay from the store's log) walks the
+      rank to the first answer with events or complete: the shard that
+      holds the session; the others have no events of it.
     - any other keyed request walks the rank while the answer is
       CM_ENOTFOUND (a failed request changes nothing, st_ctx.h); the first
       shard's not-found is the answer when every shard says so.

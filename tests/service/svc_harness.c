@@ -830,11 +830,18 @@ s_deadline (struct timespec *ts, int timeout_ms)
 svc_sse_t *
 svc_sse_open (svc_mesh_t *mesh, const char *path, const char *token, const char *last_event_id)
 {
+    return svc_sse_open_at (mesh->url, path, token, last_event_id);
+}
+
+svc_sse_t *
+svc_sse_open_at (const char *base_url, const char *path, const char *token,
+                 const char *last_event_id)
+{
     svc_sse_t *sse = calloc (1, sizeof *sse);
     pthread_mutex_init (&sse->lock, NULL);
     pthread_cond_init (&sse->changed, NULL);
     sse->pending.data = calloc (1, 1);
-    snprintf (sse->url, sizeof sse->url, "%s%s", mesh->url, path);
+    snprintf (sse->url, sizeof sse->url, "%s%s", base_url, path);
     char line[4096];
     sse->headers = curl_slist_append (NULL, "Accept: text/event-stream");
     if (token) {

@@ -135,6 +135,9 @@ double svc_now_ms (void);
 //  until the response headers arrived. NULL on failure.
 svc_sse_t *svc_sse_open (svc_mesh_t *mesh, const char *path, const char *token,
                          const char *last_event_id);
+//  The same on the gateway at base_url (an extra instance).
+svc_sse_t *svc_sse_open_at (const char *base_url, const char *path, const char *token,
+                            const char *last_event_id);
 //  Waits until an event of `type` (NULL: any) arrives after the last one
 //  returned, and returns it (borrowed, valid until svc_sse_close). NULL on
 //  timeout.

@@ -8,10 +8,13 @@
     API call works whatever shard its session is on; the user's list
     merges every shard; a user's rate-limit budget is one over all shards
     (on the shard of the user id); with a fourth shard every old session is still
-    reachable and stays put; kill -9 of one shard fails only its sessions
+    reachable and stays put; SSE streams of sessions on every shard through
+    one gateway, and a Last-Event-ID replayed from the store log of the
+    shard that holds the session; kill -9 of one shard fails only its sessions
     (503), the others keep working, and the list has the others' sessions
     and names the shard that did not answer.                                        */
 #include "svc_api_util.h"
+#include "svc_json_util.h"
 
 #include "cm_shard.h"
 
@@ -610,6 +613,106 @@ test_fourth_shard_keeps_old_sessions_reachable (void **state)
     assert_true (on_d > 0);
 }
 
+//  Events after the stream's last one: the first replayed follows it
+//  (same store epoch, next seq), and no resync.
+static void
+s_check_replay (svc_sse_t *sse, const char *last_id, const char *assistant)
+{
+    long long epoch, seq, first_epoch = -1, first_seq = -1;
+    assert_int_equal (sscanf (last_id, "%lld-%lld", &epoch, &seq), 2);
+    for (size_t i = 0; i < svc_sse_count (sse); i++) {
+        const svc_event_t *event = svc_sse_at (sse, i);
+        if (strcmp (event->event, "session_updated") == 0)
+            assert_false (json_is_true (json_object_get (event->json, "resync")));
+        if (strcmp (event->event, "feedback_submitted") == 0) {
+            assert_string_equal (sa_str (event->json, "messageId"), assistant);
+            if (first_epoch < 0)
+                assert_int_equal (sscanf (event->id, "%lld-%lld", &first_epoch, &first_seq), 2);
+        }
+    }
+    assert_int_equal (first_epoch, epoch);
+    assert_int_equal (first_seq, seq + 1);
+}
+
+//  Streams through one 4-shard gateway, of a session on each of a, b, c
+//  and of one that ranks d first but lives on an older shard: each gets
+//  its own session's events. Then, with the streams closed, two votes on
+//  each, and the broadcaster kill -9 and restarted (its history is
+//  gone): a reconnect with Last-Event-ID is replayed from the store's log
+//  of the shard that holds the session, exactly after that id.
+static void
+test_sse_streams_and_replays_every_shard (void **state)
+{
+    (void) state;
+    cm_shards_t map;
+    char why[200];
+    assert_int_equal (cm_shards_parse (s_w.four, NULL, &map, why, sizeof why), 0);
+    int picks[4] = {-1, -1, -1, -1};
+    for (int i = 0; i < S_SESSIONS; i++) {
+        char id[64];
+        s_session_id (i, id, sizeof id);
+        if (cm_shards_pick (&map, id) == 3) {
+            if (picks[3] < 0)
+                picks[3] = i;
+        }
+        else if (picks[s_w.home[i]] < 0)
+            picks[s_w.home[i]] = i;
+    }
+    char ids[4][64], assistants[4][400], last[4][64];
+    svc_sse_t *streams[4];
+    for (int k = 0; k < 4; k++) {
+        assert_true (picks[k] >= 0);
+        s_session_id (picks[k], ids[k], sizeof ids[k]);
+        sa_turn_t turn;
+        sa_turn_at (s_w.gw4, s_w.token, ids[k], "a question to stream", &turn);
+        s_wait_done (s_w.gw4, turn.task_id);
+        snprintf (assistants[k], sizeof assistants[k], "%s", turn.assistant_id);
+        char path[200];
+        snprintf (path, sizeof path, "/api/run_sse/%s", ids[k]);
+        streams[k] = svc_sse_open_at (s_w.gw4, path, s_w.token, NULL);
+        assert_non_null (streams[k]);
+        assert_non_null (svc_sse_wait (streams[k], "connection_status", 5000));
+    }
+    for (int k = 0; k < 4; k++) {
+        char path[2048];
+        snprintf (path, sizeof path, "/api/messages/%s/feedback", assistants[k]);
+        s_ok (s_w.gw4, "POST", path, "{\"feedback_type\": \"upvote\"}");
+        const svc_event_t *event = svc_sse_wait (streams[k], "feedback_submitted", 5000);
+        assert_non_null (event);
+        assert_string_equal (sa_str (event->json, "messageId"), assistants[k]);
+        snprintf (last[k], sizeof last[k], "%s", event->id);
+    }
+    for (int k = 0; k < 4; k++) {
+        //  Nothing of the other sessions came.
+        for (size_t i = 0; i < svc_sse_count (streams[k]); i++) {
+            const svc_event_t *event = svc_sse_at (streams[k], i);
+            if (strcmp (event->event, "feedback_submitted") == 0)
+                assert_string_equal (sa_str (event->json, "messageId"), assistants[k]);
+        }
+        svc_sse_close (&streams[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        char path[2048];
+        snprintf (path, sizeof path, "/api/messages/%s/feedback", assistants[k]);
+        s_ok (s_w.gw4, "POST", path, "{\"feedback_type\": \"downvote\"}");
+        s_ok (s_w.gw4, "POST", path, "{\"feedback_type\": \"upvote\"}");
+    }
+    assert_int_equal (svc_mesh_kill (s_w.mesh, "broadcaster", SIGKILL), 0);
+    assert_int_equal (svc_mesh_spawn (s_w.mesh, "broadcaster"), 0);
+    assert_int_equal (s_wait_ready (s_w.gw4), 0);
+    for (int k = 0; k < 4; k++) {
+        char path[200];
+        snprintf (path, sizeof path, "/api/run_sse/%s", ids[k]);
+        svc_sse_t *sse = svc_sse_open_at (s_w.gw4, path, s_w.token, last[k]);
+        assert_non_null (sse);
+        if (!svc_sse_wait_count (sse, "feedback_submitted", 2, 5000))
+            fail_msg ("session %s (shard %d): the replay after %s did not come", ids[k], k,
+                      last[k]);
+        s_check_replay (sse, last[k], assistants[k]);
+        svc_sse_close (&sse);
+    }
+}
+
 //  kill -9 of shard b: its sessions get 503, the others answer as before,
 //  new turns included; the list pages through the others' sessions with
 //  unavailable_shards ["b"].
@@ -683,6 +786,7 @@ main (void)
         cmocka_unit_test (test_list_merges_every_shard),
         cmocka_unit_test (test_admin_views_hold_every_shard),
         cmocka_unit_test (test_fourth_shard_keeps_old_sessions_reachable),
+        cmocka_unit_test (test_sse_streams_and_replays_every_shard),
         cmocka_unit_test (test_killed_shard_fails_only_its_sessions),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
