@@ -1,7 +1,8 @@
 /*  test_gw_shards: which shard a store request goes to (gw_shards.h),
     against fake shards: the session's first shard, the walk to where an
     older session lives, new sessions on their first shard, the merged
-    session list, and a down shard failing only what reaches it (the list
+    session list, a replay from the event log of the shard that holds the
+    session, and a down shard failing only what reaches it (the list
     leaves it out and names it).                                      */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,6 +91,18 @@ s_fake_call (void *arg, gw_backend_t *pool, cm_msg_t type, cm_value_t *payload, 
         *ok = cm_map_new ();
         cm_map_set (*ok, "sessions", list);
         cm_map_set_nil (*ok, "next_cursor");
+    }
+    else if (type == CM_MSG_EVENTS_AFTER) {
+        //  The store's event log: a held session's events, complete; any
+        //  other session none, incomplete (another store's id).
+        bool held = s_find (shard, session_id) >= 0;
+        cm_value_t *events = cm_arr_new ();
+        if (held)
+            cm_arr_push (events, cm_map_new ());
+        *ok = cm_map_new ();
+        cm_map_set (*ok, "events", events);
+        cm_map_set_bool (*ok, "complete", held);
+        cm_map_set_int (*ok, "shard", index);
     }
     else if (type == CM_MSG_SESSION_START && s_find (shard, session_id) < 0) {
         if (cm_map_bool (payload, "existing", false)) {
@@ -238,8 +251,22 @@ test_old_sessions_found_after_a_shard_is_added (void **state)
                           0);
         assert_int_equal (shard, home);
         assert_int_equal (world.fake[3].count, 0);
+        //  A replay from the event log: the holder's events, past the
+        //  shards that have none of them.
+        assert_int_equal (s_call (&world, CM_MSG_EVENTS_AFTER, s_payload ("session_id", id),
+                                  &shard, NULL, 0),
+                          0);
+        assert_int_equal (shard, home);
         moved += cm_shards_pick (&four, id) != home;
     }
+    //  A session held nowhere: the first shard's empty answer.
+    cm_value_t *ok = NULL, *err = NULL;
+    assert_int_equal (gw_shards_call (world.shards, CM_MSG_EVENTS_AFTER,
+                                      s_payload ("session_id", "nowhere"), &ok, &err),
+                      0);
+    assert_int_equal (cm_value_len (cm_map_get (ok, "events")), 0);
+    assert_false (cm_map_bool (ok, "complete", true));
+    cm_value_destroy (&ok);
     //  Some of them rank the new shard first: the walk was needed.
     assert_true (moved > 0);
     gw_shards_destroy (&world.shards);
