@@ -301,8 +301,8 @@ test_kill_broadcasters_under_1000_readers (void **state)
     }
     assert_int_equal (waited, 0); //  (s_check_reader names the reader that fell short)
     fprintf (stderr, "svc_fanout_kill: every reader got its session's events exactly once "
-                     "(%zu events per reader set, %zu deliveries)\n",
-             events, events * S_READERS_PER_SESSION);
+                     "(%zu events on %d sessions, %zu deliveries)\n",
+             events, S_SESSIONS, events * S_READERS_PER_SESSION);
     svc_fan_destroy (&fan);
     free (ctx->token);
     free (ctx);
