@@ -34,11 +34,17 @@
 #define S_SESSIONS 20
 #define S_READERS_PER_SESSION 50 //  25 on each gateway
 #define S_READERS (S_SESSIONS * S_READERS_PER_SESSION)
+//  Readers are opened 100 at a time, each batch attached before the next:
+//  a burst of all 1,000 at a fresh gateway under ASan got some 503s (its
+//  new store connections took more than GW_BACKEND_CONNECT_WAIT_MS to
+//  attach), which is not what this test is about.
+#define S_OPEN_BATCH 100
 //  The load's phases, each at least S_PHASE_MS of rounds (a vote on
 //  every session and one regenerate): both broadcasters up; broadcaster
 //  dead; restarted; broadcaster2 dead; restarted.
 #define S_PHASES 5
 #define S_PHASE_MS 2500
+#define S_PHASE_ROUNDS 5 //  and at least this many rounds, however slow
 
 typedef struct {
     char name[32];
@@ -124,11 +130,46 @@ s_count_type (const svc_fan_reader_t *reader, int type)
     return n;
 }
 
+//  Attached (the head and connection_status came), or refused and closed.
 static bool
-s_connected (const svc_fan_reader_t *reader, int index, void *arg)
+s_settled (const svc_fan_reader_t *reader, int index, void *arg)
 {
     (void) index, (void) arg;
-    return reader->status == 200 && reader->count >= 1; //  connection_status
+    return reader->closed || (reader->status == 200 && reader->count >= 1);
+}
+
+typedef struct {
+    int no_head, refused, closed;
+    long status; //  of the last refused
+} s_tally_t;
+
+//  Counts what is wrong with a reader; true, so svc_fan_wait makes one pass.
+static bool
+s_tally (const svc_fan_reader_t *reader, int index, void *arg)
+{
+    s_tally_t *tally = arg;
+    (void) index;
+    tally->no_head += reader->status == 0;
+    if (reader->status != 0 && reader->status != 200) {
+        tally->refused++;
+        tally->status = reader->status;
+    }
+    tally->closed += reader->closed;
+    return true;
+}
+
+//  Every reader opened so far is attached; else the test fails saying how
+//  many are not, and why.
+static void
+s_want_attached (svc_fan_t *fan, s_ctx_t *ctx)
+{
+    int settled = svc_fan_wait (fan, s_settled, ctx, 10000);
+    s_tally_t tally = {0};
+    svc_fan_wait (fan, s_tally, &tally, 0);
+    if (settled || tally.no_head || tally.refused || tally.closed)
+        fail_msg ("of %d streams, %d sent no head within 10 s, %d were refused (the last with"
+                  " %ld), %d closed",
+                  svc_fan_count (fan), tally.no_head, tally.refused, tally.status, tally.closed);
 }
 
 //  Every reader holds at least as many votes as were cast on its session.
@@ -232,8 +273,9 @@ test_kill_broadcasters_under_1000_readers (void **state)
         snprintf (path, sizeof path, "/api/run_sse/%s",
                   ctx->sessions[i / S_READERS_PER_SESSION].name);
         assert_int_equal (svc_fan_open (fan, ports[i % 2], path, ctx->token, NULL), i);
+        if ((i + 1) % S_OPEN_BATCH == 0)
+            s_want_attached (fan, ctx);
     }
-    assert_int_equal (svc_fan_wait (fan, s_connected, ctx, 30000), 0);
     fprintf (stderr, "svc_fanout_kill: %d streams open in %.0f ms\n", S_READERS,
              svc_now_ms () - t0);
 
@@ -260,7 +302,8 @@ test_kill_broadcasters_under_1000_readers (void **state)
         if (phase == 4)
             assert_int_equal (svc_mesh_spawn (ctx->mesh, "broadcaster2"), 0);
         double phase_end = svc_now_ms () + S_PHASE_MS;
-        while (svc_now_ms () < phase_end) {
+        for (int in_phase = 0; in_phase < S_PHASE_ROUNDS || svc_now_ms () < phase_end;
+             in_phase++) {
             for (int s = 0; s < S_SESSIONS; s++)
                 s_vote (ctx, s);
             s_regenerate (ctx, rounds++ % S_SESSIONS);
