@@ -166,7 +166,7 @@ def main():
         print("sse_fan:", failure)
     events = sum(last - first + 1 for first, last in ends.values())
     print("sse_fan: %d readers on %d sessions over %d gateways, %d of them failed; "
-          "%d events per set of sessions, %d deliveries checked"
+          "%d events on the sessions, %d deliveries checked"
           % (len(readers), len(sessions), len(gateways), len(failures), events,
              events * args.per_session))
     return 1 if failures else 0
