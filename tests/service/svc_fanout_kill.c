@@ -3,7 +3,8 @@
     subscribed to both broadcasters. Under a steady load (a vote on every
     session and a regenerate per round, through both gateways) broadcaster
     is killed with SIGKILL, restarted, and once it takes events again
-    broadcaster2 is killed and restarted.
+    broadcaster2 is killed and restarted. The kills come from a thread of
+    their own, so each lands while votes and a generation are in flight.
 
     Every reader must then hold exactly its session's events from the
     first marker vote (cast before the load) to the last (cast after it):
@@ -25,11 +26,14 @@
 #include "svc_harness.h"
 #include "svc_json_util.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define S_SESSIONS 20
 #define S_READERS_PER_SESSION 50 //  25 on each gateway
@@ -39,10 +43,9 @@
 //  new store connections took more than GW_BACKEND_CONNECT_WAIT_MS to
 //  attach), which is not what this test is about.
 #define S_OPEN_BATCH 100
-//  The load's phases, each at least S_PHASE_MS of rounds (a vote on
-//  every session and one regenerate): both broadcasters up; broadcaster
-//  dead; restarted; broadcaster2 dead; restarted.
-#define S_PHASES 5
+//  The load's phases (s_killer), each at least S_PHASE_MS of rounds (a
+//  vote on every session and one regenerate): both broadcasters up;
+//  broadcaster dead; restarted; broadcaster2 dead; restarted.
 #define S_PHASE_MS 2500
 #define S_PHASE_ROUNDS 5 //  and at least this many rounds, however slow
 
@@ -240,6 +243,67 @@ s_check_reader (s_ctx_t *ctx, const svc_fan_reader_t *reader, int index, long lo
     *last_seq = last->seq;
 }
 
+//  The kill schedule, on a thread of its own (see S_PHASE_MS); the load's
+//  thread counts its rounds in `rounds` and stops when `done` is set.
+typedef struct {
+    svc_mesh_t *mesh;
+    atomic_int rounds;
+    atomic_bool done;
+    char failure[200]; //  what went wrong ("" when nothing)
+} s_killer_t;
+
+//  Until the phase lasted S_PHASE_MS and the load did S_PHASE_ROUNDS
+//  rounds in it. False when the load stopped (a minute without them).
+static bool
+s_phase (s_killer_t *killer)
+{
+    int start = atomic_load (&killer->rounds);
+    double end = svc_now_ms () + S_PHASE_MS, give_up = svc_now_ms () + 60000;
+    while (svc_now_ms () < end || atomic_load (&killer->rounds) - start < S_PHASE_ROUNDS) {
+        if (svc_now_ms () > give_up) {
+            snprintf (killer->failure, sizeof killer->failure, "the load stalled");
+            return false;
+        }
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep (&pause, NULL);
+    }
+    return true;
+}
+
+static void *
+s_killer (void *arg)
+{
+    s_killer_t *killer = arg;
+    const char *failed = NULL;
+    if (!s_phase (killer))
+        goto done;
+    if (svc_mesh_kill (killer->mesh, "broadcaster", SIGKILL))
+        failed = "cannot kill broadcaster";
+    else if (!s_phase (killer))
+        goto done;
+    else if (svc_mesh_spawn (killer->mesh, "broadcaster"))
+        failed = "cannot restart broadcaster";
+    else if (!s_phase (killer))
+        goto done;
+    //  The first is back and takes the store's events (the load of the
+    //  last phase went to it too); only then the other goes.
+    else if (s_events_in (killer->mesh, "") <= 0)
+        failed = "the restarted broadcaster took no event";
+    else if (svc_mesh_kill (killer->mesh, "broadcaster2", SIGKILL))
+        failed = "cannot kill broadcaster2";
+    else if (!s_phase (killer))
+        goto done;
+    else if (svc_mesh_spawn (killer->mesh, "broadcaster2"))
+        failed = "cannot restart broadcaster2";
+    else
+        s_phase (killer);
+done:
+    if (failed)
+        snprintf (killer->failure, sizeof killer->failure, "%s", failed);
+    atomic_store (&killer->done, true);
+    return NULL;
+}
+
 static void
 test_kill_broadcasters_under_1000_readers (void **state)
 {
@@ -284,31 +348,22 @@ test_kill_broadcasters_under_1000_readers (void **state)
         s_vote (ctx, s);
     assert_int_equal (svc_fan_wait (fan, s_has_votes, ctx, 15000), 0);
 
+    //  The load runs here, the kills on their own thread: each kill lands
+    //  while votes and a generation are in flight.
     t0 = svc_now_ms ();
+    s_killer_t killer = {.mesh = ctx->mesh};
+    pthread_t killer_thread;
+    assert_int_equal (pthread_create (&killer_thread, NULL, s_killer, &killer), 0);
     int rounds = 0;
-    for (int phase = 0; phase < S_PHASES; phase++) {
-        if (phase == 1)
-            assert_int_equal (svc_mesh_kill (ctx->mesh, "broadcaster", SIGKILL), 0);
-        if (phase == 2)
-            assert_int_equal (svc_mesh_spawn (ctx->mesh, "broadcaster"), 0);
-        if (phase == 3) {
-            //  The first is back and takes the store's events (the load
-            //  of the last phase went to it too); only then the other goes.
-            long long taken = s_events_in (ctx->mesh, "");
-            if (taken <= 0)
-                fail_msg ("the restarted broadcaster took %lld events", taken);
-            assert_int_equal (svc_mesh_kill (ctx->mesh, "broadcaster2", SIGKILL), 0);
-        }
-        if (phase == 4)
-            assert_int_equal (svc_mesh_spawn (ctx->mesh, "broadcaster2"), 0);
-        double phase_end = svc_now_ms () + S_PHASE_MS;
-        for (int in_phase = 0; in_phase < S_PHASE_ROUNDS || svc_now_ms () < phase_end;
-             in_phase++) {
-            for (int s = 0; s < S_SESSIONS; s++)
-                s_vote (ctx, s);
-            s_regenerate (ctx, rounds++ % S_SESSIONS);
-        }
+    while (!atomic_load (&killer.done)) {
+        for (int s = 0; s < S_SESSIONS; s++)
+            s_vote (ctx, s);
+        s_regenerate (ctx, rounds++ % S_SESSIONS);
+        atomic_store (&killer.rounds, rounds);
     }
+    pthread_join (killer_thread, NULL);
+    if (killer.failure[0])
+        fail_msg ("%s", killer.failure);
     double load_ms = svc_now_ms () - t0;
     //  Every generation ended, then the last marker: nothing follows it.
     for (int s = 0; s < S_SESSIONS; s++)
