@@ -11,7 +11,9 @@
     one epoch, consecutive seqs (so none missing and none twice), the
     same first and last id and the same sequence of types as every other
     reader of its session, every vote's and every regenerate's event, no
-    resync, and its stream still open.
+    resync, and its stream still open. A second run does it all again
+    with both gateways dropping every 101st live event (a test-only
+    setting), so the kills come with gaps to fill.
 
     The readers are raw sockets on one epoll thread (svc_fan.h), so the
     test needs about 1,050 descriptors: it raises RLIMIT_NOFILE to the
@@ -304,11 +306,14 @@ done:
     return NULL;
 }
 
+//  The test; final_tries: how many times each marker may be cast (a
+//  gateway that drops live events shows a dropped marker only when
+//  another event of its session comes).
 static void
-test_kill_broadcasters_under_1000_readers (void **state)
+s_kill_under_readers (svc_mesh_t *mesh, int final_tries)
 {
     s_ctx_t *ctx = calloc (1, sizeof *ctx);
-    ctx->mesh = *state;
+    ctx->mesh = mesh;
     assert_int_equal (svc_mesh_spawn_gateway2 (ctx->mesh, NULL), 0);
     ctx->token = svc_token (ctx->mesh, "fanout", 3600);
     svc_fan_t *fan = svc_fan_new (S_READERS);
@@ -343,10 +348,15 @@ test_kill_broadcasters_under_1000_readers (void **state)
     fprintf (stderr, "svc_fanout_kill: %d streams open in %.0f ms\n", S_READERS,
              svc_now_ms () - t0);
 
-    //  The first marker: every reader's checked stream starts with it.
-    for (int s = 0; s < S_SESSIONS; s++)
-        s_vote (ctx, s);
-    assert_int_equal (svc_fan_wait (fan, s_has_votes, ctx, 15000), 0);
+    //  The first marker: every reader's checked stream starts with it (a
+    //  dropped one is filled when the next vote comes).
+    int waited = -1;
+    for (int tries = 0; tries < final_tries && waited; tries++) {
+        for (int s = 0; s < S_SESSIONS; s++)
+            s_vote (ctx, s);
+        waited = svc_fan_wait (fan, s_has_votes, ctx, final_tries > 1 ? 5000 : 15000);
+    }
+    assert_int_equal (waited, 0);
 
     //  The load runs here, the kills on their own thread: each kill lands
     //  while votes and a generation are in flight.
@@ -368,9 +378,12 @@ test_kill_broadcasters_under_1000_readers (void **state)
     //  Every generation ended, then the last marker: nothing follows it.
     for (int s = 0; s < S_SESSIONS; s++)
         svc_want_task (ctx->mesh, ctx->token, ctx->sessions[s].task, 20000);
-    for (int s = 0; s < S_SESSIONS; s++)
-        s_vote (ctx, s);
-    int waited = svc_fan_wait (fan, s_has_votes, ctx, 30000);
+    waited = -1;
+    for (int tries = 0; tries < final_tries && waited; tries++) {
+        for (int s = 0; s < S_SESSIONS; s++)
+            s_vote (ctx, s);
+        waited = svc_fan_wait (fan, s_has_votes, ctx, final_tries > 1 ? 5000 : 30000);
+    }
     svc_fan_stop (fan);
     fprintf (stderr, "svc_fanout_kill: %d rounds (%d votes, %d regenerates) in %.0f ms\n",
              rounds, rounds * S_SESSIONS, rounds, load_ms);
@@ -406,8 +419,23 @@ test_kill_broadcasters_under_1000_readers (void **state)
     free (ctx);
 }
 
+static void
+test_kill_broadcasters_under_1000_readers (void **state)
+{
+    s_kill_under_readers (*state, 1);
+}
+
+//  The same with both gateways dropping every 101st live event
+//  (CHATMESH_SSE_TEST_DROP_EVERY, test-only): the kills now come with
+//  gaps, each filled from a broadcaster's history or the store's log.
+static void
+test_kill_broadcasters_with_gaps (void **state)
+{
+    s_kill_under_readers (*state, 5);
+}
+
 static int
-s_setup (void **state)
+s_start (void **state, const char *drop_every)
 {
     struct rlimit limit;
     getrlimit (RLIMIT_NOFILE, &limit);
@@ -424,10 +452,22 @@ s_setup (void **state)
         //  Every reader comes from 127.0.0.1, up to 1,000 at once in
         //  the vestibule.
         "CHATMESH_MAX_CONNS_PER_ADDR=0", "CHATMESH_BUILTIN_TOKENS_PER_SEC=0",
-        "CHATMESH_LOG_LEVEL=warning", NULL};
+        "CHATMESH_LOG_LEVEL=warning", drop_every, NULL};
     svc_mesh_t *mesh = svc_mesh_start_broadcasters (2, env);
     *state = mesh;
     return mesh ? 0 : -1;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_start (state, NULL);
+}
+
+static int
+s_setup_gaps (void **state)
+{
+    return s_start (state, "CHATMESH_SSE_TEST_DROP_EVERY=101");
 }
 
 int
@@ -435,6 +475,8 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_kill_broadcasters_under_1000_readers, s_setup,
+                                         svc_fixture_teardown),
+        cmocka_unit_test_setup_teardown (test_kill_broadcasters_with_gaps, s_setup_gaps,
                                          svc_fixture_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
