@@ -7,6 +7,7 @@
 #include "cm_time.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,48 @@ cm_leader_resendable (cm_msg_t type, const cm_value_t *payload)
     return cm_msg_access (type) == CM_ACCESS_WRITE && key && *key;
 }
 
+//  The list's endpoints into self->endpoints; 0, or CM_EINVAL saying why.
+static int
+s_parse (cm_leader_t *self, const char *list, char *why, size_t why_size)
+{
+    char ignored[1];
+    if (!why || !why_size) {
+        why = ignored;
+        why_size = sizeof ignored;
+    }
+    while (list && *list) {
+        size_t len = strcspn (list, ",");
+        if (len > CM_ENDPOINT_MAX) {
+            snprintf (why, why_size, "an endpoint is longer than %d bytes", CM_ENDPOINT_MAX);
+            return CM_EINVAL;
+        }
+        if (len > 0 && self->count == CM_LEADER_ENDPOINTS_MAX) {
+            snprintf (why, why_size, "more than %d store nodes in one shard",
+                      CM_LEADER_ENDPOINTS_MAX);
+            return CM_EINVAL;
+        }
+        if (len > 0) {
+            char *endpoint = strndup (list, len);
+            if (!endpoint) {
+                snprintf (why, why_size, "out of memory");
+                return CM_ENOMEM;
+            }
+            if (cm_leader_find (self, endpoint) >= 0) {
+                snprintf (why, why_size, "node %s is listed twice", endpoint);
+                free (endpoint);
+                return CM_EINVAL;
+            }
+            self->endpoints[self->count++] = endpoint;
+        }
+        list += len + (list[len] == ',');
+    }
+    if (self->count == 0) {
+        snprintf (why, why_size, "no store endpoint");
+        return CM_EINVAL;
+    }
+    return 0;
+}
+
 cm_leader_t *
 cm_leader_new (const char *list, cm_reads_t reads)
 {
@@ -84,24 +127,19 @@ cm_leader_new (const char *list, cm_reads_t reads)
     if (!self)
         return NULL;
     self->reads = reads;
-    bool bad = false;
-    while (list && *list && !bad) {
-        size_t len = strcspn (list, ",");
-        if (len > CM_ENDPOINT_MAX || (len > 0 && self->count == CM_LEADER_ENDPOINTS_MAX))
-            bad = true;
-        else if (len > 0) {
-            char *endpoint = strndup (list, len);
-            bad = !endpoint || cm_leader_find (self, endpoint) >= 0;
-            if (endpoint && bad)
-                free (endpoint);
-            else if (endpoint)
-                self->endpoints[self->count++] = endpoint;
-        }
-        list += len + (list[len] == ',');
-    }
-    if (bad || self->count == 0)
+    if (s_parse (self, list, NULL, 0))
         cm_leader_destroy (&self);
     return self;
+}
+
+int
+cm_leader_check (const char *list, char *why, size_t why_size)
+{
+    cm_leader_t probe = {0};
+    int rc = s_parse (&probe, list, why, why_size);
+    for (int i = 0; i < probe.count; i++)
+        free (probe.endpoints[i]);
+    return rc;
 }
 
 void

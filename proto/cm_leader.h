@@ -92,6 +92,9 @@ typedef struct cm_leader cm_leader_t;
 //  one twice, one longer than CM_ENDPOINT_MAX, or out of memory.
 cm_leader_t *cm_leader_new (const char *list, cm_reads_t reads);
 void cm_leader_destroy (cm_leader_t **self_p);
+//  Whether cm_leader_new would take list: 0, or CM_EINVAL with the reason
+//  in why (for a setting's error message).
+int cm_leader_check (const char *list, char *why, size_t why_size);
 
 int cm_leader_count (const cm_leader_t *self);
 //  Endpoint index (0 .. count-1), borrowed; NULL out of range.
@@ -115,6 +118,8 @@ int cm_leader_observe (cm_leader_t *self, int index, int rc, const cm_envelope_t
 //  One send of request to node index, waiting at most timeout_ms:
 //  cm_call's contract (0 with *reply OK; a negative code with *reply the
 //  ERROR envelope; CM_EBACKEND / CM_ETIMEOUT / CM_EPROTO with no reply).
+//  Any other code with no reply (the sender's own trouble, not the
+//  node's: no socket free) ends the call with that code.
 typedef int (cm_leader_send_fn) (void *arg, int index, const cm_envelope_t *request,
                                  int timeout_ms, cm_envelope_t **reply);
 

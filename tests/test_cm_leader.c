@@ -97,10 +97,21 @@ test_list_and_reads_setting (void **state)
         snprintf (many + strlen (many), sizeof many - strlen (many), "%stcp://n%d:1",
                   i ? "," : "", i);
     assert_null (cm_leader_new (many, CM_READS_LEADER));
+    char why_many[128];
+    assert_int_equal (cm_leader_check (many, why_many, sizeof why_many), CM_EINVAL);
+    assert_non_null (strstr (why_many, "more than"));
     *strrchr (many, ',') = '\0'; //  CM_LEADER_ENDPOINTS_MAX of them
     leader = cm_leader_new (many, CM_READS_LEADER);
     assert_non_null (leader);
     cm_leader_destroy (&leader);
+
+    char why[128] = "";
+    assert_int_equal (cm_leader_check ("tcp://a:1,tcp://b:1,tcp://a:1", why, sizeof why),
+                      CM_EINVAL);
+    assert_string_equal (why, "node tcp://a:1 is listed twice");
+    assert_int_equal (cm_leader_check (",,", why, sizeof why), CM_EINVAL);
+    assert_string_equal (why, "no store endpoint");
+    assert_int_equal (cm_leader_check ("tcp://a:1", why, sizeof why), 0);
 
     cm_reads_t reads;
     assert_int_equal (cm_reads_parse ("any", &reads), 0);
