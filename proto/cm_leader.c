@@ -353,22 +353,29 @@ cm_leader_link_socket (cm_leader_link_t *self, int index)
     return self->dealers[index];
 }
 
+zsock_t *
+cm_leader_link_attached (cm_leader_link_t *self, int index, int wait_ms)
+{
+    zsock_t *sock = cm_leader_link_socket (self, index);
+    if (!sock || (zsock_events (sock) & ZMQ_POLLOUT))
+        return sock;
+    //  ZMQ_IMMEDIATE queues nothing before the connection is up.
+    int wait = wait_ms < CM_LEADER_CONNECT_WAIT_MS ? wait_ms : CM_LEADER_CONNECT_WAIT_MS;
+    zmq_pollitem_t item = {zsock_resolve (sock), 0, ZMQ_POLLOUT, 0};
+    if (wait > 0 && zmq_poll (&item, 1, wait) > 0 && (item.revents & ZMQ_POLLOUT))
+        return sock;
+    return NULL;
+}
+
 //  One send on the link's socket to node index (cm_leader_send_fn).
 static int
 s_link_send (void *arg, int index, const cm_envelope_t *request, int timeout_ms,
              cm_envelope_t **reply)
 {
-    zsock_t *sock = cm_leader_link_socket (arg, index);
+    int64_t deadline = cm_mono_ms () + timeout_ms;
+    zsock_t *sock = cm_leader_link_attached (arg, index, timeout_ms);
     if (!sock)
         return CM_EBACKEND;
-    int64_t deadline = cm_mono_ms () + timeout_ms;
-    if (!(zsock_events (sock) & ZMQ_POLLOUT)) {
-        //  ZMQ_IMMEDIATE queues nothing before the connection is up.
-        int wait = timeout_ms < CM_LEADER_CONNECT_WAIT_MS ? timeout_ms : CM_LEADER_CONNECT_WAIT_MS;
-        zmq_pollitem_t item = {zsock_resolve (sock), 0, ZMQ_POLLOUT, 0};
-        if (zmq_poll (&item, 1, wait) <= 0 || !(item.revents & ZMQ_POLLOUT))
-            return CM_EBACKEND;
-    }
     int left = (int) (deadline - cm_mono_ms ());
     return left > 0 ? cm_call (sock, request, left, reply) : CM_ETIMEOUT;
 }

@@ -147,6 +147,9 @@ void cm_leader_link_destroy (cm_leader_link_t **self_p);
 //  The DEALER of node index (made now if needed), borrowed; NULL when it
 //  cannot be made.
 zsock_t *cm_leader_link_socket (cm_leader_link_t *self, int index);
+//  The same once it can send: attached to its node within
+//  min(wait_ms, CM_LEADER_CONNECT_WAIT_MS); NULL otherwise.
+zsock_t *cm_leader_link_attached (cm_leader_link_t *self, int index, int wait_ms);
 //  cm_leader_call over the link's sockets (a cm_leader_send_fn).
 int cm_leader_link_call (cm_leader_link_t *self, cm_envelope_t *request, int timeout_ms,
                          int attempt_ms, cm_envelope_t **reply);
