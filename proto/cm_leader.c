@@ -18,6 +18,9 @@ struct cm_leader {
     atomic_int current;
     atomic_uint next_read; //  round robin of CM_READS_ANY
     atomic_uint_fast64_t applied;
+    //  Until when (cm_mono_ms) a node that failed is left out of the
+    //  round robin of CM_READS_ANY.
+    atomic_llong down_until[CM_LEADER_ENDPOINTS_MAX];
 };
 
 struct cm_leader_link {
@@ -230,8 +233,10 @@ cm_leader_observe (cm_leader_t *self, int index, int rc, const cm_envelope_t *re
         }
         return s_move_past (self, index);
     }
-    if (!reply && (rc == CM_EBACKEND || rc == CM_ETIMEOUT))
+    if (!reply && (rc == CM_EBACKEND || rc == CM_ETIMEOUT)) {
+        atomic_store (&self->down_until[index], (long long) (cm_mono_ms () + CM_LEADER_DOWN_MS));
         return s_move_past (self, index);
+    }
     return -1;
 }
 
@@ -241,6 +246,19 @@ s_election (const cm_envelope_t *reply)
     char named[CM_ENDPOINT_MAX + 1];
     return cm_leader_hint_parse (cm_map_str (reply->payload, "message"), named, sizeof named)
            == 0;
+}
+
+//  CM_READS_ANY: the next node of the round robin that has not failed
+//  lately (the round robin's own when all have).
+static int
+s_read_node (cm_leader_t *self)
+{
+    int first = (int) (atomic_fetch_add (&self->next_read, 1) % (unsigned) self->count);
+    int64_t now = cm_mono_ms ();
+    for (int k = 0, index = first; k < self->count; k++, index = (index + 1) % self->count)
+        if (atomic_load (&self->down_until[index]) <= now)
+            return index;
+    return first;
 }
 
 //  The first node from index on that has not failed in this call, or -1.
@@ -261,7 +279,7 @@ cm_leader_call (cm_leader_t *self, cm_leader_send_fn *send, void *arg, cm_envelo
     int index = cm_leader_current (self);
     if (self->count > 1 && self->reads == CM_READS_ANY
         && cm_msg_access (request->type) == CM_ACCESS_READ) {
-        index = (int) (atomic_fetch_add (&self->next_read, 1) % (unsigned) self->count);
+        index = s_read_node (self);
         uint64_t applied = cm_leader_applied (self);
         if (applied > 0)
             cm_map_set_int (request->payload, CM_LEADER_MIN_FIELD, (int64_t) applied);

@@ -29,7 +29,8 @@
     as before replication, unless the node says "not leader".
 
     Reads (CM_ACCESS_READ): with CM_READS_LEADER they go to the leader like
-    writes. With CM_READS_ANY they go round robin to any node and carry
+    writes. With CM_READS_ANY they go round robin to any node (leaving out
+    for CM_LEADER_DOWN_MS one that just failed) and carry
     "min_index", the highest applied_index seen on a write reply (when one
     was seen): a node that has not applied that far answers CM_ENOTLEADER
     (so the read follows the hint to the leader) and read-your-writes holds
@@ -51,6 +52,9 @@
 #define CM_LEADER_UNKNOWN "leader unknown"
 //  Pause before asking another node while an election runs.
 #define CM_LEADER_ELECTION_WAIT_MS 50
+//  How long a node that did not answer (or could not be reached) is left
+//  out of the round robin of CM_READS_ANY.
+#define CM_LEADER_DOWN_MS 1000
 //  Most sends of one call: each node once, and each once more after a
 //  "not leader" (a leader that changed while the call went round).
 #define CM_LEADER_ATTEMPTS(count) (2 * (count) + 1)

@@ -510,6 +510,58 @@ test_reads_any_carry_the_last_applied_index (void **state)
     s_cluster_stop (&c);
 }
 
+//  A sender that fails on its own (no socket free): the call ends with
+//  its code after one send, and the remembered leader stays.
+static int
+s_busy_send (void *arg, int index, const cm_envelope_t *request, int timeout_ms,
+             cm_envelope_t **reply)
+{
+    (void) index, (void) request, (void) timeout_ms, (void) reply;
+    (*(int *) arg)++;
+    return CM_EFULL;
+}
+
+static void
+test_the_senders_own_failure_ends_the_call (void **state)
+{
+    (void) state;
+    cm_leader_t *leader = cm_leader_new ("tcp://a:1,tcp://b:1,tcp://c:1", CM_READS_LEADER);
+    cm_envelope_t *request = cm_envelope_new (CM_MSG_SESSION_GET, "1.1");
+    cm_envelope_t *reply = NULL;
+    int sends = 0, counted = 0;
+    assert_int_equal (cm_leader_call (leader, s_busy_send, &counted, request, 1000, 0, &reply,
+                                      &sends),
+                      CM_EFULL);
+    assert_null (reply);
+    assert_int_equal (sends, 1);
+    assert_int_equal (counted, 1);
+    assert_int_equal (cm_leader_current (leader), 0);
+    cm_envelope_destroy (&request);
+    cm_leader_destroy (&leader);
+}
+
+//  CM_READS_ANY leaves a node that could not be reached out of the round
+//  robin for a while: later reads do not each pay its connect wait.
+static void
+test_reads_any_pass_a_dead_node_by (void **state)
+{
+    (void) state;
+    s_cluster_t *c = s_cluster_start (NODE_LEADER, NODE_LEADER, NODE_LEADER);
+    cm_leader_t *leader = s_leader (c, CM_READS_ANY, -1, 0, 1);
+    cm_leader_link_t *link = cm_leader_link_new (leader, NULL, NULL);
+    //  The first read finds it dead (the connect wait), then goes on.
+    assert_int_equal (s_call (link, CM_MSG_SESSION_GET, NULL, 2000, 0), 0);
+    int64_t start = cm_mono_ms ();
+    for (int i = 0; i < 6; i++)
+        assert_int_equal (s_call (link, CM_MSG_SESSION_GET, NULL, 2000, 0), 0);
+    //  Six reads, none of them waiting on the dead node.
+    assert_true (cm_mono_ms () - start < CM_LEADER_CONNECT_WAIT_MS);
+    assert_int_equal (s_received (c, 0) + s_received (c, 1), 7);
+    cm_leader_link_destroy (&link);
+    cm_leader_destroy (&leader);
+    s_cluster_stop (&c);
+}
+
 int
 main (void)
 {
@@ -527,6 +579,8 @@ main (void)
         cmocka_unit_test (test_a_dead_node_is_passed_for_any_request),
         cmocka_unit_test (test_a_single_silent_endpoint_is_one_send),
         cmocka_unit_test (test_reads_any_carry_the_last_applied_index),
+        cmocka_unit_test (test_the_senders_own_failure_ends_the_call),
+        cmocka_unit_test (test_reads_any_pass_a_dead_node_by),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
