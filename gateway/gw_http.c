@@ -847,6 +847,7 @@ static gw_probes_t
 s_probes (s_req_t *req)
 {
     return (gw_probes_t) {.store = gw_shards_pool (req->self->shards, 0),
+                          .shards = req->self->shards,
                           .history = req->self->history,
                           .metrics = req->self->metrics};
 }

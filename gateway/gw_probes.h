@@ -10,7 +10,8 @@
       "regenerators" and "store_writes" when known.
     - /metrics is the gateway's own counters (gw_metrics.h), with the
       vestibule's held connections and the store's stale-write count
-      refreshed first, followed by the store's action counters
+      refreshed first, then each store shard's leader lines
+      (gw_leader_metrics.h), followed by the store's action counters
       (gw_admin_metrics) when the store answers: the gateway's metrics go
       out either way.
     Every backend call goes through gw_probes_call, as gw_http.c's do.    */
@@ -20,12 +21,14 @@
 #include "cm_codec.h"
 #include "gw_backend.h"
 #include "gw_metrics.h"
+#include "gw_shards.h"
 
 #include <jansson.h>
 
 //  What the probes use, borrowed.
 typedef struct {
-    gw_backend_t *store;
+    gw_backend_t *store;   //  the first shard's pool
+    gw_shards_t *shards;   //  every shard (their leaders, for /metrics)
     gw_backend_t *history;
     gw_metrics_t *metrics;
 } gw_probes_t;

@@ -21,6 +21,7 @@ struct cm_leader {
     //  Until when (cm_mono_ms) a node that failed is left out of the
     //  round robin of CM_READS_ANY.
     atomic_llong down_until[CM_LEADER_ENDPOINTS_MAX];
+    atomic_uint_fast64_t not_leader, node_failures; //  answers seen, for metrics
 };
 
 struct cm_leader_link {
@@ -190,6 +191,18 @@ cm_leader_applied (const cm_leader_t *self)
     return atomic_load_explicit (&self->applied, memory_order_relaxed);
 }
 
+uint64_t
+cm_leader_not_leader_total (const cm_leader_t *self)
+{
+    return atomic_load_explicit (&self->not_leader, memory_order_relaxed);
+}
+
+uint64_t
+cm_leader_node_failures_total (const cm_leader_t *self)
+{
+    return atomic_load_explicit (&self->node_failures, memory_order_relaxed);
+}
+
 //  Node index let us down: the next one is the leader to try, unless
 //  another call already moved the remembered leader elsewhere.
 static int
@@ -222,6 +235,7 @@ cm_leader_observe (cm_leader_t *self, int index, int rc, const cm_envelope_t *re
         return -1;
     }
     if (rc == CM_ENOTLEADER && reply) {
+        atomic_fetch_add_explicit (&self->not_leader, 1, memory_order_relaxed);
         char named[CM_ENDPOINT_MAX + 1];
         const char *message = cm_map_str (reply->payload, "message");
         if (cm_leader_hint_parse (message, named, sizeof named) == 1) {
@@ -234,6 +248,7 @@ cm_leader_observe (cm_leader_t *self, int index, int rc, const cm_envelope_t *re
         return s_move_past (self, index);
     }
     if (!reply && (rc == CM_EBACKEND || rc == CM_ETIMEOUT)) {
+        atomic_fetch_add_explicit (&self->node_failures, 1, memory_order_relaxed);
         atomic_store (&self->down_until[index], (long long) (cm_mono_ms () + CM_LEADER_DOWN_MS));
         return s_move_past (self, index);
     }

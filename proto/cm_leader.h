@@ -109,6 +109,10 @@ int cm_leader_find (const cm_leader_t *self, const char *endpoint);
 int cm_leader_current (const cm_leader_t *self);
 //  The highest applied_index seen on a write reply (0: none).
 uint64_t cm_leader_applied (const cm_leader_t *self);
+//  Counts since cm_leader_new: "not leader" answers, and sends that
+//  failed for the node (nothing sent, or no answer in time).
+uint64_t cm_leader_not_leader_total (const cm_leader_t *self);
+uint64_t cm_leader_node_failures_total (const cm_leader_t *self);
 
 //  What a call's answer from node index teaches: rc and reply as
 //  cm_call gave them (reply NULL when none came). Remembers a named

@@ -236,7 +236,20 @@ test_api_and_regeneration_work_through_a_follower (void **state)
     assert_true (electing >= 1);
     assert_true (follower >= 1);
     assert_true (electing + follower <= 12);
-    int before = electing + follower;
+    //  The gateway's /metrics says what it followed and where calls go.
+    sa_req_at (s_w.gw, "GET", "/metrics", NULL, NULL, NULL, NULL, 200, &r);
+    char line[600];
+    snprintf (line, sizeof line, "chatmesh_store_leader{shard=\"main\",node=\"%s\"} 1\n",
+              s_w.store);
+    assert_non_null (strstr (r.body, line));
+    snprintf (line, sizeof line, "chatmesh_store_leader{shard=\"main\",node=\"%s\"} 0\n",
+              s_w.follower);
+    assert_non_null (strstr (r.body, line));
+    const char *followed = strstr (r.body, "chatmesh_store_not_leader_total{shard=\"main\"} ");
+    assert_non_null (followed);
+    assert_true (atoi (followed + strlen ("chatmesh_store_not_leader_total{shard=\"main\"} ")) >= 2);
+    svc_response_free (&r);
+    int before = atomic_load (&s_w.electing_received) + atomic_load (&s_w.follower_received);
     for (int i = 0; i < S_CALLS; i++)
         s_ok (s_w.gw, "GET", "/api/sessions/leader-s1", NULL, 200);
     assert_int_equal (atomic_load (&s_w.electing_received)
