@@ -169,6 +169,8 @@ typedef struct {
     atomic_int points_to[NODES];
     atomic_int received[NODES];
     atomic_llong min_index[NODES]; //  of the last request, -1 when none
+    atomic_bool die[NODES]; //  the node's ROUTER is closed (a kill -9)
+    atomic_bool dead[NODES];
     atomic_bool stop;
     pthread_t thread;
 } s_cluster_t;
@@ -218,15 +220,24 @@ s_cluster_run (void *arg)
     s_cluster_t *c = arg;
     while (!atomic_load (&c->stop)) {
         zmq_pollitem_t items[NODES];
-        for (int i = 0; i < NODES; i++)
-            items[i] = (zmq_pollitem_t) {zsock_resolve (c->routers[i]), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll (items, NODES, 10) <= 0)
+        int which[NODES], count = 0;
+        for (int i = 0; i < NODES; i++) {
+            if (atomic_load (&c->die[i]) && c->routers[i]) {
+                zsock_destroy (&c->routers[i]);
+                atomic_store (&c->dead[i], true);
+            }
+            if (c->routers[i]) {
+                which[count] = i;
+                items[count++] = (zmq_pollitem_t) {zsock_resolve (c->routers[i]), 0, ZMQ_POLLIN, 0};
+            }
+        }
+        if (zmq_poll (items, count, 10) <= 0)
             continue;
-        for (int i = 0; i < NODES; i++)
-            if (items[i].revents & ZMQ_POLLIN) {
-                zmsg_t *msg = zmsg_recv (c->routers[i]);
+        for (int k = 0; k < count; k++)
+            if (items[k].revents & ZMQ_POLLIN) {
+                zmsg_t *msg = zmsg_recv (c->routers[which[k]]);
                 if (msg)
-                    s_answer (c, i, msg);
+                    s_answer (c, which[k], msg);
                 zmsg_destroy (&msg);
             }
     }
@@ -551,12 +562,41 @@ test_reads_any_pass_a_dead_node_by (void **state)
     cm_leader_link_t *link = cm_leader_link_new (leader, NULL, NULL);
     //  The first read finds it dead (the connect wait), then goes on.
     assert_int_equal (s_call (link, CM_MSG_SESSION_GET, NULL, 2000, 0), 0);
-    int64_t start = cm_mono_ms ();
-    for (int i = 0; i < 6; i++)
+    //  Six reads, none of them waiting on the dead node (which takes the
+    //  connect wait).
+    for (int i = 0; i < 6; i++) {
+        int64_t start = cm_mono_ms ();
         assert_int_equal (s_call (link, CM_MSG_SESSION_GET, NULL, 2000, 0), 0);
-    //  Six reads, none of them waiting on the dead node.
-    assert_true (cm_mono_ms () - start < CM_LEADER_CONNECT_WAIT_MS);
+        assert_true (cm_mono_ms () - start < CM_LEADER_CONNECT_WAIT_MS);
+    }
     assert_int_equal (s_received (c, 0) + s_received (c, 1), 7);
+    cm_leader_link_destroy (&link);
+    cm_leader_destroy (&leader);
+    s_cluster_stop (&c);
+}
+
+//  The leader dies between two calls (its ROUTER closed, as by kill -9):
+//  a read moves on to the next node; the next write goes straight there.
+static void
+test_a_leader_that_dies_is_passed_by (void **state)
+{
+    (void) state;
+    s_cluster_t *c = s_cluster_start (NODE_LEADER, NODE_LEADER, NODE_HINT);
+    c->points_to[2] = 1;
+    cm_leader_t *leader = s_leader (c, CM_READS_LEADER, 0, 1, 2);
+    cm_leader_link_t *link = cm_leader_link_new (leader, NULL, NULL);
+    assert_int_equal (s_call (link, CM_MSG_SESSION_RENAME, NULL, 2000, 0), 0);
+    assert_int_equal (s_received (c, 0), 1);
+    atomic_store (&c->die[0], true);
+    for (int i = 0; i < 500 && !atomic_load (&c->dead[0]); i++)
+        zclock_sleep (2);
+    assert_true (atomic_load (&c->dead[0]));
+    assert_int_equal (s_call (link, CM_MSG_SESSION_GET, NULL, 2000, 500), 0);
+    assert_int_equal (s_received (c, 1), 1);
+    assert_int_equal (cm_leader_current (leader), 1);
+    assert_int_equal (s_call (link, CM_MSG_SESSION_RENAME, NULL, 2000, 0), 0);
+    assert_int_equal (s_received (c, 1), 2);
+    assert_int_equal (s_received (c, 0), 1);
     cm_leader_link_destroy (&link);
     cm_leader_destroy (&leader);
     s_cluster_stop (&c);
@@ -581,6 +621,7 @@ main (void)
         cmocka_unit_test (test_reads_any_carry_the_last_applied_index),
         cmocka_unit_test (test_the_senders_own_failure_ends_the_call),
         cmocka_unit_test (test_reads_any_pass_a_dead_node_by),
+        cmocka_unit_test (test_a_leader_that_dies_is_passed_by),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
