@@ -11,7 +11,8 @@
     process asked the fakes only while it learned the leader (a handful of
     requests in all, not one per call). A gateway whose only node is the
     follower (its hint names a node outside its list) answers 503, not a
-    hang and not a wrong answer.                                          */
+    hang and not a wrong answer. A kill -9 and restart of the real store
+    is a few 503s, then calls work again through the same gateway.       */
 #include "svc_api_util.h"
 
 #include "cm_leader.h"
@@ -278,12 +279,32 @@ test_a_hint_outside_the_list_is_a_503 (void **state)
     assert_true (svc_now_ms () - start < 2000);
 }
 
+//  The real store dies (kill -9) and comes back: meanwhile calls fail
+//  fast as 503 (the fakes only point at it), then work again without a
+//  gateway restart, whichever node the gateway last tried.
+static void
+test_the_leader_restarting_is_followed_again (void **state)
+{
+    (void) state;
+    assert_int_equal (svc_mesh_kill (s_w.mesh, "store", SIGKILL), 0);
+    svc_response_t r;
+    double start = svc_now_ms ();
+    sa_req_at (s_w.gw, "GET", "/api/sessions/leader-s1", s_w.token, NULL, NULL, NULL, 503, &r);
+    svc_response_free (&r);
+    assert_true (svc_now_ms () - start < 5000);
+    assert_int_equal (svc_mesh_spawn (s_w.mesh, "store"), 0);
+    assert_int_equal (s_wait_status (s_w.gw, "/readyz", 200), 0);
+    s_ok (s_w.gw, "GET", "/api/sessions/leader-s1", NULL, 200);
+    s_ok (s_w.gw, "PATCH", "/api/sessions/leader-s1", "{\"title\": \"after restart\"}", 200);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_api_and_regeneration_work_through_a_follower),
         cmocka_unit_test (test_a_hint_outside_the_list_is_a_503),
+        cmocka_unit_test (test_the_leader_restarting_is_followed_again),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
