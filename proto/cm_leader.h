@@ -4,7 +4,7 @@
 
     A shard's endpoint list ("tcp://a:1,tcp://b:1,tcp://c:1") names every
     node. cm_leader_t holds the list, the index of the node last seen
-    leading, and the highest applied_index a write reply carried; it is
+    leading, and the highest applied_index a reply carried; it is
     shared by every thread that calls the shard (atomics, no lock). A call
     goes to the remembered leader and, by its answer:
     - OK, or any error but the three below: that is the answer.
@@ -107,7 +107,7 @@ const char *cm_leader_endpoint (const cm_leader_t *self, int index);
 int cm_leader_find (const cm_leader_t *self, const char *endpoint);
 //  The node last seen leading (0 until one is seen).
 int cm_leader_current (const cm_leader_t *self);
-//  The highest applied_index seen on a write reply (0: none).
+//  The highest applied_index seen on a reply (0: none).
 uint64_t cm_leader_applied (const cm_leader_t *self);
 //  Counts since cm_leader_new: "not leader" answers, and sends that
 //  failed for the node (nothing sent, or no answer in time).
