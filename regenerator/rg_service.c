@@ -401,6 +401,8 @@ rg_service_run (rg_service_t *self)
         if (rc == CM_ENOTLEADER) {
             //  Not a store down: the next claim goes to the node named (or,
             //  in an election, the next one, after a pause).
+            cm_info ("store: not the leader (%s); claiming at %s next", why,
+                     cm_leader_endpoint (self->leader, cm_leader_current (self->leader)));
             s_nap (self, CM_LEADER_ELECTION_WAIT_MS);
             continue;
         }
