@@ -11,7 +11,9 @@
     process asked the fakes only while it learned the leader (a handful of
     requests in all, not one per call). A gateway whose only node is the
     follower (its hint names a node outside its list) answers 503, not a
-    hang and not a wrong answer. A kill -9 and restart of the real store
+    hang and not a wrong answer. Behind a frozen first node, a write
+    without an Idempotency-Key is a 504 and never reaches the real store;
+    with a key it is sent on and done once. A kill -9 and restart of the real store
     is a few 503s, then calls work again through the same gateway.       */
 #include "svc_api_util.h"
 
@@ -29,9 +31,9 @@
 
 typedef struct {
     svc_mesh_t *mesh;
-    char store[400], electing[400], follower[400];
-    zsock_t *electing_router, *follower_router;
-    atomic_int electing_received, follower_received;
+    char store[400], electing[400], follower[400], silent[400];
+    zsock_t *electing_router, *follower_router, *silent_router;
+    atomic_int electing_received, follower_received, silent_received;
     atomic_bool stop;
     pthread_t thread;
     char gw[64], lone_gw[64];
@@ -99,9 +101,17 @@ s_fakes_run (void *arg)
     snprintf (hint, sizeof hint, "%s%s", CM_LEADER_IS, s_w.store);
     while (!atomic_load (&s_w.stop)) {
         zmq_pollitem_t items[] = {{zsock_resolve (s_w.electing_router), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve (s_w.follower_router), 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll (items, 2, 20) <= 0)
+                                  {zsock_resolve (s_w.follower_router), 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve (s_w.silent_router), 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll (items, 3, 20) <= 0)
             continue;
+        if (items[2].revents & ZMQ_POLLIN) {
+            //  Takes the request and never answers (a frozen node).
+            zmsg_t *msg = zmsg_recv (s_w.silent_router);
+            if (msg)
+                atomic_fetch_add (&s_w.silent_received, 1);
+            zmsg_destroy (&msg);
+        }
         if (items[0].revents & ZMQ_POLLIN)
             s_refuse (s_w.electing_router, CM_LEADER_UNKNOWN, &s_w.electing_received);
         if (items[1].revents & ZMQ_POLLIN)
@@ -110,17 +120,24 @@ s_fakes_run (void *arg)
     return NULL;
 }
 
-//  An extra gateway with store list `list` on a free port; its URL.
+//  An extra gateway with store list `list` on a free port (and one more
+//  setting, or NULL); its URL.
 static int
-s_spawn_gateway (const char *list, char *url, size_t url_size)
+s_spawn_gateway_with (const char *list, const char *setting, char *url, size_t url_size)
 {
     char store[1400], listen[80];
     snprintf (store, sizeof store, "CHATMESH_STORE_ENDPOINT=%s", list);
     int port = s_free_port ();
     snprintf (listen, sizeof listen, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
     snprintf (url, url_size, "http://127.0.0.1:%d", port);
-    const char *env[] = {store, listen, NULL};
+    const char *env[] = {store, listen, setting, NULL};
     return svc_mesh_spawn_extra (s_w.mesh, "gateway", env) < 0 ? -1 : 0;
+}
+
+static int
+s_spawn_gateway (const char *list, char *url, size_t url_size)
+{
+    return s_spawn_gateway_with (list, NULL, url, url_size);
 }
 
 static int
@@ -136,9 +153,11 @@ s_setup (void **state)
     snprintf (s_w.store, sizeof s_w.store, "ipc://%s/sock/store", dir);
     snprintf (s_w.electing, sizeof s_w.electing, "ipc://%s/sock/store-electing", dir);
     snprintf (s_w.follower, sizeof s_w.follower, "ipc://%s/sock/store-follower", dir);
+    snprintf (s_w.silent, sizeof s_w.silent, "ipc://%s/sock/store-silent", dir);
     s_w.electing_router = zsock_new_router (s_w.electing);
     s_w.follower_router = zsock_new_router (s_w.follower);
-    if (!s_w.electing_router || !s_w.follower_router
+    s_w.silent_router = zsock_new_router (s_w.silent);
+    if (!s_w.electing_router || !s_w.follower_router || !s_w.silent_router
         || pthread_create (&s_w.thread, NULL, s_fakes_run, NULL))
         return -1;
     //  Only the regenerator below may claim the turns' tasks.
@@ -166,6 +185,7 @@ s_teardown (void **state)
     pthread_join (s_w.thread, NULL);
     zsock_destroy (&s_w.electing_router);
     zsock_destroy (&s_w.follower_router);
+    zsock_destroy (&s_w.silent_router);
     return 0;
 }
 
@@ -279,6 +299,56 @@ test_a_hint_outside_the_list_is_a_503 (void **state)
     assert_true (svc_now_ms () - start < 2000);
 }
 
+//  The title of leader-s1, read from the real store through the mesh's
+//  own gateway, into title.
+static void
+s_title (char *title, size_t size)
+{
+    svc_response_t r;
+    sa_req_at (svc_mesh_url (s_w.mesh), "GET", "/api/sessions/leader-s1", s_w.token, NULL, NULL,
+               NULL, 200, &r);
+    snprintf (title, size, "%s", sa_str (sa_obj (r.json, "session"), "title"));
+    svc_response_free (&r);
+}
+
+//  A frozen node listed first (the gateway's first guess of the leader):
+//  a write without an Idempotency-Key times out (504) and is NOT sent on
+//  to the real store, so it did not happen twice, nor once behind the
+//  client's back; the same write with a key is sent on and succeeds.
+//  (Each gateway waits for /healthz only: /readyz would ping the store
+//  and so learn the leader before the write.)
+static void
+test_a_write_is_resent_only_with_an_idempotency_key (void **state)
+{
+    (void) state;
+    char list[900], plain_gw[64], keyed_gw[64], title[200];
+    snprintf (list, sizeof list, "%s,%s", s_w.silent, s_w.store);
+    const char *timeout = "CHATMESH_BACKEND_TIMEOUT_MS=1000";
+    assert_int_equal (s_spawn_gateway_with (list, timeout, plain_gw, sizeof plain_gw), 0);
+    assert_int_equal (s_spawn_gateway_with (list, timeout, keyed_gw, sizeof keyed_gw), 0);
+    assert_int_equal (s_wait_status (plain_gw, "/healthz", 200), 0);
+    assert_int_equal (s_wait_status (keyed_gw, "/healthz", 200), 0);
+    s_title (title, sizeof title);
+    assert_string_not_equal (title, "unkeyed");
+
+    int silent = atomic_load (&s_w.silent_received);
+    svc_response_t r;
+    sa_req_at (plain_gw, "PATCH", "/api/sessions/leader-s1", s_w.token, "{\"title\": \"unkeyed\"}",
+               NULL, NULL, 504, &r);
+    sa_error (&r, 504, "backend_timeout");
+    svc_response_free (&r);
+    assert_int_equal (atomic_load (&s_w.silent_received), silent + 1);
+    s_title (title, sizeof title);
+    assert_string_not_equal (title, "unkeyed");
+
+    sa_req_at (keyed_gw, "PATCH", "/api/sessions/leader-s1", s_w.token, "{\"title\": \"keyed\"}",
+               NULL, "Idempotency-Key: leader-rename-1", 200, &r);
+    svc_response_free (&r);
+    assert_int_equal (atomic_load (&s_w.silent_received), silent + 2);
+    s_title (title, sizeof title);
+    assert_string_equal (title, "keyed");
+}
+
 //  The real store dies (kill -9) and comes back: meanwhile calls fail
 //  fast as 503 (the fakes only point at it), then work again without a
 //  gateway restart, whichever node the gateway last tried.
@@ -304,6 +374,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_api_and_regeneration_work_through_a_follower),
         cmocka_unit_test (test_a_hint_outside_the_list_is_a_503),
+        cmocka_unit_test (test_a_write_is_resent_only_with_an_idempotency_key),
         cmocka_unit_test (test_the_leader_restarting_is_followed_again),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
