@@ -14,12 +14,24 @@
     for the reply all come off it, so a frozen backend costs a call at most
     timeout_ms, even with every socket busy. The reply taken is the one
     with the call's request id: a late reply to an earlier call that timed
-    out on the same socket is dropped (cm_call).                          */
+    out on the same socket is dropped (cm_call).
+
+    A pool with follow_leader calls one store shard whose endpoint list
+    names every node of a Raft cluster (cm_leader.h): it keeps DEALERs per
+    node (the `sockets` bound is for all of them; an idle socket of another
+    node is closed to make room), and a call goes to the node last seen
+    leading and follows "not leader" answers and failures within the same
+    budget, sending again only what is safe to resend. A resendable call
+    gives one node at most half the budget while other nodes are left. With
+    one endpoint that is one DEALER and one send per call, as before. A pool
+    without it (the broadcasters' history) has one DEALER over the whole
+    comma list, requests round robin to the peers connected.               */
 #ifndef GW_BACKEND_H
 #define GW_BACKEND_H
 
 #include "cm_codec.h"
 #include "cm_curve.h"
+#include "cm_leader.h"
 
 //  Idle sockets kept per pool; more are closed when they come back.
 #define GW_BACKEND_IDLE 96
@@ -36,11 +48,14 @@ typedef struct {
     const char *server;   //  the CURVE server's name ("store"); must outlive the pool
     int sockets;          //  DEALERs live at most (calls in flight), >= 1
     int timeout_ms;       //  one call's whole budget, > 0
+    bool follow_leader;   //  endpoint lists a store shard's nodes (above)
+    cm_reads_t reads;     //  where reads go, with follow_leader
 } gw_backend_options_t;
 
 //  An empty pool (no socket is made before the first call), or NULL when
 //  out of memory or an option is out of range (sockets < 1, timeout_ms < 1,
-//  no endpoint). A bad endpoint shows at the calls: CM_EBACKEND.
+//  no endpoint; with follow_leader, a list cm_leader_new refuses). A bad
+//  endpoint shows at the calls: CM_EBACKEND.
 gw_backend_t *gw_backend_new (const gw_backend_options_t *options);
 //  Closes the idle sockets and frees the pool; no call may be running.
 //  Does nothing when *self_p is NULL.
@@ -56,7 +71,14 @@ void gw_backend_destroy (gw_backend_t **self_p);
 //  none could attach to the endpoint), CM_EPROTO (a garbage reply),
 //  CM_ENOMEM or CM_ETOOBIG (the request could not be encoded). *err is
 //  NULL but for a backend's ERROR reply.
+//  With follow_leader, CM_EBACKEND also when no node would take the call
+//  ("not leader" everywhere: an election), and a failure is the last
+//  node's.
 int gw_backend_call (gw_backend_t *self, cm_msg_t type, cm_value_t *payload, cm_value_t **ok,
                      cm_value_t **err);
+
+//  The shard's nodes and remembered leader (follow_leader), else NULL;
+//  borrowed.
+cm_leader_t *gw_backend_leader (gw_backend_t *self);
 
 #endif

@@ -78,6 +78,7 @@ static const cm_cfg_spec_t s_specs[] = {
      "TEST ONLY: drop every Nth live event (streams must fill it from history); 0 = off"},
     CM_CFG_STORE_ENDPOINT,
     CM_CFG_STORE_SHARDS,
+    CM_CFG_STORE_READS,
     CM_CFG_EVENTS_OUT_ENDPOINT,
     CM_CFG_HISTORY_ENDPOINT,
 };
@@ -190,6 +191,25 @@ s_fill_settings (const cm_config_t *cfg, gw_config_t *config, char *why, size_t 
         && cm_shards_parse (shards, NULL, &config->store_shards, shards_why,
                             sizeof shards_why)) {
         snprintf (why, why_size, "CHATMESH_STORE_SHARDS: %s", shards_why);
+        return CM_EINVAL;
+    }
+    //  Each shard's list names its nodes (cm_leader.h): say now what is
+    //  wrong with one, not as a pool that cannot be made.
+    for (int i = 0; i < config->store_shards.count; i++)
+        if (cm_leader_check (config->store_shards.shards[i].endpoint, shards_why,
+                             sizeof shards_why)) {
+            snprintf (why, why_size, "CHATMESH_STORE_SHARDS: shard %s: %s",
+                      config->store_shards.shards[i].name, shards_why);
+            return CM_EINVAL;
+        }
+    if (config->store_shards.count == 0
+        && cm_leader_check (config->store_endpoint, shards_why, sizeof shards_why)) {
+        snprintf (why, why_size, "CHATMESH_STORE_ENDPOINT: %s", shards_why);
+        return CM_EINVAL;
+    }
+    const char *reads = cm_config_str (cfg, "CHATMESH_STORE_READS");
+    if (cm_reads_parse (reads, &config->store_reads)) {
+        snprintf (why, why_size, "CHATMESH_STORE_READS: \"%s\" is neither leader nor any", reads);
         return CM_EINVAL;
     }
     s_copy (config->events_endpoint, sizeof config->events_endpoint,

@@ -7,6 +7,7 @@
 #define GW_CONFIG_H_INCLUDED
 
 #include "cm_config.h"
+#include "cm_leader.h"
 #include "cm_shard.h"
 #include "gw_proxy.h"
 #include "gw_static.h"
@@ -43,6 +44,7 @@ typedef struct {
     int sse_test_drop_every; //  TEST ONLY: drop every Nth live event
     char store_endpoint[CM_ENDPOINT_MAX + 1];
     cm_shards_t store_shards; //  CHATMESH_STORE_SHARDS; count 0: one shard, store_endpoint
+    cm_reads_t store_reads;   //  CHATMESH_STORE_READS (cm_leader.h)
     char events_endpoint[CM_ENDPOINT_MAX + 1];
     char history_endpoint[CM_ENDPOINT_MAX + 1];
     char curve_dir[4097];    //  CHATMESH_CURVE_DIR (CM_CFG_COMMON: up to 4096), "" = CURVE off

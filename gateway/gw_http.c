@@ -1147,8 +1147,11 @@ gw_http_new (const gw_config_t *config, char *why, size_t why_size)
     gw_backend_options_t store = {.endpoint = config->store_endpoint,
                                   .server = "store",
                                   .sockets = config->backend_sockets,
-                                  .timeout_ms = config->backend_timeout_ms};
+                                  .timeout_ms = config->backend_timeout_ms,
+                                  .follow_leader = true,
+                                  .reads = config->store_reads};
     gw_backend_options_t history = store;
+    history.follow_leader = false;
     history.endpoint = config->history_endpoint;
     history.server = "broadcaster";
     if (cm_curve_new (config->curve_dir, "gateway", &self->curve, why, why_size)) {

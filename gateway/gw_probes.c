@@ -1,6 +1,7 @@
 /*  gw_probes.c: /readyz and /metrics (gw_probes.h).                    */
 
 #include "gw_probes.h"
+#include "gw_leader_metrics.h"
 
 #include "cm_error.h"
 #include "gw_admin.h"
@@ -130,6 +131,37 @@ gw_probes_ready (const gw_probes_t *probes, json_t **body, int *retry_after)
     return info->status;
 }
 
+//  text with more after it (both taken; more may be NULL: text alone).
+//  NULL when text is NULL or out of memory.
+static char *
+s_join (char *text, char *more)
+{
+    size_t len = text ? strlen (text) : 0, extra = more ? strlen (more) : 0;
+    char *joined = text ? realloc (text, len + extra + 1) : NULL;
+    if (joined && more)
+        memcpy (joined + len, more, extra + 1);
+    free (more);
+    if (!joined)
+        free (text);
+    return joined;
+}
+
+//  Every shard's leader lines (gw_leader_metrics.h); NULL when none.
+static char *
+s_leader_lines (gw_shards_t *shards)
+{
+    if (!shards)
+        return NULL;
+    const char *names[CM_SHARDS_MAX];
+    cm_leader_t *leaders[CM_SHARDS_MAX];
+    int count = gw_shards_count (shards);
+    for (int i = 0; i < count; i++) {
+        names[i] = gw_shards_name (shards, i);
+        leaders[i] = gw_backend_leader (gw_shards_pool (shards, i));
+    }
+    return gw_leader_metrics (names, leaders, count);
+}
+
 char *
 gw_probes_metrics (const gw_probes_t *probes, long held)
 {
@@ -146,19 +178,12 @@ gw_probes_metrics (const gw_probes_t *probes, long held)
         cm_value_destroy (&err);
     }
     gw_metrics_store_stale (probes->metrics, stale_sum);
-    char *text = gw_metrics_render (probes->metrics);
+    char *text = s_join (gw_metrics_render (probes->metrics), s_leader_lines (probes->shards));
     char *actions = gw_shards_call (probes->shards, CM_MSG_ANALYTICS_TOTALS, s_from_gateway (), &ok,
                                     &err) == 0
                         ? gw_admin_metrics (ok)
                         : NULL;
     cm_value_destroy (&ok);
     cm_value_destroy (&err);
-    size_t len = text ? strlen (text) : 0, more = actions ? strlen (actions) : 0;
-    char *joined = text ? realloc (text, len + more + 1) : NULL;
-    if (joined && actions)
-        memcpy (joined + len, actions, more + 1);
-    free (actions);
-    if (!joined)
-        free (text);
-    return joined;
+    return s_join (text, actions);
 }

@@ -12,8 +12,9 @@
       shard has) and "store_writes" when known.
     - /metrics is the gateway's own counters (gw_metrics.h), with the
       vestibule's held connections and the stale-write count (summed
-      over the shards that answer) refreshed first, followed by the
-      store's action counters (gw_admin_metrics, summed over shards by
+      over the shards that answer) refreshed first, then each store
+      shard's leader lines (gw_leader_metrics.h), followed by the store's
+      action counters (gw_admin_metrics, summed over shards by
       gw_shards_call) when every shard answers: the gateway's metrics go
       out either way.
     Every backend call goes through gw_probes_call, as gw_http.c's do.    */
@@ -29,7 +30,7 @@
 
 //  What the probes use, borrowed.
 typedef struct {
-    gw_shards_t *shards;
+    gw_shards_t *shards;   //  every shard (summed figures, their leaders)
     gw_backend_t *history;
     gw_metrics_t *metrics;
 } gw_probes_t;

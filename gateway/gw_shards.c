@@ -86,6 +86,12 @@ gw_shards_call_on (gw_shards_t *self, int index, cm_msg_t type, cm_value_t *payl
 }
 
 const char *
+gw_shards_name (const gw_shards_t *self, int index)
+{
+    return index >= 0 && index < self->map.count ? self->map.shards[index].name : NULL;
+}
+
+const char *
 gw_shards_key (const cm_value_t *payload, char *buffer, size_t size)
 {
     const char *session_id = cm_map_str (payload, "session_id");

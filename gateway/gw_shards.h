@@ -58,6 +58,8 @@ void gw_shards_destroy (gw_shards_t **self_p);
 int gw_shards_count (const gw_shards_t *self);
 //  The pool of shard index (0 .. count-1), borrowed.
 gw_backend_t *gw_shards_pool (gw_shards_t *self, int index);
+//  The name of shard index ("main" for the one of CHATMESH_STORE_ENDPOINT).
+const char *gw_shards_name (const gw_shards_t *self, int index);
 
 //  The shard list, borrowed.
 const cm_shards_t *gw_shards_map (const gw_shards_t *self);

@@ -3,9 +3,9 @@
 
     The list is "name=endpoint,name=endpoint,...": each shard has a stable
     name (1..CM_SHARD_NAME_MAX of [a-z0-9_-]) and an endpoint. An item
-    without "name=" adds a standby endpoint to the shard before it (a
-    primary/standby set, cm_connect_list), so "a=tcp://p:1,tcp://s:1"
-    is one shard of two endpoints. An empty list is one shard named
+    without "name=" adds an endpoint to the shard before it (every node
+    of a Raft-replicated shard, or a standby; callers find the leader,
+    cm_leader.h), so "a=tcp://p:1,tcp://s:1" is one shard of two nodes. An empty list is one shard named
     "main" on the fallback endpoint (CHATMESH_STORE_ENDPOINT): everything
     as before sharding.
 
@@ -38,7 +38,8 @@
 #define CM_SHARDS_TEXT_MAX (CM_SHARDS_MAX * (CM_SHARD_NAME_MAX + 2 + CM_ENDPOINT_MAX))
 #define CM_CFG_STORE_SHARDS                                                            \
     {"CHATMESH_STORE_SHARDS", "--store-shards", CM_CFG_STR, "", 0, CM_SHARDS_TEXT_MAX,   \
-     "store shards as name=endpoint,... (a bare endpoint after one adds its standby); "  \
+     "store shards as name=endpoint,... (a bare endpoint after one adds a node to that "  \
+     "shard: every Raft node, or a standby); "                                         \
      "empty: one shard, CHATMESH_STORE_ENDPOINT"}
 
 typedef struct {

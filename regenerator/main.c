@@ -2,6 +2,7 @@
     the answers, streaming progress back through the store.                */
 #include "cm_service.h"
 #include "cm_error.h"
+#include "cm_leader.h"
 #include "cm_log.h"
 #include "cm_shard.h"
 #include "rg_builtin.h"
@@ -188,6 +189,16 @@ main (int argc, char **argv)
         cm_config_destroy (&config);
         return 2;
     }
+    //  Each shard's list names its nodes (cm_leader.h).
+    for (int i = 0; i < shards.count; i++)
+        if (cm_leader_check (shards.shards[i].endpoint, why, sizeof why)) {
+            fprintf (stderr, "chatmesh-regenerator: store shard %s: %s\n",
+                     shards.shards[i].name, why);
+            free (system_prompt);
+            cm_curve_destroy (&curve);
+            cm_config_destroy (&config);
+            return 2;
+        }
     //  One service per shard: its own claim loop and worker slots, so a
     //  busy shard never takes the slots another shard's tasks wait for.
     rg_service_t *services[CM_SHARDS_MAX] = {0};

@@ -1,6 +1,7 @@
 #include "rg_service.h"
 #include "cm_error.h"
 #include "cm_ids.h"
+#include "cm_leader.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
@@ -22,7 +23,8 @@ struct rg_service {
     char *endpoint;
     char worker_id[CM_ID_MAX * 2];
     rg_backend_t *backend;
-    zsock_t *dealer; //  the claim loop's, owned by the thread in rg_service_run
+    cm_leader_t *leader;    //  the shard's nodes and which one leads (all threads)
+    cm_leader_link_t *link; //  the claim loop's, owned by the thread in rg_service_run
 
     pthread_t *threads;
     int thread_count;
@@ -45,20 +47,21 @@ struct rg_service {
 };
 
 typedef struct {
-    zsock_t *dealer;
+    cm_leader_link_t *link;
     int timeout_ms;
 } s_link_t;
 
 //  A fresh DEALER has no connection for a moment and, being ZMQ_IMMEDIATE,
 //  refuses to queue: give the connection a short chance before calling the
-//  store down.
+//  store down. Each call follows the shard's leader (cm_leader.h).
 static int
-s_call (void *arg, const cm_envelope_t *request, cm_envelope_t **reply)
+s_call (void *arg, cm_envelope_t *request, cm_envelope_t **reply)
 {
     s_link_t *link = arg;
     int rc = CM_EBACKEND;
     for (int attempt = 0; attempt < 4; attempt++) {
-        rc = cm_call (link->dealer, request, link->timeout_ms, reply);
+        rc = cm_leader_link_call (link->link, request, link->timeout_ms, link->timeout_ms / 2,
+                                  reply);
         if (rc != CM_EBACKEND)
             break;
         zclock_sleep (25 * (attempt + 1));
@@ -76,10 +79,10 @@ static void *
 s_worker_thread (void *arg)
 {
     rg_service_t *self = arg;
-    s_link_t link = {cm_dealer_new_curve (self->endpoint, self->options.curve, "store"),
+    s_link_t link = {cm_leader_link_new (self->leader, self->options.curve, "store"),
                      self->options.call_timeout_ms};
-    if (!link.dealer)
-        cm_error ("worker cannot create its store socket for %s", self->endpoint);
+    if (!link.link)
+        cm_error ("worker cannot create its store link for %s", self->endpoint);
     while (true) {
         pthread_mutex_lock (&self->lock);
         while (self->queue_len == 0 && !self->workers_exit)
@@ -94,7 +97,7 @@ s_worker_thread (void *arg)
         pthread_mutex_unlock (&self->lock);
 
         rg_outcome_t outcome = RG_OUTCOME_UNSENT;
-        if (link.dealer)
+        if (link.link)
             outcome = rg_worker_run (&self->options.worker, self->backend, task, s_call,
                                      &link, &self->shutdown);
         cm_info ("task %s (attempt %lld): %s", task->task_id, (long long) task->attempt,
@@ -108,7 +111,7 @@ s_worker_thread (void *arg)
         pthread_cond_signal (&self->freed);
         pthread_mutex_unlock (&self->lock);
     }
-    zsock_destroy (&link.dealer);
+    cm_leader_link_destroy (&link.link);
     return NULL;
 }
 
@@ -155,11 +158,12 @@ rg_service_new (const rg_service_options_t *options, rg_backend_t **backend_p)
     pthread_cond_init (&self->queued, NULL);
     pthread_cond_init (&self->freed, NULL);
     self->endpoint = strdup (options->store_endpoint);
-    self->dealer = self->endpoint
-                       ? cm_dealer_new_curve (self->endpoint, options->curve, "store")
-                       : NULL;
+    //  The regenerator only writes (claims and task calls): every call
+    //  goes to the leader.
+    self->leader = cm_leader_new (options->store_endpoint, CM_READS_LEADER);
+    self->link = cm_leader_link_new (self->leader, options->curve, "store");
     self->threads = calloc ((size_t) self->options.concurrency, sizeof *self->threads);
-    if (!self->dealer || !self->threads) {
+    if (!self->endpoint || !self->link || !self->threads) {
         cm_error ("cannot connect to the store at %s", options->store_endpoint);
         rg_service_destroy (&self);
         return NULL;
@@ -200,7 +204,8 @@ rg_service_destroy (rg_service_t **self_p)
         rg_task_destroy (&self->queue[i]);
     free (self->queue);
     free (self->threads);
-    zsock_destroy (&self->dealer);
+    cm_leader_link_destroy (&self->link);
+    cm_leader_destroy (&self->leader);
     rg_backend_destroy (&self->backend);
     pthread_cond_destroy (&self->queued);
     pthread_cond_destroy (&self->freed);
@@ -275,9 +280,12 @@ s_enqueue (rg_service_t *self, const cm_value_t *tasks)
     }
 }
 
-//  One task_claim long-poll. Unlike cm_call, a late reply to an earlier
-//  claim that timed out is not thrown away: the store leased those tasks to
-//  us, so we run them rather than leave them to wait out their lease.
+//  One task_claim long-poll, to the node last seen leading. Unlike
+//  cm_call, a late reply to an earlier claim that timed out is not thrown
+//  away: the store leased those tasks to us, so we run them rather than
+//  leave them to wait out their lease. The answer (a "not leader" naming
+//  another node, silence, no connection) moves the remembered leader
+//  (cm_leader_observe): the claim loop's next claim goes there.
 static int
 s_claim (rg_service_t *self, int max, char *why, size_t why_size)
 {
@@ -288,16 +296,19 @@ s_claim (rg_service_t *self, int max, char *why, size_t why_size)
     cm_map_set_str (request->payload, "worker", self->worker_id);
     cm_map_set_int (request->payload, "max", max);
     cm_map_set_int (request->payload, "wait_ms", self->options.claim_wait_ms);
+    int node = cm_leader_current (self->leader);
+    zsock_t *dealer = cm_leader_link_attached (self->link, node, CM_LEADER_CONNECT_WAIT_MS);
     zframe_t *frame = NULL;
     int rc = cm_frame_encode (request, &frame);
-    if (rc == 0 && zframe_send (&frame, self->dealer, ZFRAME_DONTWAIT)) {
+    if (rc == 0 && (!dealer || zframe_send (&frame, dealer, ZFRAME_DONTWAIT))) {
         zframe_destroy (&frame);
         rc = CM_EBACKEND;
-        snprintf (why, why_size, "not connected");
+        snprintf (why, why_size, "not connected to %s", cm_leader_endpoint (self->leader, node));
+        cm_leader_observe (self->leader, node, rc, NULL);
     }
     int64_t deadline = cm_mono_ms () + self->options.claim_wait_ms + S_CLAIM_GRACE_MS;
     bool stop_seen = false;
-    void *handle = zsock_resolve (self->dealer);
+    void *handle = rc == 0 ? zsock_resolve (dealer) : NULL;
     while (rc == 0) {
         //  Stopping: the answer (tasks to hand back) is worth a short wait,
         //  not the whole grace of a store that may be going down too.
@@ -309,15 +320,17 @@ s_claim (rg_service_t *self, int max, char *why, size_t why_size)
         int64_t left = deadline - cm_mono_ms ();
         if (left <= 0) {
             rc = CM_ETIMEOUT;
-            snprintf (why, why_size, "no answer within %d ms",
+            snprintf (why, why_size, "no answer from %s within %d ms",
+                      cm_leader_endpoint (self->leader, node),
                       self->options.claim_wait_ms + S_CLAIM_GRACE_MS);
+            cm_leader_observe (self->leader, node, rc, NULL);
             break;
         }
         zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
         //  Wake up now and then to look at the stop flag.
         if (zmq_poll (&item, 1, (long) (left < 100 ? left : 100)) <= 0)
             continue; //  EINTR or nothing yet: the deadline decides
-        zmsg_t *msg = zmsg_recv (self->dealer);
+        zmsg_t *msg = zmsg_recv (dealer);
         cm_envelope_t *reply = NULL;
         int decoded = msg ? cm_frame_decode (zmsg_last (msg), &reply) : CM_EPROTO;
         zmsg_destroy (&msg);
@@ -332,6 +345,8 @@ s_claim (rg_service_t *self, int max, char *why, size_t why_size)
                 rc = CM_EPROTO;
             snprintf (why, why_size, "%s", cm_map_str_or (reply->payload, "message", "?"));
         }
+        if (ours)
+            cm_leader_observe (self->leader, node, rc, reply);
         cm_envelope_destroy (&reply);
         if (ours)
             break;
@@ -381,6 +396,14 @@ rg_service_run (rg_service_t *self)
             store_state = 1;
             failures = 0;
             backoff = S_BACKOFF_MIN_MS;
+            continue;
+        }
+        if (rc == CM_ENOTLEADER) {
+            //  Not a store down: the next claim goes to the node named (or,
+            //  in an election, the next one, after a pause).
+            cm_info ("store: not the leader (%s); claiming at %s next", why,
+                     cm_leader_endpoint (self->leader, cm_leader_current (self->leader)));
+            s_nap (self, CM_LEADER_ELECTION_WAIT_MS);
             continue;
         }
         atomic_fetch_add (&self->claim_failures, 1);

@@ -2,8 +2,10 @@
 
     The calling thread long-polls the store with `task_claim` for as many
     tasks as it has free slots, and hands each task to one of `concurrency`
-    worker threads. Each worker thread owns its own DEALER to the store
-    (ZeroMQ sockets never cross threads) and runs rg_worker_run.
+    worker threads. Each worker thread owns its own link to the store (a
+    DEALER per node of the shard, cm_leader.h; ZeroMQ sockets never cross
+    threads) and runs rg_worker_run. Claims and task calls go to the node
+    last seen leading the shard and follow "not leader" answers.
 
     A store that is down: the claim loop retries with backoff (100 ms up to
     5 s), logging once when the store goes away and once when it is back.
@@ -20,7 +22,7 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *store_endpoint;
+    const char *store_endpoint; //  the shard's nodes, a comma list (cm_leader.h)
     cm_curve_t *curve; //  CURVE keys or NULL (borrowed)
     int concurrency;
     int claim_wait_ms;    //  long-poll of task_claim (default 1000)

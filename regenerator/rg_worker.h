@@ -31,7 +31,8 @@
 
 //  Sends request and waits for the reply: 0 with *reply an ok envelope,
 //  or a negative code (the store's error code, CM_EBACKEND, CM_ETIMEOUT).
-typedef int (rg_call_fn) (void *ctx, const cm_envelope_t *request, cm_envelope_t **reply);
+//  The call may add routing fields to the request (cm_leader_call).
+typedef int (rg_call_fn) (void *ctx, cm_envelope_t *request, cm_envelope_t **reply);
 
 typedef struct {
     const char *worker_id;

@@ -1,7 +1,8 @@
 /*  test_gw_backend: the backend pool (gw_backend.h) against a fake ROUTER,
     a zactor thread bound on inproc:// that answers each request (after a
     stray reply to another request id), or holds the requests unanswered
-    (frozen) until told to answer them late.                              */
+    (frozen) until told to answer them late; and, for a store shard of
+    several nodes, a follower that names it the leader.                  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include <czmq.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -194,8 +196,12 @@ s_command (s_fixture_t *f, const char *command)
 static gw_backend_t *
 s_pool (const char *endpoint, int sockets, int timeout_ms)
 {
-    gw_backend_options_t options
-        = {.endpoint = endpoint, .server = "store", .sockets = sockets, .timeout_ms = timeout_ms};
+    //  A store pool, as the gateway makes it: one endpoint, one node.
+    gw_backend_options_t options = {.endpoint = endpoint,
+                                    .server = "store",
+                                    .sockets = sockets,
+                                    .timeout_ms = timeout_ms,
+                                    .follow_leader = true};
     gw_backend_t *pool = gw_backend_new (&options);
     assert_non_null (pool);
     return pool;
@@ -396,6 +402,102 @@ test_bad_endpoint_gives_its_slot_back (void **state)
     gw_backend_destroy (&pool);
 }
 
+//  A store follower: answers every request CM_ENOTLEADER, naming the
+//  leader given as "bind endpoint|leader endpoint".
+static atomic_int s_follower_received;
+
+static void
+s_follower (zsock_t *pipe, void *args)
+{
+    char bind[64], hint[96];
+    const char *bar = strchr (args, '|');
+    snprintf (bind, sizeof bind, "%.*s", (int) (bar - (const char *) args), (const char *) args);
+    snprintf (hint, sizeof hint, "leader is %s", bar + 1);
+    zsock_t *router = zsock_new_router (bind);
+    zsock_signal (pipe, router ? 0 : 1);
+    if (!router)
+        return;
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    while (zpoller_wait (poller, -1) == router) {
+        zmsg_t *msg = zmsg_recv (router);
+        zframe_t *identity = zmsg_pop (msg);
+        cm_envelope_t *request = NULL;
+        if (cm_frame_decode (zmsg_last (msg), &request) == 0) {
+            cm_envelope_t *reply = cm_envelope_reply_error (request, CM_ENOTLEADER, hint);
+            atomic_fetch_add (&s_follower_received, 1);
+            cm_router_reply (router, identity, reply);
+            cm_envelope_destroy (&reply);
+        }
+        cm_envelope_destroy (&request);
+        zframe_destroy (&identity);
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+//  A shard of a follower and the leader: the first call is sent twice
+//  (the follower names the leader), later ones go straight to the leader.
+//  One socket for both nodes: the follower's idle one makes room.
+static void
+test_store_pool_follows_the_leader_and_remembers_it (void **state)
+{
+    s_fixture_t *f = *state;
+    char args[160], list[160];
+    snprintf (args, sizeof args, "%s-follower|%s", f->endpoint, f->endpoint);
+    snprintf (list, sizeof list, "%s-follower,%s", f->endpoint, f->endpoint);
+    atomic_store (&s_follower_received, 0);
+    zactor_t *follower = zactor_new (s_follower, args);
+    assert_non_null (follower);
+    gw_backend_t *pool = s_pool (list, 1, 2000);
+    assert_int_equal (cm_leader_count (gw_backend_leader (pool)), 2);
+    int64_t took;
+    char echo[32];
+    assert_int_equal (s_call (pool, "one", &took, echo, sizeof echo), 0);
+    assert_string_equal (echo, "one");
+    assert_int_equal (atomic_load (&s_follower_received), 1);
+    s_await_received (1);
+    assert_int_equal (cm_leader_current (gw_backend_leader (pool)), 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (s_call (pool, "again", &took, echo, sizeof echo), 0);
+    assert_int_equal (atomic_load (&s_follower_received), 1);
+    s_await_received (4);
+    gw_backend_destroy (&pool);
+    zactor_destroy (&follower);
+}
+
+//  Without follow_leader (the broadcasters' history) the list is one
+//  DEALER, round robin, and a node's answer is the answer.
+static void
+test_history_pool_is_one_dealer_over_the_list (void **state)
+{
+    s_fixture_t *f = *state;
+    char args[160], list[160];
+    snprintf (args, sizeof args, "%s-other|%s", f->endpoint, f->endpoint);
+    snprintf (list, sizeof list, "%s,%s-other", f->endpoint, f->endpoint);
+    atomic_store (&s_follower_received, 0);
+    zactor_t *other = zactor_new (s_follower, args);
+    assert_non_null (other);
+    gw_backend_options_t options
+        = {.endpoint = list, .server = "broadcaster", .sockets = 1, .timeout_ms = 2000};
+    gw_backend_t *pool = gw_backend_new (&options);
+    assert_non_null (pool);
+    assert_null (gw_backend_leader (pool));
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 4; i++) {
+        cm_value_t *reply = NULL, *err = NULL;
+        int rc = gw_backend_call (pool, CM_MSG_PING, s_ping ("x"), &reply, &err);
+        ok += rc == 0;
+        refused += rc == CM_ENOTLEADER && err;
+        cm_value_destroy (&reply);
+        cm_value_destroy (&err);
+    }
+    assert_int_equal (ok, 2);
+    assert_int_equal (refused, 2);
+    gw_backend_destroy (&pool);
+    zactor_destroy (&other);
+}
+
 int
 main (void)
 {
@@ -410,6 +512,10 @@ main (void)
                                          s_teardown),
         cmocka_unit_test (test_no_peer_is_backend_unavailable),
         cmocka_unit_test (test_bad_endpoint_gives_its_slot_back),
+        cmocka_unit_test_setup_teardown (test_store_pool_follows_the_leader_and_remembers_it,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_history_pool_is_one_dealer_over_the_list, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -104,6 +104,34 @@ test_bad_values_name_the_setting (void **state)
     char *none[] = {"chatmesh-gateway", NULL};
     assert_int_equal (s_load (1, none, &config, why, sizeof why), 0);
     assert_int_equal (config.store_shards.count, 0); //  one shard: CHATMESH_STORE_ENDPOINT
+    assert_int_equal (config.store_reads, CM_READS_LEADER);
+}
+
+//  A replicated shard's node list and where its reads go (cm_leader.h).
+static void
+test_store_nodes_and_reads (void **state)
+{
+    (void) state;
+    static gw_config_t config;
+    char why[256];
+    char *twice[] = {"chatmesh-gateway", "--store-endpoint", "tcp://h:1,tcp://g:1,tcp://h:1", NULL};
+    assert_int_equal (s_load (3, twice, &config, why, sizeof why), CM_EINVAL);
+    assert_string_equal (why, "CHATMESH_STORE_ENDPOINT: node tcp://h:1 is listed twice");
+    char nine[400] = "a=tcp://n0:1";
+    for (int i = 1; i <= CM_LEADER_ENDPOINTS_MAX; i++)
+        snprintf (nine + strlen (nine), sizeof nine - strlen (nine), ",tcp://n%d:1", i);
+    char *many[] = {"chatmesh-gateway", "--store-shards", nine, NULL};
+    assert_int_equal (s_load (3, many, &config, why, sizeof why), CM_EINVAL);
+    assert_non_null (strstr (why, "CHATMESH_STORE_SHARDS: shard a: more than 8 store nodes"));
+    *strrchr (nine, ',') = '\0';
+    assert_int_equal (s_load (3, many, &config, why, sizeof why), 0);
+    char *three[] = {"chatmesh-gateway", "--store-endpoint", "tcp://a:1,tcp://b:1,tcp://c:1",
+                     "--store-reads", "any", NULL};
+    assert_int_equal (s_load (5, three, &config, why, sizeof why), 0);
+    assert_int_equal (config.store_reads, CM_READS_ANY);
+    char *bad[] = {"chatmesh-gateway", "--store-reads", "nearby", NULL};
+    assert_int_equal (s_load (3, bad, &config, why, sizeof why), CM_EINVAL);
+    assert_string_equal (why, "CHATMESH_STORE_READS: \"nearby\" is neither leader nor any");
 }
 
 static void
@@ -147,6 +175,7 @@ main (void)
         cmocka_unit_test_setup (test_defaults_are_the_table, s_setup),
         cmocka_unit_test_setup (test_environment_then_flags, s_setup),
         cmocka_unit_test_setup (test_bad_values_name_the_setting, s_setup),
+        cmocka_unit_test_setup (test_store_nodes_and_reads, s_setup),
         cmocka_unit_test_setup (test_secret_is_required_and_long_enough, s_setup),
         cmocka_unit_test_setup (test_help_is_answered, s_setup),
     };

@@ -1,5 +1,6 @@
 /*  test_rg_service: the claim loop and worker pool against a fake store
-    ROUTER over ipc:// in a temp dir.                                       */
+    ROUTER over ipc:// in a temp dir (and, for a replicated shard, a fake
+    follower beside it that names it the leader).                          */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,9 @@ typedef struct {
     char dir[64];
     char endpoint[128];
     zsock_t *router;
+    zsock_t *follower; //  NULL, or answers everything "leader is <endpoint>"
+    char follower_endpoint[128];
+    size_t refused;
     bool task_given;
     size_t claims, progress, events, completes, fails;
     bool last_fail_retryable;
@@ -41,6 +45,12 @@ s_fake_start (s_fake_t *fake)
 static void
 s_fake_stop (s_fake_t *fake)
 {
+    if (fake->follower) {
+        zsock_destroy (&fake->follower);
+        char follower[160];
+        snprintf (follower, sizeof follower, "%s/follower", fake->dir);
+        unlink (follower);
+    }
     zsock_destroy (&fake->router);
     char path[160];
     snprintf (path, sizeof path, "%s/store", fake->dir);
@@ -65,10 +75,34 @@ s_task_map (const char *task_id)
 //  Answers one request if one comes within wait_ms. Claims get the single
 //  task once, then nothing (after a short long-poll, as the store would).
 static void
+s_follower_refuse (s_fake_t *fake)
+{
+    zmsg_t *msg = zmsg_recv (fake->follower);
+    zframe_t *identity = zmsg_pop (msg);
+    cm_envelope_t *request = NULL;
+    assert_int_equal (cm_frame_decode (zmsg_last (msg), &request), 0);
+    char hint[160];
+    snprintf (hint, sizeof hint, "leader is %s", fake->endpoint);
+    cm_envelope_t *reply = cm_envelope_reply_error (request, CM_ENOTLEADER, hint);
+    assert_int_equal (cm_router_reply (fake->follower, identity, reply), 0);
+    fake->refused++;
+    cm_envelope_destroy (&reply);
+    cm_envelope_destroy (&request);
+    zframe_destroy (&identity);
+    zmsg_destroy (&msg);
+}
+
+static void
 s_fake_serve (s_fake_t *fake, int wait_ms)
 {
-    zmq_pollitem_t item = {zsock_resolve (fake->router), 0, ZMQ_POLLIN, 0};
-    if (zmq_poll (&item, 1, wait_ms) <= 0)
+    zmq_pollitem_t items[] = {{zsock_resolve (fake->router), 0, ZMQ_POLLIN, 0},
+                              {fake->follower ? zsock_resolve (fake->follower) : NULL, 0,
+                               ZMQ_POLLIN, 0}};
+    if (zmq_poll (items, fake->follower ? 2 : 1, wait_ms) <= 0)
+        return;
+    if (fake->follower && (items[1].revents & ZMQ_POLLIN))
+        s_follower_refuse (fake);
+    if (!(items[0].revents & ZMQ_POLLIN))
         return;
     zmsg_t *msg = zmsg_recv (fake->router);
     zframe_t *identity = zmsg_pop (msg);
@@ -234,6 +268,45 @@ test_store_down_backs_off (void **state)
     rmdir (dir);
 }
 
+//  A shard of two nodes, the follower listed first: the first claim is
+//  refused and names the leader; claims and the task's calls then go
+//  there, and the follower is asked only until the leader is known.
+static void
+test_claims_follow_the_leader (void **state)
+{
+    (void) state;
+    s_fake_t fake;
+    s_fake_start (&fake);
+    snprintf (fake.follower_endpoint, sizeof fake.follower_endpoint, "ipc://%s/follower",
+              fake.dir);
+    fake.follower = zsock_new (ZMQ_ROUTER);
+    assert_int_equal (zsock_bind (fake.follower, "%s", fake.follower_endpoint), 0);
+    char list[300];
+    snprintf (list, sizeof list, "%s,%s", fake.follower_endpoint, fake.endpoint);
+    rg_service_t *service = s_service (list, 0);
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_run, service);
+    int64_t deadline = cm_mono_ms () + 10000;
+    while (fake.completes == 0 && cm_mono_ms () < deadline)
+        s_fake_serve (&fake, 100);
+    assert_int_equal (fake.completes, 1);
+    assert_true (fake.progress >= 1);
+    size_t refused = fake.refused;
+    assert_true (refused >= 1);
+    assert_true (refused <= 3); //  the claim loop's first claim, a worker's first call
+    size_t claims = fake.claims;
+    int64_t until = cm_mono_ms () + 300;
+    while (cm_mono_ms () < until)
+        s_fake_serve (&fake, 50);
+    assert_true (fake.claims > claims);
+    assert_int_equal (fake.refused, refused);
+    assert_int_equal (rg_service_claim_failures (service), 0);
+    rg_service_stop (service);
+    pthread_join (thread, NULL);
+    rg_service_destroy (&service);
+    s_fake_stop (&fake);
+}
+
 int
 main (void)
 {
@@ -241,6 +314,7 @@ main (void)
         cmocka_unit_test (test_claims_and_completes),
         cmocka_unit_test (test_stop_hands_running_task_back),
         cmocka_unit_test (test_store_down_backs_off),
+        cmocka_unit_test (test_claims_follow_the_leader),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

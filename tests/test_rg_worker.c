@@ -31,7 +31,7 @@ typedef struct {
 } s_store_t;
 
 static int
-s_fake_call (void *ctx, const cm_envelope_t *request, cm_envelope_t **reply)
+s_fake_call (void *ctx, cm_envelope_t *request, cm_envelope_t **reply)
 {
     s_store_t *store = ctx;
     assert_true (store->count < MAX_CALLS);
