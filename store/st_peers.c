@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  An item is quoted in a refusal up to this many bytes, so the reason
+//  after it always fits.
+#define S_QUOTED_MAX 80
+#define S_SHOWN(len) ((int) ((len) < S_QUOTED_MAX ? (len) : S_QUOTED_MAX))
+
 //  Copies the len bytes at text into out (size bytes with the NUL); false
 //  when they do not fit or are empty.
 static bool
@@ -38,8 +43,7 @@ s_item (const char *item, size_t len, st_peer_t *peer, char *why, size_t why_siz
     const char *first = memchr (item, '=', len);
     const char *second = first ? memchr (first + 1, '=', len - (size_t) (first + 1 - item)) : NULL;
     if (!second) {
-        snprintf (why, why_size, "\"%.*s\" is not id=raft_address=client_endpoint", (int) len,
-                  item);
+        snprintf (why, why_size, "\"%.*s\" is not id=raft_address=client_endpoint", S_SHOWN (len), item);
         return CM_EINVAL;
     }
     char id_text[24];
@@ -48,14 +52,14 @@ s_item (const char *item, size_t len, st_peer_t *peer, char *why, size_t why_siz
         || id_text[0] < '1' || id_text[0] > '9'
         || (peer->id = strtoull (id_text, &end, 10), *end != 0) || peer->id > INT64_MAX) {
         snprintf (why, why_size, "\"%.*s\": the id must be a number from 1 to 2^63-1",
-                  (int) len, item);
+                  S_SHOWN (len), item);
         return CM_EINVAL;
     }
     if (!s_copy (peer->raft_address, sizeof peer->raft_address, first + 1,
                  (size_t) (second - first - 1))
         || !s_valid_address (peer->raft_address)) {
         snprintf (why, why_size, "\"%.*s\": the raft address must be host:port (port 1-65535)",
-                  (int) len, item);
+                  S_SHOWN (len), item);
         return CM_EINVAL;
     }
     size_t endpoint_len = len - (size_t) (second + 1 - item);
@@ -64,7 +68,7 @@ s_item (const char *item, size_t len, st_peer_t *peer, char *why, size_t why_siz
         snprintf (why, why_size,
                   "\"%.*s\": the client endpoint must be a ZeroMQ endpoint of at most %d bytes "
                   "(tcp://host:port)",
-                  (int) len, item, CM_ENDPOINT_MAX);
+                  S_SHOWN (len), item, CM_ENDPOINT_MAX);
         return CM_EINVAL;
     }
     return 0;
@@ -96,8 +100,7 @@ st_peers_parse (const char *text, st_peers_t *out, char *why, size_t why_size)
                                : strcmp (other->endpoint, peer->endpoint) == 0 ? "client endpoint"
                                                                                : NULL;
             if (same) {
-                snprintf (why, why_size, "\"%.*s\": its %s is also peer %llu's", (int) len,
-                          cursor, same, (unsigned long long) other->id);
+                snprintf (why, why_size, "\"%.*s\": its %s is also peer %llu's", S_SHOWN (len), cursor, same, (unsigned long long) other->id);
                 return CM_EINVAL;
             }
         }
