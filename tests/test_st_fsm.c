@@ -164,6 +164,7 @@ test_replicas_identical (void **state)
     st_fsm_result_t *none = NULL;
     assert_int_equal (st_fsm_apply (nodes[1].fsm, 3, data, size, &none), 0);
     assert_null (none);
+    free (data);
     s_digest (&nodes[1], b);
     assert_string_equal (a, b);
 
