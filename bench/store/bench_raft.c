@@ -124,27 +124,31 @@ s_cluster_stop (s_cluster_t *cluster)
 static const char *
 s_leader (s_cluster_t *cluster)
 {
+    //  One dealer per node for the whole wait: a fresh one has no
+    //  connection yet, and cm_call then fails at once (CM_EBACKEND).
+    zsock_t *dealers[S_NODES];
+    for (int i = 0; i < cluster->count; i++)
+        dealers[i] = cm_dealer_new (cluster->endpoints[i]);
+    const char *leader = NULL;
     int64_t until = cm_mono_ms () + 10000;
-    while (cm_mono_ms () < until) {
-        for (int i = 0; i < cluster->count; i++) {
-            zsock_t *dealer = cm_dealer_new (cluster->endpoints[i]);
+    while (!leader && cm_mono_ms () < until) {
+        for (int i = 0; !leader && i < cluster->count; i++) {
             cm_envelope_t *ping = cm_envelope_new (CM_MSG_PING, NULL), *reply = NULL;
             cm_request_id (ping->request_id, sizeof ping->request_id);
-            bool leads = cm_call (dealer, ping, 1000, &reply) == 0
-                         && (!cm_map_get (reply->payload, "raft")
-                             || strcmp (cm_map_str_or (cm_map_get (reply->payload, "raft"), "role",
-                                                       ""),
-                                        "leader")
-                                    == 0);
+            if (cm_call (dealers[i], ping, 1000, &reply) == 0) {
+                const cm_value_t *raft = cm_map_get (reply->payload, "raft");
+                if (!raft || strcmp (cm_map_str_or (raft, "role", ""), "leader") == 0)
+                    leader = cluster->endpoints[i];
+            }
             cm_envelope_destroy (&reply);
             cm_envelope_destroy (&ping);
-            zsock_destroy (&dealer);
-            if (leads)
-                return cluster->endpoints[i];
         }
-        zclock_sleep (50);
+        if (!leader)
+            zclock_sleep (50);
     }
-    return NULL;
+    for (int i = 0; i < cluster->count; i++)
+        zsock_destroy (&dealers[i]);
+    return leader;
 }
 
 static int
@@ -238,8 +242,10 @@ s_load (const char *endpoint, void *sink, int clients, int seconds)
         int ready = zmq_poll (items, clients + 1, 10000);
         if (items[clients].revents & ZMQ_POLLIN)
             s_drain (sink);
-        if (ready == 0)
+        if (ready == 0) {
+            fprintf (stderr, "no acknowledgement for 10 s\n");
             failed++;
+        }
         for (int c = 0; ready > 0 && c < clients; c++) {
             if (!(items[c].revents & ZMQ_POLLIN))
                 continue;
@@ -286,8 +292,11 @@ s_case (const char *parent, const char *name, int nodes, int seconds, int client
     s_cluster_t cluster;
     double rate = -1;
     const char *leader = NULL;
-    if (s_cluster_start (&cluster, dir, nodes, events) == 0 && (leader = s_leader (&cluster))
-        && s_seed_sessions (leader) == 0) {
+    if (s_cluster_start (&cluster, dir, nodes, events))
+        fprintf (stderr, "%s: the stores did not start\n", name);
+    else if (!(leader = s_leader (&cluster)))
+        fprintf (stderr, "%s: no store took writes within 10 s\n", name);
+    else if (s_seed_sessions (leader) == 0) {
         s_drain (zsock_resolve (sink));
         rate = s_load (leader, zsock_resolve (sink), clients, seconds);
     }
