@@ -335,7 +335,7 @@ st_fsm_digest (st_db_t *db, char digest[65])
     for (int i = 0; rc == 0 && i < ST_DBI_COUNT; i++) {
         const char *name = st_db_name ((st_dbi_t) i);
         EVP_DigestUpdate (ctx, name, strlen (name) + 1);
-        MDB_cursor *cursor;
+        MDB_cursor *cursor = NULL;
         int mrc = mdb_cursor_open (txn, st_db_dbi (db, (st_dbi_t) i), &cursor);
         MDB_val k, v;
         while (mrc == 0 && (mrc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT)) == 0) {
@@ -346,10 +346,10 @@ st_fsm_digest (st_db_t *db, char digest[65])
             EVP_DigestUpdate (ctx, k.mv_data, k.mv_size);
             EVP_DigestUpdate (ctx, v.mv_data, v.mv_size);
         }
+        if (cursor)
+            mdb_cursor_close (cursor);
         if (mrc != MDB_NOTFOUND)
             rc = st_db_error (mrc, "digest");
-        else
-            mdb_cursor_close (cursor);
     }
     unsigned char sum[32];
     unsigned int len = 0;
