@@ -118,6 +118,12 @@ svc_cluster_kill (svc_cluster_t *self, int i, int signal)
     return -1;
 }
 
+int
+svc_cluster_signal (svc_cluster_t *self, int i, int signal)
+{
+    return self->nodes[i].pid > 0 ? kill (self->nodes[i].pid, signal) : -1;
+}
+
 bool
 svc_cluster_running (svc_cluster_t *self, int i)
 {

@@ -28,6 +28,8 @@ svc_cluster_t *svc_cluster_start (int n, const char *const *env);
 void svc_cluster_stop (svc_cluster_t **self_p);
 //  Stops node i (0-based) with signal and reaps it. 0 or -1.
 int svc_cluster_kill (svc_cluster_t *self, int i, int signal);
+//  Sends signal to running node i without waiting (SIGSTOP, SIGCONT).
+int svc_cluster_signal (svc_cluster_t *self, int i, int signal);
 //  Starts node i again on its dir and ports. 0 or -1.
 int svc_cluster_spawn (svc_cluster_t *self, int i);
 bool svc_cluster_running (svc_cluster_t *self, int i);
