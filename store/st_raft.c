@@ -305,7 +305,10 @@ s_start (st_raft_t *self, const st_raft_config_t *config)
     }
     rv = raft_start (&self->raft);
     if (rv) {
-        cm_error ("raft start: %s (%s)", raft_strerror (rv), raft_errmsg (&self->raft));
+        cm_error ("cannot start raft on %s: %s%s%s (the raft address must be this host's and "
+                  "free; the raft dir %s readable)",
+                  me->raft_address, raft_strerror (rv), *raft_errmsg (&self->raft) ? ": " : "",
+                  raft_errmsg (&self->raft), self->dir);
         return -1;
     }
     uv_timer_start (&self->tick, s_tick, S_TICK_MS, S_TICK_MS);

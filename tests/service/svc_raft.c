@@ -282,7 +282,9 @@ test_failover_loses_nothing (void **state)
 static int
 s_setup (void **state)
 {
-    const char *env[] = {"CHATMESH_STORE_RAFT_SNAPSHOT_ENTRIES=64", NULL};
+    //  Upkeep every second: its entries go through raft too.
+    const char *env[] = {"CHATMESH_STORE_RAFT_SNAPSHOT_ENTRIES=64", "CHAT_ACTIONS_CLEANUP_INTERVAL=1",
+                         NULL};
     *state = svc_cluster_start (3, env);
     return *state ? 0 : -1;
 }
