@@ -16,17 +16,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  key=value for the strings and ints of map; a nested map (a replicated
+//  store's "raft") as prefix.key=value.
+static void
+s_print_map (const cm_value_t *map, const char *prefix)
+{
+    for (size_t i = 0; i < cm_value_len (map); i++) {
+        const cm_value_t *v = cm_map_value_at (map, i);
+        const char *key = cm_map_key_at (map, i);
+        if (v->type == CM_T_STR)
+            printf (" %s%s=%s", prefix, key, v->u.s.ptr);
+        else if (v->type == CM_T_INT)
+            printf (" %s%s=%lld", prefix, key, (long long) v->u.i);
+        else if (v->type == CM_T_MAP && !*prefix) {
+            char nested[64];
+            snprintf (nested, sizeof nested, "%s.", key);
+            s_print_map (v, nested);
+        }
+    }
+}
+
 static void
 s_print_reply (const cm_envelope_t *reply)
 {
     printf ("ok:");
-    for (size_t i = 0; i < cm_value_len (reply->payload); i++) {
-        const cm_value_t *v = cm_map_value_at (reply->payload, i);
-        if (v->type == CM_T_STR)
-            printf (" %s=%s", cm_map_key_at (reply->payload, i), v->u.s.ptr);
-        else if (v->type == CM_T_INT)
-            printf (" %s=%lld", cm_map_key_at (reply->payload, i), (long long) v->u.i);
-    }
+    s_print_map (reply->payload, "");
     printf ("\n");
 }
 

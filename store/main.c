@@ -12,6 +12,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 static const cm_cfg_spec_t s_specs[] = {
@@ -41,6 +42,18 @@ static const cm_cfg_spec_t s_specs[] = {
     {"CHATMESH_UNDO_SECONDS", "--undo-seconds", CM_CFG_INT, "30", 1, 86400,
      "how long a deleted message or session can be restored; the first cleanup after that "
      "purges it"},
+    {"CHATMESH_STORE_PEERS", "--peers", CM_CFG_STR, "", 0, 2048,
+     "replicate the store by raft over these nodes: a comma list of "
+     "id=raft_host:port=client_endpoint, 1, 3 or 5 of them, the same on every node (empty: "
+     "one store, no raft)"},
+    {"CHATMESH_STORE_NODE_ID", "--node-id", CM_CFG_INT, "0", 0, INT64_MAX,
+     "which item of CHATMESH_STORE_PEERS this node is (required with peers)"},
+    {"CHATMESH_STORE_RAFT_SNAPSHOT_ENTRIES", "--raft-snapshot-entries", CM_CFG_INT, "4096", 8,
+     1048576,
+     "raft entries between two snapshots (an LMDB copy); as many are kept behind each for "
+     "followers that lag"},
+    {"CHATMESH_STORE_RAFT_ELECTION_MS", "--raft-election-ms", CM_CFG_INT, "1000", 100, 60000,
+     "raft election timeout: how long followers wait for the leader before electing another"},
     {"CHATMESH_STORE_BACKUP", "--backup", CM_CFG_STR, "", 0, 4096,
      "write a consistent compacted copy of the live store into this directory (verified "
      "record by record; fails, leaving no data.mdb, if any record is damaged) and exit"},
@@ -112,6 +125,28 @@ main (int argc, char **argv)
         return 1;
     }
 
+    st_peers_t peers;
+    const char *peers_text = cm_config_str (config, "CHATMESH_STORE_PEERS");
+    uint64_t node_id = (uint64_t) cm_config_int (config, "CHATMESH_STORE_NODE_ID");
+    if (*peers_text) {
+        char why[512];
+        if (st_peers_parse (peers_text, &peers, why, sizeof why)) {
+            fprintf (stderr, "chatmesh-store: CHATMESH_STORE_PEERS: %s\n", why);
+            rc = 1;
+        }
+        else if (!st_peers_find (&peers, node_id)) {
+            fprintf (stderr,
+                     "chatmesh-store: CHATMESH_STORE_NODE_ID %llu is not an id of "
+                     "CHATMESH_STORE_PEERS\n",
+                     (unsigned long long) node_id);
+            rc = 1;
+        }
+        if (rc == 1) {
+            cm_curve_destroy (&curve);
+            cm_config_destroy (&config);
+            return 1;
+        }
+    }
     st_server_config_t server_config = {
         .endpoint = cm_config_str (config, "CHATMESH_STORE_ENDPOINT"),
         .events_endpoint = cm_config_str (config, "CHATMESH_EVENTS_IN_ENDPOINT"),
@@ -127,6 +162,11 @@ main (int argc, char **argv)
                 .events_keep = (size_t) cm_config_int (config, "CHATMESH_STORE_EVENTS_KEEP"),
                 .undo_ms = cm_config_int (config, "CHATMESH_UNDO_SECONDS") * 1000,
                 .worker_live_ms = 30000},
+        .peers = *peers_text ? &peers : NULL,
+        .node_id = node_id,
+        .raft_snapshot_entries
+        = (unsigned) cm_config_int (config, "CHATMESH_STORE_RAFT_SNAPSHOT_ENTRIES"),
+        .raft_election_ms = (unsigned) cm_config_int (config, "CHATMESH_STORE_RAFT_ELECTION_MS"),
     };
     st_server_t *server = st_server_new (&server_config);
     if (!server) {

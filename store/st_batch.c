@@ -19,6 +19,8 @@ st_batch_run (st_db_t *db, size_t events_keep, st_batch_body_fn body, void *arg,
             if (rc == 0)
                 rc = st_events_number (db, txn, events, events_keep);
             if (rc == 0)
+                rc = st_db_seal (db, txn); //  a replicated entry's index (st_fsm.h)
+            if (rc == 0)
                 rc = st_db_commit (txn);
             else
                 st_db_abort (txn);

@@ -10,7 +10,8 @@
     at most ST_BATCH_ATTEMPTS attempts in all. Before the commit, the
     events body appended are numbered and logged in the same txn
     (st_events_number, keeping events_keep per session), so an event id
-    is only ever the committed one. events is a fresh array per
+    is only ever the committed one; so is a replicated entry's raft index
+    (st_db_seal, st_fsm.h). events is a fresh array per
     attempt; the committed attempt's goes to *events (caller owns), else
     *events is an empty array. body must undo on entry whatever a previous
     attempt left for its caller (replies). Returns 0, CM_EFULL (the map

@@ -50,7 +50,11 @@ struct st_db {
     //  copies the bytes), instead of a fresh 8 KiB msgpack buffer per put.
     char *encode_buf;
     size_t encode_cap;
+    //  Raft index st_db_seal writes with each batch (writer only; 0: none).
+    uint64_t staged_applied;
 };
+
+#define S_APPLIED_KEY "#raft_applied" //  '#': no session id, kept by format 6
 
 int
 st_db_error (int mdb_rc, const char *what)
@@ -498,6 +502,53 @@ st_db_dir (st_db_t *self)
     const char *dir = "";
     mdb_env_get_path (self->env, &dir);
     return dir;
+}
+
+void
+st_db_stage_applied (st_db_t *self, uint64_t index)
+{
+    self->staged_applied = index;
+}
+
+int
+st_db_seal (st_db_t *self, MDB_txn *txn)
+{
+    if (!self->staged_applied)
+        return 0;
+    unsigned char bytes[8];
+    st_db_be64_put (bytes, self->staged_applied);
+    return st_db_put_raw (self, txn, ST_DBI_EVENT_HEADS, S_APPLIED_KEY, strlen (S_APPLIED_KEY),
+                          bytes, sizeof bytes);
+}
+
+int
+st_db_applied (st_db_t *self, MDB_txn *txn, uint64_t *index)
+{
+    *index = 0;
+    MDB_txn *own = NULL;
+    if (!txn) {
+        int rc = st_db_read_begin (self, &own);
+        if (rc)
+            return rc;
+        txn = own;
+    }
+    const void *data;
+    size_t size;
+    int rc = st_db_get_raw (self, txn, ST_DBI_EVENT_HEADS, S_APPLIED_KEY, strlen (S_APPLIED_KEY),
+                            &data, &size);
+    if (rc == 0 && size == 8)
+        *index = st_db_be64_get (data);
+    else if (rc == 0)
+        rc = CM_ECORRUPT;
+    if (own)
+        st_db_read_end (self, own);
+    return rc == CM_ENOTFOUND ? 0 : rc;
+}
+
+MDB_env *
+st_db_env (st_db_t *self)
+{
+    return self->env;
 }
 
 size_t

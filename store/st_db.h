@@ -27,6 +27,9 @@
       counters       kind day(4 BE) name \0 counter      -> count (u64 BE, st_analytics.h)
       events         session_id \0 seq(8 BE)             -> event envelope (st_events.h)
       event_heads    "#epoch"                            -> epoch (u64 BE; format 6)
+                     "#raft_applied"                     -> raft index of the last
+                                                            entry applied (u64 BE;
+                                                            replicated stores, st_fsm.h)
 
     Hot counters are fixed-size binary records, not msgpack, so a vote or a
     rate-limited request never decodes or re-encodes a map (and a vote
@@ -168,6 +171,17 @@ int st_db_error (int mdb_rc, const char *what);
 //  Writes a big-endian u64 into 8 bytes / reads one.
 void st_db_be64_put (unsigned char *out, uint64_t value);
 uint64_t st_db_be64_get (const unsigned char *in);
+
+//  The replicated store's applied index (st_fsm.h). st_db_stage_applied
+//  makes every later write txn that st_batch_run commits also write index
+//  as "#raft_applied" (0 stops it), so the index moves in the same txn as
+//  the entry's changes. st_db_applied reads it in txn (NULL: its own read
+//  txn); 0 when none was ever written. 0 or CM_E* code.
+void st_db_stage_applied (st_db_t *self, uint64_t index);
+int st_db_seal (st_db_t *self, MDB_txn *txn);
+int st_db_applied (st_db_t *self, MDB_txn *txn, uint64_t *index);
+//  The LMDB environment (for snapshots: st_fsm.h). Borrowed.
+MDB_env *st_db_env (st_db_t *self);
 
 //  Consistent compacted copy of the live environment in src_dir into
 //  dst_dir (created if missing, must hold no data.mdb). Safe while the

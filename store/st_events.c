@@ -4,6 +4,7 @@
 #include "cm_codec.h"
 #include "cm_error.h"
 #include "cm_time.h"
+#include "st_det.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +146,7 @@ st_events_number (st_db_t *db, MDB_txn *txn, cm_value_t *events, size_t keep)
     uint64_t epoch;
     int rc = st_events_epoch (db, txn, &epoch);
     if (rc == 0 && epoch == 0) {
-        epoch = (uint64_t) cm_now_ms ();
+        epoch = (uint64_t) st_det_now (cm_now_ms ()); //  the entry's clock when replicated
         rc = s_head_put (db, txn, S_EPOCH_KEY, epoch);
     }
     char *buffer = NULL;

@@ -4,6 +4,7 @@
 #include "cm_error.h"
 #include "cm_ids.h"
 #include "st_db.h"
+#include "st_det.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -158,7 +159,10 @@ st_key_uuid (char *buffer)
 {
     static _Thread_local unsigned char pool[S_RANDOM_POOL];
     static _Thread_local size_t used = S_RANDOM_POOL;
-    if (used + 16 > S_RANDOM_POOL) {
+    unsigned char entry_bytes[16];
+    //  A replicated entry being applied mints its ids from its seed.
+    bool replicated = st_det_bytes (entry_bytes, sizeof entry_bytes);
+    if (!replicated && used + 16 > S_RANDOM_POOL) {
         size_t got = 0;
         while (got < S_RANDOM_POOL) {
             ssize_t n = getrandom (pool + got, S_RANDOM_POOL - got, 0);
@@ -167,8 +171,9 @@ st_key_uuid (char *buffer)
         }
         used = 0;
     }
-    unsigned char *bytes = pool + used;
-    used += 16;
+    unsigned char *bytes = replicated ? entry_bytes : pool + used;
+    if (!replicated)
+        used += 16;
     bytes[6] = (unsigned char) ((bytes[6] & 0x0f) | 0x40); //  version 4
     bytes[8] = (unsigned char) ((bytes[8] & 0x3f) | 0x80); //  variant 1
     static const char hex[] = "0123456789abcdef";

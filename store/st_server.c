@@ -4,6 +4,7 @@
 #include "cm_log.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
+#include "st_raft.h"
 
 #include <czmq.h>
 #include <pthread.h>
@@ -34,6 +35,8 @@ struct st_server {
     s_buffer_t buffer; //  main thread's replies and events are encoded here
     st_db_t *db;
     st_ops_t *ops;
+    st_fsm_t *fsm;   //  replicated only (config.peers), with raft
+    st_raft_t *raft;
     zsock_t *router;
     //  One PUSH per broadcaster (main sends on them): every broadcaster
     //  gets every event.
@@ -144,6 +147,8 @@ s_reader_actor (zsock_t *pipe, void *args)
         if (got == 0)
             continue;
         st_ops_read (self->ops, request, cm_now_ms (), &reply);
+        if (self->raft && request->type == CM_MSG_PING && reply && reply->type == CM_MSG_OK)
+            st_raft_describe (self->raft, reply->payload);
         s_send_reply (pipe, &buffer, &identity, &reply);
         cm_envelope_destroy (&request);
     }
@@ -346,8 +351,12 @@ s_run_batch (s_writer_t *w, s_pending_t *items)
             w->parked_tail = &w->parked;
         cm_value_t *events = NULL;
         int64_t started = cm_mono_us ();
-        st_ops_write_batch_claims (w->server->ops, requests, n, claims, m, cm_now_ms (), replies,
-                                   claim_replies, &events);
+        if (w->server->raft)
+            st_raft_write_batch (w->server->raft, requests, n, claims, m, replies, claim_replies,
+                                 &events);
+        else
+            st_ops_write_batch_claims (w->server->ops, requests, n, claims, m, cm_now_ms (),
+                                       replies, claim_replies, &events);
         cm_debug ("write batch of %zu in %lld us", n, (long long) (cm_mono_us () - started));
         //  Committed: now (and only now) answer, then publish.
         int64_t now = cm_mono_ms ();
@@ -421,10 +430,39 @@ s_cleanup (s_writer_t *w)
 {
     cm_value_t *events = NULL;
     int64_t started = cm_mono_ms ();
-    if (st_ops_cleanup (w->server->ops, cm_now_ms (), &events) == 0)
+    st_raft_t *raft = w->server->raft;
+    if (raft && !st_raft_is_leader (raft))
+        return; //  the leader's upkeep entry reaches every replica
+    if ((raft ? st_raft_upkeep (raft, &events)
+              : st_ops_cleanup (w->server->ops, cm_now_ms (), &events))
+        == 0)
         cm_info ("cleanup done in %lld ms", (long long) (cm_mono_ms () - started));
     s_queue_events (w, &events);
     s_flush_outbox (w);
+}
+
+//  The st_ops scheduling state the commits change (replicated: raft's
+//  loop thread applies them, so read under the FSM's lock).
+static int64_t
+s_next_lease_expiry (s_writer_t *w)
+{
+    if (w->server->fsm)
+        st_fsm_lock (w->server->fsm);
+    int64_t lease = st_ops_next_lease_expiry (w->server->ops);
+    if (w->server->fsm)
+        st_fsm_unlock (w->server->fsm);
+    return lease;
+}
+
+static bool
+s_take_tasks_changed (s_writer_t *w)
+{
+    if (w->server->fsm)
+        st_fsm_lock (w->server->fsm);
+    bool changed = st_ops_take_tasks_changed (w->server->ops);
+    if (w->server->fsm)
+        st_fsm_unlock (w->server->fsm);
+    return changed;
 }
 
 static void
@@ -445,7 +483,7 @@ s_writer_actor (zsock_t *pipe, void *args)
         int64_t wake = now + 1000;
         if (w.next_cleanup && w.next_cleanup < wake)
             wake = w.next_cleanup;
-        int64_t lease = st_ops_next_lease_expiry (w.server->ops);
+        int64_t lease = s_next_lease_expiry (&w);
         for (s_pending_t *p = w.parked; p; p = p->next)
             if (p->deadline < wake)
                 wake = p->deadline;
@@ -490,7 +528,12 @@ s_writer_actor (zsock_t *pipe, void *args)
         s_pending_t *parked = s_take_parked (&w);
         while (parked) {
             s_pending_t *next = parked->next;
-            if (parked->deadline <= now)
+            if (w.server->raft && !st_raft_is_leader (w.server->raft)) {
+                //  Deposed: the regenerator asks the new leader.
+                cm_envelope_t *reply = st_raft_refusal (w.server->raft, parked->request);
+                s_answer (&w, parked, &reply);
+            }
+            else if (parked->deadline <= now)
                 s_answer_empty_claim (&w, parked);
             else {
                 st_ops_worker_seen (w.server->ops,
@@ -505,7 +548,7 @@ s_writer_actor (zsock_t *pipe, void *args)
             w.next_cleanup = now + interval;
         }
         s_flush_outbox (&w);
-        retry_parked = st_ops_take_tasks_changed (w.server->ops) && w.parked;
+        retry_parked = s_take_tasks_changed (&w) && w.parked;
     }
     //  Shutting down: nobody waits forever on a claim.
     s_pending_t *parked = s_take_parked (&w);
@@ -566,6 +609,23 @@ s_connect_broadcasters (st_server_t *self, const st_server_config_t *config)
     return 0;
 }
 
+static int
+s_start_raft (st_server_t *self, const st_server_config_t *config)
+{
+    self->fsm = st_fsm_new (self->ops, self->db, config->node_id);
+    if (!self->fsm)
+        return -1;
+    char dir[4200];
+    snprintf (dir, sizeof dir, "%s/raft", config->dir);
+    st_raft_config_t raft = {.peers = config->peers,
+                             .node_id = config->node_id,
+                             .dir = dir,
+                             .snapshot_entries = config->raft_snapshot_entries,
+                             .election_ms = config->raft_election_ms};
+    self->raft = st_raft_new (&raft, self->fsm);
+    return self->raft ? 0 : -1;
+}
+
 st_server_t *
 st_server_new (const st_server_config_t *config)
 {
@@ -573,11 +633,18 @@ st_server_new (const st_server_config_t *config)
     if (!self)
         return NULL;
     self->config = *config;
-    if (st_db_open (config->dir, config->map_bytes, config->sync, &self->db)) {
+    //  Replicated, the Raft log is the durable record: LMDB commits
+    //  without fsync and replays from its applied index after a crash.
+    bool sync = config->sync && !config->peers;
+    if (st_db_open (config->dir, config->map_bytes, sync, &self->db)) {
         free (self);
         return NULL;
     }
     self->ops = st_ops_new (self->db, &config->ops);
+    if (self->ops && config->peers && s_start_raft (self, config)) {
+        st_server_destroy (&self);
+        return NULL;
+    }
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->ops || !self->router || s_connect_broadcasters (self, config)) {
         st_server_destroy (&self);
@@ -601,8 +668,9 @@ st_server_new (const st_server_config_t *config)
                                                            : config->readers;
     for (int i = 0; i < self->reader_count; i++)
         self->readers[i] = zactor_new (s_reader_actor, self);
-    cm_notice ("store serving on %s, LMDB in %s (%s), %d readers", config->endpoint,
-               config->dir, config->sync ? "fsync" : "no fsync", self->reader_count);
+    cm_notice ("store serving on %s, LMDB in %s (%s), %d readers%s", config->endpoint,
+               config->dir, sync ? "fsync" : "no fsync", self->reader_count,
+               self->raft ? ", replicated by raft" : "");
     return self;
 }
 
@@ -641,13 +709,18 @@ s_handle_request (st_server_t *self, const s_identity_t *identity, const void *b
         return;
     }
     zactor_t *target = NULL;
-    if (st_ops_is_write (request->type))
+    if (self->raft && request->type != CM_MSG_PING && !st_raft_is_leader (self->raft)
+        && (st_ops_is_write (request->type) || st_ops_is_read (request->type)))
+        reply = st_raft_refusal (self->raft, request);
+    else if (st_ops_is_write (request->type))
         target = self->writer;
     else if (st_ops_is_read (request->type)) {
         target = self->readers[self->next_reader];
         self->next_reader = (self->next_reader + 1) % self->reader_count;
     }
-    if (!target)
+    if (reply)
+        ;
+    else if (!target)
         reply = cm_envelope_reply_error (request, CM_EPROTO, "not a store request");
     else if (!s_forward (target, identity, &request))
         reply = cm_envelope_reply_error (request, CM_EFULL, "store busy, retry");
@@ -840,6 +913,8 @@ st_server_destroy (st_server_t **self_p)
         zactor_destroy (&self->readers[i]);
     for (int i = 0; i < self->event_sockets; i++)
         zsock_destroy (&self->events[i]);
+    st_raft_destroy (&self->raft);
+    st_fsm_destroy (&self->fsm);
     st_ops_destroy (&self->ops);
     st_db_destroy (&self->db);
     free (self->buffer.data);

@@ -3,7 +3,8 @@
     The main thread owns the ROUTER and the events PUSH (only it sends on
     them). Write requests go to ONE writer thread: it takes every write
     waiting, applies them in one LMDB transaction (st_ops_write_batch),
-    commits, THEN hands main the batch's replies and events in one message;
+    commits (replicated: proposes it as one Raft entry and waits until a
+    majority has it and it is applied here, st_raft.h), THEN hands main the batch's replies and events in one message;
     main sends the replies, THEN pushes the events to every broadcaster as
     [session_id, event envelope] (each event numbered in its commit,
     st_events.h), while the writer goes on to the next
@@ -19,6 +20,7 @@
 
 #include "cm_curve.h"
 #include "st_ops.h"
+#include "st_peers.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +37,15 @@ typedef struct {
     cm_curve_t *curve;           //  CURVE keys or NULL (borrowed)
     int64_t cleanup_interval_ms; //  0 disables periodic cleanup
     st_ops_config_t ops;
+    //  Replication (st_raft.h): NULL peers = one node, no raft. With peers,
+    //  LMDB commits without fsync (the Raft log in dir/raft is durable),
+    //  writes and reads other than ping are served by the leader only
+    //  (followers answer CM_ENOTLEADER with the leader's endpoint), and
+    //  ping tells the node's raft role.
+    const st_peers_t *peers;
+    uint64_t node_id;
+    unsigned raft_snapshot_entries; //  0: st_raft's default
+    unsigned raft_election_ms;      //  0: st_raft's default
 } st_server_config_t;
 
 typedef struct st_server st_server_t;

@@ -3,6 +3,7 @@
 #include "cm_error.h"
 #include "cm_ids.h"
 #include "cm_log.h"
+#include "st_key.h"
 #include "st_record.h"
 
 #include <string.h>
@@ -226,7 +227,7 @@ st_versions_add (st_db_t *db, MDB_txn *txn, const void *mkey, size_t mkey_len,
     }
     uint32_t n = count + 1;
     char id[CM_ID_MAX + 1];
-    cm_id_new (id, sizeof id, "ver");
+    st_key_id_new (id, "ver"); //  from the entry's seed when replicated (st_det.h)
     if (rc == 0) {
         cm_value_t *record = s_record_new (fields, id, message_id, n, now);
         rc = s_record_put (db, txn, mkey, mkey_len, n, record);

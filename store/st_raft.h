@@ -1,0 +1,76 @@
+/*  st_raft.h: the store replicated by canonical raft (libraft 0.15).
+
+    Raft runs on its own libuv loop in a thread of the store ("store-raft"),
+    with raft's durable log and snapshots in dir (the store dir's raft/)
+    and its TCP transport on this node's raft address (st_peers.h). On
+    start a node whose raft dir is empty bootstraps the configuration of
+    every peer as voters (each node does it alike), so a new cluster needs
+    no extra step. The FSM is st_fsm.h; that loop thread is the only one
+    that writes LMDB.
+
+    The writer thread hands a batch over with st_raft_write_batch: it
+    encodes the batch as one entry (st_entry.h: the leader's clock, a fresh
+    seed, origin = this node), wakes the loop (uv_async), which calls
+    raft_apply, and blocks until the entry is committed by a majority and
+    applied here, or has failed; the next batch groups in the writer's
+    pipe meanwhile. Outcomes, each filling replies[] like
+    st_ops_write_batch_claims:
+      - committed: the replies and events the FSM made while applying it;
+      - this node is not the leader (raft_apply refused, nothing appended):
+        every reply is CM_ENOTLEADER "leader is <endpoint>" / "leader
+        unknown", the claims get none (NULL);
+      - appended but leadership lost before the commit was known: the
+        entry may still commit under the next leader, so the reply is
+        CM_ETIMEOUT "outcome unknown" (callers retry idempotent calls).
+    st_raft_upkeep does the same for an upkeep entry.
+
+    State queries (any thread) read a copy the loop refreshes every
+    S_TICK_MS and after each apply: a reader may see a just-deposed
+    leader as leader for that long, and a deposed leader itself believes
+    it leads until raft's election timeout passes without a majority.
+
+    A committed entry this node cannot apply (disk full, LMDB error) stops
+    the store (SIGTERM to itself): it must not serve from an LMDB that
+    missed an entry; after a restart it replays from its applied index.  */
+#ifndef ST_RAFT_H_INCLUDED
+#define ST_RAFT_H_INCLUDED
+
+#include "st_fsm.h"
+#include "st_peers.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const st_peers_t *peers;    //  copied
+    uint64_t node_id;           //  one of peers
+    const char *dir;            //  raft's directory (created if missing)
+    unsigned snapshot_entries;  //  entries between snapshots (0: 4096)
+    unsigned election_ms;       //  0: 1000
+} st_raft_config_t;
+
+typedef struct st_raft st_raft_t;
+
+//  Starts raft (fsm borrowed). NULL on failure (logged).
+st_raft_t *st_raft_new (const st_raft_config_t *config, st_fsm_t *fsm);
+//  Closes raft (a write waiting in st_raft_write_batch gets "outcome
+//  unknown") and joins its thread.
+void st_raft_destroy (st_raft_t **self_p);
+
+//  See above. Writer thread only; one call at a time.
+void st_raft_write_batch (st_raft_t *self, cm_envelope_t *const *requests, size_t n,
+                          cm_envelope_t *const *claims, size_t m, cm_envelope_t **replies,
+                          cm_envelope_t **claim_replies, cm_value_t **events);
+//  0 (events set) or CM_ENOTLEADER / CM_ETIMEOUT / CM_ENOMEM.
+int st_raft_upkeep (st_raft_t *self, cm_value_t **events);
+
+bool st_raft_is_leader (st_raft_t *self);
+//  "leader is <endpoint>" or "leader unknown" into buffer.
+void st_raft_hint (st_raft_t *self, char *buffer, size_t size);
+//  An error reply CM_ENOTLEADER with the hint to request.
+cm_envelope_t *st_raft_refusal (st_raft_t *self, const cm_envelope_t *request);
+//  Adds "raft": {id, role, leader, term, applied} to a ping's ok payload.
+void st_raft_describe (st_raft_t *self, cm_value_t *ok);
+
+#endif
