@@ -64,8 +64,8 @@ s_env_add (svc_mesh_t *mesh, const char *format, ...)
     mesh->env[mesh->env_count] = NULL;
 }
 
-static int
-s_free_port (void)
+int
+svc_free_port (void)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
@@ -305,7 +305,7 @@ svc_mesh_start_broadcasters (int broadcasters, const char *const *env)
     mkdir (path, 0700);
     snprintf (path, sizeof path, "%s/sock", mesh->dir); //  not "store": that is LMDB's
     mkdir (path, 0700);
-    int port = s_free_port ();
+    int port = svc_free_port ();
     snprintf (mesh->url, sizeof mesh->url, "http://127.0.0.1:%d", port);
     snprintf (mesh->secret, sizeof mesh->secret, "svc-test-secret-%ld-%d", (long) time (NULL),
               (int) getpid ());
@@ -355,7 +355,7 @@ svc_mesh_spawn_gateway2 (svc_mesh_t *mesh, const char *const *env)
 {
     if (mesh->gateway2_pid > 0)
         return -1;
-    int port = s_free_port ();
+    int port = svc_free_port ();
     if (port < 0)
         return -1;
     char listen[64];

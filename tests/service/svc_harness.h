@@ -68,6 +68,8 @@ int svc_mesh_pid (svc_mesh_t *mesh, const char *service);
 //  The gateway's HTTP port, and the HS256 secret of the mesh (for tests
 //  that forge or hand-craft tokens).
 int svc_mesh_port (svc_mesh_t *mesh);
+//  A loopback TCP port free at the time of the call, or -1.
+int svc_free_port (void);
 const char *svc_mesh_secret (svc_mesh_t *mesh);
 
 //  cmocka fixtures (setup and teardown functions, group or per test), so no

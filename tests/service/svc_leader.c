@@ -42,21 +42,6 @@ typedef struct {
 
 static s_world_t s_w;
 
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
-        && getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
-        port = ntohs (addr.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
-
 //  Polls base + path until it answers want (20 s at most).
 static int
 s_wait_status (const char *base, const char *path, long want)
@@ -127,7 +112,7 @@ s_spawn_gateway_with (const char *list, const char *setting, char *url, size_t u
 {
     char store[1400], listen[80];
     snprintf (store, sizeof store, "CHATMESH_STORE_ENDPOINT=%s", list);
-    int port = s_free_port ();
+    int port = svc_free_port ();
     snprintf (listen, sizeof listen, "CHATMESH_HTTP_LISTEN=127.0.0.1:%d", port);
     snprintf (url, url_size, "http://127.0.0.1:%d", port);
     const char *env[] = {store, listen, setting, NULL};
