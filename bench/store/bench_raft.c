@@ -13,6 +13,7 @@
     Prints each rate and raft1/single, raft3/single (target >= 0.7).
     Usage: bench_raft [dir (default: a temp dir under ./)] [seconds per case (5)]
                       [clients (64)]                                     */
+#include "bench_wire.h"
 #include "cm_error.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
@@ -31,21 +32,6 @@
 #define S_NODES 3
 
 static char *s_message_ids[S_SESSIONS];
-
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
-        && getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
-        port = ntohs (addr.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
 
 static int
 s_rm (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -79,9 +65,9 @@ s_cluster_start (s_cluster_t *cluster, const char *dir, int count, const char *e
     size_t used = 0;
     for (int i = 0; i < cluster->count; i++) {
         snprintf (cluster->endpoints[i], sizeof cluster->endpoints[i], "tcp://127.0.0.1:%d",
-                  s_free_port ());
+                  bench_free_port ());
         used += (size_t) snprintf (text + used, sizeof text - used, "%s%d=127.0.0.1:%d=%s",
-                                   i ? "," : "", i + 1, s_free_port (), cluster->endpoints[i]);
+                                   i ? "," : "", i + 1, bench_free_port (), cluster->endpoints[i]);
     }
     char why[256];
     if (count && st_peers_parse (text, &cluster->peers, why, sizeof why)) {
@@ -180,16 +166,6 @@ s_seed_sessions (const char *endpoint)
     return rc;
 }
 
-static void
-s_drain (void *sink)
-{
-    zmq_msg_t part;
-    zmq_msg_init (&part);
-    while (zmq_msg_recv (&part, sink, ZMQ_DONTWAIT) >= 0)
-        ;
-    zmq_msg_close (&part);
-}
-
 //  The connections of one load and their encoding buffer.
 typedef struct {
     int clients;
@@ -241,7 +217,7 @@ s_load (const char *endpoint, void *sink, int clients, int seconds)
     while (in_flight > 0 && failed == 0) {
         int ready = zmq_poll (items, clients + 1, 10000);
         if (items[clients].revents & ZMQ_POLLIN)
-            s_drain (sink);
+            bench_drain (sink);
         if (ready == 0) {
             fprintf (stderr, "no acknowledgement for 10 s\n");
             failed++;
@@ -297,7 +273,7 @@ s_case (const char *parent, const char *name, int nodes, int seconds, int client
     else if (!(leader = s_leader (&cluster)))
         fprintf (stderr, "%s: no store took writes within 10 s\n", name);
     else if (s_seed_sessions (leader) == 0) {
-        s_drain (zsock_resolve (sink));
+        bench_drain (zsock_resolve (sink));
         rate = s_load (leader, zsock_resolve (sink), clients, seconds);
     }
     printf ("%-7s %d clients: %10.0f acknowledged votes/s\n", name, clients, rate);

@@ -21,6 +21,7 @@
     per round, and medians).
     Usage: bench_shards [dir (default: a temp dir under ./)] [seconds per
                         case (default 10)] [rounds (default 3, 1..15)]      */
+#include "bench_wire.h"
 #include "cm_error.h"
 #include "cm_log.h"
 #include "cm_rpc.h"
@@ -141,33 +142,6 @@ s_send (s_case_t *c, s_conn_t *conn, int index, char **buffer, size_t *capacity)
     return zmq_send (conn->socket, *buffer, size, 0) == (int) size;
 }
 
-static bool
-s_acknowledged (s_conn_t *conn)
-{
-    zmq_msg_t msg;
-    zmq_msg_init (&msg);
-    bool ok = false;
-    if (zmq_msg_recv (&msg, conn->socket, 0) >= 0) {
-        cm_envelope_t *reply = NULL;
-        ok = cm_envelope_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &reply) == 0
-             && reply->type == CM_MSG_OK
-             && strcmp (reply->request_id, conn->request->request_id) == 0;
-        cm_envelope_destroy (&reply);
-    }
-    zmq_msg_close (&msg);
-    return ok;
-}
-
-static void
-s_drain (void *sink)
-{
-    zmq_msg_t part;
-    zmq_msg_init (&part);
-    while (zmq_msg_recv (&part, sink, ZMQ_DONTWAIT) >= 0)
-        ;
-    zmq_msg_close (&part);
-}
-
 //  Acknowledged writes per second over all shards for seconds; -1 when a
 //  write was not acknowledged.
 static double
@@ -194,7 +168,7 @@ s_load (s_case_t *c, void *sink, int seconds)
     while (in_flight > 0 && failed == 0) {
         int ready = zmq_poll (items, S_CLIENTS + 1, 10000);
         if (items[S_CLIENTS].revents & ZMQ_POLLIN)
-            s_drain (sink);
+            bench_drain (sink);
         if (ready == 0) {
             fprintf (stderr, "no acknowledgement for 10 s\n");
             failed++;
@@ -203,7 +177,7 @@ s_load (s_case_t *c, void *sink, int seconds)
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
             in_flight--;
-            if (!s_acknowledged (&conns[i])) {
+            if (!bench_acknowledged (conns[i].socket, conns[i].request->request_id)) {
                 failed++;
                 continue;
             }
@@ -261,7 +235,7 @@ s_case (const char *parent, int shards, int seconds)
     getrusage (RUSAGE_CHILDREN, &before);
     bool loaded = up && s_seed (&c) == 0;
     if (loaded) {
-        s_drain (zsock_resolve (sink));
+        bench_drain (zsock_resolve (sink));
         rate = s_load (&c, zsock_resolve (sink), seconds);
     }
     for (int i = 0; i < shards; i++) {

@@ -33,6 +33,7 @@
                               (the user messages of sessions started with a
                               B-byte query); default 0 votes on the empty
                               assistant messages.                           */
+#include "bench_wire.h"
 #include "cm_error.h"
 #include "cm_log.h"
 #include "st_crc.h"
@@ -93,35 +94,6 @@ s_conn_send (s_conn_t *conn, char **buffer, size_t *capacity)
     return zmq_send (conn->socket, *buffer, size, 0) == (int) size;
 }
 
-//  True when the message on conn's socket acknowledges its request.
-static bool
-s_conn_acknowledged (s_conn_t *conn)
-{
-    zmq_msg_t msg;
-    zmq_msg_init (&msg);
-    bool ok = false;
-    if (zmq_msg_recv (&msg, conn->socket, 0) >= 0) {
-        cm_envelope_t *reply = NULL;
-        ok = cm_envelope_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &reply) == 0
-             && reply->type == CM_MSG_OK
-             && strcmp (reply->request_id, conn->request->request_id) == 0;
-        cm_envelope_destroy (&reply);
-    }
-    zmq_msg_close (&msg);
-    return ok;
-}
-
-//  Drops every event waiting on the broadcaster stand-in.
-static void
-s_drain (void *sink)
-{
-    zmq_msg_t part;
-    zmq_msg_init (&part);
-    while (zmq_msg_recv (&part, sink, ZMQ_DONTWAIT) >= 0)
-        ;
-    zmq_msg_close (&part);
-}
-
 //  Acknowledged writes per second with `clients` connections; *failed
 //  counts replies that were not an ok for their request (and stops). The
 //  store's events are drained from sink meanwhile.
@@ -153,7 +125,7 @@ s_store_case (const char *endpoint, void *sink, int clients, int seconds, long r
     while (in_flight > 0 && *failed == 0) {
         int ready = zmq_poll (items, clients + 1, 10000);
         if (items[clients].revents & ZMQ_POLLIN)
-            s_drain (sink);
+            bench_drain (sink);
         if (ready == 0) {
             fprintf (stderr, "no acknowledgement for 10 s\n");
             (*failed)++;
@@ -163,7 +135,7 @@ s_store_case (const char *endpoint, void *sink, int clients, int seconds, long r
                 continue;
             s_conn_t *conn = &conns[i];
             in_flight--;
-            if (!s_conn_acknowledged (conn)) {
+            if (!bench_acknowledged (conn->socket, conn->request->request_id)) {
                 (*failed)++;
                 continue;
             }
@@ -326,7 +298,7 @@ s_run_once (const s_options_t *o, double *ratio)
     pthread_t thread;
     pthread_create (&thread, NULL, s_serve, server);
     int rc = s_seed_sessions (endpoint, o->content);
-    s_drain (zsock_resolve (sink));
+    bench_drain (zsock_resolve (sink));
 
     if (o->requests > 0)
         printf ("dir: %s, %ld writes per case, voted message %ld content bytes, fsync on\n",
