@@ -295,9 +295,10 @@ cm_leader_call (cm_leader_t *self, cm_leader_send_fn *send, void *arg, cm_envelo
     if (self->count > 1 && self->reads == CM_READS_ANY
         && cm_msg_access (request->type) == CM_ACCESS_READ) {
         index = s_read_node (self);
-        uint64_t applied = cm_leader_applied (self);
-        if (applied > 0)
-            cm_map_set_int (request->payload, CM_LEADER_MIN_FIELD, (int64_t) applied);
+        //  Even 0: a read without min_index is the leader's only (the
+        //  store's st_reads.h).
+        cm_map_set_int (request->payload, CM_LEADER_MIN_FIELD,
+                        (int64_t) cm_leader_applied (self));
     }
     int64_t deadline = cm_mono_ms () + timeout_ms;
     int resendable = -1; //  unknown until a send times out
@@ -346,6 +347,12 @@ cm_leader_call (cm_leader_t *self, cm_leader_send_fn *send, void *arg, cm_envelo
     }
     if (rc == CM_ENOTLEADER && !*reply)
         rc = CM_EBACKEND; //  no node would take it: no leader
+    //  The index is between the store and this caller: it never reaches a
+    //  client (a gateway returns an ok payload's fields as its JSON body).
+    if (*reply && (*reply)->payload) {
+        cm_value_t *applied = cm_map_take ((*reply)->payload, CM_LEADER_APPLIED_FIELD);
+        cm_value_destroy (&applied);
+    }
     if (sends)
         *sends = sent;
     return rc;

@@ -29,12 +29,15 @@
     as before replication, unless the node says "not leader".
 
     Reads (CM_ACCESS_READ): with CM_READS_LEADER they go to the leader like
-    writes. With CM_READS_ANY they go round robin to any node (leaving out
+    writes, without "min_index" (a follower refuses such a read). With
+    CM_READS_ANY they go round robin to any node (leaving out
     for CM_LEADER_DOWN_MS one that just failed) and carry
-    "min_index", the highest applied_index seen on a write reply (when one
-    was seen): a node that has not applied that far answers CM_ENOTLEADER
+    "min_index", the highest applied_index seen on a write reply (0
+    before one): a node that has not applied that far answers CM_ENOTLEADER
     (so the read follows the hint to the leader) and read-your-writes holds
-    for every caller sharing this cm_leader_t.                            */
+    for every caller sharing this cm_leader_t. The store's half is
+    store/st_reads.h. cm_leader_call takes applied_index out of the reply
+    it returns (it is for this module, not for the caller's clients).    */
 #ifndef CM_LEADER_H_INCLUDED
 #define CM_LEADER_H_INCLUDED
 

@@ -163,6 +163,7 @@ st_fsm_apply (st_fsm_t *self, uint64_t index, const void *data, size_t size,
     st_fsm_unlock (self);
     st_entry_clear (&entry);
     result->rc = rc;
+    result->index = index;
     if (rc) {
         //  Nothing committed here, though the entry is committed in the
         //  cluster: this replica cannot apply what the others did.

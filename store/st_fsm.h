@@ -46,6 +46,7 @@ typedef struct st_fsm st_fsm_t;
 //  What an applied entry gave its proposer (st_fsm_result_destroy).
 typedef struct {
     int rc;                        //  st_ops_write_batch_claims' (or cleanup's)
+    uint64_t index;                //  the entry's raft index (its applied index)
     size_t n, m;
     cm_envelope_t **replies;       //  n, one per request (never NULL each)
     cm_envelope_t **claim_replies; //  m, NULL for a claim that waits on

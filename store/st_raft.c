@@ -5,6 +5,7 @@
 #include "cm_log.h"
 #include "cm_time.h"
 #include "st_entry.h"
+#include "st_reads.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -452,10 +453,12 @@ st_raft_write_batch (st_raft_t *self, cm_envelope_t *const *requests, size_t n,
         for (size_t i = 0; i < n; i++) {
             replies[i] = result->replies[i];
             result->replies[i] = NULL;
+            st_reads_stamp (replies[i], result->index);
         }
         for (size_t i = 0; i < m; i++) {
             claim_replies[i] = result->claim_replies[i];
             result->claim_replies[i] = NULL;
+            st_reads_stamp (claim_replies[i], result->index);
         }
         *events = result->events;
         result->events = NULL;
@@ -499,6 +502,12 @@ bool
 st_raft_is_leader (st_raft_t *self)
 {
     return atomic_load (&self->state) == RAFT_LEADER;
+}
+
+uint64_t
+st_raft_applied (st_raft_t *self)
+{
+    return (uint64_t) atomic_load (&self->applied);
 }
 
 void

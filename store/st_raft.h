@@ -15,7 +15,8 @@
     applied here, or has failed; the next batch groups in the writer's
     pipe meanwhile. Outcomes, each filling replies[] like
     st_ops_write_batch_claims:
-      - committed: the replies and events the FSM made while applying it;
+      - committed: the replies and events the FSM made while applying it,
+        each OK reply with "applied_index" = the entry's index (st_reads.h);
       - this node is not the leader (raft_apply refused, nothing appended):
         every reply is CM_ENOTLEADER "leader is <endpoint>" / "leader
         unknown", the claims get none (NULL);
@@ -66,6 +67,8 @@ void st_raft_write_batch (st_raft_t *self, cm_envelope_t *const *requests, size_
 int st_raft_upkeep (st_raft_t *self, cm_value_t **events);
 
 bool st_raft_is_leader (st_raft_t *self);
+//  The index of the last entry applied to LMDB (its txn committed).
+uint64_t st_raft_applied (st_raft_t *self);
 //  "leader is <endpoint>" or "leader unknown" into buffer.
 void st_raft_hint (st_raft_t *self, char *buffer, size_t size);
 //  An error reply CM_ENOTLEADER with the hint to request.

@@ -5,6 +5,7 @@
 #include "cm_rpc.h"
 #include "cm_time.h"
 #include "st_raft.h"
+#include "st_reads.h"
 
 #include <czmq.h>
 #include <pthread.h>
@@ -696,6 +697,27 @@ s_forward (zactor_t *actor, const s_identity_t *identity, cm_envelope_t **reques
     return true;
 }
 
+//  Replicated: the answer of a node that may not run request, or NULL. A
+//  follower refuses writes and serves only the reads that say how far it
+//  must have applied (st_reads.h); the leader serves everything, and any
+//  node answers ping.
+static cm_envelope_t *
+s_replica_refusal (st_server_t *self, const cm_envelope_t *request)
+{
+    if (!self->raft || request->type == CM_MSG_PING)
+        return NULL;
+    bool leader = st_raft_is_leader (self->raft);
+    if (st_ops_is_write (request->type))
+        return leader ? NULL : st_raft_refusal (self->raft, request);
+    if (!st_ops_is_read (request->type))
+        return NULL;
+    char why[160];
+    int rc = st_reads_check (leader, st_raft_applied (self->raft), request, why, sizeof why);
+    return rc == CM_ENOTLEADER ? st_raft_refusal (self->raft, request)
+           : rc                ? cm_envelope_reply_error (request, rc, why)
+                               : NULL;
+}
+
 static void
 s_handle_request (st_server_t *self, const s_identity_t *identity, const void *body,
                   size_t size)
@@ -709,9 +731,9 @@ s_handle_request (st_server_t *self, const s_identity_t *identity, const void *b
         return;
     }
     zactor_t *target = NULL;
-    if (self->raft && request->type != CM_MSG_PING && !st_raft_is_leader (self->raft)
-        && (st_ops_is_write (request->type) || st_ops_is_read (request->type)))
-        reply = st_raft_refusal (self->raft, request);
+    reply = s_replica_refusal (self, request);
+    if (reply)
+        ;
     else if (st_ops_is_write (request->type))
         target = self->writer;
     else if (st_ops_is_read (request->type)) {

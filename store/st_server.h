@@ -39,9 +39,10 @@ typedef struct {
     st_ops_config_t ops;
     //  Replication (st_raft.h): NULL peers = one node, no raft. With peers,
     //  LMDB commits without fsync (the Raft log in dir/raft is durable),
-    //  writes and reads other than ping are served by the leader only
-    //  (followers answer CM_ENOTLEADER with the leader's endpoint), and
-    //  ping tells the node's raft role.
+    //  writes are served by the leader only (followers answer
+    //  CM_ENOTLEADER with the leader's endpoint), reads by the leader and
+    //  by a follower that has applied the read's min_index (st_reads.h),
+    //  and ping tells the node's raft role.
     const st_peers_t *peers;
     uint64_t node_id;
     unsigned raft_snapshot_entries; //  0: st_raft's default

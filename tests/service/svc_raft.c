@@ -137,7 +137,8 @@ test_follower_names_the_leader (void **state)
     snprintf (expected, sizeof expected, "leader is %s", svc_cluster_endpoint (cluster, leader));
     assert_string_equal (cm_map_str_or (reply->payload, "message", ""), expected);
     cm_envelope_destroy (&reply);
-    //  Reads too (reads go to the leader), but not ping.
+    //  Reads without min_index too (the leader's only, st_reads.h), but
+    //  not ping.
     cm_envelope_t *get = s_request (CM_MSG_SESSION_GET, "alice");
     cm_map_set_str (get->payload, "session_id", "not-on-a-follower");
     assert_int_equal (svc_cluster_call (cluster, follower, get, 2000, &reply), 0);
