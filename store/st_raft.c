@@ -39,6 +39,12 @@ struct st_raft {
     struct raft_fsm fsm;
     struct raft raft;
     struct raft_apply apply_req;
+    //  A new leader's barrier: reads wait until every entry committed
+    //  before its term is applied (s_publish_state).
+    struct raft_barrier barrier_req;
+    bool barrier_in_flight;
+    unsigned long long barrier_term; //  the term its barrier was sent in
+    atomic_ullong reads_term;        //  the term whose barrier is applied
     bool loop_ready, io_ready, transport_ready, raft_ready, thread_started;
     atomic_bool loop_done; //  the loop thread returned
     pthread_t thread;
@@ -63,6 +69,34 @@ struct st_raft {
 //  Loop thread
 
 static void
+s_barrier_done (struct raft_barrier *req, int status)
+{
+    st_raft_t *self = req->data;
+    self->barrier_in_flight = false;
+    if (status == 0)
+        atomic_store (&self->reads_term, self->barrier_term);
+    else
+        self->barrier_term = 0; //  lost the lead meanwhile: again if it comes back
+}
+
+//  A node just elected may not have applied every entry its predecessor
+//  committed (and acknowledged); a barrier entry of its own term, once
+//  applied, says it has. Until then it serves no read as the leader.
+static void
+s_barrier_if_new_leader (st_raft_t *self)
+{
+    unsigned long long term = (unsigned long long) self->raft.current_term;
+    if (raft_state (&self->raft) != RAFT_LEADER || self->barrier_in_flight
+        || self->barrier_term == term || atomic_load (&self->stopping))
+        return;
+    self->barrier_req.data = self;
+    if (raft_barrier (&self->raft, &self->barrier_req, s_barrier_done) == 0) {
+        self->barrier_in_flight = true;
+        self->barrier_term = term;
+    }
+}
+
+static void
 s_publish_state (st_raft_t *self)
 {
     raft_id leader = 0;
@@ -72,6 +106,7 @@ s_publish_state (st_raft_t *self)
     atomic_store (&self->state, raft_state (&self->raft));
     atomic_store (&self->term, (unsigned long long) self->raft.current_term);
     atomic_store (&self->applied, (unsigned long long) st_fsm_applied (self->st_fsm));
+    s_barrier_if_new_leader (self);
 }
 
 static void
@@ -504,6 +539,13 @@ st_raft_is_leader (st_raft_t *self)
     return atomic_load (&self->state) == RAFT_LEADER;
 }
 
+bool
+st_raft_reads_ready (st_raft_t *self)
+{
+    return atomic_load (&self->state) == RAFT_LEADER
+           && atomic_load (&self->reads_term) == atomic_load (&self->term);
+}
+
 uint64_t
 st_raft_applied (st_raft_t *self)
 {
@@ -539,5 +581,6 @@ st_raft_describe (st_raft_t *self, cm_value_t *ok)
     cm_map_set_int (raft, "leader", (int64_t) atomic_load (&self->leader));
     cm_map_set_int (raft, "term", (int64_t) atomic_load (&self->term));
     cm_map_set_int (raft, "applied", (int64_t) atomic_load (&self->applied));
+    cm_map_set_bool (raft, "reads_ready", st_raft_reads_ready (self));
     cm_map_set (ok, "raft", raft);
 }

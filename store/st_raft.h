@@ -67,13 +67,18 @@ void st_raft_write_batch (st_raft_t *self, cm_envelope_t *const *requests, size_
 int st_raft_upkeep (st_raft_t *self, cm_value_t **events);
 
 bool st_raft_is_leader (st_raft_t *self);
+//  The leader has applied its own term's barrier entry, so every entry
+//  committed before its election is in its LMDB: only then does it serve
+//  reads as the leader (a node just elected could otherwise miss a write
+//  its predecessor acknowledged).
+bool st_raft_reads_ready (st_raft_t *self);
 //  The index of the last entry applied to LMDB (its txn committed).
 uint64_t st_raft_applied (st_raft_t *self);
 //  "leader is <endpoint>" or "leader unknown" into buffer.
 void st_raft_hint (st_raft_t *self, char *buffer, size_t size);
 //  An error reply CM_ENOTLEADER with the hint to request.
 cm_envelope_t *st_raft_refusal (st_raft_t *self, const cm_envelope_t *request);
-//  Adds "raft": {id, role, leader, term, applied} to a ping's ok payload.
+//  Adds "raft": {id, role, leader, term, applied, reads_ready} to a ping's ok payload.
 void st_raft_describe (st_raft_t *self, cm_value_t *ok);
 
 #endif

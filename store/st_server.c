@@ -699,8 +699,9 @@ s_forward (zactor_t *actor, const s_identity_t *identity, cm_envelope_t **reques
 
 //  Replicated: the answer of a node that may not run request, or NULL. A
 //  follower refuses writes and serves only the reads that say how far it
-//  must have applied (st_reads.h); the leader serves everything, and any
-//  node answers ping.
+//  must have applied (st_reads.h); the leader serves everything once its
+//  election barrier is applied (st_raft_reads_ready; before, it serves
+//  reads as a follower would), and any node answers ping.
 static cm_envelope_t *
 s_replica_refusal (st_server_t *self, const cm_envelope_t *request)
 {
@@ -712,7 +713,8 @@ s_replica_refusal (st_server_t *self, const cm_envelope_t *request)
     if (!st_ops_is_read (request->type))
         return NULL;
     char why[160];
-    int rc = st_reads_check (leader, st_raft_applied (self->raft), request, why, sizeof why);
+    int rc = st_reads_check (st_raft_reads_ready (self->raft), st_raft_applied (self->raft),
+                             request, why, sizeof why);
     return rc == CM_ENOTLEADER ? st_raft_refusal (self->raft, request)
            : rc                ? cm_envelope_reply_error (request, rc, why)
                                : NULL;

@@ -187,6 +187,17 @@ svc_cluster_applied (svc_cluster_t *self, int i)
 }
 
 int
+svc_cluster_reads_ready (svc_cluster_t *self, int i)
+{
+    cm_envelope_t *reply;
+    const cm_value_t *raft = s_ping_raft (self, i, &reply);
+    const cm_value_t *ready = raft ? cm_map_get (raft, "reads_ready") : NULL;
+    int answer = ready && ready->type == CM_T_BOOL ? ready->u.b : -1;
+    cm_envelope_destroy (&reply);
+    return answer;
+}
+
+int
 svc_cluster_leader (svc_cluster_t *self, long long *applied)
 {
     int leader = -1;

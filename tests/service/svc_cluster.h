@@ -44,6 +44,8 @@ int svc_cluster_call (svc_cluster_t *self, int i, const cm_envelope_t *request, 
 //  The node that says it leads (ping's raft.role) in the highest term, or
 //  -1. *applied (may be NULL): its applied index.
 int svc_cluster_leader (svc_cluster_t *self, long long *applied);
+//  Node i's ping raft.reads_ready: 1, 0, or -1 (no answer).
+int svc_cluster_reads_ready (svc_cluster_t *self, int i);
 //  Node i's applied index by ping, or -1.
 long long svc_cluster_applied (svc_cluster_t *self, int i);
 //  The write through the leader (see above). 0 with *reply (which may be

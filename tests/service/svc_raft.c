@@ -236,6 +236,15 @@ test_failover_loses_nothing (void **state)
             usleep (50000);
     }
     assert_true (same);
+    //  The leader of the last election has applied its barrier (it serves
+    //  every read); the followers say they do not.
+    until = cm_mono_ms () + 5000;
+    while (svc_cluster_reads_ready (cluster, leader) != 1 && cm_mono_ms () < until)
+        usleep (20000);
+    assert_int_equal (svc_cluster_reads_ready (cluster, leader), 1);
+    for (int i = 0; i < 3; i++)
+        if (i != leader)
+            assert_int_equal (svc_cluster_reads_ready (cluster, i), 0);
 
     //  Every acknowledged write is there.
     size_t votes = 0;
