@@ -17,7 +17,9 @@
       shown counts are those of its last acknowledged vote; each reader
       saw no resync, ids consecutive in one epoch (the events the new
       leader commits but does not publish come from the event log) and
-      every acknowledged vote's feedbackId exactly once, in order.      */
+      every acknowledged vote's feedbackId exactly once, in order. With
+      the mesh stopped and every node at the same applied index, the
+      three LMDBs hold the same records (st_fsm_digest).                */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "st_db.h"
+#include "st_fsm.h"
 #include "svc_cluster.h"
 #include "svc_harness.h"
 #include "svc_json_util.h"
@@ -420,6 +424,38 @@ test_leader_killed_under_votes (void **state)
     svc_sse_close (&regen_reader);
     pthread_mutex_destroy (&load.lock);
     free (token);
+
+    //  Nothing writes any more: every node reaches the leader's applied
+    //  index; stopped (followers first), the three LMDBs are the same.
+    svc_mesh_stop (&fixture->mesh);
+    double deadline = svc_now_ms () + 15000;
+    int leader = -1;
+    bool same = false;
+    while (!same && svc_now_ms () < deadline) {
+        long long applied = -1;
+        leader = svc_cluster_leader (fixture->cluster, &applied);
+        same = leader >= 0 && applied > 0;
+        for (int i = 0; same && i < S_NODES; i++)
+            same = svc_cluster_applied (fixture->cluster, i) == applied;
+        if (!same)
+            usleep (50000);
+    }
+    assert_true (same);
+    for (int i = 0; i < S_NODES; i++)
+        if (i != leader)
+            assert_int_equal (svc_cluster_kill (fixture->cluster, i, SIGTERM), 0);
+    assert_int_equal (svc_cluster_kill (fixture->cluster, leader, SIGTERM), 0);
+    char digests[S_NODES][65];
+    for (int i = 0; i < S_NODES; i++) {
+        st_db_t *db = NULL;
+        assert_int_equal (st_db_open (svc_cluster_store_dir (fixture->cluster, i), 1 << 20, false,
+                                      &db), 0);
+        assert_int_equal (st_fsm_digest (db, digests[i]), 0);
+        st_db_destroy (&db);
+        fprintf (stderr, "svc_raft_mesh: node %d: %s\n", i + 1, digests[i]);
+    }
+    assert_string_equal (digests[0], digests[1]);
+    assert_string_equal (digests[0], digests[2]);
 }
 
 int
