@@ -40,6 +40,7 @@ struct svc_mesh {
     pid_t gateway2_pid;
     char url2[64];
     int broadcasters; //  1 or 2
+    bool external_store; //  no store process of its own
 };
 
 static int
@@ -165,7 +166,7 @@ int
 svc_mesh_spawn (svc_mesh_t *mesh, const char *service)
 {
     int index = s_index (service);
-    if (index < 0)
+    if (index < 0 || (mesh->external_store && strcmp (service, "store") == 0))
         return -1;
     char log_name[64];
     snprintf (log_name, sizeof log_name, "%s.log", service);
@@ -279,8 +280,23 @@ svc_mesh_start (const char *const *env)
     return svc_mesh_start_broadcasters (1, env);
 }
 
+static svc_mesh_t *s_mesh_start (int broadcasters, bool external_store,
+                                  const char *const *env);
+
 svc_mesh_t *
 svc_mesh_start_broadcasters (int broadcasters, const char *const *env)
+{
+    return s_mesh_start (broadcasters, false, env);
+}
+
+svc_mesh_t *
+svc_mesh_start_external_store (const char *const *env)
+{
+    return s_mesh_start (1, true, env);
+}
+
+static svc_mesh_t *
+s_mesh_start (int broadcasters, bool external_store, const char *const *env)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once (&once, s_curl_init);
@@ -288,6 +304,7 @@ svc_mesh_start_broadcasters (int broadcasters, const char *const *env)
         return NULL;
     svc_mesh_t *mesh = calloc (1, sizeof *mesh);
     mesh->broadcasters = broadcasters;
+    mesh->external_store = external_store;
     for (int i = 0; i < SVC_COUNT; i++)
         mesh->statuses[i] = -1;
     snprintf (mesh->dir, sizeof mesh->dir, "/tmp/cmsvc-XXXXXX");
@@ -332,6 +349,7 @@ svc_mesh_start_broadcasters (int broadcasters, const char *const *env)
         s_env_add (mesh, "%s", env[i]);
     for (int i = 0; i < SVC_COUNT; i++)
         if ((broadcasters == 2 || strcmp (s_services[i], "broadcaster2"))
+            && (!external_store || strcmp (s_services[i], "store"))
             && svc_mesh_spawn (mesh, s_services[i])) {
             fprintf (stderr, "harness: cannot start %s\n", s_services[i]);
             svc_mesh_stop (&mesh);

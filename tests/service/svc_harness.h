@@ -30,6 +30,12 @@ svc_mesh_t *svc_mesh_start (const char *const *env);
 //  (and ask either's history), through comma lists in the mesh's
 //  CHATMESH_EVENTS_IN/EVENTS_OUT/HISTORY_ENDPOINT.
 svc_mesh_t *svc_mesh_start_broadcasters (int broadcasters, const char *const *env);
+//  The mesh without its own store process (one broadcaster): the caller
+//  runs the store (e.g. svc_cluster.h's nodes) and env names it
+//  (CHATMESH_STORE_ENDPOINT: the nodes' comma list) and where the store
+//  nodes push events (CHATMESH_EVENTS_IN_ENDPOINT, the broadcaster binds
+//  it). svc_mesh_kill/spawn of "store" then answer -1.
+svc_mesh_t *svc_mesh_start_external_store (const char *const *env);
 //  SIGTERM to every service, wait, remove the temp dir (kept when
 //  CHATMESH_KEEP_TEST_DIR is set). Sets *mesh_p to NULL.
 void svc_mesh_stop (svc_mesh_t **mesh_p);
