@@ -509,9 +509,9 @@ s_sse_ask (void *arg, bool from_store, const char *after, cm_value_t **payload)
 
 //  A broadcaster's history, else the store's event log (gw_replay.h).
 static int
-s_sse_history (void *arg, const char *after, cm_value_t **payload)
+s_sse_history (void *arg, const char *after, const char *until, cm_value_t **payload)
 {
-    return gw_replay_fill (s_sse_ask, arg, after, payload, NULL);
+    return gw_replay_fill (s_sse_ask, arg, after, until, payload, NULL);
 }
 
 static void

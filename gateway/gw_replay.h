@@ -21,9 +21,14 @@ typedef int (*gw_replay_source_fn) (void *arg, bool from_store, const char *afte
 
 //  Asks a broadcaster; when its answer fails or is incomplete and after
 //  names an id, asks the store, whose answer (complete or not) then wins
-//  when it came. *payload gets the answer kept (NULL with an error code
-//  when neither answered); *from_store tells which (may be NULL).
-int gw_replay_fill (gw_replay_source_fn ask, void *arg, const char *after, cm_value_t **payload,
-                    bool *from_store);
+//  when it came. until (NULL or "": none) is the id of a live event that
+//  showed the gap: a broadcaster's "complete" answer whose events do not
+//  reach the event before it counts as incomplete. That broadcaster may
+//  simply not have received them yet (the other one's copy came first),
+//  while the store logged them before it published them. *payload gets
+//  the answer kept (NULL with an error code when neither answered);
+//  *from_store tells which (may be NULL).
+int gw_replay_fill (gw_replay_source_fn ask, void *arg, const char *after, const char *until,
+                    cm_value_t **payload, bool *from_store);
 
 #endif

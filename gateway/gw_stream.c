@@ -463,10 +463,11 @@ s_resync (s_run_t *run, const char *id)
 //  continue it. Returns true when history filled everything (complete, same
 //  epoch), false when the client must resync.
 static bool
-s_fill (s_run_t *run, const char *after, const char **newest_id, char *newest, size_t size)
+s_fill (s_run_t *run, const char *after, const char *until, const char **newest_id, char *newest,
+        size_t size)
 {
     cm_value_t *payload = NULL;
-    int rc = run->params->history (run->params->arg, after, &payload);
+    int rc = run->params->history (run->params->arg, after, until, &payload);
     if (rc || !payload) {
         cm_debug ("history after %s failed: %s (session=%s)", after ? after : "-",
                   cm_strerror (rc), run->params->session_id);
@@ -523,7 +524,7 @@ s_replay (s_run_t *run, const char *last_event_id)
     gw_cursor_advance (run->cursor, after);
     char newest[64] = "";
     const char *newest_id = NULL;
-    if (!s_fill (run, last_event_id, &newest_id, newest, sizeof newest)) {
+    if (!s_fill (run, last_event_id, NULL, &newest_id, newest, sizeof newest)) {
         //  The client refetches state; resume live from the newest event
         //  the broadcaster holds (or from whatever comes next).
         cm_event_id_t id;
@@ -555,12 +556,14 @@ s_live (s_run_t *run, gw_event_t *event)
     else if (verdict == GW_CURSOR_GAP) {
         char after[48];
         cm_event_id_format (after, sizeof after, run->cursor->last);
-        if (!s_fill (run, after, NULL, NULL, 0))
-            s_resync (run, NULL);
+        bool filled = s_fill (run, after, gw_event_id (event), NULL, NULL, 0);
         //  History may have covered this event already.
         verdict = gw_cursor_check (run->cursor, id);
         if (verdict == GW_CURSOR_DUPLICATE)
             return;
+        //  Never skip silently past events nobody could give us.
+        if (!filled || verdict == GW_CURSOR_GAP)
+            s_resync (run, NULL);
     }
     if (s_write_event (run, event) == 0)
         gw_cursor_advance (run->cursor, id);

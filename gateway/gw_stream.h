@@ -106,9 +106,11 @@ typedef struct {
     int keepalive_ms;
     //  Writes bytes to the client; 0, or negative when the client is gone.
     int (*write) (void *arg, const char *data, size_t len);
-    //  Asks the broadcaster's history for events after `after`; returns
-    //  cm_call's code and on 0 the ok payload (caller destroys).
-    int (*history) (void *arg, const char *after, cm_value_t **payload);
+    //  Asks the broadcaster's history for events after `after` (up to the
+    //  live event `until` that showed a gap, NULL on a replay: see
+    //  gw_replay_fill); returns cm_call's code and on 0 the ok payload
+    //  (caller destroys).
+    int (*history) (void *arg, const char *after, const char *until, cm_value_t **payload);
     //  Counts one event written (metrics); may be NULL.
     void (*delivered) (void *arg);
     //  NULL: the stream lives on the calling thread until it ends. Set:

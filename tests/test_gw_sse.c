@@ -106,6 +106,7 @@ typedef struct {
     char out[8192];
     size_t len;
     int history_calls;
+    bool history_complete; //  the fake history's answer: complete, but no events
 } s_conn_t;
 
 static int
@@ -121,13 +122,14 @@ s_write (void *arg, const char *data, size_t len)
 }
 
 static int
-s_history (void *arg, const char *after, cm_value_t **payload)
+s_history (void *arg, const char *after, const char *until, cm_value_t **payload)
 {
     s_conn_t *conn = arg;
     conn->history_calls++;
     (void) after;
+    (void) until;
     *payload = cm_map_new ();
-    cm_map_set_bool (*payload, "complete", false);
+    cm_map_set_bool (*payload, "complete", conn->history_complete);
     cm_map_set (*payload, "events", cm_arr_new ());
     return 0;
 }
@@ -192,6 +194,36 @@ test_run_until_task_and_resync (void **state)
     gw_stream_destroy (&stream);
 }
 
+//  A live gap that history says it covered but did not fill (a source that
+//  has not received the events yet): the stream resyncs before the next
+//  event instead of skipping past the missing ones unannounced.
+static void
+test_unfilled_gap_resyncs (void **state)
+{
+    (void) state;
+    gw_stream_t *stream = gw_stream_new (1 << 20);
+    gw_event_t *a = s_event ("3-2", "regeneration_progress", 1);
+    gw_event_t *b = s_event ("3-5", "message_regenerated", 1); //  3-3, 3-4 missing
+    gw_stream_push (stream, a);
+    gw_stream_push (stream, b);
+    s_conn_t conn = {.history_complete = true};
+    gw_stream_params_t params = {.session_id = "s1", .last_event_id = "3-1", .until_task_id = "regen_1",
+                              .keepalive_ms = 1000, .write = s_write, .history = s_history, .arg = &conn};
+    assert_int_equal (gw_stream_run (stream, &params), GW_STREAM_END_DONE);
+    assert_int_equal (conn.history_calls, 2); //  the replay after 3-1, the gap after 3-2
+    char *second = strstr (conn.out, "id: 3-2\n");
+    assert_non_null (second);
+    char *resync = strstr (second, "\"resync\":true");
+    assert_non_null (resync);
+    char *last = strstr (conn.out, "id: 3-5\n");
+    assert_non_null (last);
+    assert_true (resync < last);
+    assert_true (strstr (conn.out, "\"resync\":true") == resync); //  the replay itself was whole
+    gw_event_unref (&a);
+    gw_event_unref (&b);
+    gw_stream_destroy (&stream);
+}
+
 //  ---------------------------------------------------------------------
 //  The writer fast path, over a socketpair
 
@@ -221,10 +253,11 @@ s_sock_write (void *arg, const char *data, size_t len)
 }
 
 static int
-s_sock_history (void *arg, const char *after, cm_value_t **payload)
+s_sock_history (void *arg, const char *after, const char *until, cm_value_t **payload)
 {
     s_live_t *live = arg;
     (void) after;
+    (void) until;
     live->history_calls++;
     *payload = cm_map_new ();
     cm_map_set_bool (*payload, "complete", false);
@@ -595,6 +628,7 @@ main (void)
         cmocka_unit_test (test_framing),        cmocka_unit_test (test_cursor),
         cmocka_unit_test (test_stream_queue_and_overflow),
         cmocka_unit_test (test_run_until_task_and_resync),
+        cmocka_unit_test (test_unfilled_gap_resyncs),
         cmocka_unit_test (test_fast_path),
         cmocka_unit_test (test_fast_path_client_gone_and_close),
         cmocka_unit_test (test_detached_stream),

@@ -186,21 +186,6 @@ s_has_votes (const svc_fan_reader_t *reader, int index, void *arg)
     return reader->closed || s_count_type (reader, ctx->feedback) >= (size_t) votes;
 }
 
-//  broadcaster's ping: the events it took from the store since it started
-//  (-1 when it does not answer).
-static long long
-s_events_in (svc_mesh_t *mesh, const char *suffix)
-{
-    char command[800], output[1024];
-    snprintf (command, sizeof command,
-              "%s/proto/chatmesh-ping --server broadcaster ipc://%s/sock/history%s 1000",
-              getenv ("CHATMESH_BIN_DIR"), svc_mesh_dir (mesh), suffix);
-    if (svc_run (command, output, sizeof output))
-        return -1;
-    const char *at = strstr (output, "events_in=");
-    return at ? atoll (at + 10) : -1;
-}
-
 //  The stream of reader `index` from its first vote on: see the file's
 //  comment. *first_seq and *last_seq get its ends, *types a hash of its
 //  sequence of types.
@@ -289,7 +274,7 @@ s_killer (void *arg)
         goto done;
     //  The first is back and takes the store's events (the load of the
     //  last phase went to it too); only then the other goes.
-    else if (s_events_in (killer->mesh, "") <= 0)
+    else if (svc_broadcaster_events_in (killer->mesh, "") <= 0)
         failed = "the restarted broadcaster took no event";
     else if (svc_mesh_kill (killer->mesh, "broadcaster2", SIGKILL))
         failed = "cannot kill broadcaster2";
@@ -387,7 +372,7 @@ s_kill_under_readers (svc_mesh_t *mesh, int final_tries)
     svc_fan_stop (fan);
     fprintf (stderr, "svc_fanout_kill: %d rounds (%d votes, %d regenerates) in %.0f ms\n",
              rounds, rounds * S_SESSIONS, rounds, load_ms);
-    assert_true (s_events_in (ctx->mesh, "-2") > 0); //  the second is back too
+    assert_true (svc_broadcaster_events_in (ctx->mesh, "-2") > 0); //  the second is back too
 
     size_t events = 0;
     for (int s = 0; s < S_SESSIONS; s++) {

@@ -988,3 +988,16 @@ svc_sse_close (svc_sse_t **sse_p)
     free (sse);
     *sse_p = NULL;
 }
+
+long long
+svc_broadcaster_events_in (svc_mesh_t *mesh, const char *suffix)
+{
+    char command[800], output[1024];
+    snprintf (command, sizeof command,
+              "%s/proto/chatmesh-ping --server broadcaster ipc://%s/sock/history%s 1000",
+              getenv ("CHATMESH_BIN_DIR"), svc_mesh_dir (mesh), suffix);
+    if (svc_run (command, output, sizeof output))
+        return -1;
+    const char *at = strstr (output, "events_in=");
+    return at ? atoll (at + 10) : -1;
+}

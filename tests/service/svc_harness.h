@@ -186,4 +186,9 @@ int svc_run (const char *command, char *output, size_t size);
 //  stderr into output as svc_run. Its exit code (0: every record is sound).
 int svc_store_verify (const char *dir, char *output, size_t size);
 
+//  A broadcaster's ping (suffix "" for "broadcaster", "-2" for
+//  "broadcaster2"): the events it took from the store since it started,
+//  or -1 when it does not answer.
+long long svc_broadcaster_events_in (svc_mesh_t *mesh, const char *suffix);
+
 #endif
