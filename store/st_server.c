@@ -4,6 +4,7 @@
 #include "cm_log.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
+#include "st_membership.h"
 #include "st_raft.h"
 #include "st_reads.h"
 
@@ -147,7 +148,10 @@ s_reader_actor (zsock_t *pipe, void *args)
             break;
         if (got == 0)
             continue;
-        st_ops_read (self->ops, request, cm_now_ms (), &reply);
+        if (request->type == CM_MSG_CLUSTER_CHANGE)
+            reply = st_membership_serve (self->raft, request);
+        else
+            st_ops_read (self->ops, request, cm_now_ms (), &reply);
         if (self->raft && request->type == CM_MSG_PING && reply && reply->type == CM_MSG_OK)
             st_raft_describe (self->raft, reply->payload);
         s_send_reply (pipe, &buffer, &identity, &reply);
@@ -622,7 +626,8 @@ s_start_raft (st_server_t *self, const st_server_config_t *config)
                              .node_id = config->node_id,
                              .dir = dir,
                              .snapshot_entries = config->raft_snapshot_entries,
-                             .election_ms = config->raft_election_ms};
+                             .election_ms = config->raft_election_ms,
+                             .join = config->join};
     self->raft = st_raft_new (&raft, self->fsm);
     return self->raft ? 0 : -1;
 }
@@ -705,6 +710,12 @@ s_forward (zactor_t *actor, const s_identity_t *identity, cm_envelope_t **reques
 static cm_envelope_t *
 s_replica_refusal (st_server_t *self, const cm_envelope_t *request)
 {
+    if (request->type == CM_MSG_CLUSTER_CHANGE)
+        return !self->raft ? cm_envelope_reply_error (request, CM_EBADSTATE,
+                                                      "this store is not replicated (no "
+                                                      "CHATMESH_STORE_PEERS)")
+               : st_raft_is_leader (self->raft) ? NULL
+                                                : st_raft_refusal (self->raft, request);
     if (!self->raft || request->type == CM_MSG_PING)
         return NULL;
     bool leader = st_raft_is_leader (self->raft);
@@ -738,7 +749,9 @@ s_handle_request (st_server_t *self, const s_identity_t *identity, const void *b
         ;
     else if (st_ops_is_write (request->type))
         target = self->writer;
-    else if (st_ops_is_read (request->type)) {
+    else if (st_ops_is_read (request->type) || request->type == CM_MSG_CLUSTER_CHANGE) {
+        //  A membership change waits on raft (catch-up, commits) on a
+        //  reader thread: the writer goes on committing meanwhile.
         target = self->readers[self->next_reader];
         self->next_reader = (self->next_reader + 1) % self->reader_count;
     }
