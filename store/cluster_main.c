@@ -3,7 +3,8 @@
     Usage: chatmesh-cluster add ID RAFT_HOST:PORT ENDPOINT [TIMEOUT_MS]
            chatmesh-cluster remove ID ENDPOINT [TIMEOUT_MS]
     ENDPOINT is any member's client endpoint: a follower's "leader is X"
-    is followed (up to 4 hops). Exit 0 and "ok: op=... id=..." once the
+    is followed (up to 4 hops), and "leader unknown" (an election, or a
+    node that has not heard from the leader yet) asked again for 5 s. Exit 0 and "ok: op=... id=..." once the
     change is committed (an add: once the node caught up and votes), 1 and
     the store's error otherwise, 2 on bad usage. TIMEOUT_MS (default
     35000) bounds each call; the leader itself gives up waiting after
@@ -19,6 +20,8 @@
 #include <string.h>
 
 #define S_HOPS_MAX 4
+#define S_UNKNOWN_WAIT_MS 5000 //  how long "leader unknown" is asked again
+#define S_UNKNOWN_PAUSE_MS 200
 
 static int
 s_usage (FILE *out)
@@ -32,11 +35,13 @@ s_usage (FILE *out)
     return out == stdout ? 0 : 2;
 }
 
-//  One call to endpoint: 0 with *reply, or cm_call's transport code.
+//  One call to endpoint: 0 with *reply (OK or ERROR), or cm_call's
+//  transport code.
 static int
 s_call (const char *endpoint, cm_curve_t *curve, const cm_envelope_t *request, int timeout_ms,
         cm_envelope_t **reply)
 {
+    *reply = NULL;
     zsock_t *dealer = cm_dealer_new_curve (endpoint, curve, "store");
     if (!dealer)
         return CM_EINVAL;
@@ -48,7 +53,7 @@ s_call (const char *endpoint, cm_curve_t *curve, const cm_envelope_t *request, i
             zclock_sleep (20);
     }
     zsock_destroy (&dealer);
-    return rc;
+    return *reply ? 0 : rc;
 }
 
 int
@@ -87,7 +92,8 @@ main (int argc, char **argv)
     if (add)
         cm_map_set_str (request->payload, "raft_address", argv[3]);
     int rc = 0, status = 1, hop = 0;
-    for (; hop < S_HOPS_MAX; hop++) {
+    int64_t unknown_until = zclock_mono () + S_UNKNOWN_WAIT_MS;
+    while (hop < S_HOPS_MAX) {
         cm_envelope_destroy (&reply);
         rc = s_call (endpoint, curve, request, timeout_ms, &reply);
         if (rc)
@@ -98,6 +104,12 @@ main (int argc, char **argv)
         if (reply->type == CM_MSG_ERROR && code == CM_ENOTLEADER
             && strncmp (text, "leader is ", 10) == 0) {
             snprintf (endpoint, sizeof endpoint, "%s", text + 10);
+            hop++;
+            continue;
+        }
+        if (reply->type == CM_MSG_ERROR && code == CM_ENOTLEADER
+            && zclock_mono () < unknown_until) {
+            zclock_sleep (S_UNKNOWN_PAUSE_MS);
             continue;
         }
         if (reply->type == CM_MSG_OK) {
