@@ -14,7 +14,9 @@
       made after it joined (min_index = that write's applied_index).
     - `chatmesh-cluster remove` of an original follower: it is no longer
       a member on any remaining node, writes go on through the leader, and
-      a second remove of it is refused (CM_ENOTFOUND, exit 1).          */
+      a second remove of it is refused (CM_ENOTFOUND, exit 1). Then the
+      leader removes itself: one of the two voters left leads and serves
+      writes.                                                           */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -268,6 +270,21 @@ test_join_add_then_remove (void **state)
     snprintf (args, sizeof args, "remove %d %s", svc_cluster_id (cluster, removed),
               svc_cluster_endpoint (cluster, S_JOINER));
     assert_int_equal (s_cli (args), 1);
+
+    //  The leader removes itself: the two left elect one and take writes.
+    leader = svc_cluster_leader (cluster, NULL);
+    snprintf (args, sizeof args, "remove %d %s", svc_cluster_id (cluster, leader),
+              svc_cluster_endpoint (cluster, leader));
+    assert_int_equal (s_cli (args), 0);
+    used = 0;
+    for (int i = 0; i < S_BOOT + 1; i++)
+        if (i != removed && i != leader)
+            used += (size_t) snprintf (expected + used, sizeof expected - used, "%s%d:voter",
+                                       used ? "," : "", svc_cluster_id (cluster, i));
+    s_write (cluster, "after-leader-removed");
+    int successor = svc_cluster_leader (cluster, NULL);
+    assert_true (successor >= 0 && successor != leader && successor != removed);
+    assert_true (s_await_members (cluster, successor, expected));
 }
 
 static void
