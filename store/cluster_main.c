@@ -45,11 +45,13 @@ s_call (const char *endpoint, cm_curve_t *curve, const cm_envelope_t *request, i
     zsock_t *dealer = cm_dealer_new_curve (endpoint, curve, "store");
     if (!dealer)
         return CM_EINVAL;
-    //  ZMQ_IMMEDIATE fails a send until the connection is up: retry that.
+    //  ZMQ_IMMEDIATE fails a send until the connection is up: retry that
+    //  (CM_EBACKEND and no reply; the store's own CM_EBACKEND comes with
+    //  its reply, and a change is never sent twice).
     int rc = CM_EBACKEND;
-    for (int waited = 0; rc == CM_EBACKEND && waited < timeout_ms; waited += 20) {
+    for (int waited = 0; rc == CM_EBACKEND && !*reply && waited < timeout_ms; waited += 20) {
         rc = cm_call (dealer, request, timeout_ms - waited, reply);
-        if (rc == CM_EBACKEND)
+        if (rc == CM_EBACKEND && !*reply)
             zclock_sleep (20);
     }
     zsock_destroy (&dealer);
@@ -117,8 +119,7 @@ main (int argc, char **argv)
             status = 0;
         }
         else
-            fprintf (stderr, "chatmesh-cluster: %s: %s (%s)\n", endpoint, text,
-                     cm_strerror (code));
+            fprintf (stderr, "chatmesh-cluster: %s: %s (code %d)\n", endpoint, text, code);
         break;
     }
     if (rc)

@@ -75,6 +75,7 @@ struct st_raft {
     pthread_cond_t change_done;
     s_slot_state_t change_slot;
     bool change_abandoned; //  its caller timed out: the loop clears the slot
+    bool change_waits_ended; //  the store is stopping: no caller waits
     st_raft_change_op_t change_op;
     uint64_t change_id;
     char change_address[ST_PEERS_ADDRESS_MAX + 1];
@@ -784,7 +785,7 @@ st_raft_change (st_raft_t *self, st_raft_change_op_t op, uint64_t id, const char
     int64_t until = cm_mono_ms () + timeout_ms;
     pthread_mutex_lock (&self->lock);
     while (self->change_slot != S_DONE && cm_mono_ms () < until
-           && !atomic_load (&self->loop_done)) {
+           && !atomic_load (&self->loop_done) && !self->change_waits_ended) {
         struct timespec wake;
         clock_gettime (CLOCK_REALTIME, &wake);
         wake.tv_nsec += 100 * 1000000L;
@@ -798,10 +799,15 @@ st_raft_change (st_raft_t *self, st_raft_change_op_t op, uint64_t id, const char
         snprintf (why, why_size, "%s", self->change_why);
         self->change_slot = S_IDLE;
     }
-    else if (self->change_slot == S_QUEUED || atomic_load (&self->loop_done)) {
+    else if (self->change_slot == S_QUEUED || atomic_load (&self->loop_done)
+             || self->change_waits_ended) {
         self->change_slot = S_IDLE; //  the loop never took it
         rc = CM_ETIMEOUT;
-        snprintf (why, why_size, "the change was not started in time (the store is busy or stopping)");
+        snprintf (why, why_size, "%s",
+                  self->change_slot == S_QUEUED
+                      ? "the change was not started in time (the store is busy or stopping)"
+                      : "the store is stopping: the change may or may not be committed (ping "
+                        "a member for raft.members)");
     }
     else {
         self->change_abandoned = true;
@@ -812,4 +818,13 @@ st_raft_change (st_raft_t *self, st_raft_change_op_t op, uint64_t id, const char
     }
     pthread_mutex_unlock (&self->lock);
     return rc;
+}
+
+void
+st_raft_end_change_waits (st_raft_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    self->change_waits_ended = true;
+    pthread_cond_broadcast (&self->change_done);
+    pthread_mutex_unlock (&self->lock);
 }

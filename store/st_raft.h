@@ -109,5 +109,9 @@ void st_raft_describe (st_raft_t *self, cm_value_t *ok);
                      add again after removing.                          */
 int st_raft_change (st_raft_t *self, st_raft_change_op_t op, uint64_t id,
                     const char *raft_address, int timeout_ms, char *why, size_t why_size);
+//  The store is stopping: a caller waiting in st_raft_change returns now
+//  (CM_ETIMEOUT) and later ones do not wait, so its thread can be joined
+//  before raft closes.
+void st_raft_end_change_waits (st_raft_t *self);
 
 #endif

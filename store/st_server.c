@@ -930,6 +930,9 @@ st_server_destroy (st_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     st_server_t *self = *self_p;
+    //  A reader waiting on a membership change returns, so it can be joined.
+    if (self->raft)
+        st_raft_end_change_waits (self->raft);
     //  The writer answers its parked claims and hands main every outbox it
     //  holds, up to "DRAINED"; they go out before the ROUTER closes.
     if (self->writer && zstr_send (self->writer, "DRAIN") == 0) {
