@@ -1,7 +1,7 @@
 /*  st_membership.h: the store's cluster_change request (an operator's,
-    through chatmesh-ping --cluster-add / --cluster-remove), served on a
-    reader thread of the leader (st_server routes it there once it leads;
-    a follower answers CM_ENOTLEADER with the hint).
+    through chatmesh-cluster add / remove), served by the leader on its
+    own thread, one after another (st_server routes it there once it
+    leads; a follower answers CM_ENOTLEADER with the hint).
 
     Payload {op: "add" | "remove", id, raft_address (add only)}. The
     change is st_raft_change's (its errors, word for word); the ok reply

@@ -97,7 +97,8 @@ void st_raft_describe (st_raft_t *self, cm_value_t *ok);
     Errors (why says which, nothing changed unless said):
       CM_ENOTLEADER  not the leader (the hint);
       CM_ECONFLICT   id or raft_address already a member, or a change is
-                     already running here or in raft (RAFT_CANTCHANGE);
+                     already running here (one that timed out) or in raft
+                     (RAFT_CANTCHANGE);
       CM_ENOTFOUND   remove of an id that is not a member;
       CM_EBADSTATE   remove of the last voter;
       CM_EINVAL      id 0 or an empty raft_address;

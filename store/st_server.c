@@ -47,6 +47,10 @@ struct st_server {
     zactor_t *writer;
     zactor_t *readers[S_MAX_READERS];
     int reader_count;
+    //  Replicated only: runs cluster_change requests one after another
+    //  (each waits on raft, up to ST_MEMBERSHIP_WAIT_MS), so no reader or
+    //  the writer is held up by one.
+    zactor_t *membership;
     int next_reader;
     atomic_bool stop;
 };
@@ -148,12 +152,36 @@ s_reader_actor (zsock_t *pipe, void *args)
             break;
         if (got == 0)
             continue;
-        if (request->type == CM_MSG_CLUSTER_CHANGE)
-            reply = st_membership_serve (self->raft, request);
-        else
-            st_ops_read (self->ops, request, cm_now_ms (), &reply);
+        st_ops_read (self->ops, request, cm_now_ms (), &reply);
         if (self->raft && request->type == CM_MSG_PING && reply && reply->type == CM_MSG_OK)
             st_raft_describe (self->raft, reply->payload);
+        s_send_reply (pipe, &buffer, &identity, &reply);
+        cm_envelope_destroy (&request);
+    }
+    free (buffer.data);
+}
+
+//  The membership thread: like a reader, for cluster_change only.
+static void
+s_membership_actor (zsock_t *pipe, void *args)
+{
+    st_server_t *self = args;
+    s_buffer_t buffer = {NULL, 0};
+    pthread_setname_np (pthread_self (), "store-members");
+    zsock_set_sndtimeo (pipe, 5000);
+    zsock_signal (pipe, 0);
+    while (true) {
+        s_identity_t identity;
+        cm_envelope_t *request = NULL, *reply = NULL;
+        char command[16];
+        int got = s_receive_request (pipe, &identity, &request, command, sizeof command);
+        if (got < 0 && zsys_interrupted)
+            continue; //  main thread will send $TERM
+        if (got < 0 || streq (command, "$TERM"))
+            break;
+        if (got == 0)
+            continue;
+        reply = st_membership_serve (self->raft, request);
         s_send_reply (pipe, &buffer, &identity, &reply);
         cm_envelope_destroy (&request);
     }
@@ -674,6 +702,8 @@ st_server_new (const st_server_config_t *config)
                                                            : config->readers;
     for (int i = 0; i < self->reader_count; i++)
         self->readers[i] = zactor_new (s_reader_actor, self);
+    if (self->raft)
+        self->membership = zactor_new (s_membership_actor, self);
     cm_notice ("store serving on %s, LMDB in %s (%s), %d readers%s", config->endpoint,
                config->dir, sync ? "fsync" : "no fsync", self->reader_count,
                self->raft ? ", replicated by raft" : "");
@@ -749,9 +779,9 @@ s_handle_request (st_server_t *self, const s_identity_t *identity, const void *b
         ;
     else if (st_ops_is_write (request->type))
         target = self->writer;
-    else if (st_ops_is_read (request->type) || request->type == CM_MSG_CLUSTER_CHANGE) {
-        //  A membership change waits on raft (catch-up, commits) on a
-        //  reader thread: the writer goes on committing meanwhile.
+    else if (request->type == CM_MSG_CLUSTER_CHANGE)
+        target = self->membership; //  s_replica_refusal let it through: raft runs
+    else if (st_ops_is_read (request->type)) {
         target = self->readers[self->next_reader];
         self->next_reader = (self->next_reader + 1) % self->reader_count;
     }
@@ -895,9 +925,11 @@ st_server_run (st_server_t *self)
 {
     //  Workers' pipes first, the ROUTER last: acknowledgements go out
     //  before more work comes in.
-    zmq_pollitem_t items[1 + 1 + S_MAX_READERS];
+    zmq_pollitem_t items[1 + 1 + 1 + S_MAX_READERS];
     int count = 0;
     items[count++] = (zmq_pollitem_t) {zsock_resolve (self->writer), 0, ZMQ_POLLIN, 0};
+    if (self->membership)
+        items[count++] = (zmq_pollitem_t) {zsock_resolve (self->membership), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < self->reader_count; i++)
         items[count++] = (zmq_pollitem_t) {zsock_resolve (self->readers[i]), 0, ZMQ_POLLIN, 0};
     void *router = zsock_resolve (self->router);
@@ -930,7 +962,7 @@ st_server_destroy (st_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     st_server_t *self = *self_p;
-    //  A reader waiting on a membership change returns, so it can be joined.
+    //  The membership thread waiting on a change returns, so it can be joined.
     if (self->raft)
         st_raft_end_change_waits (self->raft);
     //  The writer answers its parked claims and hands main every outbox it
@@ -949,6 +981,7 @@ st_server_destroy (st_server_t **self_p)
         zsock_set_linger (self->router, 1000);
     zsock_destroy (&self->router);
     zactor_destroy (&self->writer);
+    zactor_destroy (&self->membership);
     for (int i = 0; i < self->reader_count; i++)
         zactor_destroy (&self->readers[i]);
     for (int i = 0; i < self->event_sockets; i++)
