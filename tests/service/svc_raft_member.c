@@ -231,6 +231,16 @@ test_join_add_then_remove (void **state)
     printf ("chatmesh-cluster add took %lld ms\n", (long long) (cm_mono_ms () - started));
     assert_true (s_await_members (cluster, leader, "1:voter,2:voter,3:voter,4:voter"));
     assert_true (s_await_members (cluster, S_JOINER, "1:voter,2:voter,3:voter,4:voter"));
+    //  chatmesh-ping shows it as an operator sees it.
+    char command[512], line[1024] = "";
+    snprintf (command, sizeof command, "%s/proto/chatmesh-ping %s", getenv ("CHATMESH_BIN_DIR"),
+              svc_cluster_endpoint (cluster, S_JOINER));
+    FILE *ping = popen (command, "r");
+    assert_non_null (ping);
+    assert_non_null (fgets (line, sizeof line, ping));
+    assert_int_equal (pclose (ping), 0);
+    assert_non_null (strstr (line, " raft.voter=true"));
+    assert_non_null (strstr (line, " raft.members=1:voter,2:voter,3:voter,4:voter"));
     //  Caught up: the leader's applied index, and a write made now is
     //  readable on it by that write's index.
     long long index = s_write (cluster, "after-join");
