@@ -80,6 +80,10 @@
     /* any service */                                                                    \
     X (PING, "ping", READ, "liveness/readiness probe", CM_MSG_OPT ("from", STR, CM_NAME_MAX), \
        CM_MSG_OPT ("worker_prefix", STR, CM_NAME_MAX))                                   \
+    /* operator -> store leader (chatmesh-cluster add / remove) */                       \
+    X (CLUSTER_CHANGE, "cluster_change", WRITE, "add or remove a raft member of the store", \
+       CM_MSG_REQ ("op", STR, 16), CM_MSG_REQ ("id", INT, 0),                            \
+       CM_MSG_OPT ("raft_address", STR, 255))                                            \
     /* gateway -> store */                                                               \
     X (SESSION_START, "session_start", WRITE, "create/continue a session with a query",  \
        CM_MSG_CALLER, CM_MSG_LIMITED, CM_MSG_REQ ("session_id", STR, CM_SESSION_ID_MAX),  \

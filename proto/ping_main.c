@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  key=value for the strings and ints of map; a nested map (a replicated
-//  store's "raft") as prefix.key=value.
+//  key=value for the strings, ints and bools of map; a nested map (a
+//  replicated store's "raft") as prefix.key=value; a list of {id, role}
+//  (raft.members) as key=id:role,id:role.
 static void
 s_print_map (const cm_value_t *map, const char *prefix)
 {
@@ -28,6 +29,16 @@ s_print_map (const cm_value_t *map, const char *prefix)
             printf (" %s%s=%s", prefix, key, v->u.s.ptr);
         else if (v->type == CM_T_INT)
             printf (" %s%s=%lld", prefix, key, (long long) v->u.i);
+        else if (v->type == CM_T_BOOL)
+            printf (" %s%s=%s", prefix, key, v->u.b ? "true" : "false");
+        else if (v->type == CM_T_ARR) {
+            printf (" %s%s=", prefix, key);
+            for (size_t m = 0; m < cm_value_len (v); m++) {
+                const cm_value_t *item = cm_arr_at (v, m);
+                printf ("%s%lld:%s", m ? "," : "", (long long) cm_map_int (item, "id", 0),
+                        cm_map_str_or (item, "role", "?"));
+            }
+        }
         else if (v->type == CM_T_MAP && !*prefix) {
             char nested[64];
             snprintf (nested, sizeof nested, "%s.", key);

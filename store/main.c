@@ -48,6 +48,10 @@ static const cm_cfg_spec_t s_specs[] = {
      "one store, no raft)"},
     {"CHATMESH_STORE_NODE_ID", "--node-id", CM_CFG_INT, "0", 0, INT64_MAX,
      "which item of CHATMESH_STORE_PEERS this node is (required with peers)"},
+    {"CHATMESH_STORE_JOIN", "--join", CM_CFG_BOOL, "false", 0, 0,
+     "this node joins a running cluster: it does not bootstrap, it waits with an empty raft "
+     "dir until the leader adds it (chatmesh-cluster add); its peers list names the "
+     "members and itself, any count"},
     {"CHATMESH_STORE_RAFT_SNAPSHOT_ENTRIES", "--raft-snapshot-entries", CM_CFG_INT, "4096", 8,
      1048576,
      "raft entries between two snapshots (an LMDB copy); as many are kept behind each for "
@@ -128,9 +132,14 @@ main (int argc, char **argv)
     st_peers_t peers;
     const char *peers_text = cm_config_str (config, "CHATMESH_STORE_PEERS");
     uint64_t node_id = (uint64_t) cm_config_int (config, "CHATMESH_STORE_NODE_ID");
-    if (*peers_text) {
+    bool join = cm_config_bool (config, "CHATMESH_STORE_JOIN");
+    if (join && !*peers_text) {
+        fprintf (stderr, "chatmesh-store: CHATMESH_STORE_JOIN needs CHATMESH_STORE_PEERS\n");
+        rc = 1;
+    }
+    else if (*peers_text) {
         char why[512];
-        if (st_peers_parse (peers_text, &peers, why, sizeof why)) {
+        if ((join ? st_peers_parse_join : st_peers_parse) (peers_text, &peers, why, sizeof why)) {
             fprintf (stderr, "chatmesh-store: CHATMESH_STORE_PEERS: %s\n", why);
             rc = 1;
         }
@@ -141,11 +150,11 @@ main (int argc, char **argv)
                      (unsigned long long) node_id);
             rc = 1;
         }
-        if (rc == 1) {
-            cm_curve_destroy (&curve);
-            cm_config_destroy (&config);
-            return 1;
-        }
+    }
+    if (rc == 1) {
+        cm_curve_destroy (&curve);
+        cm_config_destroy (&config);
+        return 1;
     }
     st_server_config_t server_config = {
         .endpoint = cm_config_str (config, "CHATMESH_STORE_ENDPOINT"),
@@ -164,6 +173,7 @@ main (int argc, char **argv)
                 .worker_live_ms = 30000},
         .peers = *peers_text ? &peers : NULL,
         .node_id = node_id,
+        .join = join,
         .raft_snapshot_entries
         = (unsigned) cm_config_int (config, "CHATMESH_STORE_RAFT_SNAPSHOT_ENTRIES"),
         .raft_election_ms = (unsigned) cm_config_int (config, "CHATMESH_STORE_RAFT_ELECTION_MS"),

@@ -75,7 +75,7 @@ s_item (const char *item, size_t len, st_peer_t *peer, char *why, size_t why_siz
 }
 
 int
-st_peers_parse (const char *text, st_peers_t *out, char *why, size_t why_size)
+st_peers_parse_join (const char *text, st_peers_t *out, char *why, size_t why_size)
 {
     memset (out, 0, sizeof *out);
     const char *cursor = text ? text : "";
@@ -109,6 +109,14 @@ st_peers_parse (const char *text, st_peers_t *out, char *why, size_t why_size)
             break;
         cursor += len + 1;
     }
+    return 0;
+}
+
+int
+st_peers_parse (const char *text, st_peers_t *out, char *why, size_t why_size)
+{
+    if (st_peers_parse_join (text, out, why, why_size))
+        return CM_EINVAL;
     if (out->count % 2 == 0) {
         snprintf (why, why_size,
                   "%zu peers: use 1, 3 or 5 (an even count survives no more failures than one "

@@ -36,6 +36,10 @@ typedef struct {
 } st_peers_t;
 
 int st_peers_parse (const char *text, st_peers_t *out, char *why, size_t why_size);
+//  The same without the count rule, for a node that joins a running
+//  cluster (CHATMESH_STORE_JOIN): its list names the members it knows and
+//  itself, whatever their number (it bootstraps nothing).
+int st_peers_parse_join (const char *text, st_peers_t *out, char *why, size_t why_size);
 //  The item with this id, or NULL (borrowed from peers).
 const st_peer_t *st_peers_find (const st_peers_t *peers, uint64_t id);
 

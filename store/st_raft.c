@@ -26,6 +26,13 @@
 //  The one proposal in flight between the writer and the loop.
 typedef enum { S_IDLE, S_QUEUED, S_SUBMITTED, S_DONE } s_slot_state_t;
 
+#define S_MEMBERS_MAX 16 //  configuration entries ping shows
+
+typedef struct {
+    unsigned long long id;
+    int role;
+} s_member_t;
+
 struct st_raft {
     st_peers_t peers;
     uint64_t node_id;
@@ -63,6 +70,21 @@ struct st_raft {
     unsigned char slot_seed[ST_DET_SEED_BYTES];
     int slot_rc;
     st_fsm_result_t *slot_result;
+    //  The one membership change (st_raft_change), under lock: a caller
+    //  queues it, the loop runs it and signals change_done.
+    pthread_cond_t change_done;
+    s_slot_state_t change_slot;
+    bool change_abandoned; //  its caller timed out: the loop clears the slot
+    bool change_waits_ended; //  the store is stopping: no caller waits
+    st_raft_change_op_t change_op;
+    uint64_t change_id;
+    char change_address[ST_PEERS_ADDRESS_MAX + 1];
+    int change_rc;
+    char change_why[160];
+    struct raft_change change_req;
+    //  The configuration as the loop last saw it, under lock.
+    s_member_t members[S_MEMBERS_MAX];
+    unsigned member_count;
 };
 
 //  --------------------------------------------------------------------------
@@ -106,6 +128,12 @@ s_publish_state (st_raft_t *self)
     atomic_store (&self->state, raft_state (&self->raft));
     atomic_store (&self->term, (unsigned long long) self->raft.current_term);
     atomic_store (&self->applied, (unsigned long long) st_fsm_applied (self->st_fsm));
+    pthread_mutex_lock (&self->lock);
+    const struct raft_configuration *conf = &self->raft.configuration;
+    self->member_count = conf->n < S_MEMBERS_MAX ? conf->n : S_MEMBERS_MAX;
+    for (unsigned i = 0; i < self->member_count; i++)
+        self->members[i] = (s_member_t) {conf->servers[i].id, conf->servers[i].role};
+    pthread_mutex_unlock (&self->lock);
     s_barrier_if_new_leader (self);
 }
 
@@ -161,6 +189,136 @@ s_submit (st_raft_t *self)
 }
 
 static void
+s_change_finish (st_raft_t *self, int rc, const char *why)
+{
+    pthread_mutex_lock (&self->lock);
+    if (self->change_abandoned) {
+        cm_notice ("raft: the membership change of node %llu the caller gave up on ended: %s",
+                   (unsigned long long) self->change_id, rc ? why : "done");
+        self->change_slot = S_IDLE;
+        self->change_abandoned = false;
+    }
+    else {
+        self->change_slot = S_DONE;
+        self->change_rc = rc;
+        snprintf (self->change_why, sizeof self->change_why, "%s", why);
+        pthread_cond_signal (&self->change_done);
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void
+s_change_failed (st_raft_t *self, const char *step, int status)
+{
+    char why[160];
+    snprintf (why, sizeof why, "%s of node %llu failed: %s", step,
+              (unsigned long long) self->change_id, raft_strerror (status));
+    s_change_finish (self, status == RAFT_NOTLEADER ? CM_ENOTLEADER : CM_EBACKEND, why);
+}
+
+static void
+s_assign_done (struct raft_change *req, int status)
+{
+    st_raft_t *self = req->data;
+    s_publish_state (self);
+    if (status)
+        s_change_failed (self, "promoting to voter", status);
+    else
+        s_change_finish (self, 0, "");
+}
+
+static void
+s_add_done (struct raft_change *req, int status)
+{
+    st_raft_t *self = req->data;
+    s_publish_state (self);
+    if (status) {
+        s_change_failed (self, "adding", status);
+        return;
+    }
+    //  req is raft's no more once its callback runs: reused for the step.
+    int rv = raft_assign (&self->raft, &self->change_req, self->change_id, RAFT_VOTER,
+                          s_assign_done);
+    if (rv)
+        s_change_failed (self, "promoting to voter (the node stays a spare: remove it)", rv);
+}
+
+static void
+s_remove_done (struct raft_change *req, int status)
+{
+    st_raft_t *self = req->data;
+    s_publish_state (self);
+    if (status)
+        s_change_failed (self, "removing", status);
+    else
+        s_change_finish (self, 0, "");
+}
+
+//  Checks the queued change against the configuration and starts it.
+static void
+s_change_submit (st_raft_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool queued = self->change_slot == S_QUEUED;
+    if (queued)
+        self->change_slot = S_SUBMITTED;
+    pthread_mutex_unlock (&self->lock);
+    if (!queued)
+        return;
+    const struct raft_configuration *conf = &self->raft.configuration;
+    const struct raft_server *found = NULL;
+    unsigned voters = 0;
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id == self->change_id)
+            found = &conf->servers[i];
+        voters += conf->servers[i].role == RAFT_VOTER;
+    }
+    char why[160];
+    unsigned long long id = (unsigned long long) self->change_id;
+    if (raft_state (&self->raft) != RAFT_LEADER) {
+        st_raft_hint (self, why, sizeof why);
+        s_change_finish (self, CM_ENOTLEADER, why);
+        return;
+    }
+    if (self->change_op == ST_RAFT_ADD && found) {
+        snprintf (why, sizeof why, "node %llu is already a member (%s)", id,
+                  found->role == RAFT_VOTER ? "voter" : "not a voter: remove it first");
+        s_change_finish (self, CM_ECONFLICT, why);
+        return;
+    }
+    if (self->change_op == ST_RAFT_REMOVE && !found) {
+        snprintf (why, sizeof why, "node %llu is not a member", id);
+        s_change_finish (self, CM_ENOTFOUND, why);
+        return;
+    }
+    if (self->change_op == ST_RAFT_REMOVE && found->role == RAFT_VOTER && voters == 1) {
+        snprintf (why, sizeof why, "node %llu is the last voter", id);
+        s_change_finish (self, CM_EBADSTATE, why);
+        return;
+    }
+    self->change_req.data = self;
+    int rv = self->change_op == ST_RAFT_ADD
+                 ? raft_add (&self->raft, &self->change_req, self->change_id,
+                             self->change_address, s_add_done)
+                 : raft_remove (&self->raft, &self->change_req, self->change_id, s_remove_done);
+    if (rv == 0)
+        return;
+    if (rv == RAFT_CANTCHANGE)
+        snprintf (why, sizeof why, "a configuration change is already running in raft");
+    else if (rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS)
+        snprintf (why, sizeof why, "%s is already a member's",
+                  rv == RAFT_DUPLICATEID ? "the id" : "the raft address");
+    else
+        snprintf (why, sizeof why, "raft refused it: %s", raft_strerror (rv));
+    s_change_finish (self,
+                     rv == RAFT_CANTCHANGE || rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS
+                         ? CM_ECONFLICT
+                     : rv == RAFT_NOTLEADER ? CM_ENOTLEADER
+                                            : CM_EBACKEND,
+                     why);
+}
+
+static void
 s_after_close (uv_handle_t *handle)
 {
     (void) handle;
@@ -188,6 +346,7 @@ s_wake (uv_async_t *handle)
         return;
     }
     s_submit (self);
+    s_change_submit (self);
 }
 
 static void
@@ -327,7 +486,7 @@ s_start (st_raft_t *self, const st_raft_config_t *config)
                 : raft_configuration_add (&conf, self->peers.peers[i].id,
                                           self->peers.peers[i].raft_address, RAFT_VOTER);
     if (rv == 0) {
-        rv = raft_bootstrap (&self->raft, &conf);
+        rv = config->join ? RAFT_CANTBOOTSTRAP : raft_bootstrap (&self->raft, &conf);
         if (rv == 0)
             cm_notice ("raft: bootstrapped a new cluster of %zu voters in %s", self->peers.count,
                        self->dir);
@@ -366,6 +525,7 @@ st_raft_new (const st_raft_config_t *config, st_fsm_t *fsm)
     snprintf (self->dir, sizeof self->dir, "%s", config->dir);
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->done, NULL);
+    pthread_cond_init (&self->change_done, NULL);
     if (s_start (self, config) || pthread_create (&self->thread, NULL, s_loop_thread, self)) {
         st_raft_destroy (&self);
         return NULL;
@@ -405,6 +565,7 @@ st_raft_destroy (st_raft_t **self_p)
         uv_loop_close (&self->loop);
     st_fsm_result_destroy (&self->slot_result);
     pthread_cond_destroy (&self->done);
+    pthread_cond_destroy (&self->change_done);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -582,5 +743,88 @@ st_raft_describe (st_raft_t *self, cm_value_t *ok)
     cm_map_set_int (raft, "term", (int64_t) atomic_load (&self->term));
     cm_map_set_int (raft, "applied", (int64_t) atomic_load (&self->applied));
     cm_map_set_bool (raft, "reads_ready", st_raft_reads_ready (self));
+    static const char *member_roles[] = {"standby", "voter", "spare"}; //  RAFT_STANDBY..SPARE
+    cm_value_t *members = cm_arr_new ();
+    bool voter = false;
+    pthread_mutex_lock (&self->lock);
+    for (unsigned i = 0; i < self->member_count; i++) {
+        cm_value_t *member = cm_map_new ();
+        int role = self->members[i].role;
+        cm_map_set_int (member, "id", (int64_t) self->members[i].id);
+        cm_map_set_str (member, "role", role >= 0 && role <= 2 ? member_roles[role] : "unknown");
+        cm_arr_push (members, member);
+        voter = voter || (self->members[i].id == self->node_id && role == RAFT_VOTER);
+    }
+    pthread_mutex_unlock (&self->lock);
+    cm_map_set_bool (raft, "voter", voter);
+    cm_map_set (raft, "members", members);
     cm_map_set (ok, "raft", raft);
+}
+
+int
+st_raft_change (st_raft_t *self, st_raft_change_op_t op, uint64_t id, const char *raft_address,
+                int timeout_ms, char *why, size_t why_size)
+{
+    if (id == 0 || (op == ST_RAFT_ADD && (!raft_address || !*raft_address))) {
+        snprintf (why, why_size, "%s", id == 0 ? "id must be 1 or more" : "raft_address is required to add");
+        return CM_EINVAL;
+    }
+    pthread_mutex_lock (&self->lock);
+    if (self->change_slot != S_IDLE) {
+        pthread_mutex_unlock (&self->lock);
+        snprintf (why, why_size, "a membership change is already running on this leader");
+        return CM_ECONFLICT;
+    }
+    self->change_slot = S_QUEUED;
+    self->change_op = op;
+    self->change_id = id;
+    snprintf (self->change_address, sizeof self->change_address, "%s",
+              raft_address ? raft_address : "");
+    pthread_mutex_unlock (&self->lock);
+    uv_async_send (&self->wake);
+    int64_t until = cm_mono_ms () + timeout_ms;
+    pthread_mutex_lock (&self->lock);
+    while (self->change_slot != S_DONE && cm_mono_ms () < until
+           && !atomic_load (&self->loop_done) && !self->change_waits_ended) {
+        struct timespec wake;
+        clock_gettime (CLOCK_REALTIME, &wake);
+        wake.tv_nsec += 100 * 1000000L;
+        if (wake.tv_nsec >= 1000000000L)
+            wake.tv_sec++, wake.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait (&self->change_done, &self->lock, &wake);
+    }
+    int rc;
+    if (self->change_slot == S_DONE) {
+        rc = self->change_rc;
+        snprintf (why, why_size, "%s", self->change_why);
+        self->change_slot = S_IDLE;
+    }
+    else if (self->change_slot == S_QUEUED || atomic_load (&self->loop_done)
+             || self->change_waits_ended) {
+        self->change_slot = S_IDLE; //  the loop never took it
+        rc = CM_ETIMEOUT;
+        snprintf (why, why_size, "%s",
+                  self->change_slot == S_QUEUED
+                      ? "the change was not started in time (the store is busy or stopping)"
+                      : "the store is stopping: the change may or may not be committed (ping "
+                        "a member for raft.members)");
+    }
+    else {
+        self->change_abandoned = true;
+        rc = CM_ETIMEOUT;
+        snprintf (why, why_size,
+                  "the change of node %llu is still running: ping the leader for its members",
+                  (unsigned long long) id);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return rc;
+}
+
+void
+st_raft_end_change_waits (st_raft_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    self->change_waits_ended = true;
+    pthread_cond_broadcast (&self->change_done);
+    pthread_mutex_unlock (&self->lock);
 }

@@ -5,7 +5,8 @@
     and its TCP transport on this node's raft address (st_peers.h). On
     start a node whose raft dir is empty bootstraps the configuration of
     every peer as voters (each node does it alike), so a new cluster needs
-    no extra step. The FSM is st_fsm.h; that loop thread is the only one
+    no extra step; a node started with join does not: it waits, with an
+    empty log, for the leader to add it (st_raft_change). The FSM is st_fsm.h; that loop thread is the only one
     that writes LMDB.
 
     The writer thread hands a batch over with st_raft_write_batch: it
@@ -49,7 +50,10 @@ typedef struct {
     const char *dir;            //  raft's directory (created if missing)
     unsigned snapshot_entries;  //  entries between snapshots (0: 4096)
     unsigned election_ms;       //  0: 1000
+    bool join;                  //  never bootstrap: wait to be added
 } st_raft_config_t;
+
+typedef enum { ST_RAFT_ADD, ST_RAFT_REMOVE } st_raft_change_op_t;
 
 typedef struct st_raft st_raft_t;
 
@@ -78,7 +82,37 @@ uint64_t st_raft_applied (st_raft_t *self);
 void st_raft_hint (st_raft_t *self, char *buffer, size_t size);
 //  An error reply CM_ENOTLEADER with the hint to request.
 cm_envelope_t *st_raft_refusal (st_raft_t *self, const cm_envelope_t *request);
-//  Adds "raft": {id, role, leader, term, applied, reads_ready} to a ping's ok payload.
+//  Adds "raft": {id, role, leader, term, applied, reads_ready, voter,
+//  members: [{id, role: voter|standby|spare}]} to a ping's ok payload
+//  (members: this node's latest configuration, committed or not).
 void st_raft_describe (st_raft_t *self, cm_value_t *ok);
+
+/*  A membership change, run by the leader's loop; blocks the calling
+    thread (not the writer: a reader) until it is done or timeout_ms.
+      add     raft_add (id, raft_address) as a spare, then once that entry
+              commits raft_assign (RAFT_VOTER): raft first sends the node
+              the log (or a snapshot) until it has caught up, then commits
+              the configuration with it as a voter;
+      remove  raft_remove (id).
+    Errors (why says which, nothing changed unless said):
+      CM_ENOTLEADER  not the leader (the hint);
+      CM_ECONFLICT   id or raft_address already a member, or a change is
+                     already running here (one that timed out) or in raft
+                     (RAFT_CANTCHANGE);
+      CM_ENOTFOUND   remove of an id that is not a member;
+      CM_EBADSTATE   remove of the last voter;
+      CM_EINVAL      id 0 or an empty raft_address;
+      CM_ETIMEOUT    not done within timeout_ms: it goes on, and a ping
+                     of the leader (members) tells when it is;
+      CM_EBACKEND    raft failed it (e.g. the new node did not catch up),
+                     raft's error in why; an add whose spare entry
+                     committed leaves the node a spare: remove it, or
+                     add again after removing.                          */
+int st_raft_change (st_raft_t *self, st_raft_change_op_t op, uint64_t id,
+                    const char *raft_address, int timeout_ms, char *why, size_t why_size);
+//  The store is stopping: a caller waiting in st_raft_change returns now
+//  (CM_ETIMEOUT) and later ones do not wait, so its thread can be joined
+//  before raft closes.
+void st_raft_end_change_waits (st_raft_t *self);
 
 #endif

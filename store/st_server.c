@@ -4,6 +4,7 @@
 #include "cm_log.h"
 #include "cm_rpc.h"
 #include "cm_time.h"
+#include "st_membership.h"
 #include "st_raft.h"
 #include "st_reads.h"
 
@@ -46,6 +47,10 @@ struct st_server {
     zactor_t *writer;
     zactor_t *readers[S_MAX_READERS];
     int reader_count;
+    //  Replicated only: runs cluster_change requests one after another
+    //  (each waits on raft, up to ST_MEMBERSHIP_WAIT_MS), so no reader or
+    //  the writer is held up by one.
+    zactor_t *membership;
     int next_reader;
     atomic_bool stop;
 };
@@ -150,6 +155,33 @@ s_reader_actor (zsock_t *pipe, void *args)
         st_ops_read (self->ops, request, cm_now_ms (), &reply);
         if (self->raft && request->type == CM_MSG_PING && reply && reply->type == CM_MSG_OK)
             st_raft_describe (self->raft, reply->payload);
+        s_send_reply (pipe, &buffer, &identity, &reply);
+        cm_envelope_destroy (&request);
+    }
+    free (buffer.data);
+}
+
+//  The membership thread: like a reader, for cluster_change only.
+static void
+s_membership_actor (zsock_t *pipe, void *args)
+{
+    st_server_t *self = args;
+    s_buffer_t buffer = {NULL, 0};
+    pthread_setname_np (pthread_self (), "store-members");
+    zsock_set_sndtimeo (pipe, 5000);
+    zsock_signal (pipe, 0);
+    while (true) {
+        s_identity_t identity;
+        cm_envelope_t *request = NULL, *reply = NULL;
+        char command[16];
+        int got = s_receive_request (pipe, &identity, &request, command, sizeof command);
+        if (got < 0 && zsys_interrupted)
+            continue; //  main thread will send $TERM
+        if (got < 0 || streq (command, "$TERM"))
+            break;
+        if (got == 0)
+            continue;
+        reply = st_membership_serve (self->raft, request);
         s_send_reply (pipe, &buffer, &identity, &reply);
         cm_envelope_destroy (&request);
     }
@@ -622,7 +654,8 @@ s_start_raft (st_server_t *self, const st_server_config_t *config)
                              .node_id = config->node_id,
                              .dir = dir,
                              .snapshot_entries = config->raft_snapshot_entries,
-                             .election_ms = config->raft_election_ms};
+                             .election_ms = config->raft_election_ms,
+                             .join = config->join};
     self->raft = st_raft_new (&raft, self->fsm);
     return self->raft ? 0 : -1;
 }
@@ -669,6 +702,8 @@ st_server_new (const st_server_config_t *config)
                                                            : config->readers;
     for (int i = 0; i < self->reader_count; i++)
         self->readers[i] = zactor_new (s_reader_actor, self);
+    if (self->raft)
+        self->membership = zactor_new (s_membership_actor, self);
     cm_notice ("store serving on %s, LMDB in %s (%s), %d readers%s", config->endpoint,
                config->dir, sync ? "fsync" : "no fsync", self->reader_count,
                self->raft ? ", replicated by raft" : "");
@@ -705,6 +740,12 @@ s_forward (zactor_t *actor, const s_identity_t *identity, cm_envelope_t **reques
 static cm_envelope_t *
 s_replica_refusal (st_server_t *self, const cm_envelope_t *request)
 {
+    if (request->type == CM_MSG_CLUSTER_CHANGE)
+        return !self->raft ? cm_envelope_reply_error (request, CM_EBADSTATE,
+                                                      "this store is not replicated (no "
+                                                      "CHATMESH_STORE_PEERS)")
+               : st_raft_is_leader (self->raft) ? NULL
+                                                : st_raft_refusal (self->raft, request);
     if (!self->raft || request->type == CM_MSG_PING)
         return NULL;
     bool leader = st_raft_is_leader (self->raft);
@@ -738,6 +779,8 @@ s_handle_request (st_server_t *self, const s_identity_t *identity, const void *b
         ;
     else if (st_ops_is_write (request->type))
         target = self->writer;
+    else if (request->type == CM_MSG_CLUSTER_CHANGE)
+        target = self->membership; //  s_replica_refusal let it through: raft runs
     else if (st_ops_is_read (request->type)) {
         target = self->readers[self->next_reader];
         self->next_reader = (self->next_reader + 1) % self->reader_count;
@@ -882,9 +925,11 @@ st_server_run (st_server_t *self)
 {
     //  Workers' pipes first, the ROUTER last: acknowledgements go out
     //  before more work comes in.
-    zmq_pollitem_t items[1 + 1 + S_MAX_READERS];
+    zmq_pollitem_t items[1 + 1 + 1 + S_MAX_READERS];
     int count = 0;
     items[count++] = (zmq_pollitem_t) {zsock_resolve (self->writer), 0, ZMQ_POLLIN, 0};
+    if (self->membership)
+        items[count++] = (zmq_pollitem_t) {zsock_resolve (self->membership), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < self->reader_count; i++)
         items[count++] = (zmq_pollitem_t) {zsock_resolve (self->readers[i]), 0, ZMQ_POLLIN, 0};
     void *router = zsock_resolve (self->router);
@@ -917,6 +962,9 @@ st_server_destroy (st_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     st_server_t *self = *self_p;
+    //  The membership thread waiting on a change returns, so it can be joined.
+    if (self->raft)
+        st_raft_end_change_waits (self->raft);
     //  The writer answers its parked claims and hands main every outbox it
     //  holds, up to "DRAINED"; they go out before the ROUTER closes.
     if (self->writer && zstr_send (self->writer, "DRAIN") == 0) {
@@ -933,6 +981,7 @@ st_server_destroy (st_server_t **self_p)
         zsock_set_linger (self->router, 1000);
     zsock_destroy (&self->router);
     zactor_destroy (&self->writer);
+    zactor_destroy (&self->membership);
     for (int i = 0; i < self->reader_count; i++)
         zactor_destroy (&self->readers[i]);
     for (int i = 0; i < self->event_sockets; i++)

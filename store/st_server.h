@@ -45,6 +45,7 @@ typedef struct {
     //  and ping tells the node's raft role.
     const st_peers_t *peers;
     uint64_t node_id;
+    bool join;                      //  wait to be added, never bootstrap
     unsigned raft_snapshot_entries; //  0: st_raft's default
     unsigned raft_election_ms;      //  0: st_raft's default
 } st_server_config_t;

@@ -78,7 +78,7 @@ test_access_and_names (void **state)
                                CM_MSG_VERSION_ACTIVATE, CM_MSG_MESSAGE_RESTORE,
                                CM_MSG_SESSION_DELETE, CM_MSG_SESSION_RESTORE,
                                CM_MSG_SESSION_RENAME, CM_MSG_MESSAGE_CONTINUE,
-                               CM_MSG_RATE_REFUND};
+                               CM_MSG_RATE_REFUND, CM_MSG_CLUSTER_CHANGE};
     size_t write_count = 0;
     for (int type = CM_MSG_NONE + 1; type < CM_MSG_COUNT; type++) {
         const char *name = cm_msg_name ((cm_msg_t) type);

@@ -79,6 +79,25 @@ test_refusals (void **state)
                "more than 5");
 }
 
+//  A joiner's list has no count rule (it bootstraps nothing), every other.
+static void
+test_join_any_count (void **state)
+{
+    (void) state;
+    const char *four = "1=a:1=tcp://a:1,2=b:1=tcp://b:1,3=c:1=tcp://c:1,4=d:1=tcp://d:1";
+    st_peers_t peers;
+    char why[256] = "";
+    assert_int_equal (st_peers_parse_join (four, &peers, why, sizeof why), 0);
+    assert_int_equal (peers.count, 4);
+    assert_string_equal (st_peers_find (&peers, 4)->raft_address, "d:1");
+    assert_int_equal (st_peers_parse (four, &peers, why, sizeof why), CM_EINVAL);
+    assert_non_null (strstr (why, "use 1, 3 or 5"));
+    assert_int_equal (st_peers_parse_join ("1=a:1=tcp://a:1,1=b:1=tcp://b:1", &peers, why,
+                                           sizeof why),
+                      CM_EINVAL);
+    assert_non_null (strstr (why, "its id is also peer 1"));
+}
+
 static void
 test_limits (void **state)
 {
@@ -104,6 +123,7 @@ main (void)
         cmocka_unit_test (test_three_peers),
         cmocka_unit_test (test_one_voter),
         cmocka_unit_test (test_refusals),
+        cmocka_unit_test (test_join_any_count),
         cmocka_unit_test (test_limits),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -24,12 +24,14 @@ typedef struct {
     char dir[300];
     pid_t pid;
     zsock_t *dealer;
+    bool joiner; //  started with CHATMESH_STORE_JOIN and every node's peers
 } s_node_t;
 
 struct svc_cluster {
     int n;
     char dir[256];
-    char peers[1024];
+    char peers[1024];     //  the bootstrap nodes
+    char peers_all[1024]; //  and the joiners
     char *env[32];
     size_t env_count;
     s_node_t nodes[SVC_CLUSTER_MAX];
@@ -74,8 +76,11 @@ svc_cluster_spawn (svc_cluster_t *self, int i)
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        char peers[1100], id[64], endpoint[128], data[400], events[400];
-        snprintf (peers, sizeof peers, "CHATMESH_STORE_PEERS=%s", self->peers);
+        char peers[1100], join[32] = "CHATMESH_STORE_JOIN=1", id[64], endpoint[128], data[400], events[400];
+        snprintf (peers, sizeof peers, "CHATMESH_STORE_PEERS=%s",
+                  node->joiner ? self->peers_all : self->peers);
+        if (node->joiner)
+            putenv (join);
         snprintf (id, sizeof id, "CHATMESH_STORE_NODE_ID=%d", node->id);
         snprintf (endpoint, sizeof endpoint, "CHATMESH_STORE_ENDPOINT=%s", node->endpoint);
         snprintf (data, sizeof data, "CHATMESH_DATA_DIR=%s/data%d", self->dir, node->id);
@@ -270,10 +275,16 @@ svc_cluster_write (svc_cluster_t *self, const cm_envelope_t *request, int deadli
 svc_cluster_t *
 svc_cluster_start (int n, const char *const *env)
 {
-    if (n < 1 || n > SVC_CLUSTER_MAX)
+    return svc_cluster_start_joinable (n, 0, env);
+}
+
+svc_cluster_t *
+svc_cluster_start_joinable (int n, int joiners, const char *const *env)
+{
+    if (n < 1 || joiners < 0 || n + joiners > SVC_CLUSTER_MAX)
         return NULL;
     svc_cluster_t *self = calloc (1, sizeof *self);
-    self->n = n;
+    self->n = n + joiners;
     snprintf (self->dir, sizeof self->dir, "/tmp/svc_cluster_XXXXXX");
     if (!mkdtemp (self->dir)) {
         free (self);
@@ -281,17 +292,22 @@ svc_cluster_start (int n, const char *const *env)
     }
     for (size_t i = 0; env && env[i] && self->env_count < 32; i++)
         self->env[self->env_count++] = strdup (env[i]);
-    size_t used = 0;
-    for (int i = 0; i < n; i++) {
+    size_t used = 0, used_all = 0;
+    for (int i = 0; i < self->n; i++) {
         s_node_t *node = &self->nodes[i];
         node->id = i + 1;
+        node->joiner = i >= n;
         node->raft_port = s_free_port ();
         node->client_port = s_free_port ();
         snprintf (node->endpoint, sizeof node->endpoint, "tcp://127.0.0.1:%d", node->client_port);
         snprintf (node->dir, sizeof node->dir, "%s/data%d/store", self->dir, node->id);
-        used += (size_t) snprintf (self->peers + used, sizeof self->peers - used,
-                                   "%s%d=127.0.0.1:%d=%s", i ? "," : "", node->id,
-                                   node->raft_port, node->endpoint);
+        if (!node->joiner)
+            used += (size_t) snprintf (self->peers + used, sizeof self->peers - used,
+                                       "%s%d=127.0.0.1:%d=%s", i ? "," : "", node->id,
+                                       node->raft_port, node->endpoint);
+        used_all += (size_t) snprintf (self->peers_all + used_all,
+                                       sizeof self->peers_all - used_all, "%s%d=127.0.0.1:%d=%s",
+                                       i ? "," : "", node->id, node->raft_port, node->endpoint);
         node->dealer = cm_dealer_new (node->endpoint);
     }
     for (int i = 0; i < n; i++)
@@ -330,4 +346,16 @@ svc_cluster_stop (svc_cluster_t **self_p)
         free (self->env[i]);
     free (self);
     *self_p = NULL;
+}
+
+int
+svc_cluster_id (svc_cluster_t *self, int i)
+{
+    return self->nodes[i].id;
+}
+
+void
+svc_cluster_raft_address (svc_cluster_t *self, int i, char *buffer, size_t size)
+{
+    snprintf (buffer, size, "127.0.0.1:%d", self->nodes[i].raft_port);
 }

@@ -23,6 +23,13 @@ typedef struct svc_cluster svc_cluster_t;
 //  n nodes, extra "NAME=value" settings for every node (may be NULL). Waits
 //  until one of them leads (10 s). NULL on failure (printed).
 svc_cluster_t *svc_cluster_start (int n, const char *const *env);
+//  The same n nodes, and joiners more (nodes n .. n+joiners-1) not started:
+//  svc_cluster_spawn starts one with CHATMESH_STORE_JOIN=1 and peers that
+//  name every node (it waits to be added, chatmesh-cluster add).
+svc_cluster_t *svc_cluster_start_joinable (int n, int joiners, const char *const *env);
+//  Node i's raft id and raft address ("127.0.0.1:port").
+int svc_cluster_id (svc_cluster_t *self, int i);
+void svc_cluster_raft_address (svc_cluster_t *self, int i, char *buffer, size_t size);
 //  SIGTERM every running node, wait, remove the dir (kept when
 //  CHATMESH_KEEP_TEST_DIR is set).
 void svc_cluster_stop (svc_cluster_t **self_p);
