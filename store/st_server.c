@@ -132,18 +132,22 @@ s_proto_error (const void *body, size_t size, const char *why)
 //  --------------------------------------------------------------------------
 //  Reader threads
 
+//  What a reader-like thread does with one request: its reply (may be
+//  NULL: nothing is sent).
+typedef cm_envelope_t *(*s_serve_fn) (st_server_t *self, const cm_envelope_t *request);
+
+//  The loop of a thread fed [identity, request] by main until $TERM.
+//  Named for top -H, perf and renice (docs/performance.md, Round 6).
 static void
-s_reader_actor (zsock_t *pipe, void *args)
+s_serve_loop (zsock_t *pipe, st_server_t *self, const char *thread_name, s_serve_fn serve)
 {
-    st_server_t *self = args;
     s_buffer_t buffer = {NULL, 0};
-    //  Named for top -H, perf and renice (docs/performance.md, Round 6).
-    pthread_setname_np (pthread_self (), "store-reader");
+    pthread_setname_np (pthread_self (), thread_name);
     zsock_set_sndtimeo (pipe, 5000);
     zsock_signal (pipe, 0);
     while (true) {
         s_identity_t identity;
-        cm_envelope_t *request = NULL, *reply = NULL;
+        cm_envelope_t *request = NULL;
         char command[16];
         int got = s_receive_request (pipe, &identity, &request, command, sizeof command);
         if (got < 0 && zsys_interrupted)
@@ -152,40 +156,41 @@ s_reader_actor (zsock_t *pipe, void *args)
             break;
         if (got == 0)
             continue;
-        st_ops_read (self->ops, request, cm_now_ms (), &reply);
-        if (self->raft && request->type == CM_MSG_PING && reply && reply->type == CM_MSG_OK)
-            st_raft_describe (self->raft, reply->payload);
+        cm_envelope_t *reply = serve (self, request);
         s_send_reply (pipe, &buffer, &identity, &reply);
         cm_envelope_destroy (&request);
     }
     free (buffer.data);
 }
 
-//  The membership thread: like a reader, for cluster_change only.
+static cm_envelope_t *
+s_serve_read (st_server_t *self, const cm_envelope_t *request)
+{
+    cm_envelope_t *reply = NULL;
+    st_ops_read (self->ops, request, cm_now_ms (), &reply);
+    if (self->raft && request->type == CM_MSG_PING && reply && reply->type == CM_MSG_OK)
+        st_raft_describe (self->raft, reply->payload);
+    return reply;
+}
+
+static void
+s_reader_actor (zsock_t *pipe, void *args)
+{
+    s_serve_loop (pipe, args, "store-reader", s_serve_read);
+}
+
+static cm_envelope_t *
+s_serve_membership (st_server_t *self, const cm_envelope_t *request)
+{
+    return st_membership_serve (self->raft, request);
+}
+
+//  The membership thread: like a reader, for cluster_change only (a
+//  change waits for commits, and reads must not wait behind it).
 static void
 s_membership_actor (zsock_t *pipe, void *args)
 {
-    st_server_t *self = args;
-    s_buffer_t buffer = {NULL, 0};
-    pthread_setname_np (pthread_self (), "store-members");
-    zsock_set_sndtimeo (pipe, 5000);
-    zsock_signal (pipe, 0);
-    while (true) {
-        s_identity_t identity;
-        cm_envelope_t *request = NULL, *reply = NULL;
-        char command[16];
-        int got = s_receive_request (pipe, &identity, &request, command, sizeof command);
-        if (got < 0 && zsys_interrupted)
-            continue; //  main thread will send $TERM
-        if (got < 0 || streq (command, "$TERM"))
-            break;
-        if (got == 0)
-            continue;
-        reply = st_membership_serve (self->raft, request);
-        s_send_reply (pipe, &buffer, &identity, &reply);
-        cm_envelope_destroy (&request);
-    }
-    free (buffer.data);
+    s_serve_loop (pipe, args, "store-members", s_serve_membership);
 }
 
 //  --------------------------------------------------------------------------
