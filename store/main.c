@@ -46,7 +46,7 @@ static const cm_cfg_spec_t s_specs[] = {
      "replicate the store by raft over these nodes: a comma list of "
      "id=raft_host:port=client_endpoint, 1, 3 or 5 of them, the same on every node (empty: "
      "one store, no raft)"},
-    {"CHATMESH_STORE_NODE_ID", "--node-id", CM_CFG_INT, "0", 0, INT64_MAX,
+    {"CHATMESH_STORE_NODE_ID", "--node-id", CM_CFG_INT, "0", 0, 1000000000,
      "which item of CHATMESH_STORE_PEERS this node is (required with peers)"},
     {"CHATMESH_STORE_JOIN", "--join", CM_CFG_BOOL, "false", 0, 0,
      "this node joins a running cluster: it does not bootstrap, it waits with an empty raft "
